@@ -1,0 +1,141 @@
+// mesh demo: the bookinfo-style sample (productpage → details, reviews v1/v2/v3 → ratings),
+// each app with its sidecar, plus the ingress and a light traffic generator.
+import type { Command } from 'commander';
+import chalk from 'chalk';
+import http from 'node:http';
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { context, checked } from './context.js';
+import { ensureInstalled } from './install.js';
+import { freePort, portInUse, sleep } from '../platform/local/install.js';
+import { launchDetached, stopWorkloads, type WorkloadSpec } from '../platform/local/workloads.js';
+import { recordAlive, type StateDir, type WorkloadRecord } from '../platform/local/state.js';
+import { parsePort } from '../util/duration.js';
+import { MeshError } from '../util/errors.js';
+import { step } from '../ui/output.js';
+import { PACKAGE_ROOT } from '../version.js';
+
+const DEMO_DIR = join(PACKAGE_ROOT, 'demo');
+
+const APPS: { service: string; version: string; script: string }[] = [
+  { service: 'details', version: 'v1', script: 'details.js' },
+  { service: 'ratings', version: 'v1', script: 'ratings.js' },
+  { service: 'reviews', version: 'v1', script: 'reviews.js' },
+  { service: 'reviews', version: 'v2', script: 'reviews.js' },
+  { service: 'reviews', version: 'v3', script: 'reviews.js' },
+  { service: 'productpage', version: 'v1', script: 'productpage.js' },
+];
+
+type DemoRecord = WorkloadRecord & { demo?: boolean };
+
+const isDemo = (r: WorkloadRecord) => (r as DemoRecord).demo === true;
+
+interface DemoFlags {
+  ingressPort?: string;
+  down?: boolean;
+  rate: string;
+  traffic: boolean;
+}
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('install if needed and run the bookinfo sample with its sidecars and an ingress')
+    .option('--ingress-port <port>', 'ingress port on 127.0.0.1 (default 8080, or a free one if taken)')
+    .option('--rate <rps>', 'requests per second from the traffic generator', '1')
+    .option('--no-traffic', 'do not start the traffic generator')
+    .option('--down', 'stop the sample')
+    .action(async (f: DemoFlags, cmd: Command) => {
+      const { state } = context(cmd);
+      if (f.down) {
+        const stopped = await step('Stopping the sample', () => stopWorkloads(state, isDemo), (r) => `Stopped the sample (${r.length} processes)`);
+        if (!stopped.length) console.log('The sample was not running.');
+        return;
+      }
+      const rate = Number(f.rate);
+      if (!(rate >= 0 && rate <= 1000)) throw new MeshError(`rate '${f.rate}' is not a number of requests per second`, 'pass --rate 0-1000');
+      await ensureInstalled(state, { trustDomain: 'cluster.local' });
+      const running = state.workloads().filter((r) => isDemo(r) && recordAlive(r));
+      const ingress = running.find((r) => r.kind === 'ingress');
+      if (running.length && ingress) {
+        console.log(`The sample is already running: ${chalk.bold(`http://${ingress.outbound}/productpage`)}`);
+        return;
+      }
+      if (running.length) await stopWorkloads(state, isDemo);
+      const ingressPort = await pickIngressPort(f.ingressPort);
+      try {
+        await step('Starting details, ratings, reviews v1 v2 v3 and productpage with their sidecars', () => Promise.all(APPS.map(async (a) => {
+          const spec: WorkloadSpec = {
+            kind: 'workload', service: a.service, version: a.version, namespace: 'default', appPort: await freePort(),
+            command: [process.execPath, join(DEMO_DIR, a.script)], demo: true,
+          };
+          return launchDetached(state, spec);
+        })), () => 'Started details, ratings, reviews v1 v2 v3 and productpage, each with its sidecar');
+        const ing = await step('Starting the ingress', () => launchDetached(state, {
+          kind: 'ingress', service: 'ingress', version: 'v1', namespace: 'default', ingressPort, defaultService: 'productpage', demo: true,
+        }), (r) => `Ingress listening on http://${r.rec.outbound}`);
+        const url = `http://${ing.rec.outbound}/productpage`;
+        await step('Waiting for the product page', () => waitForPage(url), () => 'The product page answers through the mesh');
+        if (f.traffic && rate > 0) startTraffic(state, url, rate);
+        console.log(`
+The sample is running. Open the product page:
+  ${chalk.bold(url)}
+Each load names the reviews version that served it (reviews-v1, -v2 or -v3), all over mutual TLS.
+
+Next:
+  mesh workloads                          the apps and their sidecars
+  curl -s ${url} | grep -o 'reviews-v.'
+  curl -s -H 'end-user: jason' ${url}   (sign in as jason: ?u=jason)
+  mesh demo --down                        stop the sample`);
+      } catch (err) {
+        await stopWorkloads(state, isDemo);
+        throw err;
+      }
+    });
+}
+
+async function pickIngressPort(flag: string | undefined): Promise<number> {
+  if (flag !== undefined) return checked(() => parsePort(flag, 'ingress port', true), 'pass --ingress-port 1-65535');
+  return (await portInUse(8080)) ? freePort() : 8080;
+}
+
+function waitForPage(url: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const once = () => new Promise<string>((resolve) => {
+    const req = http.get(url, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(res.statusCode === 200 ? body : ''));
+    });
+    req.setTimeout(3000, () => req.destroy());
+    req.on('error', () => resolve(''));
+  });
+  return (async () => {
+    while (Date.now() < deadline) {
+      if (/reviews-v[123]/.test(await once())) return;
+      await sleep(250);
+    }
+    throw new MeshError(`the product page did not answer at ${url} within ${timeoutMs / 1000} s`, "see the logs in the state dir's logs/ folder");
+  })();
+}
+
+/** The traffic generator is a plain process (not meshed): it plays the users in front of the ingress. */
+function startTraffic(state: StateDir, url: string, rate: number): void {
+  mkdirSync(state.path('logs'), { recursive: true });
+  const log = state.workloadLog('demo-traffic');
+  const fd = openSync(log, 'a');
+  const child = spawn(process.execPath, [join(DEMO_DIR, 'traffic.js')], {
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, TARGET_URL: url, RATE: String(rate), MESH_DEMO_TRAFFIC: '1' },
+  });
+  closeSync(fd);
+  child.unref();
+  const rec: DemoRecord = {
+    instance: 'demo-traffic', kind: 'process', service: 'traffic', namespace: 'default', version: 'v1', pid: child.pid!,
+    outbound: '-', admin: '-', state: 'running', startedAt: new Date().toISOString(), log, demo: true,
+  };
+  state.writeWorkload(rec);
+}

@@ -1,0 +1,80 @@
+// mesh install / mesh uninstall on the local platform.
+import type { Command } from 'commander';
+import chalk from 'chalk';
+import { rmSync } from 'node:fs';
+import { checked, context } from './context.js';
+import { controlVersion, initState, startControl, stopControl } from '../platform/local/install.js';
+import { stopWorkloads } from '../platform/local/workloads.js';
+import type { StateDir } from '../platform/local/state.js';
+import { parseDuration, parsePort } from '../util/duration.js';
+import { step } from '../ui/output.js';
+import { MeshError } from '../util/errors.js';
+
+export interface InstallFlags {
+  trustDomain: string;
+  controlPort?: string;
+  certLifetime?: string;
+}
+
+/** Installs, or brings an installed mesh's control plane back; changes nothing when all is up. */
+export async function ensureInstalled(state: StateDir, f: InstallFlags): Promise<'installed' | 'started' | 'unchanged'> {
+  const controlPort = f.controlPort ? checked(() => parsePort(f.controlPort!, 'control port'), 'pass --control-port 1-65535') : undefined;
+  const certLifetimeMs = f.certLifetime ? checked(() => parseDuration(f.certLifetime!, 'certificate lifetime'), 'e.g. --cert-lifetime 24h') : undefined;
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(f.trustDomain)) {
+    throw new MeshError(`trust domain '${f.trustDomain}' is not valid`, 'use lower-case letters, digits, dots and dashes, e.g. cluster.local');
+  }
+  if (state.isInstalled()) {
+    const cfg = state.config();
+    if ((await controlVersion(state)) !== undefined) {
+      console.log(`mesh is already installed in ${state.display} (control plane on https://127.0.0.1:${cfg.controlPort}); nothing changed`);
+      return 'unchanged';
+    }
+    await step('Starting the control plane', () => startControl(state), (p) => `Control plane was not running: started on https://127.0.0.1:${p}`);
+    return 'started';
+  }
+  await step('Generating the trust anchor and issuer', () => initState(state, { trustDomain: f.trustDomain, controlPort, certLifetimeMs }),
+    (c) => `Generated the trust anchor and issuer (trust domain ${c.trustDomain})`);
+  try {
+    await step('Starting the control plane', () => startControl(state), (p) => `Control plane listening on https://127.0.0.1:${p}`);
+  } catch (err) {
+    // A refused install leaves nothing behind.
+    rmSync(state.root, { recursive: true, force: true });
+    throw err;
+  }
+  return 'installed';
+}
+
+export function registerInstall(program: Command): void {
+  program
+    .command('install')
+    .description('install the mesh: trust anchor, issuer and a running control plane')
+    .option('--trust-domain <domain>', 'trust domain of the SPIFFE identities', 'cluster.local')
+    .option('--control-port <port>', 'control plane port on 127.0.0.1 (default: a free port)')
+    .option('--cert-lifetime <duration>', 'lifetime of workload certificates', '24h')
+    .action(async (flags: InstallFlags, cmd: Command) => {
+      const { state } = context(cmd);
+      const r = await ensureInstalled(state, flags);
+      if (r === 'installed') {
+        console.log(`\nmesh is installed. Next: ${chalk.bold('mesh demo')} for the sample app, or ${chalk.bold('mesh run --name web --port 8080 -- <command>')}`);
+      }
+    });
+
+  program
+    .command('uninstall')
+    .description('stop the control plane and every workload and sidecar mesh started')
+    .option('--purge', 'also remove the state directory (identity, config, logs)')
+    .action(async (flags: { purge?: boolean }, cmd: Command) => {
+      const { state } = context(cmd);
+      if (!state.isInstalled() && !state.control() && state.workloads().length === 0) {
+        throw new MeshError(`mesh is not installed in ${state.display}`, 'nothing to uninstall');
+      }
+      const stopped = await step('Stopping workloads', () => stopWorkloads(state), (r) => `Stopped ${r.length} workload${r.length === 1 ? '' : 's'} and their sidecars`);
+      void stopped;
+      await step('Stopping the control plane', () => stopControl(state), (was) => was ? 'Stopped the control plane' : 'Control plane was not running');
+      if (flags.purge) {
+        await step('Removing the state', async () => rmSync(state.root, { recursive: true, force: true }), () => `Removed ${state.display}`);
+      } else {
+        console.log(`State kept in ${state.display} (identity, logs); 'mesh uninstall --purge' removes it`);
+      }
+    });
+}

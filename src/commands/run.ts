@@ -1,0 +1,135 @@
+// mesh run / mesh ingress / mesh stop / mesh workloads: workloads with their sidecars, locally.
+import type { Command } from 'commander';
+import chalk from 'chalk';
+import { checked, context, outputFormat } from './context.js';
+import { checkName } from '../model/snapshot.js';
+import { parsePort } from '../util/duration.js';
+import { MeshError } from '../util/errors.js';
+import { json, table } from '../ui/output.js';
+import { launchDetached, newInstanceName, runWorkload, stopWorkloads, type WorkloadSpec } from '../platform/local/workloads.js';
+import { recordAlive, type WorkloadRecord } from '../platform/local/state.js';
+
+interface RunFlags {
+  name: string;
+  version: string;
+  namespace: string;
+  port: string;
+  instance?: string;
+  detach?: boolean;
+  output?: string;
+  demo?: boolean;
+}
+
+function names(f: { name?: string; version?: string; namespace: string; instance?: string }): void {
+  checked(() => {
+    if (f.name !== undefined) checkName(f.name, 'service name');
+    if (f.version !== undefined) checkName(f.version, 'version');
+    checkName(f.namespace, 'namespace');
+    if (f.instance !== undefined) checkName(f.instance, 'instance name');
+  }, 'names are lower-case letters, digits and -, like reviews or v2');
+}
+
+function describe(rec: WorkloadRecord, appListening: boolean): string {
+  const lines = [`${chalk.bold(rec.instance)} started (${rec.kind === 'ingress' ? 'ingress' : `service ${rec.service}, version ${rec.version}`}, namespace ${rec.namespace})`];
+  if (rec.kind === 'ingress') lines.push(`  ingress:  http://${rec.outbound}/ → ${rec.service === 'ingress' ? '' : rec.service}`);
+  else lines.push(`  app:      pid ${rec.appPid}, port ${rec.appPort}${appListening ? '' : chalk.yellow(' (not listening yet; it joins the service when it does)')}`);
+  lines.push(`  sidecar:  pid ${rec.pid}, outbound ${rec.outbound}${rec.inbound ? `, inbound ${rec.inbound} (mTLS)` : ''}, admin ${rec.admin}`);
+  lines.push(`  logs:     ${rec.log}`);
+  return lines.join('\n');
+}
+
+async function start(cmd: Command, spec: WorkloadSpec, f: { detach?: boolean; output?: string }): Promise<void> {
+  const format = outputFormat(f.output);
+  const { state } = context(cmd, format === 'json');
+  state.config();
+  if (f.detach) {
+    const { rec, appListening } = await launchDetached(state, spec);
+    if (format === 'json') json(rec);
+    else console.log(describe(rec, appListening));
+    return;
+  }
+  const instance = spec.instance ?? newInstanceName(spec);
+  const code = await runWorkload(state, { ...spec, instance }, (rec) => {
+    if (format === 'json') json(rec);
+    else process.stderr.write(describe(rec, true).replace(/ \(not listening.*$/m, '') + '\n');
+  });
+  process.exitCode = code;
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('run an app with its sidecar proxy: mesh run --name reviews --version v1 --port 9081 -- node app.js')
+    .requiredOption('--name <service>', 'service the app belongs to')
+    .option('--version <version>', 'version of the service (subsets and splits use it)', 'v1')
+    .option('-n, --namespace <namespace>', 'namespace of the service', 'default')
+    .requiredOption('--port <port>', 'port the app listens on (127.0.0.1); also given to it as $PORT')
+    .option('--instance <name>', 'name of this instance (default: service-version-random)')
+    .option('-d, --detach', 'run in the background')
+    .option('-o, --output <format>', 'table or json')
+    .option('--demo', 'started by mesh demo (internal)')
+    .argument('<command...>', "the app's command, after --")
+    .action(async (command: string[], f: RunFlags, cmd: Command) => {
+      names(f);
+      const appPort = checked(() => parsePort(f.port, 'app port'), 'pass --port 1-65535');
+      await start(cmd, { kind: 'workload', service: f.name, version: f.version, namespace: f.namespace, instance: f.instance, appPort, command, demo: f.demo }, f);
+    });
+
+  program
+    .command('ingress')
+    .description('run the ingress: plain HTTP on 127.0.0.1 into the mesh (north-south)')
+    .option('--port <port>', 'port to listen on, on 127.0.0.1', '8080')
+    .option('--service <service>', 'service that gets requests whose Host is not a mesh service', 'productpage')
+    .option('-n, --namespace <namespace>', 'namespace the ingress routes into', 'default')
+    .option('--instance <name>', 'name of this instance')
+    .option('-d, --detach', 'run in the background')
+    .option('-o, --output <format>', 'table or json')
+    .option('--demo', 'started by mesh demo (internal)')
+    .action(async (f: { port: string; service: string; namespace: string; instance?: string; detach?: boolean; output?: string; demo?: boolean }, cmd: Command) => {
+      names({ name: f.service, namespace: f.namespace, instance: f.instance });
+      const ingressPort = checked(() => parsePort(f.port, 'ingress port', true), 'pass --port 1-65535');
+      await start(cmd, { kind: 'ingress', service: 'ingress', version: 'v1', namespace: f.namespace, instance: f.instance, ingressPort, defaultService: f.service, demo: f.demo }, f);
+    });
+
+  program
+    .command('stop')
+    .description('stop workloads by instance name, or every instance of a service')
+    .argument('[instance...]', 'instance names (see mesh workloads)')
+    .option('--service <service>', 'stop every instance of this service')
+    .action(async (instances: string[], f: { service?: string }, cmd: Command) => {
+      const { state } = context(cmd);
+      if (!instances.length && !f.service) throw new MeshError('nothing to stop', 'name instances (mesh workloads lists them) or pass --service');
+      const known = new Set(state.workloads().map((r) => r.instance));
+      const unknown = instances.filter((i) => !known.has(i));
+      if (unknown.length) throw new MeshError(`no workload named ${unknown.join(', ')}`, "'mesh workloads' lists the running ones");
+      const stopped = await stopWorkloads(state, (r) => instances.includes(r.instance) || r.service === f.service);
+      if (!stopped.length) throw new MeshError(`no running instance of service ${f.service}`, "'mesh workloads' lists the running ones");
+      for (const r of stopped) console.log(`${r.instance} stopped`);
+    });
+
+  program
+    .command('workloads')
+    .alias('ps')
+    .description('list the workloads running on the local platform')
+    .option('-o, --output <format>', 'table or json')
+    .action((f: { output?: string }, cmd: Command) => {
+      const format = outputFormat(f.output);
+      const { state } = context(cmd, format === 'json');
+      const recs = state.workloads().map((r) => ({ ...r, status: recordAlive(r) ? 'Running' : 'Gone' }));
+      if (format === 'json') return json(recs);
+      if (!recs.length) {
+        console.log("No workloads running. Start one with 'mesh run', or the sample with 'mesh demo'.");
+        return;
+      }
+      console.log(table(['NAMESPACE', 'INSTANCE', 'SERVICE', 'VERSION', 'STATUS', 'APP', 'OUTBOUND', 'INBOUND', 'AGE'],
+        recs.map((r) => [r.namespace, r.instance, r.kind === 'ingress' ? '(ingress)' : r.service, r.version, r.status,
+          r.appPort ?? '-', r.outbound, r.inbound ?? '-', age(r.startedAt)])));
+    });
+}
+
+function age(since: string): string {
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(since)) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  return `${Math.round(s / 3600)}h`;
+}

@@ -1,0 +1,25 @@
+// mesh version: the client's version and, when it answers, the control plane's.
+import type { Command } from 'commander';
+import { context, outputFormat } from './context.js';
+import { controlVersion } from '../platform/local/install.js';
+import { VERSION } from '../version.js';
+import { json } from '../ui/output.js';
+
+export function registerVersion(program: Command): void {
+  program
+    .command('version')
+    .description("print the client's and the control plane's versions")
+    .option('--client', 'print the client version only')
+    .option('-o, --output <format>', 'table or json')
+    .action(async (flags: { client?: boolean; output?: string }, cmd: Command) => {
+      const format = outputFormat(flags.output);
+      let server: string | undefined;
+      if (!flags.client) {
+        const { state } = context(cmd, format === 'json');
+        server = state.isInstalled() ? await controlVersion(state).catch(() => undefined) : undefined;
+      }
+      if (format === 'json') return json(flags.client ? { client: VERSION } : { client: VERSION, server: server ?? null });
+      console.log(`Client version: ${VERSION}`);
+      if (!flags.client) console.log(`Server version: ${server ?? 'unavailable'}`);
+    });
+}

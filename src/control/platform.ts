@@ -1,0 +1,11 @@
+// What the control plane needs from the platform it runs on; local and Kubernetes implement it.
+import type { EndpointRecord } from './registry.js';
+
+export interface ControlPlatform {
+  readonly name: 'local' | 'kubernetes';
+  /** Endpoints known before a restart, so a restarted control plane does not push an empty mesh. */
+  loadEndpoints(): EndpointRecord[];
+  saveEndpoints(endpoints: EndpointRecord[]): void;
+  /** A fast liveness signal beyond lease expiry (a local process id, a pod phase). */
+  endpointGone(ep: EndpointRecord): boolean;
+}

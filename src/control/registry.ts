@@ -1,0 +1,101 @@
+// Which endpoints serve which service: registered by proxies, kept alive by heartbeats (leases).
+import { EventEmitter } from 'node:events';
+import type { EndpointInfo, ServiceInfo, Snapshot } from '../model/snapshot.js';
+import { serviceKey } from '../model/snapshot.js';
+import type { ControlPlatform } from './platform.js';
+
+export interface EndpointRecord extends EndpointInfo {
+  pid?: number;
+  admin?: string;
+  registeredAt: string;
+}
+
+export class Registry extends EventEmitter {
+  private readonly endpoints = new Map<string, EndpointRecord>();
+  private readonly leases = new Map<string, number>();
+  private readonly epoch = Date.now().toString(36);
+  private counter = 0;
+  private snap: Snapshot;
+  private sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly trustDomain: string,
+    private readonly platform: ControlPlatform,
+    private readonly leaseMs = 6000,
+  ) {
+    super();
+    const now = Date.now();
+    for (const ep of platform.loadEndpoints()) {
+      this.endpoints.set(ep.instance, ep);
+      this.leases.set(ep.instance, now + leaseMs);
+    }
+    this.snap = this.build();
+    this.sweeper = setInterval(() => this.sweep(), 1000);
+    this.sweeper.unref();
+  }
+
+  get snapshot(): Snapshot {
+    return this.snap;
+  }
+
+  list(): EndpointRecord[] {
+    return [...this.endpoints.values()];
+  }
+
+  /** Registers or refreshes; the snapshot changes only when the endpoint itself does. */
+  upsert(ep: EndpointRecord): void {
+    this.leases.set(ep.instance, Date.now() + this.leaseMs);
+    const old = this.endpoints.get(ep.instance);
+    if (old && sameEndpoint(old, ep)) return;
+    this.endpoints.set(ep.instance, ep);
+    this.changed();
+  }
+
+  remove(instance: string): boolean {
+    this.leases.delete(instance);
+    if (!this.endpoints.delete(instance)) return false;
+    this.changed();
+    return true;
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    let dirty = false;
+    for (const [instance, ep] of this.endpoints) {
+      if ((this.leases.get(instance) ?? 0) < now || this.platform.endpointGone(ep)) {
+        this.endpoints.delete(instance);
+        this.leases.delete(instance);
+        dirty = true;
+      }
+    }
+    if (dirty) this.changed();
+  }
+
+  private changed(): void {
+    this.snap = this.build();
+    this.platform.saveEndpoints(this.list());
+    this.emit('change', this.snap);
+  }
+
+  private build(): Snapshot {
+    const services = new Map<string, ServiceInfo>();
+    const sorted = [...this.endpoints.values()].sort((a, b) => a.instance.localeCompare(b.instance));
+    for (const ep of sorted) {
+      const key = serviceKey(ep.namespace, ep.service);
+      let svc = services.get(key);
+      if (!svc) services.set(key, (svc = { namespace: ep.namespace, name: ep.service, endpoints: [] }));
+      const { instance, namespace, service, version, address, port, identity } = ep;
+      svc.endpoints.push({ instance, namespace, service, version, address, port, identity });
+    }
+    return { version: `${this.epoch}.${++this.counter}`, trustDomain: this.trustDomain, services: [...services.values()] };
+  }
+}
+
+function sameEndpoint(a: EndpointRecord, b: EndpointRecord): boolean {
+  return a.address === b.address && a.port === b.port && a.version === b.version && a.identity === b.identity &&
+    a.service === b.service && a.namespace === b.namespace && a.pid === b.pid && a.admin === b.admin;
+}

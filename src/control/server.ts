@@ -1,0 +1,198 @@
+// The control plane's API: certificates (identity), endpoint registration (discovery), config watch.
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { timingSafeEqual } from 'node:crypto';
+import { URL } from 'node:url';
+import { formatIdentity, parseIdentity, verifyPeer, type Identity } from '../identity/spiffe.js';
+import type { Issuer } from '../identity/ca.js';
+import { checkName } from '../model/snapshot.js';
+import { HttpError, readJsonBody, sendJson } from '../util/http.js';
+import type { EndpointRecord, Registry } from './registry.js';
+import { VERSION } from '../version.js';
+
+export interface ControlAuth {
+  /** Bearer credential for the CLI's admin calls. */
+  adminToken: string;
+  /** The join credential that lets a workload of namespace/serviceAccount get its first certificate. */
+  joinTokenFor(namespace: string, serviceAccount: string): string;
+}
+
+export interface ControlServerOptions {
+  trustDomain: string;
+  trustAnchorsPem: string;
+  issuer: Issuer;
+  issuerCertPem: string;
+  certLifetimeMs: number;
+  registry: Registry;
+  auth: ControlAuth;
+  tls: { cert: string; key: string };
+  watchTimeoutMs?: number;
+}
+
+interface CertificateRequest {
+  namespace: string;
+  serviceAccount: string;
+  csr: string;
+}
+
+const peerIds = new WeakMap<object, Identity | null>();
+
+export function createControlServer(o: ControlServerOptions): https.Server {
+  const watchTimeout = o.watchTimeoutMs ?? 20_000;
+  const server = https.createServer({
+    cert: o.tls.cert,
+    key: o.tls.key,
+    ca: o.trustAnchorsPem,
+    requestCert: true,
+    // Bootstrap calls come without a client certificate; each route decides what it needs.
+    rejectUnauthorized: false,
+    minVersion: 'TLSv1.3',
+  });
+
+  function peer(req: IncomingMessage): Identity | null {
+    const sock = req.socket as TLSSocket;
+    let id = peerIds.get(sock);
+    if (id === undefined) {
+      id = null;
+      if (sock.authorized) {
+        try {
+          id = verifyPeer(sock.getPeerX509Certificate(), o.trustDomain);
+        } catch {
+          id = null;
+        }
+      }
+      peerIds.set(sock, id);
+    }
+    return id;
+  }
+
+  function requirePeer(req: IncomingMessage): Identity {
+    const id = peer(req);
+    if (!id) throw new HttpError(401, 'a valid mesh client certificate is required');
+    return id;
+  }
+
+  function requireAdmin(req: IncomingMessage): void {
+    if (!bearerMatches(req, o.auth.adminToken)) throw new HttpError(401, 'the admin credential is required');
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'https://control');
+    const route = `${req.method} ${url.pathname}`;
+    if (route === 'GET /v1/version') return sendJson(res, 200, { version: VERSION, trustDomain: o.trustDomain });
+    if (route === 'GET /ready') return sendJson(res, 200, { ready: true });
+    if (route === 'POST /v1/certificates') return issueCertificate(req, res);
+    if (route === 'POST /v1/endpoints') return registerEndpoint(req, res);
+    if (req.method === 'DELETE' && url.pathname.startsWith('/v1/endpoints/')) {
+      const id = requirePeer(req);
+      const instance = decodeURIComponent(url.pathname.slice('/v1/endpoints/'.length));
+      const ep = o.registry.list().find((e) => e.instance === instance);
+      if (ep && ep.identity !== formatIdentity(id)) throw new HttpError(403, `${instance} belongs to another identity`);
+      o.registry.remove(instance);
+      return sendJson(res, 200, { removed: !!ep });
+    }
+    if (route === 'GET /v1/watch') return watch(req, res, url.searchParams.get('since') ?? '');
+    if (route === 'GET /v1/endpoints') {
+      requireAdmin(req);
+      return sendJson(res, 200, o.registry.list());
+    }
+    if (route === 'GET /v1/snapshot') {
+      requireAdmin(req);
+      return sendJson(res, 200, o.registry.snapshot);
+    }
+    throw new HttpError(404, `no such API: ${route}`);
+  }
+
+  async function issueCertificate(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readJsonBody<CertificateRequest>(req);
+    if (typeof body.namespace !== 'string' || typeof body.serviceAccount !== 'string' || typeof body.csr !== 'string') {
+      throw new HttpError(400, 'namespace, serviceAccount and csr are required');
+    }
+    const want: Identity = { trustDomain: o.trustDomain, namespace: body.namespace, serviceAccount: body.serviceAccount };
+    const wantUri = formatIdentity(want);
+    if (!parseIdentity(wantUri)) throw new HttpError(400, `invalid identity ${wantUri}`);
+    // Renewal with the current certificate, or bootstrap with the join credential for exactly this identity.
+    const current = peer(req);
+    const renewing = current !== null && formatIdentity(current) === wantUri;
+    if (!renewing && !bearerMatches(req, o.auth.joinTokenFor(body.namespace, body.serviceAccount))) {
+      throw new HttpError(403, `not authorized to obtain identity ${wantUri}`);
+    }
+    let certificate: string;
+    try {
+      certificate = o.issuer.signCsr(body.csr, wantUri, o.certLifetimeMs);
+    } catch (err) {
+      throw new HttpError(400, (err as Error).message);
+    }
+    sendJson(res, 200, { identity: wantUri, certificate, chain: [o.issuerCertPem], trustAnchors: o.trustAnchorsPem });
+  }
+
+  async function registerEndpoint(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const id = requirePeer(req);
+    const b = await readJsonBody<Partial<EndpointRecord>>(req);
+    for (const [k, v] of Object.entries({ instance: b.instance, service: b.service, namespace: b.namespace, version: b.version })) {
+      try {
+        checkName(String(v ?? ''), k);
+      } catch (err) {
+        throw new HttpError(400, (err as Error).message);
+      }
+    }
+    if (b.namespace !== id.namespace || b.service !== id.serviceAccount) {
+      throw new HttpError(403, `identity ${formatIdentity(id)} cannot register endpoints of ${b.namespace}/${b.service}`);
+    }
+    if (!Number.isInteger(b.port) || b.port! <= 0 || b.port! > 65535) throw new HttpError(400, 'port must be 1-65535');
+    const existing = o.registry.list().find((e) => e.instance === b.instance);
+    if (existing && existing.identity !== formatIdentity(id)) throw new HttpError(409, `instance ${b.instance} is taken`);
+    o.registry.upsert({
+      instance: b.instance!,
+      namespace: b.namespace!,
+      service: b.service!,
+      version: b.version!,
+      address: '127.0.0.1',
+      port: b.port!,
+      identity: formatIdentity(id),
+      pid: typeof b.pid === 'number' ? b.pid : undefined,
+      admin: typeof b.admin === 'string' ? b.admin : undefined,
+      registeredAt: existing?.registeredAt ?? new Date().toISOString(),
+    });
+    sendJson(res, 200, { ok: true, version: o.registry.snapshot.version });
+  }
+
+  function watch(req: IncomingMessage, res: ServerResponse, since: string): void {
+    requirePeer(req);
+    if (o.registry.snapshot.version !== since) return sendJson(res, 200, o.registry.snapshot);
+    const done = () => {
+      clearTimeout(timer);
+      o.registry.off('change', onChange);
+      res.off('close', done);
+    };
+    const onChange = () => {
+      done();
+      sendJson(res, 200, o.registry.snapshot);
+    };
+    const timer = setTimeout(() => {
+      done();
+      res.writeHead(204).end();
+    }, watchTimeout);
+    o.registry.on('change', onChange);
+    res.on('close', done);
+  }
+
+  o.registry.setMaxListeners(0);
+  server.on('request', (req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      const status = err instanceof HttpError ? err.status : 500;
+      if (!res.headersSent) sendJson(res, status, { error: (err as Error).message });
+      else res.destroy();
+    });
+  });
+  return server;
+}
+
+function bearerMatches(req: IncomingMessage, expected: string): boolean {
+  const h = req.headers.authorization ?? '';
+  if (!h.startsWith('Bearer ')) return false;
+  const got = Buffer.from(h.slice(7));
+  const want = Buffer.from(expected);
+  return got.length === want.length && timingSafeEqual(got, want);
+}

@@ -1,0 +1,28 @@
+// The control plane's view of the local platform: a registry file in the state dir, process liveness.
+import type { ControlPlatform } from '../../control/platform.js';
+import type { EndpointRecord } from '../../control/registry.js';
+import { readJson, writeJsonAtomic } from '../../util/fs.js';
+import { isAlive, type StateDir } from './state.js';
+
+export class LocalControlPlatform implements ControlPlatform {
+  readonly name = 'local' as const;
+
+  constructor(private readonly state: StateDir) {}
+
+  loadEndpoints(): EndpointRecord[] {
+    try {
+      return readJson<EndpointRecord[]>(this.state.registryPath, 'endpoint registry') ?? [];
+    } catch {
+      // A corrupt registry is rebuilt from heartbeats within seconds; not worth refusing to start.
+      return [];
+    }
+  }
+
+  saveEndpoints(endpoints: EndpointRecord[]): void {
+    writeJsonAtomic(this.state.registryPath, endpoints);
+  }
+
+  endpointGone(ep: EndpointRecord): boolean {
+    return ep.pid !== undefined && !isAlive(ep.pid);
+  }
+}

@@ -1,0 +1,189 @@
+// The local platform's state directory: identity, secrets, control-plane and workload records.
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, accessSync, constants } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createHmac } from 'node:crypto';
+import { MeshError } from '../../util/errors.js';
+import { readJson, writeFileAtomic, writeJsonAtomic } from '../../util/fs.js';
+
+export interface MeshConfig {
+  platform: 'local';
+  trustDomain: string;
+  controlPort: number;
+  version: string;
+  createdAt: string;
+  /** Workload certificate lifetime in ms (24 h unless set for tests). */
+  certLifetimeMs: number;
+}
+
+export interface ControlRecord {
+  pid: number;
+  port: number;
+  version: string;
+  startedAt: string;
+}
+
+export interface WorkloadRecord {
+  instance: string;
+  /** A process is a plain helper mesh started (the demo's traffic generator), without a sidecar. */
+  kind: 'workload' | 'ingress' | 'process';
+  service: string;
+  namespace: string;
+  version: string;
+  pid: number;
+  appPid?: number;
+  appPort?: number;
+  command?: string[];
+  outbound: string;
+  inbound?: string;
+  admin: string;
+  state: 'starting' | 'running';
+  startedAt: string;
+  log?: string;
+  demo?: boolean;
+}
+
+export function defaultStateDir(): string {
+  return resolve(process.env.MESH_HOME || join(homedir(), '.mesh'));
+}
+
+export class StateDir {
+  readonly root: string;
+
+  constructor(root?: string) {
+    this.root = resolve(root || defaultStateDir());
+  }
+
+  /** Shortened for messages: ~/.mesh rather than /home/user/.mesh. */
+  get display(): string {
+    const home = homedir();
+    return this.root.startsWith(home + '/') ? '~' + this.root.slice(home.length) : this.root;
+  }
+
+  path(...parts: string[]): string {
+    return join(this.root, ...parts);
+  }
+
+  get configPath() { return this.path('mesh.json'); }
+  get anchorCertPath() { return this.path('identity', 'trust-anchor.crt'); }
+  get anchorKeyPath() { return this.path('identity', 'trust-anchor.key'); }
+  get issuerCertPath() { return this.path('identity', 'issuer.crt'); }
+  get issuerKeyPath() { return this.path('identity', 'issuer.key'); }
+  get joinKeyPath() { return this.path('secrets', 'join.key'); }
+  get adminTokenPath() { return this.path('secrets', 'admin.token'); }
+  get controlPath() { return this.path('control.json'); }
+  get controlLog() { return this.path('logs', 'control.log'); }
+  get registryPath() { return this.path('registry.json'); }
+  workloadPath(instance: string) { return this.path('workloads', `${instance}.json`); }
+  workloadLog(instance: string) { return this.path('logs', `${instance}.log`); }
+  proxyCacheDir(namespace: string, service: string) { return this.path('proxies', namespace, service); }
+
+  isInstalled(): boolean {
+    return existsSync(this.configPath);
+  }
+
+  /** The install's config, or a clear error when there is none. */
+  config(): MeshConfig {
+    const cfg = readJson<MeshConfig>(this.configPath, 'mesh config');
+    if (!cfg) throw new MeshError(`mesh is not installed in ${this.display}`, "run 'mesh install' first");
+    if (typeof cfg.trustDomain !== 'string' || typeof cfg.controlPort !== 'number') {
+      throw new MeshError(`mesh config ${this.configPath} is incomplete`, "restore it, or run 'mesh uninstall --purge' and 'mesh install'");
+    }
+    return cfg;
+  }
+
+  readSecret(path: string, what: string): string {
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch {
+      throw new MeshError(`${what} is missing from ${this.display}`, "run 'mesh uninstall --purge' and 'mesh install' to re-create the mesh state");
+    }
+  }
+
+  writeSecret(path: string, value: string): void {
+    writeFileAtomic(path, value, 0o600);
+  }
+
+  adminToken(): string {
+    return this.readSecret(this.adminTokenPath, 'the admin credential');
+  }
+
+  /** Join credential for one identity: the control plane signs only that identity for it. */
+  joinToken(namespace: string, serviceAccount: string): string {
+    return joinTokenFor(this.readSecret(this.joinKeyPath, 'the join key'), namespace, serviceAccount);
+  }
+
+  control(): ControlRecord | undefined {
+    return readJson<ControlRecord>(this.controlPath, 'control-plane record');
+  }
+
+  workloads(): WorkloadRecord[] {
+    const dir = this.path('workloads');
+    if (!existsSync(dir)) return [];
+    const out: WorkloadRecord[] = [];
+    for (const f of readdirSync(dir)) {
+      if (!f.endsWith('.json') || f.startsWith('.')) continue;
+      const rec = readJson<WorkloadRecord>(join(dir, f), 'workload record');
+      if (rec) out.push(rec);
+    }
+    return out;
+  }
+
+  writeWorkload(rec: WorkloadRecord): void {
+    writeJsonAtomic(this.workloadPath(rec.instance), rec);
+  }
+
+  removeWorkload(instance: string): void {
+    rmSync(this.workloadPath(instance), { force: true });
+  }
+
+  ensureWritable(): void {
+    try {
+      mkdirSync(this.root, { recursive: true, mode: 0o700 });
+      accessSync(this.root, constants.W_OK);
+      if (!statSync(this.root).isDirectory()) throw new Error('not a directory');
+    } catch (err) {
+      throw new MeshError(`state directory ${this.display} is not writable (${(err as Error).message})`, 'pick another with --state-dir or MESH_HOME');
+    }
+  }
+}
+
+export function joinTokenFor(joinKey: string, namespace: string, serviceAccount: string): string {
+  return createHmac('sha256', joinKey).update(`${namespace}/${serviceAccount}`).digest('base64url');
+}
+
+/** True when pid is alive and is one of ours (guards against pid reuse). */
+export function isMeshProcess(pid: number | undefined, marker: RegExp = /mesh/): boolean {
+  if (!isAlive(pid)) return false;
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return marker.test(cmd);
+  } catch {
+    return true;
+  }
+}
+
+/** Whether the process a workload record names is still the one mesh started. */
+export function recordAlive(rec: WorkloadRecord): boolean {
+  return isMeshProcess(rec.pid, rec.kind === 'process' ? /demo\/traffic\.js/ : /mesh/);
+}
+
+export function isAlive(pid: number | undefined): boolean {
+  if (!pid || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A zombie answers signals but is gone for every purpose here.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
+  }
+}
+
+export function removeState(dir: StateDir): void {
+  rmSync(dir.root, { recursive: true, force: true });
+}

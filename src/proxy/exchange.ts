@@ -1,0 +1,55 @@
+// One request's passage through the proxy, and the layer shape every step of it takes.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Endpoint, Target } from './balancer.js';
+
+/** A failure with the HTTP status it means, so client, metrics and logs agree. */
+export class ProxyError extends Error {
+  constructor(readonly status: number, readonly reason: string) {
+    super(reason);
+  }
+}
+
+export class Exchange {
+  /** Service authority without port, lower case: what routing looks up. */
+  host = '';
+  /** origin-form request target sent upstream. */
+  path = '';
+  /** Headers to forward, as a flat [name, value, ...] list. */
+  headers: string[] = [];
+  target: Target | null = null;
+  endpoint: Endpoint | null = null;
+  attempts = 0;
+  /** Whether the request can be sent again after a connect failure (no body was read). */
+  replayable = true;
+  /** Verified peer identity on inbound. */
+  peer = '';
+  /** Endpoint selection, for the transport to try another endpoint after a connect failure. */
+  rebalance: Handler | null = null;
+
+  constructor(readonly req: IncomingMessage, readonly res: ServerResponse) {}
+}
+
+export type Handler = (ex: Exchange) => void;
+export type Layer = (next: Handler) => Handler;
+
+/** Builds the per-request stack once (at config time); requests only run it. */
+export function stack(layers: Layer[], terminal: Handler): Handler {
+  return layers.reduceRight<Handler>((next, layer) => layer(next), terminal);
+}
+
+export const ERROR_HEADER = 'mesh-proxy-error';
+
+export function respondError(ex: Exchange, err: ProxyError): void {
+  const { res } = ex;
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = `${err.reason}\n`;
+  res.writeHead(err.status, [
+    'content-type', 'text/plain; charset=utf-8',
+    'content-length', String(Buffer.byteLength(body)),
+    ERROR_HEADER, err.reason,
+  ]);
+  res.end(body);
+}

@@ -1,0 +1,65 @@
+// Header handling as RFC 9110 asks of an intermediary: hop-by-hop headers do not cross the proxy.
+
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade',
+  'proxy-authorization', 'proxy-authenticate',
+]);
+
+/** Headers the mesh sets itself and a client must never be able to supply. */
+export const IDENTITY_HEADER = 'mesh-client-id';
+
+/**
+ * Copies a raw header list minus hop-by-hop headers, the headers Connection names, and `drop`.
+ * Transfer-Encoding stays: Node re-frames the body and needs it to choose chunked framing.
+ * With `upgrade`, Connection and Upgrade are kept so the upstream sees the upgrade request.
+ */
+export function forwardHeaders(raw: string[], upgrade: boolean, drop?: string): string[] {
+  let named: string[] | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    if (n.length === 10 && n.toLowerCase() === 'connection') {
+      for (const t of raw[i + 1]!.split(',')) (named ??= []).push(t.trim().toLowerCase());
+    }
+  }
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    const l = n.toLowerCase();
+    if (HOP_BY_HOP.has(l)) {
+      if (!upgrade || (l !== 'upgrade' && l !== 'connection')) continue;
+    } else if (named !== undefined && named.includes(l) && !(upgrade && l === 'upgrade')) {
+      continue;
+    } else if (l === drop) {
+      continue;
+    }
+    out.push(n, raw[i + 1]!);
+  }
+  return out;
+}
+
+/** Counts the Host headers: Node keeps the first of two, RFC 9112 says refuse. */
+export function hostCount(raw: string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') n++;
+  return n;
+}
+
+/** "Reviews.default:9080" → "reviews.default"; IPv6 literals keep their brackets. */
+export function hostOnly(authority: string): string {
+  const a = authority.toLowerCase();
+  if (a.startsWith('[')) {
+    const end = a.indexOf(']');
+    return end > 0 ? a.slice(0, end + 1) : a;
+  }
+  const c = a.lastIndexOf(':');
+  return c >= 0 ? a.slice(0, c) : a;
+}
+
+/** Equal authorities up to case and an explicit default port. */
+export function sameAuthority(a: string, b: string): boolean {
+  const norm = (s: string) => {
+    const l = s.toLowerCase();
+    return l.endsWith(':80') ? l.slice(0, -3) : l;
+  };
+  return norm(a) === norm(b);
+}

@@ -1,0 +1,109 @@
+// The inbound listener: mutual TLS in from other proxies (the peer's SPIFFE identity checked on
+// every connection), plain HTTP out to the app on localhost.
+import http from 'node:http';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { verifyPeer, formatIdentity } from '../identity/spiffe.js';
+import { Exchange, ProxyError, respondError } from './exchange.js';
+import { forwardHeaders, hostCount, IDENTITY_HEADER } from './http-util.js';
+import { relay, type RelayHooks } from './relay.js';
+import { refuseUpgrade, relayUpgrade } from './upgrade.js';
+import type { IdentityManager } from './identity.js';
+
+export interface InboundOptions {
+  identity: IdentityManager;
+  trustDomain: string;
+  appPort: number;
+  log?: (msg: string) => void;
+}
+
+const PEER = Symbol('mesh.peer');
+type PeerSocket = TLSSocket & { [PEER]?: string };
+
+const appHooks = (appPort: number): RelayHooks => ({
+  done() {},
+  failed(ex, err, _connect, reused) {
+    // The app closed an idle keep-alive connection as we reused it: nothing was processed.
+    if (reused && err.code === 'ECONNRESET' && ex.replayable && ex.attempts++ < 2) {
+      ex.rebalance!(ex);
+      return true;
+    }
+    return false;
+  },
+  describe: () => `app on 127.0.0.1:${appPort}`,
+});
+
+export function createInboundServer(o: InboundOptions): https.Server {
+  const appAgent = new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: 'lifo', timeout: 4_000 });
+  const hooks = appHooks(o.appPort);
+  const server = https.createServer({
+    ...o.identity.serverOptions(),
+    requestCert: true,
+    rejectUnauthorized: true,
+    keepAliveTimeout: 60_000,
+  });
+  server.on('secureConnection', (sock: PeerSocket) => {
+    try {
+      sock[PEER] = formatIdentity(verifyPeer(sock.getPeerX509Certificate(), o.trustDomain));
+    } catch (err) {
+      o.log?.(`inbound: refused a connection: ${(err as Error).message}`);
+      sock.destroy();
+    }
+  });
+  server.on('tlsClientError', () => {});
+
+  const toApp = (ex: Exchange): void => {
+    const up = http.request({
+      agent: appAgent,
+      host: '127.0.0.1',
+      port: o.appPort,
+      method: ex.req.method,
+      path: ex.path,
+      headers: ex.headers as unknown as Record<string, string>,
+      setHost: false,
+    });
+    relay(ex, up, hooks);
+  };
+
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const peer = (req.socket as PeerSocket)[PEER];
+    if (!peer) {
+      req.socket.destroy();
+      return;
+    }
+    const ex = new Exchange(req, res);
+    ex.peer = peer;
+    if (hostCount(req.rawHeaders) > 1) return respondError(ex, new ProxyError(400, 'request has more than one Host header'));
+    ex.path = req.url ?? '/';
+    // The verified peer identity replaces anything a client sent under that name.
+    ex.headers = forwardHeaders(req.rawHeaders, false, IDENTITY_HEADER);
+    ex.headers.push(IDENTITY_HEADER, peer);
+    const cl = req.headers['content-length'];
+    ex.replayable = req.headers['transfer-encoding'] === undefined && (cl === undefined || cl === '0');
+    ex.rebalance = toApp;
+    toApp(ex);
+  });
+
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const peer = (req.socket as PeerSocket)[PEER];
+    if (!peer) return socket.destroy();
+    if (hostCount(req.rawHeaders) > 1) return refuseUpgrade(socket, 400, 'request has more than one Host header');
+    const headers = forwardHeaders(req.rawHeaders, true, IDENTITY_HEADER);
+    headers.push(IDENTITY_HEADER, peer);
+    const up = http.request({
+      agent: false,
+      host: '127.0.0.1',
+      port: o.appPort,
+      method: req.method,
+      path: req.url,
+      headers: headers as unknown as Record<string, string>,
+      setHost: false,
+    });
+    relayUpgrade(req, socket, head, up);
+  });
+
+  o.identity.on('rotated', () => server.setSecureContext({ ...o.identity.serverOptions() }));
+  server.on('close', () => appAgent.destroy());
+  return server;
+}

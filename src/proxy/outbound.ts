@@ -1,0 +1,51 @@
+// The outbound listener: the app's plain HTTP in (Host header or an absolute-form HTTP_PROXY
+// request names the service), mutual TLS out to a chosen endpoint of that service.
+import http from 'node:http';
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import { Exchange, stack } from './exchange.js';
+import { normalize } from './layers/normalize.js';
+import { route, type RouteTable } from './layers/route.js';
+import { balance } from './layers/balance.js';
+import { mtlsForward, type MtlsTransport } from './layers/forward.js';
+import { forwardHeaders, hostCount, hostOnly, IDENTITY_HEADER } from './http-util.js';
+import { refuseUpgrade, relayUpgrade } from './upgrade.js';
+
+export function createOutboundServer(table: () => RouteTable, transport: MtlsTransport): http.Server {
+  const handler = stack([normalize, route(table), balance], mtlsForward(transport));
+  const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => handler(new Exchange(req, res)));
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (hostCount(req.rawHeaders) > 1) return refuseUpgrade(socket, 400, 'request has more than one Host header');
+    let url = req.url ?? '/';
+    let authority = req.headers.host ?? '';
+    if (url.startsWith('http://')) {
+      const slash = url.indexOf('/', 7);
+      authority = slash < 0 ? url.slice(7) : url.slice(7, slash);
+      url = slash < 0 ? '/' : url.slice(slash);
+    }
+    const t = table();
+    const target = t.hosts.get(hostOnly(authority)) ?? t.fallback;
+    if (!target) return refuseUpgrade(socket, 502, `unknown service ${hostOnly(authority)}: not in the mesh`);
+    const ep = target.pick();
+    if (!ep) return refuseUpgrade(socket, 503, `no available endpoints for service ${target.name}.${target.namespace}`);
+    ep.inflight++;
+    const up = https.request({
+      agent: false,
+      host: ep.info.address,
+      port: ep.info.port,
+      method: req.method,
+      path: url,
+      headers: forwardHeaders(req.rawHeaders, true, IDENTITY_HEADER) as unknown as Record<string, string>,
+      servername: ep.servername,
+      checkServerIdentity: ep.checkServerIdentity,
+      secureContext: transport.secureContext,
+      setHost: false,
+    } as https.RequestOptions);
+    relayUpgrade(req, socket, head, up, () => ep.inflight--);
+  });
+  return server;
+}
+
+export function newTransport(agent: https.Agent, ctx: MtlsTransport['secureContext']): MtlsTransport {
+  return { agent, secureContext: ctx };
+}

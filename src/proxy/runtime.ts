@@ -1,0 +1,209 @@
+// `mesh proxy`: assembles a sidecar (or the ingress) from its parts and keeps it in step with the
+// control plane: identity, config watch, outbound/inbound/admin listeners, endpoint registration.
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { MeshError } from '../util/errors.js';
+import { serviceKey, type Snapshot } from '../model/snapshot.js';
+import { Target } from './balancer.js';
+import { ControlClient } from './control-client.js';
+import { ConfigWatcher } from './discovery.js';
+import { IdentityManager } from './identity.js';
+import { createAdminServer } from './admin.js';
+import { createInboundServer } from './inbound.js';
+import { createOutboundServer } from './outbound.js';
+import { newMtlsAgent, type MtlsTransport } from './layers/forward.js';
+import type { RouteTable } from './layers/route.js';
+
+export interface ProxyOptions {
+  mode: 'sidecar' | 'ingress';
+  namespace: string;
+  service: string;
+  version: string;
+  instance: string;
+  trustDomain: string;
+  trustAnchorsPem: string;
+  controlAddress: string;
+  joinToken?: string;
+  /** Where the certificate and last config are cached, for restarts while the control plane is away. */
+  cacheDir?: string;
+  appPort?: number;
+  inboundPort?: number;
+  outboundPort?: number;
+  adminPort?: number;
+  /** The ingress listens here (127.0.0.1 by default) and sends names it does not know to this service. */
+  outboundHost?: string;
+  defaultService?: string;
+  log?: (msg: string) => void;
+}
+
+export interface RunningProxy {
+  outbound: string;
+  inbound?: string;
+  admin: string;
+  identity: IdentityManager;
+  config: ConfigWatcher;
+  ready(): boolean;
+  /** Joins the service (starts heartbeats): call once the app listens. */
+  register(pid?: number): void;
+  /** Leaves the service, so peers stop sending here before the app stops. */
+  deregister(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const HEARTBEAT_MS = 2000;
+
+export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
+  const log = o.log ?? (() => {});
+  let identity: IdentityManager;
+  const client = new ControlClient(o.controlAddress, o.trustAnchorsPem, o.trustDomain, () => identity?.secureContext);
+  identity = new IdentityManager(
+    { trustDomain: o.trustDomain, namespace: o.namespace, serviceAccount: o.service },
+    client,
+    o.joinToken,
+    o.cacheDir ? join(o.cacheDir, 'identity.json') : undefined,
+    log,
+  );
+  const watcher = new ConfigWatcher(client, o.cacheDir ? join(o.cacheDir, 'config.json') : undefined, log);
+  watcher.loadCache();
+  await identity.init();
+
+  const transport: MtlsTransport = { agent: newMtlsAgent(), secureContext: identity.secureContext! };
+  identity.on('rotated', () => {
+    transport.secureContext = identity.secureContext!;
+  });
+
+  // Targets live across snapshots so endpoint state (in-flight, back-off) survives config pushes.
+  const targets = new Map<string, Target>();
+  let table: RouteTable = { hosts: new Map(), fallback: null };
+  const applySnapshot = (s: Snapshot) => {
+    const hosts = new Map<string, Target>();
+    const seen = new Set<string>();
+    for (const svc of s.services) {
+      const key = serviceKey(svc.namespace, svc.name);
+      seen.add(key);
+      let t = targets.get(key);
+      if (!t) targets.set(key, (t = new Target(svc.namespace, svc.name, o.trustDomain)));
+      t.update(svc.endpoints);
+      for (const name of hostNames(svc.name, svc.namespace, o.namespace)) hosts.set(name, t);
+    }
+    for (const key of targets.keys()) if (!seen.has(key)) targets.get(key)!.update([]);
+    let fallback: Target | null = null;
+    if (o.defaultService) {
+      const key = serviceKey(o.namespace, o.defaultService);
+      fallback = targets.get(key) ?? new Target(o.namespace, o.defaultService, o.trustDomain);
+      targets.set(key, fallback);
+    }
+    table = { hosts, fallback };
+  };
+  if (watcher.snapshot) applySnapshot(watcher.snapshot);
+  else applySnapshot({ version: '', trustDomain: o.trustDomain, services: [] });
+  watcher.on('snapshot', applySnapshot);
+  watcher.start();
+
+  const servers: http.Server[] = [];
+  const listen = (server: http.Server, port: number, what: string, host = '127.0.0.1') =>
+    new Promise<string>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(err.code === 'EADDRINUSE' ? new MeshError(`${what} port ${host}:${port} is in use`, `choose another port for the ${what} listener`) : err));
+      server.listen(port, host, () => {
+        servers.push(server);
+        resolve(`${host}:${(server.address() as AddressInfo).port}`);
+      });
+    });
+
+  const closeAll = async () => {
+    for (const s of servers) {
+      s.closeAllConnections();
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+  };
+
+  let registered = false;
+  let heartbeat: NodeJS.Timeout | undefined;
+  const state = { outbound: '', inbound: undefined as string | undefined, admin: '' };
+  try {
+    const outbound = createOutboundServer(() => table, transport);
+    state.outbound = await listen(outbound, o.outboundPort ?? 0, o.mode === 'ingress' ? 'ingress' : 'outbound', o.outboundHost);
+    if (o.mode === 'sidecar') {
+      if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');
+      const inbound = createInboundServer({ identity, trustDomain: o.trustDomain, appPort: o.appPort, log });
+      state.inbound = await listen(inbound, o.inboundPort ?? 0, 'inbound');
+    }
+    const admin = createAdminServer({
+      ready: () => identity.current !== null && watcher.snapshot !== null,
+      metrics: () => basicMetrics(identity),
+    });
+    state.admin = await listen(admin, o.adminPort ?? 0, 'admin');
+  } catch (err) {
+    await closeAll();
+    identity.stop();
+    watcher.stop();
+    client.close();
+    throw err;
+  }
+
+  const inboundPort = state.inbound ? Number(state.inbound.split(':').pop()) : 0;
+  let pid: number | undefined;
+  const beat = async () => {
+    try {
+      const { status, body } = await client.request<{ error?: string }>('POST', '/v1/endpoints', {
+        instance: o.instance, namespace: o.namespace, service: o.service, version: o.version,
+        port: inboundPort, pid, admin: state.admin,
+      }, { timeoutMs: 5000 });
+      if (status !== 200) log(`registration refused: ${body?.error ?? status}`);
+    } catch {
+      // The watch loop reports control-plane outages; heartbeats resume on their own.
+    }
+  };
+  // A restarted control plane gets this endpoint back at the next heartbeat, not a lease later.
+  watcher.on('connected', () => registered && void beat());
+
+  const deregister = async () => {
+    clearInterval(heartbeat);
+    if (!registered) return;
+    registered = false;
+    await client.request('DELETE', `/v1/endpoints/${encodeURIComponent(o.instance)}`, undefined, { timeoutMs: 1000 }).catch(() => {});
+  };
+
+  return {
+    ...state,
+    identity,
+    config: watcher,
+    ready: () => identity.current !== null && watcher.snapshot !== null,
+    register(p?: number) {
+      if (registered || o.mode !== 'sidecar') return;
+      registered = true;
+      pid = p;
+      void beat();
+      heartbeat = setInterval(() => void beat(), HEARTBEAT_MS);
+      heartbeat.unref();
+    },
+    deregister,
+    async close() {
+      await deregister();
+      watcher.stop();
+      identity.stop();
+      await closeAll();
+      transport.agent.destroy();
+      client.close();
+    },
+  };
+}
+
+/** The names a service answers to, as Kubernetes DNS would resolve them from `fromNamespace`. */
+export function hostNames(name: string, namespace: string, fromNamespace: string): string[] {
+  const names = [`${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.cluster.local`];
+  if (namespace === fromNamespace) names.push(name);
+  return names;
+}
+
+function basicMetrics(identity: IdentityManager): string {
+  const exp = identity.current ? identity.current.notAfter / 1000 : 0;
+  return [
+    '# HELP identity_cert_expiration_timestamp_seconds Time when the proxy\'s current certificate expires.',
+    '# TYPE identity_cert_expiration_timestamp_seconds gauge',
+    `identity_cert_expiration_timestamp_seconds ${exp}`,
+    '',
+  ].join('\n');
+}
