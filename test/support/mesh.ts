@@ -1,0 +1,152 @@
+// Test harness: drives the real mesh binary against a temp state dir, and cleans up after itself.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import net from 'node:net';
+import http from 'node:http';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const MESH_BIN = join(ROOT, 'bin', 'mesh.js');
+export const ECHO_APP = join(ROOT, 'test', 'fixtures', 'echo-app.mjs');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `mesh ARGS` to completion (bounded); never throws on a non-zero exit. */
+export function mesh(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MESH_BIN, ...args], {
+      env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`mesh ${args.join(' ')} did not finish within ${opts.timeoutMs ?? 60_000} ms\n${stderr}`));
+    }, opts.timeoutMs ?? 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, stdout, stderr });
+    });
+  });
+}
+
+/** A fresh state dir with an installed mesh; `cleanup` uninstalls and removes it. */
+export class TestMesh {
+  readonly dir = mkdtempSync(join(tmpdir(), 'mesh-test-'));
+
+  cli(args: string[], opts?: { env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult> {
+    return mesh(['--state-dir', this.dir, ...args], opts);
+  }
+
+  async install(extra: string[] = []): Promise<void> {
+    const r = await this.cli(['install', ...extra]);
+    if (r.code !== 0) throw new Error(`install failed: ${r.stderr}`);
+  }
+
+  /** Starts a detached workload running the echo app; returns its record. */
+  async run(name: string, opts: { version?: string; port?: number; extra?: string[] } = {}): Promise<WorkloadInfo> {
+    const port = opts.port ?? (await freePort());
+    const r = await this.cli(['run', '-d', '-o', 'json', '--name', name, '--version', opts.version ?? 'v1', '--port', String(port), ...(opts.extra ?? []), '--', process.execPath, ECHO_APP]);
+    if (r.code !== 0) throw new Error(`run ${name} failed: ${r.stderr}`);
+    return JSON.parse(r.stdout) as WorkloadInfo;
+  }
+
+  controlPid(): number | undefined {
+    const p = join(this.dir, 'control.json');
+    return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as { pid: number }).pid : undefined;
+  }
+
+  async cleanup(): Promise<void> {
+    await this.cli(['uninstall', '--purge'], { timeoutMs: 60_000 }).catch(() => undefined);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface WorkloadInfo {
+  instance: string;
+  service: string;
+  version: string;
+  outbound: string;
+  inbound: string;
+  admin: string;
+  pid: number;
+  appPid: number;
+  appPort: number;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** One HTTP request to 127.0.0.1:port (no pooling unless an agent is given). */
+export function request(address: string, opts: { path?: string; method?: string; headers?: Record<string, string>; body?: string | Buffer; agent?: http.Agent; timeoutMs?: number } = {}): Promise<Reply> {
+  const [host, port] = address.split(':');
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host, port: Number(port), path: opts.path ?? '/', method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent ?? false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.setTimeout(opts.timeoutMs ?? 10_000, () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** Polls `fn` until it returns a truthy value or the deadline passes. */
+export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs = 15_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+export function alive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+export function spawnDetached(args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: 'ignore' });
+}
