@@ -1,11 +1,11 @@
 // mesh install / mesh uninstall on the local platform.
 import type { Command } from 'commander';
 import chalk from 'chalk';
-import { rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { checked, context } from './context.js';
 import { controlVersion, initState, startControl, stopControl } from '../platform/local/install.js';
 import { stopWorkloads } from '../platform/local/workloads.js';
-import type { StateDir } from '../platform/local/state.js';
+import { removeInstall, removeState, type StateDir } from '../platform/local/state.js';
 import { parseDuration, parsePort } from '../util/duration.js';
 import { step } from '../ui/output.js';
 import { MeshError } from '../util/errors.js';
@@ -32,13 +32,14 @@ export async function ensureInstalled(state: StateDir, f: InstallFlags): Promise
     await step('Starting the control plane', () => startControl(state), (p) => `Control plane was not running: started on https://127.0.0.1:${p}`);
     return 'started';
   }
-  await step('Generating the trust anchor and issuer', () => initState(state, { trustDomain: f.trustDomain, controlPort, certLifetimeMs }),
-    (c) => `Generated the trust anchor and issuer (trust domain ${c.trustDomain})`);
+  const createdRoot = !existsSync(state.root);
   try {
+    await step('Generating the trust anchor and issuer', () => initState(state, { trustDomain: f.trustDomain, controlPort, certLifetimeMs }),
+      (c) => `Generated the trust anchor and issuer (trust domain ${c.trustDomain})`);
     await step('Starting the control plane', () => startControl(state), (p) => `Control plane listening on https://127.0.0.1:${p}`);
   } catch (err) {
-    // A refused install leaves nothing behind.
-    rmSync(state.root, { recursive: true, force: true });
+    // A failed install leaves nothing behind.
+    removeInstall(state, createdRoot);
     throw err;
   }
   return 'installed';
@@ -72,7 +73,7 @@ export function registerInstall(program: Command): void {
       void stopped;
       await step('Stopping the control plane', () => stopControl(state), (was) => was ? 'Stopped the control plane' : 'Control plane was not running');
       if (flags.purge) {
-        await step('Removing the state', async () => rmSync(state.root, { recursive: true, force: true }), () => `Removed ${state.display}`);
+        await step('Removing the state', async () => removeState(state), () => `Removed ${state.display}`);
       } else {
         console.log(`State kept in ${state.display} (identity, logs); 'mesh uninstall --purge' removes it`);
       }

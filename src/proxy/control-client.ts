@@ -80,6 +80,9 @@ export class ControlClient {
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err instanceof ControlUnreachable) reject(err);
         else if (err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET') reject(new ControlUnreachable(`control plane at ${this.address} is not reachable (${err.code})`));
+        else if (/^(ERR_TLS|ERR_SSL|UNABLE_|CERT_|DEPTH_ZERO|SELF_SIGNED)/.test(err.code ?? '') || /^(peer|control plane presented)/.test(err.message)) {
+          reject(new ControlUnreachable(`what answers at ${this.address} is not this mesh's control plane (${err.code ?? err.message})`));
+        }
         else reject(err);
       });
       req.end(payload);

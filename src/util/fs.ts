@@ -27,7 +27,7 @@ export function writeJsonAtomic(path: string, value: unknown, mode = 0o644): voi
 }
 
 /** Reads a JSON state file; undefined when absent, a MeshError naming the file when corrupt. */
-export function readJson<T>(path: string, what = 'state file'): T | undefined {
+export function readJson<T>(path: string, what = 'state file', fix = 'restore it, or remove it and run the command again'): T | undefined {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -38,6 +38,6 @@ export function readJson<T>(path: string, what = 'state file'): T | undefined {
   try {
     return JSON.parse(text) as T;
   } catch {
-    throw new MeshError(`${what} ${path} is corrupt (not valid JSON)`, `restore it, or remove it and run the command again`);
+    throw new MeshError(`${what} ${path} is corrupt (not valid JSON)`, fix);
   }
 }

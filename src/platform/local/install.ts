@@ -97,6 +97,9 @@ export async function controlVersion(state: StateDir, timeoutMs = 2000): Promise
 
 export async function startControl(state: StateDir, timeoutMs = 20_000): Promise<number> {
   const cfg = state.config();
+  if (await portInUse(cfg.controlPort)) {
+    throw new MeshError(`control-plane port 127.0.0.1:${cfg.controlPort} is taken by another process`, `stop that process, or pick another port: mesh install --control-port N (on a fresh state dir)`);
+  }
   mkdirSync(state.path('logs'), { recursive: true, mode: 0o700 });
   const log = openSync(state.controlLog, 'a');
   const child = spawn(process.execPath, [MESH_BIN, 'control', '--state-dir', state.root], {

@@ -84,7 +84,7 @@ export class StateDir {
 
   /** The install's config, or a clear error when there is none. */
   config(): MeshConfig {
-    const cfg = readJson<MeshConfig>(this.configPath, 'mesh config');
+    const cfg = readJson<MeshConfig>(this.configPath, 'mesh config', "restore it, or run 'mesh uninstall --purge' and 'mesh install' to start over");
     if (!cfg) throw new MeshError(`mesh is not installed in ${this.display}`, "run 'mesh install' first");
     if (typeof cfg.trustDomain !== 'string' || typeof cfg.controlPort !== 'number') {
       throw new MeshError(`mesh config ${this.configPath} is incomplete`, "restore it, or run 'mesh uninstall --purge' and 'mesh install'");
@@ -123,8 +123,13 @@ export class StateDir {
     const out: WorkloadRecord[] = [];
     for (const f of readdirSync(dir)) {
       if (!f.endsWith('.json') || f.startsWith('.')) continue;
-      const rec = readJson<WorkloadRecord>(join(dir, f), 'workload record');
-      if (rec) out.push(rec);
+      try {
+        const rec = readJson<WorkloadRecord>(join(dir, f), 'workload record');
+        if (rec && typeof rec.instance === 'string') out.push(rec);
+      } catch (err) {
+        // One damaged record must not stop every command (uninstall above all): say so and go on.
+        process.stderr.write(`warning: ${(err as Error).message}; ignoring it\n`);
+      }
     }
     return out;
   }
@@ -184,6 +189,20 @@ export function isAlive(pid: number | undefined): boolean {
   }
 }
 
+const OURS = new Set(['mesh.json', 'identity', 'secrets', 'control.json', 'registry.json', 'logs', 'workloads', 'proxies']);
+
+/** Removes the state dir, refusing when it holds anything mesh did not put there. */
 export function removeState(dir: StateDir): void {
+  if (!existsSync(dir.root)) return;
+  const foreign = readdirSync(dir.root).filter((f) => !OURS.has(f) && !f.startsWith('.'));
+  if (foreign.length) {
+    throw new MeshError(`${dir.display} holds files mesh did not create (${foreign.slice(0, 3).join(', ')}); not removing it`, 'remove them yourself, or remove the directory by hand');
+  }
   rmSync(dir.root, { recursive: true, force: true });
+}
+
+/** Undoes a fresh install that failed part-way: only what it wrote, and the dir if it made it. */
+export function removeInstall(dir: StateDir, createdRoot: boolean): void {
+  if (createdRoot) return void rmSync(dir.root, { recursive: true, force: true });
+  for (const f of ['mesh.json', 'identity', 'secrets', 'control.json', 'registry.json']) rmSync(dir.path(f), { recursive: true, force: true });
 }
