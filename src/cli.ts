@@ -3,13 +3,30 @@ import { Command, CommanderError } from 'commander';
 import chalk from 'chalk';
 import { VERSION } from './version.js';
 import { formatError, MeshError } from './util/errors.js';
-import { registerInstall } from './commands/install.js';
-import { registerVersion } from './commands/version.js';
-import { registerRun } from './commands/run.js';
-import { registerRuntimes } from './commands/runtime.js';
-import { registerDemo } from './commands/demo.js';
+type Register = (program: Command) => void;
 
-export function buildProgram(): Command {
+// Commands load only what they use: a sidecar (mesh run) stays lean, without the CA or the UI kit.
+const MODULES: { names: string[]; load: () => Promise<Register> }[] = [
+  { names: ['install', 'uninstall'], load: async () => (await import('./commands/install.js')).registerInstall },
+  { names: ['run', 'ingress', 'stop', 'workloads', 'ps'], load: async () => (await import('./commands/run.js')).registerRun },
+  { names: ['demo'], load: async () => (await import('./commands/demo.js')).registerDemo },
+  { names: ['version'], load: async () => (await import('./commands/version.js')).registerVersion },
+  { names: ['control'], load: async () => (await import('./commands/control.js')).registerControl },
+  { names: ['proxy'], load: async () => (await import('./commands/proxy.js')).registerProxy },
+];
+
+/** The subcommand named on the command line, if it is one we know. */
+function named(argv: string[]): string | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return undefined;
+    if (a === '--state-dir' || a === '--platform') i++;
+    else if (!a.startsWith('-')) return MODULES.some((m) => m.names.includes(a)) ? a : undefined;
+  }
+  return undefined;
+}
+
+export async function buildProgram(argv: string[] = []): Promise<Command> {
   const program = new Command('mesh')
     .description('A service mesh in one binary: observe, control and secure the traffic between your services')
     .version(VERSION, '--client-version', 'print the client version')
@@ -21,17 +38,15 @@ export function buildProgram(): Command {
       outputError: (str, write) => write(`${chalk.red(str.trimEnd())} — see 'mesh --help'\n`),
     })
     .exitOverride();
-  registerInstall(program);
-  registerRun(program);
-  registerDemo(program);
-  registerVersion(program);
-  registerRuntimes(program);
+  const name = named(argv);
+  const mods = name ? MODULES.filter((m) => m.names.includes(name)) : MODULES;
+  for (const register of await Promise.all(mods.map((m) => m.load()))) register(program);
   for (const c of program.commands) c.exitOverride().configureOutput(program.configureOutput());
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   const verbose = argv.includes('--verbose');
   try {
     await program.parseAsync(argv);

@@ -8,7 +8,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { context, checked } from './context.js';
 import { ensureInstalled } from './install.js';
-import { freePort, portInUse, sleep } from '../platform/local/install.js';
+import { freePort, portInUse, sleep } from '../util/net.js';
 import { launchDetached, stopWorkloads, type WorkloadSpec } from '../platform/local/workloads.js';
 import { recordAlive, type StateDir, type WorkloadRecord } from '../platform/local/state.js';
 import { parsePort } from '../util/duration.js';

@@ -5,7 +5,7 @@ import { checked, context, outputFormat } from './context.js';
 import { checkName } from '../model/snapshot.js';
 import { parsePort } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
-import { json, table } from '../ui/output.js';
+import { json } from '../ui/output.js';
 import { launchDetached, newInstanceName, runWorkload, stopWorkloads, type WorkloadSpec } from '../platform/local/workloads.js';
 import { recordAlive, type WorkloadRecord } from '../platform/local/state.js';
 
@@ -112,8 +112,9 @@ export function registerRun(program: Command): void {
     .alias('ps')
     .description('list the workloads running on the local platform')
     .option('-o, --output <format>', 'table or json')
-    .action((f: { output?: string }, cmd: Command) => {
+    .action(async (f: { output?: string }, cmd: Command) => {
       const format = outputFormat(f.output);
+      const { table } = await import('../ui/table.js');
       const { state } = context(cmd, format === 'json');
       const recs = state.workloads().map((r) => ({ ...r, status: recordAlive(r) ? 'Running' : 'Gone' }));
       if (format === 'json') return json(recs);

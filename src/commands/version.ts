@@ -1,7 +1,7 @@
 // mesh version: the client's version and, when it answers, the control plane's.
 import type { Command } from 'commander';
 import { context, outputFormat } from './context.js';
-import { controlVersion } from '../platform/local/install.js';
+import { controlVersion } from '../platform/local/control.js';
 import { VERSION } from '../version.js';
 import { json } from '../ui/output.js';
 

@@ -1,32 +1,13 @@
 // The mesh's certificate authority: trust anchor → issuer → short-lived workload certificates.
 // node-forge builds and signs (RSA only); keys come from node:crypto, which is ~20× faster.
-import { generateKeyPair as genKeyPairCb, randomBytes, X509Certificate } from 'node:crypto';
-import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
 import forge from 'node-forge';
+import { generateKey, DAY, type CertAndKey } from './keys.js';
+import { buildCsr } from './der.js';
 
-const genKeyPair = promisify(genKeyPairCb);
+export { generateKey, certInfo, splitPem, DAY, type KeyPair, type CertAndKey, type CertInfo } from './keys.js';
+
 const pki = forge.pki;
-
-export interface KeyPair {
-  keyPem: string;
-  publicKeyPem: string;
-}
-
-export interface CertAndKey {
-  certPem: string;
-  keyPem: string;
-}
-
-export const DAY = 24 * 3600 * 1000;
-
-export async function generateKey(bits = 2048): Promise<KeyPair> {
-  const { privateKey, publicKey } = await genKeyPair('rsa', {
-    modulusLength: bits,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
-  });
-  return { keyPem: privateKey as unknown as string, publicKeyPem: publicKey as unknown as string };
-}
 
 function serial(): string {
   const b = randomBytes(16);
@@ -146,27 +127,7 @@ export class Issuer {
   }
 }
 
-export function createCsr(kp: KeyPair, cn: string): string {
-  const csr = pki.createCertificationRequest();
-  csr.publicKey = pki.publicKeyFromPem(kp.publicKeyPem);
-  csr.setSubject([{ name: 'commonName', value: cn.slice(0, 64) }]);
-  csr.sign(pki.privateKeyFromPem(kp.keyPem), forge.md.sha256.create());
-  return pki.certificationRequestToPem(csr);
-}
-
-export interface CertInfo {
-  notBefore: Date;
-  notAfter: Date;
-  subject: string;
-  fingerprint: string;
-}
-
-export function certInfo(pem: string): CertInfo {
-  const c = new X509Certificate(pem);
-  return { notBefore: new Date(c.validFrom), notAfter: new Date(c.validTo), subject: c.subject, fingerprint: c.fingerprint256 };
-}
-
-/** Splits a PEM bundle into its certificates. */
-export function splitPem(bundle: string): string[] {
-  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
+/** A CSR for a key pair (the proxy builds the same with ./der.js, without node-forge). */
+export function createCsr(kp: { keyPem: string }, cn: string): string {
+  return buildCsr(kp.keyPem, cn);
 }

@@ -1,6 +1,6 @@
 // SPIFFE identities (spiffe://<trust-domain>/ns/<ns>/sa/<sa>) and the peer checks Node's TLS leaves to us.
 import { X509Certificate } from 'node:crypto';
-import forge from 'node-forge';
+import { readUriSans } from './der.js';
 
 export interface Identity {
   trustDomain: string;
@@ -19,30 +19,8 @@ export function parseIdentity(uri: string): Identity | undefined {
   return m ? { trustDomain: m[1]!, namespace: m[2]!, serviceAccount: m[4]! } : undefined;
 }
 
-const SAN_OID = '2.5.29.17';
-const URI_TAG = 6;
-
 /** URI SANs read from the DER itself: Node's subjectAltName text is not safe to split. */
-export function uriSans(der: Buffer): string[] {
-  const cert = forge.asn1.fromDer(forge.util.createBuffer(der.toString('binary')));
-  const tbs = (cert.value as forge.asn1.Asn1[])[0]!;
-  const extsWrapper = (tbs.value as forge.asn1.Asn1[]).find(
-    (n) => n.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && n.type === 3,
-  );
-  if (!extsWrapper) return [];
-  const exts = ((extsWrapper.value as forge.asn1.Asn1[])[0]!.value as forge.asn1.Asn1[]) ?? [];
-  const out: string[] = [];
-  for (const ext of exts) {
-    const parts = ext.value as forge.asn1.Asn1[];
-    if (forge.asn1.derToOid(parts[0]!.value as string) !== SAN_OID) continue;
-    const octets = parts[parts.length - 1]!.value as string;
-    const names = forge.asn1.fromDer(octets).value as forge.asn1.Asn1[];
-    for (const n of names) {
-      if (n.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && n.type === URI_TAG) out.push(n.value as string);
-    }
-  }
-  return out;
-}
+export const uriSans = readUriSans;
 
 export class PeerIdentityError extends Error {}
 

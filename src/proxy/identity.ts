@@ -2,7 +2,8 @@
 // obtained from the control plane, renewed at ~70% of its life, cached for restarts.
 import { EventEmitter } from 'node:events';
 import tls, { type SecureContext } from 'node:tls';
-import { certInfo, createCsr, generateKey } from '../identity/ca.js';
+import { certInfo, generateKey } from '../identity/keys.js';
+import { buildCsr } from '../identity/der.js';
 import { formatIdentity, type Identity } from '../identity/spiffe.js';
 import { readJson, writeJsonAtomic } from '../util/fs.js';
 import { MeshError } from '../util/errors.js';
@@ -79,7 +80,7 @@ export class IdentityManager extends EventEmitter {
 
   async renew(): Promise<void> {
     const kp = await generateKey();
-    const csr = createCsr(kp, this.uri);
+    const csr = buildCsr(kp.keyPem, this.uri);
     const { status, body } = await this.client.request<CertResponse>('POST', '/v1/certificates', {
       namespace: this.identity.namespace,
       serviceAccount: this.identity.serviceAccount,

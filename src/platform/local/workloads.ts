@@ -7,7 +7,7 @@ import { startProxy, type RunningProxy } from '../../proxy/runtime.js';
 import { MeshError } from '../../util/errors.js';
 import { MESH_BIN } from '../../version.js';
 import { isAlive, recordAlive, type StateDir, type WorkloadRecord } from './state.js';
-import { portInUse, sleep } from './install.js';
+import { portInUse, sleep } from '../../util/net.js';
 import { stopPid } from './processes.js';
 
 export interface WorkloadSpec {

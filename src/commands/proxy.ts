@@ -1,27 +1,15 @@
-// mesh control / mesh proxy: the runtimes this binary embeds, run in the foreground.
+// mesh proxy: the sidecar this binary embeds, for an app started separately.
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { context, checked } from './context.js';
-import { runControl } from '../control/main.js';
 import { startProxy } from '../proxy/runtime.js';
-import { portInUse, sleep } from '../platform/local/install.js';
+import { portInUse, sleep } from '../util/net.js';
 import { checkName } from '../model/snapshot.js';
 import { parsePort } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
+import { waitForSignal } from '../util/signals.js';
 
-export function registerRuntimes(program: Command): void {
-  program
-    .command('control')
-    .description('run the control plane in the foreground (mesh install starts it in the background)')
-    .option('--port <port>', 'override the installed control-plane port')
-    .action(async (f: { port?: string }, cmd: Command) => {
-      const { state } = context(cmd, true);
-      const port = f.port ? checked(() => parsePort(f.port!, 'port'), 'pass --port 1-65535') : undefined;
-      const control = await runControl(state, { port });
-      await waitForSignal();
-      await control.close();
-    });
-
+export function registerProxy(program: Command): void {
   program
     .command('proxy')
     .description('run a sidecar proxy for an app started separately')
@@ -66,8 +54,3 @@ export function registerRuntimes(program: Command): void {
     });
 }
 
-function waitForSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(s, () => resolve());
-  });
-}

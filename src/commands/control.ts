@@ -1,0 +1,20 @@
+// mesh control: the control plane this binary embeds, run in the foreground.
+import type { Command } from 'commander';
+import { context, checked } from './context.js';
+import { runControl } from '../control/main.js';
+import { parsePort } from '../util/duration.js';
+import { waitForSignal } from '../util/signals.js';
+
+export function registerControl(program: Command): void {
+  program
+    .command('control')
+    .description('run the control plane in the foreground (mesh install starts it in the background)')
+    .option('--port <port>', 'override the installed control-plane port')
+    .action(async (f: { port?: string }, cmd: Command) => {
+      const { state } = context(cmd, true);
+      const port = f.port ? checked(() => parsePort(f.port!, 'port'), 'pass --port 1-65535') : undefined;
+      const control = await runControl(state, { port });
+      await waitForSignal();
+      await control.close();
+    });
+}
