@@ -4,6 +4,10 @@ import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import type { EndpointInfo } from '../model/snapshot.js';
 import { verifyPeer } from '../identity/spiffe.js';
+import type { RequestStats } from './metrics.js';
+
+/** Makes the stats an endpoint (or, with no endpoint, a service) is counted under. */
+export type StatsFor = (namespace: string, service: string, ep?: EndpointInfo) => RequestStats;
 
 const MAX_BACKOFF_MS = 30_000;
 
@@ -14,8 +18,10 @@ export class Endpoint {
   /** Checks the peer is the identity the control plane said serves this endpoint. */
   readonly checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined;
   readonly servername: string;
+  readonly stats: RequestStats;
 
-  constructor(readonly info: EndpointInfo, trustDomain: string) {
+  constructor(readonly info: EndpointInfo, trustDomain: string, statsFor: StatsFor) {
+    this.stats = statsFor(info.namespace, info.service, info);
     this.servername = `${info.service}.${info.namespace}.mesh.local`;
     const want = info.identity;
     this.checkServerIdentity = (_host, cert) => {
@@ -45,15 +51,19 @@ export class Endpoint {
 
 export class Target {
   endpoints: Endpoint[] = [];
+  /** Requests that never reached an endpoint (none available). */
+  readonly stats: RequestStats;
 
-  constructor(readonly namespace: string, readonly name: string, private readonly trustDomain: string) {}
+  constructor(readonly namespace: string, readonly name: string, private readonly trustDomain: string, private readonly statsFor: StatsFor) {
+    this.stats = statsFor(namespace, name);
+  }
 
   /** Applies a new endpoint list, keeping the state of endpoints that stay. */
   update(infos: EndpointInfo[]): void {
     const old = new Map(this.endpoints.map((e) => [e.info.instance, e]));
     this.endpoints = infos.map((info) => {
       const prev = old.get(info.instance);
-      return prev && sameInfo(prev.info, info) ? prev : new Endpoint(info, this.trustDomain);
+      return prev && sameInfo(prev.info, info) ? prev : new Endpoint(info, this.trustDomain, this.statsFor);
     });
   }
 

@@ -1,6 +1,8 @@
 // One request's passage through the proxy, and the layer shape every step of it takes.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { Endpoint, Target } from './balancer.js';
+import type { RequestStats } from './metrics.js';
 
 /** A failure with the HTTP status it means, so client, metrics and logs agree. */
 export class ProxyError extends Error {
@@ -25,8 +27,15 @@ export class Exchange {
   peer = '';
   /** Endpoint selection, for the transport to try another endpoint after a connect failure. */
   rebalance: Handler | null = null;
+  readonly start = performance.now();
 
-  constructor(readonly req: IncomingMessage, readonly res: ServerResponse) {}
+  /** Where this exchange is counted: the proxy's catch-all until routing knows better. */
+  constructor(readonly req: IncomingMessage, readonly res: ServerResponse, public stats: RequestStats) {}
+
+  /** Records the response status and time to first byte, once per exchange. */
+  observe(status: number): void {
+    this.stats.observe(status, performance.now() - this.start);
+  }
 }
 
 export type Handler = (ex: Exchange) => void;
@@ -45,6 +54,7 @@ export function respondError(ex: Exchange, err: ProxyError): void {
     res.destroy();
     return;
   }
+  ex.observe(err.status);
   const body = `${err.reason}\n`;
   res.writeHead(err.status, [
     'content-type', 'text/plain; charset=utf-8',

@@ -10,8 +10,10 @@ import { forwardHeaders, hostCount, IDENTITY_HEADER } from './http-util.js';
 import { relay, type RelayHooks } from './relay.js';
 import { refuseUpgrade, relayUpgrade } from './upgrade.js';
 import type { IdentityManager } from './identity.js';
+import type { MetricsRegistry, RequestStats } from './metrics.js';
 
 export interface InboundOptions {
+  metrics: MetricsRegistry;
   identity: IdentityManager;
   trustDomain: string;
   appPort: number;
@@ -19,7 +21,8 @@ export interface InboundOptions {
 }
 
 const PEER = Symbol('mesh.peer');
-type PeerSocket = TLSSocket & { [PEER]?: string };
+const STATS = Symbol('mesh.stats');
+type PeerSocket = TLSSocket & { [PEER]?: string; [STATS]?: RequestStats };
 
 const appHooks = (appPort: number): RelayHooks => ({
   done() {},
@@ -43,9 +46,14 @@ export function createInboundServer(o: InboundOptions): https.Server {
     rejectUnauthorized: true,
     keepAliveTimeout: 60_000,
   });
+  const tcp = o.metrics.tcp({ direction: 'inbound', peer: 'src', tls: 'true' });
   server.on('secureConnection', (sock: PeerSocket) => {
     try {
-      sock[PEER] = formatIdentity(verifyPeer(sock.getPeerX509Certificate(), o.trustDomain));
+      const peer = formatIdentity(verifyPeer(sock.getPeerX509Certificate(), o.trustDomain));
+      sock[PEER] = peer;
+      // Stats per caller identity, looked up once per connection rather than per request.
+      sock[STATS] = o.metrics.requests({ direction: 'inbound', client_id: peer, tls: 'true' });
+      tcp.track(sock);
     } catch (err) {
       o.log?.(`inbound: refused a connection: ${(err as Error).message}`);
       sock.destroy();
@@ -67,12 +75,13 @@ export function createInboundServer(o: InboundOptions): https.Server {
   };
 
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const peer = (req.socket as PeerSocket)[PEER];
+    const sock = req.socket as PeerSocket;
+    const peer = sock[PEER];
     if (!peer) {
-      req.socket.destroy();
+      sock.destroy();
       return;
     }
-    const ex = new Exchange(req, res);
+    const ex = new Exchange(req, res, sock[STATS]!);
     ex.peer = peer;
     if (hostCount(req.rawHeaders) > 1) return respondError(ex, new ProxyError(400, 'request has more than one Host header'));
     ex.path = req.url ?? '/';

@@ -10,10 +10,15 @@ import { balance } from './layers/balance.js';
 import { mtlsForward, type MtlsTransport } from './layers/forward.js';
 import { forwardHeaders, hostCount, hostOnly, IDENTITY_HEADER } from './http-util.js';
 import { refuseUpgrade, relayUpgrade } from './upgrade.js';
+import type { MetricsRegistry } from './metrics.js';
 
-export function createOutboundServer(table: () => RouteTable, transport: MtlsTransport): http.Server {
+export function createOutboundServer(table: () => RouteTable, transport: MtlsTransport, metrics: MetricsRegistry): http.Server {
   const handler = stack([normalize, route(table), balance], mtlsForward(transport));
-  const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => handler(new Exchange(req, res)));
+  // Requests refused before routing (bad requests, unknown services) are counted here.
+  const unrouted = metrics.requests({ direction: 'outbound', dst_service: '' });
+  const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => handler(new Exchange(req, res, unrouted)));
+  const tcp = metrics.tcp({ direction: 'outbound', peer: 'src', tls: 'false' });
+  server.on('connection', (sock) => tcp.track(sock));
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     if (hostCount(req.rawHeaders) > 1) return refuseUpgrade(socket, 400, 'request has more than one Host header');
     let url = req.url ?? '/';
@@ -44,8 +49,4 @@ export function createOutboundServer(table: () => RouteTable, transport: MtlsTra
     relayUpgrade(req, socket, head, up, () => ep.inflight--);
   });
   return server;
-}
-
-export function newTransport(agent: https.Agent, ctx: MtlsTransport['secureContext']): MtlsTransport {
-  return { agent, secureContext: ctx };
 }

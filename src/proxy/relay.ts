@@ -24,6 +24,7 @@ export function relay(ex: Exchange, up: ClientRequest, hooks: RelayHooks): void 
     }
   };
   up.on('response', (upRes: IncomingMessage) => {
+    ex.observe(upRes.statusCode!);
     res.writeHead(upRes.statusCode!, upRes.statusMessage, forwardHeaders(upRes.rawHeaders, false));
     upRes.pipe(res);
     upRes.on('end', finish);

@@ -3,9 +3,11 @@
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { MeshError } from '../util/errors.js';
 import { serviceKey, type Snapshot } from '../model/snapshot.js';
-import { Target } from './balancer.js';
+import { Target, type StatsFor } from './balancer.js';
+import { MetricsRegistry } from './metrics.js';
 import { ControlClient } from './control-client.js';
 import { ConfigWatcher } from './discovery.js';
 import { IdentityManager } from './identity.js';
@@ -43,6 +45,7 @@ export interface RunningProxy {
   admin: string;
   identity: IdentityManager;
   config: ConfigWatcher;
+  metrics: MetricsRegistry;
   ready(): boolean;
   /** Joins the service (starts heartbeats): call once the app listens. */
   register(pid?: number): void;
@@ -68,7 +71,19 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   watcher.loadCache();
   await identity.init();
 
-  const transport: MtlsTransport = { agent: newMtlsAgent(), secureContext: identity.secureContext! };
+  const deployment = o.mode === 'ingress' ? o.service : `${o.service}-${o.version}`;
+  const metrics = new MetricsRegistry({ namespace: o.namespace, deployment, pod: o.instance });
+  metrics.gauge('identity_cert_expiration_timestamp_seconds', () => (identity.current ? identity.current.notAfter / 1000 : 0));
+  metrics.gauge('process_start_time_seconds', () => Math.round(performance.timeOrigin / 1000));
+  metrics.gauge('process_resident_memory_bytes', () => process.memoryUsage.rss());
+  const statsFor: StatsFor = (namespace, service, ep) => metrics.requests(ep
+    ? { direction: 'outbound', dst_namespace: namespace, dst_service: service, dst_deployment: `${service}-${ep.version}`, dst_pod: ep.instance, server_id: ep.identity, tls: 'true' }
+    : { direction: 'outbound', dst_namespace: namespace, dst_service: service });
+
+  const transport: MtlsTransport = {
+    agent: newMtlsAgent(metrics.tcp({ direction: 'outbound', peer: 'dst', tls: 'true' })),
+    secureContext: identity.secureContext!,
+  };
   identity.on('rotated', () => {
     transport.secureContext = identity.secureContext!;
   });
@@ -83,7 +98,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       const key = serviceKey(svc.namespace, svc.name);
       seen.add(key);
       let t = targets.get(key);
-      if (!t) targets.set(key, (t = new Target(svc.namespace, svc.name, o.trustDomain)));
+      if (!t) targets.set(key, (t = new Target(svc.namespace, svc.name, o.trustDomain, statsFor)));
       t.update(svc.endpoints);
       for (const name of hostNames(svc.name, svc.namespace, o.namespace)) hosts.set(name, t);
     }
@@ -91,7 +106,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     let fallback: Target | null = null;
     if (o.defaultService) {
       const key = serviceKey(o.namespace, o.defaultService);
-      fallback = targets.get(key) ?? new Target(o.namespace, o.defaultService, o.trustDomain);
+      fallback = targets.get(key) ?? new Target(o.namespace, o.defaultService, o.trustDomain, statsFor);
       targets.set(key, fallback);
     }
     table = { hosts, fallback };
@@ -123,16 +138,16 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   let heartbeat: NodeJS.Timeout | undefined;
   const state = { outbound: '', inbound: undefined as string | undefined, admin: '' };
   try {
-    const outbound = createOutboundServer(() => table, transport);
+    const outbound = createOutboundServer(() => table, transport, metrics);
     state.outbound = await listen(outbound, o.outboundPort ?? 0, o.mode === 'ingress' ? 'ingress' : 'outbound', o.outboundHost);
     if (o.mode === 'sidecar') {
       if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');
-      const inbound = createInboundServer({ identity, trustDomain: o.trustDomain, appPort: o.appPort, log });
+      const inbound = createInboundServer({ metrics, identity, trustDomain: o.trustDomain, appPort: o.appPort, log });
       state.inbound = await listen(inbound, o.inboundPort ?? 0, 'inbound');
     }
     const admin = createAdminServer({
       ready: () => identity.current !== null && watcher.snapshot !== null,
-      metrics: () => basicMetrics(identity),
+      metrics: () => metrics.render(),
     });
     state.admin = await listen(admin, o.adminPort ?? 0, 'admin');
   } catch (err) {
@@ -170,6 +185,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     ...state,
     identity,
     config: watcher,
+    metrics,
     ready: () => identity.current !== null && watcher.snapshot !== null,
     register(p?: number) {
       if (registered || o.mode !== 'sidecar') return;
@@ -196,14 +212,4 @@ export function hostNames(name: string, namespace: string, fromNamespace: string
   const names = [`${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.cluster.local`];
   if (namespace === fromNamespace) names.push(name);
   return names;
-}
-
-function basicMetrics(identity: IdentityManager): string {
-  const exp = identity.current ? identity.current.notAfter / 1000 : 0;
-  return [
-    '# HELP identity_cert_expiration_timestamp_seconds Time when the proxy\'s current certificate expires.',
-    '# TYPE identity_cert_expiration_timestamp_seconds gauge',
-    `identity_cert_expiration_timestamp_seconds ${exp}`,
-    '',
-  ].join('\n');
 }

@@ -12,6 +12,7 @@ export const balance: Layer = (next) => {
       return respondError(ex, new ProxyError(503, reason));
     }
     ex.endpoint = ep;
+    ex.stats = ep.stats;
     ex.attempts++;
     ex.rebalance = handler;
     next(ex);

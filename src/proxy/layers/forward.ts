@@ -2,6 +2,8 @@
 // on pooled keep-alive connections.
 import https from 'node:https';
 import type { SecureContext } from 'node:tls';
+import type { Socket } from 'node:net';
+import type { TcpStats } from '../metrics.js';
 import type { Handler, Exchange } from '../exchange.js';
 import { relay, type RelayHooks } from '../relay.js';
 
@@ -49,7 +51,16 @@ export function mtlsForward(t: MtlsTransport): Handler {
   };
 }
 
-export function newMtlsAgent(): https.Agent {
+export function newMtlsAgent(tcp?: TcpStats): https.Agent {
   // LIFO keeps the fewest connections hot; idle ones close before the peer's 60 s keep-alive.
-  return new https.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: 'lifo', timeout: 30_000 });
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: 'lifo', timeout: 30_000 });
+  if (tcp) {
+    const create = agent.createConnection.bind(agent) as (...a: unknown[]) => Socket;
+    (agent as unknown as { createConnection: (...a: unknown[]) => Socket }).createConnection = (...args: unknown[]) => {
+      const sock = create(...args);
+      tcp.track(sock);
+      return sock;
+    };
+  }
+  return agent;
 }

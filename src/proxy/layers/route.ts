@@ -14,5 +14,6 @@ export const route = (table: () => RouteTable): Layer => (next) => (ex) => {
   const target = t.hosts.get(ex.host) ?? t.fallback;
   if (target === null) return respondError(ex, new ProxyError(502, `unknown service ${ex.host}: not in the mesh`));
   ex.target = target;
+  ex.stats = target.stats;
   next(ex);
 };

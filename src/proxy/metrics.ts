@@ -1,0 +1,155 @@
+// Prometheus metrics as Linkerd names them. Label sets are built once per endpoint or peer, so a
+// request only bumps numbers: no strings are made on the hot path.
+import type { Socket } from 'node:net';
+
+/** Response latency buckets in ms: fine below 10 ms, where loopback p50s live. */
+export const LATENCY_BUCKETS_MS = [0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 2000, 3000, 5000, 10000, 30000, 60000];
+const NB = LATENCY_BUCKETS_MS.length;
+
+export function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+export function labelString(labels: Record<string, string>): string {
+  return Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
+}
+
+/** Request counts, status codes and time-to-first-byte for one label set. */
+export class RequestStats {
+  requests = 0;
+  readonly status = new Map<number, number>();
+  /** Cumulative counts are derived at render time; observe only bumps one bucket. */
+  readonly buckets = new Float64Array(NB + 1);
+  latencySum = 0;
+  /** Extra route counters (retries, timeouts, ejections) keyed by name. */
+  readonly extra = new Map<string, number>();
+
+  constructor(readonly labels: string) {}
+
+  observe(status: number, ms: number): void {
+    this.requests++;
+    this.status.set(status, (this.status.get(status) ?? 0) + 1);
+    let i = 0;
+    while (i < NB && ms > LATENCY_BUCKETS_MS[i]!) i++;
+    this.buckets[i]!++;
+    this.latencySum += ms;
+  }
+
+  count(name: string, by = 1): void {
+    this.extra.set(name, (this.extra.get(name) ?? 0) + by);
+  }
+}
+
+/** Connection counts and bytes for one label set; open sockets are summed at scrape time. */
+export class TcpStats {
+  opened = 0;
+  closed = 0;
+  closedRead = 0;
+  closedWritten = 0;
+  readonly open = new Set<Socket>();
+
+  constructor(readonly labels: string) {}
+
+  track(sock: Socket): void {
+    this.opened++;
+    this.open.add(sock);
+    sock.once('close', () => {
+      this.closed++;
+      this.closedRead += sock.bytesRead;
+      this.closedWritten += sock.bytesWritten;
+      this.open.delete(sock);
+    });
+  }
+}
+
+export class MetricsRegistry {
+  private readonly requestStats = new Map<string, RequestStats>();
+  private readonly tcpStats = new Map<string, TcpStats>();
+  private readonly gauges = new Map<string, () => number>();
+  private readonly counters = new Map<string, { help: string; values: Map<string, number> }>();
+
+  constructor(private readonly base: Record<string, string>) {}
+
+  /** Stats for base labels plus `labels`; the same object for the same labels. */
+  requests(labels: Record<string, string>): RequestStats {
+    const key = labelString({ ...this.base, ...labels });
+    let s = this.requestStats.get(key);
+    if (!s) this.requestStats.set(key, (s = new RequestStats(key)));
+    return s;
+  }
+
+  tcp(labels: Record<string, string>): TcpStats {
+    const key = labelString({ ...this.base, ...labels });
+    let s = this.tcpStats.get(key);
+    if (!s) this.tcpStats.set(key, (s = new TcpStats(key)));
+    return s;
+  }
+
+  gauge(name: string, fn: () => number): void {
+    this.gauges.set(name, fn);
+  }
+
+  /** A counter with its own labels (authorization decisions and the like). */
+  counter(name: string, help: string, labels: Record<string, string>): { inc(by?: number): void } {
+    let c = this.counters.get(name);
+    if (!c) this.counters.set(name, (c = { help, values: new Map() }));
+    const key = labelString({ ...this.base, ...labels });
+    const values = c.values;
+    if (!values.has(key)) values.set(key, 0);
+    return { inc: (by = 1) => values.set(key, values.get(key)! + by) };
+  }
+
+  render(): string {
+    const out: string[] = [];
+    // Only series that saw traffic, as Linkerd emits them.
+    const reqs = [...this.requestStats.values()].filter((s) => s.requests > 0);
+    out.push('# HELP request_total Total count of HTTP requests.', '# TYPE request_total counter');
+    for (const s of reqs) out.push(`request_total{${s.labels}} ${s.requests}`);
+    out.push('# HELP response_total Total count of HTTP responses.', '# TYPE response_total counter');
+    for (const s of reqs) {
+      for (const [code, n] of s.status) {
+        const cls = code >= 500 ? 'failure' : 'success';
+        out.push(`response_total{${s.labels},classification="${cls}",status_code="${code}"} ${n}`);
+      }
+    }
+    out.push('# HELP response_latency_ms Elapsed times between a request\'s headers being received and its response stream completing', '# TYPE response_latency_ms histogram');
+    for (const s of reqs) {
+      let cum = 0;
+      for (let i = 0; i < NB; i++) {
+        cum += s.buckets[i]!;
+        out.push(`response_latency_ms_bucket{${s.labels},le="${LATENCY_BUCKETS_MS[i]}"} ${cum}`);
+      }
+      cum += s.buckets[NB]!;
+      out.push(`response_latency_ms_bucket{${s.labels},le="+Inf"} ${cum}`);
+      out.push(`response_latency_ms_sum{${s.labels}} ${round(s.latencySum)}`);
+      out.push(`response_latency_ms_count{${s.labels}} ${cum}`);
+    }
+    const extras = new Map<string, string[]>();
+    for (const s of reqs) for (const [name, n] of s.extra) (extras.get(name) ?? extras.set(name, []).get(name)!).push(`${name}{${s.labels}} ${n}`);
+    for (const [name, lines] of extras) out.push(`# TYPE ${name} counter`, ...lines);
+    const tcps = [...this.tcpStats.values()].filter((t) => t.opened > 0);
+    const tcpLine = (name: string, type: string, help: string, value: (t: TcpStats) => number) => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+      for (const t of tcps) out.push(`${name}{${t.labels}} ${value(t)}`);
+    };
+    tcpLine('tcp_open_total', 'counter', 'Total count of opened connections.', (t) => t.opened);
+    tcpLine('tcp_close_total', 'counter', 'Total count of closed connections.', (t) => t.closed);
+    tcpLine('tcp_open_connections', 'gauge', 'Number of currently-open connections.', (t) => t.open.size);
+    tcpLine('tcp_read_bytes_total', 'counter', 'Total count of bytes read from peers.', (t) => t.closedRead + sum(t.open, (s) => s.bytesRead));
+    tcpLine('tcp_write_bytes_total', 'counter', 'Total count of bytes written to peers.', (t) => t.closedWritten + sum(t.open, (s) => s.bytesWritten));
+    for (const [name, c] of this.counters) {
+      out.push(`# HELP ${name} ${c.help}`, `# TYPE ${name} counter`);
+      for (const [labels, v] of c.values) out.push(`${name}{${labels}} ${v}`);
+    }
+    for (const [name, fn] of this.gauges) out.push(`# TYPE ${name} gauge`, `${name} ${fn()}`);
+    return out.join('\n') + '\n';
+  }
+}
+
+function sum(socks: Set<Socket>, f: (s: Socket) => number): number {
+  let n = 0;
+  for (const s of socks) n += f(s) || 0;
+  return n;
+}
+
+const round = (n: number) => Math.round(n * 1000) / 1000;
