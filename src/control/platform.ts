@@ -1,5 +1,6 @@
 // What the control plane needs from the platform it runs on; local and Kubernetes implement it.
 import type { EndpointRecord } from './registry.js';
+import type { ConfigKind } from '../model/snapshot.js';
 
 export interface ControlPlatform {
   readonly name: 'local' | 'kubernetes';
@@ -8,4 +9,7 @@ export interface ControlPlatform {
   saveEndpoints(endpoints: EndpointRecord[]): void;
   /** A fast liveness signal beyond lease expiry (a local process id, a pod phase). */
   endpointGone(ep: EndpointRecord): boolean;
+  /** Stored config documents (routes, policies, settings): a file, or a custom resource. */
+  loadConfig(kind: ConfigKind): unknown;
+  saveConfig(kind: ConfigKind, value: unknown): void;
 }

@@ -1,12 +1,15 @@
 // Which endpoints serve which service: registered by proxies, kept alive by heartbeats (leases).
 import { EventEmitter } from 'node:events';
-import type { EndpointInfo, ServiceInfo, Snapshot } from '../model/snapshot.js';
+import type { ConfigKind, EndpointInfo, ServiceInfo, Snapshot } from '../model/snapshot.js';
 import { serviceKey } from '../model/snapshot.js';
 import type { ControlPlatform } from './platform.js';
 
 export interface EndpointRecord extends EndpointInfo {
   pid?: number;
+  /** The proxy's admin address (metrics, readiness). */
   admin?: string;
+  /** An ingress registers as a proxy to scrape and check, but serves no endpoint (port 0). */
+  role?: 'sidecar' | 'ingress';
   registeredAt: string;
 }
 
@@ -17,6 +20,7 @@ export class Registry extends EventEmitter {
   private counter = 0;
   private snap: Snapshot;
   private sweeper: NodeJS.Timeout;
+  private readonly config: Partial<Record<ConfigKind, unknown>> = {};
 
   constructor(
     private readonly trustDomain: string,
@@ -28,6 +32,10 @@ export class Registry extends EventEmitter {
     for (const ep of platform.loadEndpoints()) {
       this.endpoints.set(ep.instance, ep);
       this.leases.set(ep.instance, now + leaseMs);
+    }
+    for (const kind of ['routes', 'policies', 'settings'] as const) {
+      const v = platform.loadConfig(kind);
+      if (v !== undefined) this.config[kind] = v;
     }
     this.snap = this.build();
     this.sweeper = setInterval(() => this.sweep(), 1000);
@@ -62,6 +70,18 @@ export class Registry extends EventEmitter {
     clearInterval(this.sweeper);
   }
 
+  getConfig(kind: ConfigKind): unknown {
+    return this.config[kind];
+  }
+
+  /** Stores a config document (validated by the caller) and pushes a new snapshot. */
+  setConfig(kind: ConfigKind, value: unknown): void {
+    this.platform.saveConfig(kind, value);
+    this.config[kind] = value;
+    this.snap = this.build();
+    this.emit('change', this.snap);
+  }
+
   private sweep(): void {
     const now = Date.now();
     let dirty = false;
@@ -85,13 +105,14 @@ export class Registry extends EventEmitter {
     const services = new Map<string, ServiceInfo>();
     const sorted = [...this.endpoints.values()].sort((a, b) => a.instance.localeCompare(b.instance));
     for (const ep of sorted) {
+      if (ep.port === 0) continue;
       const key = serviceKey(ep.namespace, ep.service);
       let svc = services.get(key);
       if (!svc) services.set(key, (svc = { namespace: ep.namespace, name: ep.service, endpoints: [] }));
       const { instance, namespace, service, version, address, port, identity } = ep;
       svc.endpoints.push({ instance, namespace, service, version, address, port, identity });
     }
-    return { version: `${this.epoch}.${++this.counter}`, trustDomain: this.trustDomain, services: [...services.values()] };
+    return { version: `${this.epoch}.${++this.counter}`, trustDomain: this.trustDomain, services: [...services.values()], config: { ...this.config } };
   }
 }
 

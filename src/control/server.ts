@@ -140,7 +140,8 @@ export function createControlServer(o: ControlServerOptions): https.Server {
     if (b.namespace !== id.namespace || b.service !== id.serviceAccount) {
       throw new HttpError(403, `identity ${formatIdentity(id)} cannot register endpoints of ${b.namespace}/${b.service}`);
     }
-    if (!Number.isInteger(b.port) || b.port! <= 0 || b.port! > 65535) throw new HttpError(400, 'port must be 1-65535');
+    const ingress = b.role === 'ingress';
+    if (!Number.isInteger(b.port) || b.port! < (ingress ? 0 : 1) || b.port! > 65535) throw new HttpError(400, 'port must be 1-65535');
     const existing = o.registry.list().find((e) => e.instance === b.instance);
     if (existing && existing.identity !== formatIdentity(id)) throw new HttpError(409, `instance ${b.instance} is taken`);
     o.registry.upsert({
@@ -153,6 +154,7 @@ export function createControlServer(o: ControlServerOptions): https.Server {
       identity: formatIdentity(id),
       pid: typeof b.pid === 'number' ? b.pid : undefined,
       admin: typeof b.admin === 'string' ? b.admin : undefined,
+      role: ingress ? 'ingress' : 'sidecar',
       registeredAt: existing?.registeredAt ?? new Date().toISOString(),
     });
     sendJson(res, 200, { ok: true, version: o.registry.snapshot.version });

@@ -18,11 +18,16 @@ export interface ServiceInfo {
   endpoints: EndpointInfo[];
 }
 
+/** Config documents the control plane stores and pushes, by kind (routes, policies, ...). */
+export type ConfigKind = 'routes' | 'policies' | 'settings';
+
 export interface Snapshot {
   /** Opaque; a proxy asks for changes since the one it has. */
   version: string;
   trustDomain: string;
   services: ServiceInfo[];
+  /** Stored config by kind; a kind never set is absent. Shapes live in src/model/<kind>.ts. */
+  config?: Partial<Record<ConfigKind, unknown>>;
 }
 
 export const serviceKey = (namespace: string, name: string) => `${namespace}/${name}`;

@@ -164,7 +164,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     try {
       const { status, body } = await client.request<{ error?: string }>('POST', '/v1/endpoints', {
         instance: o.instance, namespace: o.namespace, service: o.service, version: o.version,
-        port: inboundPort, pid, admin: state.admin,
+        port: inboundPort, pid, admin: state.admin, role: o.mode,
       }, { timeoutMs: 5000 });
       if (status !== 200) log(`registration refused: ${body?.error ?? status}`);
     } catch {
@@ -188,7 +188,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     metrics,
     ready: () => identity.current !== null && watcher.snapshot !== null,
     register(p?: number) {
-      if (registered || o.mode !== 'sidecar') return;
+      if (registered) return;
       registered = true;
       pid = p;
       void beat();

@@ -137,6 +137,8 @@ export async function runWorkload(state: StateDir, spec: WorkloadSpec & { instan
       }
     })();
   }
+  // The ingress has no app to wait for: it joins at once, so the control plane can scrape it.
+  if (spec.kind === 'ingress') proxy.register(process.pid);
   rec.state = 'running';
   state.writeWorkload(rec);
   onStarted?.(rec);
