@@ -10,6 +10,8 @@ export interface EndpointRecord extends EndpointInfo {
   admin?: string;
   /** An ingress registers as a proxy to scrape and check, but serves no endpoint (port 0). */
   role?: 'sidecar' | 'ingress';
+  /** The snapshot version the proxy last applied (reported with each heartbeat). */
+  configVersion?: string;
   registeredAt: string;
 }
 
@@ -54,7 +56,11 @@ export class Registry extends EventEmitter {
   upsert(ep: EndpointRecord): void {
     this.leases.set(ep.instance, Date.now() + this.leaseMs);
     const old = this.endpoints.get(ep.instance);
-    if (old && sameEndpoint(old, ep)) return;
+    if (old && sameEndpoint(old, ep)) {
+      // Not a change to the mesh, so no new snapshot: only what the proxy has applied.
+      old.configVersion = ep.configVersion;
+      return;
+    }
     this.endpoints.set(ep.instance, ep);
     this.changed();
   }

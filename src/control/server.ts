@@ -6,7 +6,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { URL } from 'node:url';
 import { formatIdentity, parseIdentity, verifyPeer, type Identity } from '../identity/spiffe.js';
 import type { Issuer } from '../identity/ca.js';
-import { checkName } from '../model/snapshot.js';
+import { checkName, type ConfigKind, type Snapshot } from '../model/snapshot.js';
 import { HttpError, readJsonBody, sendJson } from '../util/http.js';
 import type { EndpointRecord, Registry } from './registry.js';
 import { VERSION } from '../version.js';
@@ -28,6 +28,8 @@ export interface ControlServerOptions {
   auth: ControlAuth;
   tls: { cert: string; key: string };
   watchTimeoutMs?: number;
+  /** Checks a config document before it is stored; throws with a message saying what is wrong. */
+  validators?: Partial<Record<ConfigKind, (value: unknown, snapshot: Snapshot) => unknown>>;
 }
 
 interface CertificateRequest {
@@ -97,6 +99,24 @@ export function createControlServer(o: ControlServerOptions): https.Server {
       requireAdmin(req);
       return sendJson(res, 200, o.registry.list());
     }
+    const cfg = /^\/v1\/config\/(routes|policies|settings)$/.exec(url.pathname);
+    if (cfg) {
+      requireAdmin(req);
+      const kind = cfg[1] as ConfigKind;
+      if (req.method === 'GET') return sendJson(res, 200, { kind, value: o.registry.getConfig(kind) ?? null, version: o.registry.snapshot.version });
+      if (req.method === 'PUT') {
+        const body = await readJsonBody<unknown>(req);
+        let value = body;
+        const validate = o.validators?.[kind];
+        try {
+          if (validate) value = validate(body, o.registry.snapshot);
+        } catch (err) {
+          throw new HttpError(422, (err as Error).message);
+        }
+        o.registry.setConfig(kind, value);
+        return sendJson(res, 200, { kind, value, version: o.registry.snapshot.version });
+      }
+    }
     if (route === 'GET /v1/snapshot') {
       requireAdmin(req);
       return sendJson(res, 200, o.registry.snapshot);
@@ -154,6 +174,7 @@ export function createControlServer(o: ControlServerOptions): https.Server {
       identity: formatIdentity(id),
       pid: typeof b.pid === 'number' ? b.pid : undefined,
       admin: typeof b.admin === 'string' ? b.admin : undefined,
+      configVersion: typeof b.configVersion === 'string' ? b.configVersion : undefined,
       role: ingress ? 'ingress' : 'sidecar',
       registeredAt: existing?.registeredAt ?? new Date().toISOString(),
     });

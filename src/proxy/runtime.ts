@@ -164,15 +164,17 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     try {
       const { status, body } = await client.request<{ error?: string }>('POST', '/v1/endpoints', {
         instance: o.instance, namespace: o.namespace, service: o.service, version: o.version,
-        port: inboundPort, pid, admin: state.admin, role: o.mode,
+        port: inboundPort, pid, admin: state.admin, role: o.mode, configVersion: watcher.snapshot?.version,
       }, { timeoutMs: 5000 });
       if (status !== 200) log(`registration refused: ${body?.error ?? status}`);
     } catch {
       // The watch loop reports control-plane outages; heartbeats resume on their own.
     }
   };
-  // A restarted control plane gets this endpoint back at the next heartbeat, not a lease later.
+  // A restarted control plane gets this endpoint back at the next heartbeat, not a lease later;
+  // a new snapshot is acknowledged at once, so `mesh route set` can wait for every proxy.
   watcher.on('connected', () => registered && void beat());
+  watcher.on('snapshot', () => registered && watcher.connected && void beat());
 
   const deregister = async () => {
     clearInterval(heartbeat);
