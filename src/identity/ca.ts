@@ -34,9 +34,10 @@ function sign(o: SignOptions): string {
   cert.publicKey = pki.publicKeyFromPem(o.publicKeyPem);
   cert.serialNumber = serial();
   // A minute of back-dating absorbs small clock differences between processes.
-  const nb = o.notBefore ?? new Date(Date.now() - 60_000);
+  const backdate = o.notBefore ? 0 : 60_000;
+  const nb = o.notBefore ?? new Date(Date.now() - backdate);
   cert.validity.notBefore = nb;
-  cert.validity.notAfter = new Date(nb.getTime() + 60_000 + o.lifetimeMs);
+  cert.validity.notAfter = new Date(nb.getTime() + backdate + o.lifetimeMs);
   const subject = [{ name: 'commonName', value: o.subjectCN }];
   cert.setSubject(subject);
   cert.setIssuer(o.issuer ? o.issuer.cert.subject.attributes : subject);
@@ -121,7 +122,13 @@ export class Issuer {
     } catch {
       throw new Error('certificate request is not a valid PEM CSR');
     }
-    if (!csr.verify()) throw new Error('certificate request signature does not verify');
+    let ok = false;
+    try {
+      ok = csr.verify();
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw new Error('certificate request signature does not verify');
     const publicKeyPem = pki.publicKeyToPem(csr.publicKey as forge.pki.rsa.PublicKey);
     return this.issueLeaf({ uri, publicKeyPem, lifetimeMs });
   }

@@ -63,3 +63,30 @@ export function sameAuthority(a: string, b: string): boolean {
   };
   return norm(a) === norm(b);
 }
+
+export interface RequestTarget {
+  authority: string;
+  path: string;
+}
+
+/**
+ * The authority and origin-form path a request names, or why it must be refused (400):
+ * two Host headers, an absolute URI that disagrees with Host, or one we do not proxy.
+ */
+export function requestTarget(url: string, host: string | undefined, hosts: number): RequestTarget | string {
+  if (hosts > 1) return 'request has more than one Host header';
+  let authority = host ?? '';
+  let path = url;
+  if (path.charCodeAt(0) !== 47 /* / */) {
+    if (path === '*') return 'asterisk-form is not supported';
+    if (!path.startsWith('http://')) return 'only http:// absolute URIs are proxied';
+    const slash = path.indexOf('/', 7);
+    const uriAuthority = slash < 0 ? path.slice(7) : path.slice(7, slash);
+    if (uriAuthority === '' || uriAuthority.includes('@')) return 'invalid authority in request URI';
+    if (hosts === 1 && !sameAuthority(uriAuthority, authority)) return 'Host header disagrees with the request URI';
+    authority = uriAuthority;
+    path = slash < 0 ? '/' : path.slice(slash);
+  }
+  if (authority === '') return 'request names no host';
+  return { authority, path };
+}

@@ -8,7 +8,7 @@ import { normalize } from './layers/normalize.js';
 import { route, type RouteTable } from './layers/route.js';
 import { balance } from './layers/balance.js';
 import { mtlsForward, type MtlsTransport } from './layers/forward.js';
-import { forwardHeaders, hostCount, hostOnly, IDENTITY_HEADER } from './http-util.js';
+import { forwardHeaders, hostCount, hostOnly, IDENTITY_HEADER, requestTarget } from './http-util.js';
 import { refuseUpgrade, relayUpgrade } from './upgrade.js';
 import type { MetricsRegistry } from './metrics.js';
 
@@ -20,14 +20,9 @@ export function createOutboundServer(table: () => RouteTable, transport: MtlsTra
   const tcp = metrics.tcp({ direction: 'outbound', peer: 'src', tls: 'false' });
   server.on('connection', (sock) => tcp.track(sock));
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (hostCount(req.rawHeaders) > 1) return refuseUpgrade(socket, 400, 'request has more than one Host header');
-    let url = req.url ?? '/';
-    let authority = req.headers.host ?? '';
-    if (url.startsWith('http://')) {
-      const slash = url.indexOf('/', 7);
-      authority = slash < 0 ? url.slice(7) : url.slice(7, slash);
-      url = slash < 0 ? '/' : url.slice(slash);
-    }
+    const rt = requestTarget(req.url ?? '/', req.headers.host, hostCount(req.rawHeaders));
+    if (typeof rt === 'string') return refuseUpgrade(socket, 400, rt);
+    const { authority, path: url } = rt;
     const t = table();
     const target = t.hosts.get(hostOnly(authority)) ?? t.fallback;
     if (!target) return refuseUpgrade(socket, 502, `unknown service ${hostOnly(authority)}: not in the mesh`);

@@ -25,7 +25,8 @@ export function relay(ex: Exchange, up: ClientRequest, hooks: RelayHooks): void 
   };
   up.on('response', (upRes: IncomingMessage) => {
     ex.observe(upRes.statusCode!);
-    res.writeHead(upRes.statusCode!, upRes.statusMessage, forwardHeaders(upRes.rawHeaders, false));
+    // Node frames the body for this client itself: chunked for HTTP/1.1, close-delimited for 1.0.
+    res.writeHead(upRes.statusCode!, upRes.statusMessage, forwardHeaders(upRes.rawHeaders, false, 'transfer-encoding'));
     upRes.pipe(res);
     upRes.on('end', finish);
     upRes.on('aborted', () => {
