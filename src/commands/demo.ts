@@ -33,6 +33,8 @@ const isDemo = (r: WorkloadRecord) => (r as DemoRecord).demo === true;
 
 interface DemoFlags {
   ingressPort?: string;
+  traceCollector?: string;
+  accessLog?: boolean;
   down?: boolean;
   rate: string;
   traffic: boolean;
@@ -45,6 +47,8 @@ export function registerDemo(program: Command): void {
     .option('--ingress-port <port>', 'ingress port on 127.0.0.1 (default 8080, or a free one if taken)')
     .option('--rate <rps>', 'requests per second from the traffic generator', '1')
     .option('--no-traffic', 'do not start the traffic generator')
+    .option('--access-log', 'sidecars log every request as JSON lines (in their logs)')
+    .option('--trace-collector <url>', 'sidecars export spans as OTLP/HTTP JSON to this URL')
     .option('--down', 'stop the sample')
     .action(async (f: DemoFlags, cmd: Command) => {
       const { state } = context(cmd);
@@ -68,12 +72,13 @@ export function registerDemo(program: Command): void {
         await step('Starting details, ratings, reviews v1 v2 v3 and productpage with their sidecars', () => Promise.all(APPS.map(async (a) => {
           const spec: WorkloadSpec = {
             kind: 'workload', service: a.service, version: a.version, namespace: 'default', appPort: await freePort(),
-            command: [process.execPath, join(DEMO_DIR, a.script)], demo: true,
+            command: [process.execPath, join(DEMO_DIR, a.script)], demo: true, accessLog: f.accessLog, traceCollector: f.traceCollector,
           };
           return launchDetached(state, spec);
         })), () => 'Started details, ratings, reviews v1 v2 v3 and productpage, each with its sidecar');
         const ing = await step('Starting the ingress', () => launchDetached(state, {
           kind: 'ingress', service: 'ingress', version: 'v1', namespace: 'default', ingressPort, defaultService: 'productpage', demo: true,
+          accessLog: f.accessLog, traceCollector: f.traceCollector,
         }), (r) => `Ingress listening on http://${r.rec.outbound}`);
         const url = `http://${ing.rec.outbound}/productpage`;
         await step('Waiting for the product page', () => waitForPage(url), () => 'The product page answers through the mesh');

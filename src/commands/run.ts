@@ -18,6 +18,15 @@ interface RunFlags {
   detach?: boolean;
   output?: string;
   demo?: boolean;
+  accessLog?: boolean;
+  traceCollector?: string;
+}
+
+function telemetryFlags(f: { accessLog?: boolean; traceCollector?: string }): Pick<WorkloadSpec, 'accessLog' | 'traceCollector'> {
+  if (f.traceCollector !== undefined && !/^http:\/\/[^/\s]+(\/\S*)?$/.test(f.traceCollector)) {
+    throw new MeshError(`trace collector '${f.traceCollector}' is not an http:// URL`, 'e.g. --trace-collector http://127.0.0.1:4318/v1/traces');
+  }
+  return { accessLog: f.accessLog, traceCollector: f.traceCollector };
 }
 
 function names(f: { name?: string; version?: string; namespace: string; instance?: string }): void {
@@ -67,12 +76,14 @@ export function registerRun(program: Command): void {
     .option('--instance <name>', 'name of this instance (default: service-version-random)')
     .option('-d, --detach', 'run in the background')
     .option('-o, --output <format>', 'table or json')
+    .option('--access-log', 'log every request through the sidecar as a JSON line')
+    .option('--trace-collector <url>', 'export spans as OTLP/HTTP JSON to this URL')
     .option('--demo', 'started by mesh demo (internal)')
     .argument('<command...>', "the app's command, after --")
     .action(async (command: string[], f: RunFlags, cmd: Command) => {
       names(f);
       const appPort = checked(() => parsePort(f.port, 'app port'), 'pass --port 1-65535');
-      await start(cmd, { kind: 'workload', service: f.name, version: f.version, namespace: f.namespace, instance: f.instance, appPort, command, demo: f.demo }, f);
+      await start(cmd, { kind: 'workload', service: f.name, version: f.version, namespace: f.namespace, instance: f.instance, appPort, command, demo: f.demo, ...telemetryFlags(f) }, f);
     });
 
   program
@@ -84,11 +95,13 @@ export function registerRun(program: Command): void {
     .option('--instance <name>', 'name of this instance')
     .option('-d, --detach', 'run in the background')
     .option('-o, --output <format>', 'table or json')
+    .option('--access-log', 'log every request through the ingress as a JSON line')
+    .option('--trace-collector <url>', 'export spans as OTLP/HTTP JSON to this URL')
     .option('--demo', 'started by mesh demo (internal)')
-    .action(async (f: { port: string; service: string; namespace: string; instance?: string; detach?: boolean; output?: string; demo?: boolean }, cmd: Command) => {
+    .action(async (f: { port: string; service: string; namespace: string; instance?: string; detach?: boolean; output?: string; demo?: boolean; accessLog?: boolean; traceCollector?: string }, cmd: Command) => {
       names({ name: f.service, namespace: f.namespace, instance: f.instance });
       const ingressPort = checked(() => parsePort(f.port, 'ingress port', true), 'pass --port 1-65535');
-      await start(cmd, { kind: 'ingress', service: 'ingress', version: 'v1', namespace: f.namespace, instance: f.instance, ingressPort, defaultService: f.service, demo: f.demo }, f);
+      await start(cmd, { kind: 'ingress', service: 'ingress', version: 'v1', namespace: f.namespace, instance: f.instance, ingressPort, defaultService: f.service, demo: f.demo, ...telemetryFlags(f) }, f);
     });
 
   program

@@ -28,6 +28,9 @@ export class Exchange {
   /** Endpoint selection, for the transport to try another endpoint after a connect failure. */
   rebalance: Handler | null = null;
   readonly start = performance.now();
+  traceId = '';
+  /** This proxy's span when tracing exports spans (see telemetry.ts). */
+  span: object | null = null;
 
   /** Where this exchange is counted: the proxy's catch-all until routing knows better. */
   constructor(readonly req: IncomingMessage, readonly res: ServerResponse, public stats: RequestStats) {}

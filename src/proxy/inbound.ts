@@ -11,9 +11,11 @@ import { relay, type RelayHooks } from './relay.js';
 import { refuseUpgrade, relayUpgrade } from './upgrade.js';
 import type { IdentityManager } from './identity.js';
 import type { MetricsRegistry, RequestStats } from './metrics.js';
+import type { Telemetry } from './telemetry.js';
 
 export interface InboundOptions {
   metrics: MetricsRegistry;
+  telemetry: Telemetry;
   identity: IdentityManager;
   trustDomain: string;
   appPort: number;
@@ -88,6 +90,8 @@ export function createInboundServer(o: InboundOptions): https.Server {
     // The verified peer identity replaces anything a client sent under that name.
     ex.headers = forwardHeaders(req.rawHeaders, false, IDENTITY_HEADER);
     ex.headers.push(IDENTITY_HEADER, peer);
+    o.telemetry.traceContext(ex, 'server');
+    o.telemetry.watch(ex, 'inbound');
     const cl = req.headers['content-length'];
     ex.replayable = req.headers['transfer-encoding'] === undefined && (cl === undefined || cl === '0');
     ex.rebalance = toApp;

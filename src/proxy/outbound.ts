@@ -3,7 +3,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import { Exchange, stack } from './exchange.js';
+import { Exchange, stack, type Layer } from './exchange.js';
+import type { Telemetry } from './telemetry.js';
 import { normalize } from './layers/normalize.js';
 import { route, type RouteTable } from './layers/route.js';
 import { balance } from './layers/balance.js';
@@ -12,8 +13,13 @@ import { forwardHeaders, hostCount, hostOnly, IDENTITY_HEADER, requestTarget } f
 import { refuseUpgrade, relayUpgrade } from './upgrade.js';
 import type { MetricsRegistry } from './metrics.js';
 
-export function createOutboundServer(table: () => RouteTable, transport: MtlsTransport, metrics: MetricsRegistry): http.Server {
-  const handler = stack([normalize, route(table), balance], mtlsForward(transport));
+export function createOutboundServer(table: () => RouteTable, transport: MtlsTransport, metrics: MetricsRegistry, tel: Telemetry): http.Server {
+  const observe: Layer = (next) => (ex) => {
+    tel.traceContext(ex, 'client');
+    tel.watch(ex, 'outbound');
+    next(ex);
+  };
+  const handler = stack([normalize, observe, route(table), balance], mtlsForward(transport));
   // Requests refused before routing (bad requests, unknown services) are counted here.
   const unrouted = metrics.requests({ direction: 'outbound', dst_service: '' });
   const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => handler(new Exchange(req, res, unrouted)));

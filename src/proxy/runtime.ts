@@ -8,6 +8,7 @@ import { MeshError } from '../util/errors.js';
 import { serviceKey, type Snapshot } from '../model/snapshot.js';
 import { Target, type StatsFor } from './balancer.js';
 import { MetricsRegistry } from './metrics.js';
+import { Telemetry } from './telemetry.js';
 import { ControlClient } from './control-client.js';
 import { ConfigWatcher } from './discovery.js';
 import { IdentityManager } from './identity.js';
@@ -36,7 +37,16 @@ export interface ProxyOptions {
   /** The ingress listens here (127.0.0.1 by default) and sends names it does not know to this service. */
   outboundHost?: string;
   defaultService?: string;
+  /** Access logs and trace export switched on locally (the control plane's settings can too). */
+  accessLog?: boolean;
+  traceCollector?: string;
   log?: (msg: string) => void;
+}
+
+/** The `settings` config kind, pushed by the control plane. */
+export interface MeshSettings {
+  accessLog?: boolean | { services: string[] };
+  tracing?: { collector?: string | null };
 }
 
 export interface RunningProxy {
@@ -88,6 +98,16 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     transport.secureContext = identity.secureContext!;
   });
 
+  const telemetry = new Telemetry(
+    { identity: identity.uri, service: o.service, namespace: o.namespace, deployment, pod: o.instance },
+    { accessLog: !!o.accessLog, collector: o.traceCollector ?? null },
+  );
+  const applySettings = (s: MeshSettings | undefined) => {
+    const al = s?.accessLog;
+    const pushed = al === true || (typeof al === 'object' && al !== null && Array.isArray(al.services) && al.services.includes(o.service));
+    telemetry.settings = { accessLog: !!o.accessLog || pushed, collector: o.traceCollector ?? s?.tracing?.collector ?? null };
+  };
+
   // Targets live across snapshots so endpoint state (in-flight, back-off) survives config pushes.
   const targets = new Map<string, Target>();
   let table: RouteTable = { hosts: new Map(), fallback: null };
@@ -110,6 +130,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       targets.set(key, fallback);
     }
     table = { hosts, fallback };
+    applySettings(s.config?.settings as MeshSettings | undefined);
   };
   if (watcher.snapshot) applySnapshot(watcher.snapshot);
   else applySnapshot({ version: '', trustDomain: o.trustDomain, services: [] });
@@ -138,11 +159,11 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   let heartbeat: NodeJS.Timeout | undefined;
   const state = { outbound: '', inbound: undefined as string | undefined, admin: '' };
   try {
-    const outbound = createOutboundServer(() => table, transport, metrics);
+    const outbound = createOutboundServer(() => table, transport, metrics, telemetry);
     state.outbound = await listen(outbound, o.outboundPort ?? 0, o.mode === 'ingress' ? 'ingress' : 'outbound', o.outboundHost);
     if (o.mode === 'sidecar') {
       if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');
-      const inbound = createInboundServer({ metrics, identity, trustDomain: o.trustDomain, appPort: o.appPort, log });
+      const inbound = createInboundServer({ metrics, telemetry, identity, trustDomain: o.trustDomain, appPort: o.appPort, log });
       state.inbound = await listen(inbound, o.inboundPort ?? 0, 'inbound');
     }
     const admin = createAdminServer({
@@ -200,6 +221,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     deregister,
     async close() {
       await deregister();
+      telemetry.flush();
       watcher.stop();
       identity.stop();
       await closeAll();

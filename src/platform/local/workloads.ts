@@ -23,6 +23,8 @@ export interface WorkloadSpec {
   defaultService?: string;
   /** Marks what `mesh demo` started, so `mesh demo --down` stops only that. */
   demo?: boolean;
+  accessLog?: boolean;
+  traceCollector?: string;
 }
 
 export function newInstanceName(spec: WorkloadSpec): string {
@@ -72,6 +74,8 @@ export async function runWorkload(state: StateDir, spec: WorkloadSpec & { instan
     appPort: spec.appPort,
     outboundPort: spec.kind === 'ingress' ? spec.ingressPort ?? 0 : 0,
     defaultService: spec.defaultService,
+    accessLog: spec.accessLog,
+    traceCollector: spec.traceCollector,
     log,
   });
   const rec: WorkloadRecord = {
@@ -170,6 +174,8 @@ export async function launchDetached(state: StateDir, spec: WorkloadSpec, timeou
   const args = [MESH_BIN, spec.kind === 'ingress' ? 'ingress' : 'run', '--state-dir', state.root, '--instance', instance,
     '--namespace', spec.namespace];
   if (spec.demo) args.push('--demo');
+  if (spec.accessLog) args.push('--access-log');
+  if (spec.traceCollector) args.push('--trace-collector', spec.traceCollector);
   if (spec.kind === 'ingress') {
     args.push('--port', String(spec.ingressPort ?? 0), '--service', spec.defaultService ?? '');
   } else {

@@ -1,0 +1,170 @@
+// Access logs and tracing. Both are off the hot path unless switched on; the one thing done for
+// every request is starting a W3C trace context when the request arrives without one.
+import http from 'node:http';
+import { randomFillSync } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Exchange } from './exchange.js';
+
+export interface TelemetrySettings {
+  accessLog: boolean;
+  /** OTLP/HTTP JSON endpoint, e.g. http://127.0.0.1:4318/v1/traces. */
+  collector: string | null;
+}
+
+// Ids come from a pooled random buffer: one randomFill per 512 ids instead of one per request.
+const pool = Buffer.alloc(4096);
+let poolAt = pool.length;
+function randomHex(bytes: number): string {
+  if (poolAt + bytes > pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  const s = pool.toString('hex', poolAt, poolAt + bytes);
+  poolAt += bytes;
+  return s;
+}
+
+const TP_RE = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+interface Span {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  kind: number;
+  start: number;
+  end: number;
+  attributes: Record<string, string | number>;
+}
+
+export class Telemetry {
+  settings: TelemetrySettings;
+  private spans: Span[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly epochOffsetMs = performance.timeOrigin;
+
+  constructor(
+    readonly own: { identity: string; service: string; namespace: string; deployment: string; pod: string },
+    initial: TelemetrySettings,
+    private readonly write: (line: string) => void = (l) => process.stdout.write(l),
+  ) {
+    this.settings = initial;
+  }
+
+  /**
+   * Makes sure the forwarded headers carry a trace context (from traceparent, else B3, else new);
+   * with tracing on, this proxy's span becomes the parent for the next hop. Returns the trace id.
+   */
+  traceContext(ex: Exchange, kind: 'client' | 'server'): void {
+    const h = ex.headers;
+    let tpAt = -1;
+    let b3Trace = '';
+    let b3Span = '';
+    for (let i = 0; i < h.length; i += 2) {
+      const n = h[i]!;
+      if (n.length === 11 && n.toLowerCase() === 'traceparent') tpAt = i + 1;
+      else if (n.length === 12 && n.toLowerCase() === 'x-b3-traceid') b3Trace = h[i + 1]!;
+      else if (n.length === 11 && n.toLowerCase() === 'x-b3-spanid') b3Span = h[i + 1]!;
+    }
+    let traceId: string;
+    let parent = '';
+    let flags = '01';
+    const m = tpAt >= 0 ? TP_RE.exec(h[tpAt]!) : null;
+    if (m) {
+      traceId = m[1]!;
+      parent = m[2]!;
+      flags = m[3]!;
+    } else if (/^[0-9a-f]{16}([0-9a-f]{16})?$/.test(b3Trace)) {
+      traceId = b3Trace.padStart(32, '0');
+      parent = /^[0-9a-f]{16}$/.test(b3Span) ? b3Span : '';
+    } else {
+      traceId = randomHex(16);
+    }
+    ex.traceId = traceId;
+    if (this.settings.collector === null && m) return;
+    const spanId = this.settings.collector !== null ? randomHex(8) : parent || randomHex(8);
+    const value = `00-${traceId}-${spanId}-${flags}`;
+    if (tpAt >= 0) h[tpAt] = value;
+    else h.push('traceparent', value);
+    if (this.settings.collector !== null) {
+      ex.span = { traceId, spanId, parentSpanId: m || parent ? parent : '', name: '', kind: kind === 'server' ? 2 : 3, start: 0, end: 0, attributes: {} };
+    }
+  }
+
+  /** Called once per exchange when access logs or tracing are on. */
+  watch(ex: Exchange, direction: 'inbound' | 'outbound'): void {
+    if (!this.settings.accessLog && ex.span === null) return;
+    const sock = ex.res.socket;
+    const written0 = sock?.bytesWritten ?? 0;
+    ex.res.once('close', () => {
+      const ms = performance.now() - ex.start;
+      const status = ex.res.statusCode;
+      const authority = ex.req.headers.host ?? ex.host;
+      const server = direction === 'inbound' ? this.own.identity : ex.endpoint?.info.identity ?? '';
+      const client = direction === 'inbound' ? ex.peer : this.own.identity;
+      if (this.settings.accessLog) {
+        this.write(JSON.stringify({
+          time: new Date().toISOString(), direction, method: ex.req.method, authority, path: ex.path, status,
+          duration_ms: Math.round(ms * 1000) / 1000, bytes: (sock?.bytesWritten ?? 0) - written0,
+          client_id: client, server_id: server, trace_id: ex.traceId,
+          ...(direction === 'outbound' && ex.endpoint ? { dst: ex.endpoint.info.instance } : {}),
+        }) + '\n');
+      }
+      const span = ex.span as Span | null;
+      if (span) {
+        span.name = `${direction} ${ex.req.method} ${direction === 'outbound' ? ex.target?.name ?? ex.host : this.own.service}`;
+        span.start = this.epochOffsetMs + ex.start;
+        span.end = span.start + ms;
+        span.attributes = {
+          'http.method': ex.req.method ?? '', 'http.target': ex.path, 'http.status_code': status,
+          'net.peer.identity': direction === 'inbound' ? client : server, 'mesh.direction': direction,
+        };
+        this.push(span);
+      }
+    });
+  }
+
+  private push(span: Span): void {
+    this.spans.push(span);
+    if (this.spans.length >= 512) this.flush();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => this.flush(), 1000);
+      this.timer.unref();
+    }
+  }
+
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const spans = this.spans;
+    this.spans = [];
+    const url = this.settings.collector;
+    if (!spans.length || !url) return;
+    const nano = (ms: number) => (BigInt(Math.round(ms * 1000)) * 1000n).toString();
+    const body = JSON.stringify({
+      resourceSpans: [{
+        resource: { attributes: [
+          { key: 'service.name', value: { stringValue: this.own.service } },
+          { key: 'k8s.namespace.name', value: { stringValue: this.own.namespace } },
+          { key: 'k8s.deployment.name', value: { stringValue: this.own.deployment } },
+          { key: 'k8s.pod.name', value: { stringValue: this.own.pod } },
+        ] },
+        scopeSpans: [{
+          scope: { name: 'mesh-proxy' },
+          spans: spans.map((s) => ({
+            traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId, name: s.name, kind: s.kind,
+            startTimeUnixNano: nano(s.start), endTimeUnixNano: nano(s.end),
+            attributes: Object.entries(s.attributes).map(([key, v]) => ({ key, value: typeof v === 'number' ? { intValue: String(v) } : { stringValue: v } })),
+            status: { code: Number(s.attributes['http.status_code']) >= 500 ? 2 : 0 },
+          })),
+        }],
+      }],
+    });
+    // Best effort: a collector that is down costs these spans, never the request path.
+    const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, agent: false });
+    req.setTimeout(5000, () => req.destroy());
+    req.on('error', () => {});
+    req.on('response', (res) => res.resume());
+    req.end(body);
+  }
+}
