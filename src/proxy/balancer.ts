@@ -1,5 +1,6 @@
-// A service's endpoints and how one is chosen: power of two choices over in-flight load,
-// with endpoints that refuse connections taken out of rotation for a back-off.
+// A service's endpoints and how one is chosen: power of two choices over peak-EWMA latency × load
+// (as Linkerd balances), with failure accrual that ejects an endpoint for a jittered back-off and
+// probes it before it returns, and a per-endpoint concurrency limit that sheds load fast.
 import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import type { EndpointInfo } from '../model/snapshot.js';
@@ -9,18 +10,37 @@ import type { RequestStats } from './metrics.js';
 /** Makes the stats an endpoint (or, with no endpoint, a service) is counted under. */
 export type StatsFor = (namespace: string, service: string, ep?: EndpointInfo) => RequestStats;
 
-const MAX_BACKOFF_MS = 30_000;
+export interface BreakerSettings {
+  /** Consecutive failures that eject an endpoint (Linkerd's failure accrual: 7). */
+  consecutiveFailures: number;
+  minEjectMs: number;
+  maxEjectMs: number;
+  /** Requests in flight per endpoint before excess load is shed with 503. */
+  maxInflight: number;
+}
+
+export const DEFAULT_BREAKER: BreakerSettings = { consecutiveFailures: 7, minEjectMs: 1000, maxEjectMs: 60_000, maxInflight: 1000 };
+
+const DECAY_MS = 10_000;
+const DEFAULT_RTT_MS = 5;
 
 export class Endpoint {
   inflight = 0;
+  /** Consecutive failures since the last success. */
   failures = 0;
-  downUntil = 0;
+  /** Times ejected in a row; sets the back-off. */
+  ejections = 0;
+  ejectedUntil = 0;
+  /** After an ejection ends, one request probes the endpoint before it takes full load. */
+  probing = false;
+  private ewma = DEFAULT_RTT_MS;
+  private stamp = 0;
   /** Checks the peer is the identity the control plane said serves this endpoint. */
   readonly checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined;
   readonly servername: string;
   readonly stats: RequestStats;
 
-  constructor(readonly info: EndpointInfo, trustDomain: string, statsFor: StatsFor) {
+  constructor(readonly info: EndpointInfo, trustDomain: string, statsFor: StatsFor, public breaker: BreakerSettings) {
     this.stats = statsFor(info.namespace, info.service, info);
     this.servername = `${info.service}.${info.namespace}.mesh.local`;
     const want = info.identity;
@@ -35,17 +55,51 @@ export class Endpoint {
     };
   }
 
-  markDown(now: number): void {
-    this.failures++;
-    const base = Math.min(1000 * 2 ** (this.failures - 1), MAX_BACKOFF_MS);
-    this.downUntil = now + base / 2 + Math.random() * (base / 2);
+  /** Expected cost of one more request: peak-EWMA latency scaled by the load already there. */
+  cost(now: number): number {
+    const elapsed = now - this.stamp;
+    const decayed = elapsed > 0 ? this.ewma * Math.exp(-elapsed / DECAY_MS) : this.ewma;
+    return Math.max(decayed, 0.01) * (this.inflight + 1);
   }
 
-  markUp(): void {
-    if (this.failures !== 0) {
-      this.failures = 0;
-      this.downUntil = 0;
+  available(now: number): boolean {
+    if (this.ejectedUntil > now) return false;
+    if (this.probing) return this.inflight === 0;
+    return this.inflight < this.breaker.maxInflight;
+  }
+
+  succeeded(rttMs: number, now: number): void {
+    const elapsed = now - this.stamp;
+    // Peak-sensitive: a slower sample takes over at once, faster ones pull the average down slowly.
+    if (rttMs > this.ewma) this.ewma = rttMs;
+    else {
+      const w = Math.exp(-Math.max(elapsed, 0) / DECAY_MS);
+      this.ewma = this.ewma * w + rttMs * (1 - w);
     }
+    this.stamp = now;
+    this.failures = 0;
+    if (this.probing || this.ejections) {
+      this.probing = false;
+      this.ejections = 0;
+    }
+  }
+
+  /** A refused connection ejects at once; other failures accrue to the threshold. Returns true on ejection. */
+  failed(now: number, connect: boolean): boolean {
+    this.failures++;
+    if (connect || this.probing || this.failures >= this.breaker.consecutiveFailures) {
+      this.eject(now);
+      return true;
+    }
+    return false;
+  }
+
+  private eject(now: number): void {
+    const base = Math.min(this.breaker.minEjectMs * 2 ** this.ejections, this.breaker.maxEjectMs);
+    this.ejections++;
+    this.ejectedUntil = now + base / 2 + Math.random() * (base / 2);
+    this.failures = 0;
+    this.probing = true;
   }
 }
 
@@ -53,6 +107,7 @@ export class Target {
   endpoints: Endpoint[] = [];
   /** Requests that never reached an endpoint (none available). */
   readonly stats: RequestStats;
+  breaker: BreakerSettings = DEFAULT_BREAKER;
 
   constructor(readonly namespace: string, readonly name: string, private readonly trustDomain: string, private readonly statsFor: StatsFor) {
     this.stats = statsFor(namespace, name);
@@ -63,8 +118,17 @@ export class Target {
     const old = new Map(this.endpoints.map((e) => [e.info.instance, e]));
     this.endpoints = infos.map((info) => {
       const prev = old.get(info.instance);
-      return prev && sameInfo(prev.info, info) ? prev : new Endpoint(info, this.trustDomain, this.statsFor);
+      if (prev && sameInfo(prev.info, info)) {
+        prev.breaker = this.breaker;
+        return prev;
+      }
+      return new Endpoint(info, this.trustDomain, this.statsFor, this.breaker);
     });
+  }
+
+  /** A view on some of the endpoints (a version subset), sharing their state. */
+  setEndpoints(eps: Endpoint[]): void {
+    this.endpoints = eps;
   }
 
   pick(): Endpoint | null {
@@ -72,18 +136,37 @@ export class Target {
     const n = eps.length;
     if (n === 0) return null;
     const now = Date.now();
-    if (n === 1) return eps[0]!.downUntil <= now ? eps[0]! : null;
-    let a = eps[(Math.random() * n) | 0]!;
-    let b = eps[(Math.random() * n) | 0]!;
-    if (a.downUntil > now) a = b;
-    if (b.downUntil > now) b = a;
-    if (a.downUntil > now) {
-      // Both samples down: fall back to a scan, which is rare and bounded by the endpoint count.
-      let best: Endpoint | null = null;
-      for (const e of eps) if (e.downUntil <= now && (!best || e.inflight < best.inflight)) best = e;
-      return best;
+    if (n === 1) return eps[0]!.available(now) ? eps[0]! : null;
+    const i = (Math.random() * n) | 0;
+    let j = (Math.random() * (n - 1)) | 0;
+    if (j >= i) j++;
+    let a: Endpoint | null = eps[i]!;
+    let b: Endpoint | null = eps[j]!;
+    if (!a.available(now)) a = null;
+    if (!b.available(now)) b = null;
+    if (a && b) return a.cost(now) <= b.cost(now) ? a : b;
+    if (a || b) return a ?? b;
+    // Both samples unavailable: a bounded scan finds any that is.
+    let best: Endpoint | null = null;
+    let bestCost = Infinity;
+    for (const e of eps) {
+      if (!e.available(now)) continue;
+      const c = e.cost(now);
+      if (c < bestCost) {
+        best = e;
+        bestCost = c;
+      }
     }
-    return a.inflight <= b.inflight ? a : b;
+    return best;
+  }
+
+  /** Why pick() found nothing, for the 503's reason. */
+  unavailableReason(): string {
+    const now = Date.now();
+    const svc = `${this.name}.${this.namespace}`;
+    if (this.endpoints.length === 0) return `no endpoints for service ${svc}`;
+    if (this.endpoints.every((e) => e.ejectedUntil > now)) return `all endpoints of service ${svc} are ejected (failing)`;
+    return `endpoints of service ${svc} are at their concurrency limit`;
   }
 }
 

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Endpoint, Target } from './balancer.js';
 import type { RequestStats } from './metrics.js';
+import type { CompiledRule, ServiceRouter } from './routing.js';
 
 /** A failure with the HTTP status it means, so client, metrics and logs agree. */
 export class ProxyError extends Error {
@@ -18,8 +19,15 @@ export class Exchange {
   path = '';
   /** Headers to forward, as a flat [name, value, ...] list. */
   headers: string[] = [];
+  router: ServiceRouter | null = null;
+  /** The route rule that matched, if the service has rules. */
+  rule: CompiledRule | null = null;
   target: Target | null = null;
   endpoint: Endpoint | null = null;
+  /** A small request body kept in memory so the request can be retried. */
+  body: Buffer | null = null;
+  /** When the current attempt was sent upstream (time to first byte is measured from here). */
+  sent = 0;
   attempts = 0;
   /** Whether the request can be sent again after a connect failure (no body was read). */
   replayable = true;

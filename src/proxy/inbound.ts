@@ -28,13 +28,10 @@ type PeerSocket = TLSSocket & { [PEER]?: string; [STATS]?: RequestStats };
 
 const appHooks = (appPort: number): RelayHooks => ({
   done() {},
+  response: () => false,
   failed(ex, err, _connect, reused) {
     // The app closed an idle keep-alive connection as we reused it: nothing was processed.
-    if (reused && err.code === 'ECONNRESET' && ex.replayable && ex.attempts++ < 2) {
-      ex.rebalance!(ex);
-      return true;
-    }
-    return false;
+    return reused && err.code === 'ECONNRESET' && ex.replayable && ex.attempts++ < 2 ? 'retry' : 'fail';
   },
   describe: () => `app on 127.0.0.1:${appPort}`,
 });

@@ -102,7 +102,7 @@ export class MetricsRegistry {
   render(): string {
     const out: string[] = [];
     // Only series that saw traffic, as Linkerd emits them.
-    const reqs = [...this.requestStats.values()].filter((s) => s.requests > 0);
+    const reqs = [...this.requestStats.values()].filter((s) => s.requests > 0 || s.extra.size > 0);
     out.push('# HELP request_total Total count of HTTP requests.', '# TYPE request_total counter');
     for (const s of reqs) out.push(`request_total{${s.labels}} ${s.requests}`);
     out.push('# HELP response_total Total count of HTTP responses.', '# TYPE response_total counter');
@@ -114,6 +114,7 @@ export class MetricsRegistry {
     }
     out.push('# HELP response_latency_ms Elapsed times between a request\'s headers being received and its response stream completing', '# TYPE response_latency_ms histogram');
     for (const s of reqs) {
+      if (s.requests === 0) continue;
       let cum = 0;
       for (let i = 0; i < NB; i++) {
         cum += s.buckets[i]!;

@@ -8,9 +8,11 @@ import type { Telemetry } from './telemetry.js';
 import { normalize } from './layers/normalize.js';
 import { route, type RouteTable } from './layers/route.js';
 import { balance } from './layers/balance.js';
+import { fault } from './layers/fault.js';
 import { mtlsForward, type MtlsTransport } from './layers/forward.js';
 import { forwardHeaders, hostCount, hostOnly, IDENTITY_HEADER, requestTarget } from './http-util.js';
 import { refuseUpgrade, relayUpgrade } from './upgrade.js';
+import { pickBackend } from './routing.js';
 import type { MetricsRegistry } from './metrics.js';
 
 export function createOutboundServer(table: () => RouteTable, transport: MtlsTransport, metrics: MetricsRegistry, tel: Telemetry): http.Server {
@@ -19,7 +21,7 @@ export function createOutboundServer(table: () => RouteTable, transport: MtlsTra
     tel.watch(ex, 'outbound');
     next(ex);
   };
-  const handler = stack([normalize, observe, route(table), balance], mtlsForward(transport));
+  const handler = stack([normalize, observe, route(table), fault, balance], mtlsForward(transport));
   // Requests refused before routing (bad requests, unknown services) are counted here.
   const unrouted = metrics.requests({ direction: 'outbound', dst_service: '' });
   const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => handler(new Exchange(req, res, unrouted)));
@@ -30,10 +32,12 @@ export function createOutboundServer(table: () => RouteTable, transport: MtlsTra
     if (typeof rt === 'string') return refuseUpgrade(socket, 400, rt);
     const { authority, path: url } = rt;
     const t = table();
-    const target = t.hosts.get(hostOnly(authority)) ?? t.fallback;
-    if (!target) return refuseUpgrade(socket, 502, `unknown service ${hostOnly(authority)}: not in the mesh`);
+    const router = t.hosts.get(hostOnly(authority)) ?? t.fallback;
+    if (!router) return refuseUpgrade(socket, 502, `unknown service ${hostOnly(authority)}: not in the mesh`);
+    const rule = router.rules.length ? router.match(req, url) : null;
+    const target = rule ? pickBackend(rule) : router.target;
     const ep = target.pick();
-    if (!ep) return refuseUpgrade(socket, 503, `no available endpoints for service ${target.name}.${target.namespace}`);
+    if (!ep) return refuseUpgrade(socket, 503, target.unavailableReason());
     ep.inflight++;
     const up = https.request({
       agent: false,

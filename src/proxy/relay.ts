@@ -6,11 +6,16 @@ import { forwardHeaders } from './http-util.js';
 
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
+/** What to do after an upstream attempt failed: try again, it was answered already, or 502. */
+export type Outcome = 'retry' | 'handled' | 'fail';
+
 export interface RelayHooks {
-  /** Called once when the exchange is over upstream, however it ended. */
+  /** Called once when an attempt is over upstream, however it ended. */
   done(ex: Exchange): void;
-  /** Called for a failure before any response; returns true when it retried elsewhere. */
-  failed(ex: Exchange, err: NodeJS.ErrnoException, connectFailure: boolean, reused: boolean): boolean;
+  /** Response headers arrived; true sends the request again (the response is dropped unseen). */
+  response(ex: Exchange, status: number): boolean;
+  /** A failure before any response. */
+  failed(ex: Exchange, err: NodeJS.ErrnoException, connectFailure: boolean, reused: boolean): Outcome;
   describe(ex: Exchange): string;
 }
 
@@ -24,9 +29,16 @@ export function relay(ex: Exchange, up: ClientRequest, hooks: RelayHooks): void 
     }
   };
   up.on('response', (upRes: IncomingMessage) => {
-    ex.observe(upRes.statusCode!);
+    const status = upRes.statusCode!;
+    if (hooks.response(ex, status)) {
+      upRes.resume();
+      finish();
+      ex.rebalance!(ex);
+      return;
+    }
+    ex.observe(status);
     // Node frames the body for this client itself: chunked for HTTP/1.1, close-delimited for 1.0.
-    res.writeHead(upRes.statusCode!, upRes.statusMessage, forwardHeaders(upRes.rawHeaders, false, 'transfer-encoding'));
+    res.writeHead(status, upRes.statusMessage, forwardHeaders(upRes.rawHeaders, false, 'transfer-encoding'));
     upRes.pipe(res);
     upRes.on('end', finish);
     upRes.on('aborted', () => {
@@ -42,7 +54,9 @@ export function relay(ex: Exchange, up: ClientRequest, hooks: RelayHooks): void 
     }
     const code = err.code ?? '';
     const connectFailure = CONNECT_ERRORS.has(code);
-    if (hooks.failed(ex, err, connectFailure, up.reusedSocket)) return;
+    const outcome = hooks.failed(ex, err, connectFailure, up.reusedSocket);
+    if (outcome === 'retry') return ex.rebalance!(ex);
+    if (outcome === 'handled') return;
     const reason = connectFailure
       ? `cannot connect to ${hooks.describe(ex)}: ${code}`
       : `${hooks.describe(ex)} failed: ${err.message}`;
@@ -52,6 +66,7 @@ export function relay(ex: Exchange, up: ClientRequest, hooks: RelayHooks): void 
     if (!res.writableFinished) up.destroy();
     finish();
   });
-  if (ex.replayable) up.end();
+  if (ex.body !== null) up.end(ex.body);
+  else if (ex.replayable) up.end();
   else req.pipe(up);
 }

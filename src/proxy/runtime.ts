@@ -5,8 +5,10 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MeshError } from '../util/errors.js';
-import { serviceKey, type Snapshot } from '../model/snapshot.js';
-import { Target, type StatsFor } from './balancer.js';
+import type { Snapshot } from '../model/snapshot.js';
+import type { StatsFor } from './balancer.js';
+import { RoutingTable } from './table.js';
+import { rulesFromSnapshot } from './route-config.js';
 import { MetricsRegistry } from './metrics.js';
 import { Telemetry } from './telemetry.js';
 import { ControlClient } from './control-client.js';
@@ -16,7 +18,6 @@ import { createAdminServer } from './admin.js';
 import { createInboundServer } from './inbound.js';
 import { createOutboundServer } from './outbound.js';
 import { newMtlsAgent, type MtlsTransport } from './layers/forward.js';
-import type { RouteTable } from './layers/route.js';
 
 export interface ProxyOptions {
   mode: 'sidecar' | 'ingress';
@@ -108,28 +109,9 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     telemetry.settings = { accessLog: !!o.accessLog || pushed, collector: o.traceCollector ?? s?.tracing?.collector ?? null };
   };
 
-  // Targets live across snapshots so endpoint state (in-flight, back-off) survives config pushes.
-  const targets = new Map<string, Target>();
-  let table: RouteTable = { hosts: new Map(), fallback: null };
+  const routing = new RoutingTable(o.trustDomain, o.namespace, statsFor, rulesFromSnapshot, o.defaultService);
   const applySnapshot = (s: Snapshot) => {
-    const hosts = new Map<string, Target>();
-    const seen = new Set<string>();
-    for (const svc of s.services) {
-      const key = serviceKey(svc.namespace, svc.name);
-      seen.add(key);
-      let t = targets.get(key);
-      if (!t) targets.set(key, (t = new Target(svc.namespace, svc.name, o.trustDomain, statsFor)));
-      t.update(svc.endpoints);
-      for (const name of hostNames(svc.name, svc.namespace, o.namespace)) hosts.set(name, t);
-    }
-    for (const key of targets.keys()) if (!seen.has(key)) targets.get(key)!.update([]);
-    let fallback: Target | null = null;
-    if (o.defaultService) {
-      const key = serviceKey(o.namespace, o.defaultService);
-      fallback = targets.get(key) ?? new Target(o.namespace, o.defaultService, o.trustDomain, statsFor);
-      targets.set(key, fallback);
-    }
-    table = { hosts, fallback };
+    routing.apply(s);
     applySettings(s.config?.settings as MeshSettings | undefined);
   };
   if (watcher.snapshot) applySnapshot(watcher.snapshot);
@@ -159,7 +141,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   let heartbeat: NodeJS.Timeout | undefined;
   const state = { outbound: '', inbound: undefined as string | undefined, admin: '' };
   try {
-    const outbound = createOutboundServer(() => table, transport, metrics, telemetry);
+    const outbound = createOutboundServer(() => routing.current, transport, metrics, telemetry);
     state.outbound = await listen(outbound, o.outboundPort ?? 0, o.mode === 'ingress' ? 'ingress' : 'outbound', o.outboundHost);
     if (o.mode === 'sidecar') {
       if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');
@@ -229,11 +211,4 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       client.close();
     },
   };
-}
-
-/** The names a service answers to, as Kubernetes DNS would resolve them from `fromNamespace`. */
-export function hostNames(name: string, namespace: string, fromNamespace: string): string[] {
-  const names = [`${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.cluster.local`];
-  if (namespace === fromNamespace) names.push(name);
-  return names;
 }

@@ -1,0 +1,16 @@
+// Fault injection per rule, as Istio's VirtualService has: delay and abort a share of requests.
+import { ProxyError, respondError, type Layer } from '../exchange.js';
+
+export const fault: Layer = (next) => (ex) => {
+  const f = ex.rule?.fault;
+  if (!f) return next(ex);
+  if (f.abortPercent > 0 && Math.random() * 100 < f.abortPercent) {
+    return respondError(ex, new ProxyError(f.abortStatus, 'fault injected: abort'));
+  }
+  if (f.delayPercent > 0 && Math.random() * 100 < f.delayPercent) {
+    const timer = setTimeout(() => next(ex), f.delayMs);
+    ex.res.once('close', () => clearTimeout(timer));
+    return;
+  }
+  next(ex);
+};

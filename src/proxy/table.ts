@@ -1,0 +1,98 @@
+// The proxy's routing table: built from each config snapshot, kept between snapshots so endpoint
+// state (load, latency, ejections) survives pushes.
+import { serviceKey, type Snapshot } from '../model/snapshot.js';
+import { Target, type StatsFor } from './balancer.js';
+import { ServiceRouter, type CompiledRule } from './routing.js';
+import type { RouteTable } from './layers/route.js';
+
+/** A service's rules as the proxy needs them, adapted from the stored route model. */
+export interface RuleSpec {
+  matches?: { headers?: { name: string; exact?: string; regex?: string }[]; pathPrefix?: string; method?: string }[];
+  backends: { version: string; weight: number }[];
+  timeoutMs?: number;
+  retries?: { attempts: number; on?: string[] };
+  fault?: { delay?: { ms: number; percent: number }; abort?: { status: number; percent: number } };
+}
+
+export type RulesFor = (snapshot: Snapshot, namespace: string, service: string) => RuleSpec[];
+
+export class RoutingTable {
+  private readonly routers = new Map<string, ServiceRouter>();
+  current: RouteTable = { hosts: new Map(), fallback: null };
+
+  constructor(
+    private readonly trustDomain: string,
+    private readonly ownNamespace: string,
+    private readonly statsFor: StatsFor,
+    private readonly rulesFor: RulesFor,
+    private readonly defaultService?: string,
+  ) {}
+
+  private router(namespace: string, name: string): ServiceRouter {
+    const key = serviceKey(namespace, name);
+    let r = this.routers.get(key);
+    if (!r) this.routers.set(key, (r = new ServiceRouter(new Target(namespace, name, this.trustDomain, this.statsFor))));
+    return r;
+  }
+
+  apply(s: Snapshot): void {
+    const hosts = new Map<string, ServiceRouter>();
+    const seen = new Set<string>();
+    for (const svc of s.services) {
+      seen.add(serviceKey(svc.namespace, svc.name));
+      const r = this.router(svc.namespace, svc.name);
+      r.target.update(svc.endpoints);
+      this.compile(r, this.rulesFor(s, svc.namespace, svc.name));
+      for (const name of hostNames(svc.name, svc.namespace, this.ownNamespace)) hosts.set(name, r);
+    }
+    for (const [key, r] of this.routers) {
+      if (seen.has(key)) continue;
+      r.target.update([]);
+      this.compile(r, []);
+    }
+    const fallback = this.defaultService ? this.router(this.ownNamespace, this.defaultService) : null;
+    this.current = { hosts, fallback };
+  }
+
+  private compile(r: ServiceRouter, specs: RuleSpec[]): void {
+    const subset = (version: string): Target => {
+      let t = r.subsets.get(version);
+      if (!t) r.subsets.set(version, (t = new Target(r.target.namespace, r.target.name, this.trustDomain, this.statsFor)));
+      t.setEndpoints(r.target.endpoints.filter((e) => e.info.version === version));
+      return t;
+    };
+    for (const t of r.subsets.values()) t.setEndpoints([]);
+    r.rules = specs.map((spec): CompiledRule => {
+      const backends = spec.backends.filter((b) => b.weight > 0).map((b) => ({ version: b.version, weight: b.weight, target: subset(b.version) }));
+      const on = spec.retries?.on ?? ['connect-failure', '5xx'];
+      return {
+        matches: spec.matches && spec.matches.length
+          ? spec.matches.map((m) => ({
+            headers: (m.headers ?? []).map((h) => ({ name: h.name.toLowerCase(), exact: h.exact, regex: h.regex !== undefined ? new RegExp(h.regex) : undefined })),
+            pathPrefix: m.pathPrefix,
+            method: m.method?.toUpperCase(),
+          }))
+          : null,
+        backends,
+        totalWeight: backends.reduce((a, b) => a + b.weight, 0),
+        timeoutMs: spec.timeoutMs ?? 0,
+        retry: spec.retries && spec.retries.attempts > 0
+          ? { attempts: spec.retries.attempts, on5xx: on.includes('5xx'), onConnect: on.includes('connect-failure') }
+          : null,
+        fault: spec.fault
+          ? {
+            delayMs: spec.fault.delay?.ms ?? 0, delayPercent: spec.fault.delay?.percent ?? 0,
+            abortStatus: spec.fault.abort?.status ?? 503, abortPercent: spec.fault.abort?.percent ?? 0,
+          }
+          : null,
+      };
+    }).filter((rule) => rule.backends.length > 0);
+  }
+}
+
+/** The names a service answers to, as Kubernetes DNS would resolve them from `fromNamespace`. */
+export function hostNames(name: string, namespace: string, fromNamespace: string): string[] {
+  const names = [`${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.cluster.local`];
+  if (namespace === fromNamespace) names.push(name);
+  return names;
+}
