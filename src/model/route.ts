@@ -34,8 +34,8 @@ export interface Rule {
   matches?: Match[];
   /** Relative integer weights ≥ 0, not all zero; a version at most once. */
   backends: Backend[];
-  /** Per-try timeout in milliseconds (an integer ≥ 1); the proxy answers 504 when it passes. */
-  timeout?: number;
+  /** Per-try timeout, a duration like 500ms or 2s (durationMs reads it); the proxy answers 504. */
+  timeout?: string;
   retries?: Retries;
   fault?: Fault;
 }
@@ -72,14 +72,17 @@ export const RETRY_ON: readonly RetryOn[] = ['connect-failure', '5xx'];
 export interface Retries {
   /** Retries after the first try, 1-10; only idempotent requests are retried, never a timeout. */
   attempts: number;
-  /** What is retried; absent means DEFAULT_RETRY_ON. */
-  on?: RetryOn[];
+  /**
+   * What is retried; absent means DEFAULT_RETRY_ON. Named as Istio names it, and not `on`: YAML 1.1
+   * parsers (kubectl's among them) read a key `on` as the boolean true.
+   */
+  retryOn?: RetryOn[];
 }
 export const DEFAULT_RETRY_ON: readonly RetryOn[] = ['connect-failure', '5xx'];
 
 export interface Fault {
-  /** Delay `percent` (0-100) of the requests by `ms` milliseconds. */
-  delay?: { ms: number; percent: number };
+  /** Delay `percent` (0-100) of the requests by `duration` (like 2s). */
+  delay?: { duration: string; percent: number };
   /** Answer `percent` (0-100) of the requests with `status` (400-599) without forwarding them. */
   abort?: { status: number; percent: number };
 }
@@ -166,21 +169,14 @@ class Walker {
       return undefined;
     }
   }
-  /** Milliseconds: an integer, or a duration string like 500ms or 2s (normalised to ms). */
-  ms(v: unknown, path: string, min: number): number | undefined {
-    if (typeof v === 'string') {
-      const parsed = parseMs(v);
-      if (parsed === undefined) {
-        this.err(path, `'${v}' is not a duration: use milliseconds or a number and a unit, like 500ms or 2s`);
-        return undefined;
-      }
-      v = parsed;
-    }
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
-      this.err(path, `must be a duration of at least ${min} ms (got ${describe(v)})`);
+  /** A duration string like 500ms, 2s or 1m30s, at least 1 ms; returned in canonical form. */
+  duration(v: unknown, path: string): string | undefined {
+    const ms = typeof v === 'string' ? durationMs(v) : undefined;
+    if (ms === undefined || ms < 1) {
+      this.err(path, `${describe(v)} is not a duration: use a number and a unit, like 500ms, 2s or 1m`);
       return undefined;
     }
-    return v;
+    return formatDuration(ms);
   }
   list(v: unknown, path: string, nonEmpty: string): unknown[] | undefined {
     if (!Array.isArray(v)) {
@@ -196,13 +192,22 @@ class Walker {
 }
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/;
 
-/** `500ms`, `2s`, `1.5s`, `1m` → integer milliseconds; undefined when it is not one. */
-export function parseMs(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
-  if (!m) return undefined;
-  const v = Number(m[1]) * UNITS[m[2]!]!;
-  return Number.isInteger(v) ? v : Math.round(v);
+/** `500ms`, `2s`, `1.5s`, `1m30s` → whole milliseconds (as Go's time.ParseDuration reads them). */
+export function durationMs(text: string): number | undefined {
+  if (!DURATION.test(text)) return undefined;
+  let ms = 0;
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) ms += Number(m[1]) * UNITS[m[2]!]!;
+  return Math.round(ms);
+}
+
+/** The canonical spelling: the largest unit that divides it (2s, 90s, 2m, 1500ms). */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
 }
 
 function describe(v: unknown): string {
@@ -302,26 +307,26 @@ function rule(w: Walker, v: unknown, path: string): Rule | undefined {
     });
     if (out.backends.length === bs.length && total === 0) w.err(`${path}.backends`, 'weights are all zero: give at least one version a weight above 0');
   }
-  if (o.timeout !== undefined) out.timeout = w.ms(o.timeout, `${path}.timeout`, 1);
+  if (o.timeout !== undefined) out.timeout = w.duration(o.timeout, `${path}.timeout`);
   if (o.retries !== undefined) {
-    const ro = w.obj(o.retries, `${path}.retries`, ['attempts', 'on']);
+    const ro = w.obj(o.retries, `${path}.retries`, ['attempts', 'retryOn']);
     if (ro) {
       const attempts = w.int(ro.attempts, `${path}.retries.attempts`, 1, MAX_RETRY_ATTEMPTS);
       let on: RetryOn[] | undefined;
-      if (ro.on !== undefined) {
-        const list = w.list(ro.on, `${path}.retries.on`, `must name at least one of ${RETRY_ON.join(', ')} (or leave it out)`);
+      if (ro.retryOn !== undefined) {
+        const list = w.list(ro.retryOn, `${path}.retries.retryOn`, `must name at least one of ${RETRY_ON.join(', ')} (or leave it out)`);
         if (list) {
           on = [];
           for (const [i, x] of list.entries()) {
-            if (!RETRY_ON.includes(x as RetryOn)) w.err(`${path}.retries.on[${i}]`, `${describe(x)} is not one of ${RETRY_ON.join(', ')}`);
-            else if (on.includes(x as RetryOn)) w.err(`${path}.retries.on[${i}]`, `${x} is named twice`);
+            if (!RETRY_ON.includes(x as RetryOn)) w.err(`${path}.retries.retryOn[${i}]`, `${describe(x)} is not one of ${RETRY_ON.join(', ')}`);
+            else if (on.includes(x as RetryOn)) w.err(`${path}.retries.retryOn[${i}]`, `${x} is named twice`);
             else on.push(x as RetryOn);
           }
           // One canonical order, so equal settings compare equal.
           on.sort((a, b) => RETRY_ON.indexOf(a) - RETRY_ON.indexOf(b));
         }
       }
-      if (attempts !== undefined) out.retries = on ? { attempts, on } : { attempts };
+      if (attempts !== undefined) out.retries = on ? { attempts, retryOn: on } : { attempts };
     }
   }
   if (o.fault !== undefined) {
@@ -329,11 +334,11 @@ function rule(w: Walker, v: unknown, path: string): Rule | undefined {
     if (fo) {
       const f: Fault = {};
       if (fo.delay !== undefined) {
-        const d = w.obj(fo.delay, `${path}.fault.delay`, ['ms', 'percent']);
+        const d = w.obj(fo.delay, `${path}.fault.delay`, ['duration', 'percent']);
         if (d) {
-          const ms = w.ms(d.ms, `${path}.fault.delay.ms`, 1);
+          const duration = w.duration(d.duration, `${path}.fault.delay.duration`);
           const percent = w.num(d.percent, `${path}.fault.delay.percent`, 0, 100);
-          if (ms !== undefined && percent !== undefined) f.delay = { ms, percent };
+          if (duration !== undefined && percent !== undefined) f.delay = { duration, percent };
         }
       }
       if (fo.abort !== undefined) {
@@ -365,7 +370,7 @@ export function matchesKey(matches: Match[] | undefined): string {
 
 /**
  * Checks an untrusted route document and returns it normalised (header names lower case, methods
- * upper case, durations in ms). With `known` (live versions by namespace/service), an unknown
+ * upper case, durations in canonical form). With `known` (live versions by namespace/service), an unknown
  * service is an error and a version without a live endpoint a warning.
  */
 export function validateRoute(input: unknown, known?: KnownServices): Validation<Route> {
