@@ -13,6 +13,7 @@ const MODULES: { names: string[]; load: () => Promise<Register> }[] = [
   { names: ['version'], load: async () => (await import('./commands/version.js')).registerVersion },
   { names: ['control'], load: async () => (await import('./commands/control.js')).registerControl },
   { names: ['proxy'], load: async () => (await import('./commands/proxy.js')).registerProxy },
+  { names: ['route'], load: async () => (await import('./commands/route.js')).registerRoute },
 ];
 
 /** The subcommand named on the command line, if it is one we know. */

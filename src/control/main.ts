@@ -10,6 +10,7 @@ import { MeshError } from '../util/errors.js';
 import { VERSION } from '../version.js';
 import { Registry } from './registry.js';
 import { createControlServer } from './server.js';
+import { CONFIG_VALIDATORS } from './validators.js';
 
 export const CONTROL_IDENTITY = (trustDomain: string) =>
   formatIdentity({ trustDomain, namespace: 'mesh-system', serviceAccount: 'mesh-control' });
@@ -53,6 +54,7 @@ export async function runControl(state: StateDir, opts: { port?: number } = {}):
     issuerCertPem,
     certLifetimeMs: cfg.certLifetimeMs,
     registry,
+    validators: CONFIG_VALIDATORS,
     auth: { adminToken, joinTokenFor: (ns, sa) => joinTokenFor(joinKey, ns, sa) },
     tls: await serverTls(),
   });

@@ -502,3 +502,10 @@ export function percentages(backends: Backend[], decimals = 0): number[] {
   }
   return floors.map((x) => x / 10 ** decimals);
 }
+
+/** The control plane's validator for the `routes` kind: the normalised document, or an error listing what is wrong. */
+export function checkRouteConfig(value: unknown): RouteConfig {
+  const v = validateRouteConfig(value);
+  if (!v.value) throw new Error(`invalid routes: ${v.errors.join('; ')}`);
+  return v.value;
+}

@@ -1,0 +1,241 @@
+// mesh route set/get/list/clear/apply: how a service's requests are split over its versions.
+// Parsing, validation and rendering live in src/model/route*.ts; this adapter loads, checks first,
+// stores second, then waits until every proxy has applied the change.
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import chalk from 'chalk';
+import { checked, context, outputFormat } from './context.js';
+import { checkName } from '../model/snapshot.js';
+import { findRoute, routesOf, sortRoutes, validateRoute, withRoute, type KnownServices, type Route, type RouteConfig } from '../model/route.js';
+import { parseRouteDocuments, ruleFromCli, setRule, SpecError, type RuleFlags } from '../model/route-parse.js';
+import { waitForPropagation } from '../control/propagation.js';
+import { localRouteStore, type RouteStore } from '../platform/local/route-store.js';
+import type { EndpointRecord } from '../control/registry.js';
+import { parseDuration } from '../util/duration.js';
+import { MeshError } from '../util/errors.js';
+import { step } from '../ui/output.js';
+
+interface WaitFlags {
+  wait: boolean;
+  waitTimeout: string;
+}
+
+interface Loaded {
+  config: unknown;
+  version: string;
+  endpoints: EndpointRecord[];
+  known: KnownServices;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+/** SpecErrors (bad CLI input) become one-line errors with their hint. */
+function spec<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof SpecError) throw new MeshError(err.message, err.hint);
+    throw err;
+  }
+}
+
+function names(service: string | undefined, namespace: string): void {
+  checked(() => {
+    if (service !== undefined) checkName(service, 'service name');
+    checkName(namespace, 'namespace');
+  }, "'mesh workloads' lists the services that run");
+}
+
+/** Live versions per namespace/service; the ingress serves no service. */
+export function knownServices(endpoints: EndpointRecord[]): KnownServices {
+  const known: KnownServices = new Map();
+  for (const ep of endpoints) {
+    if (ep.role === 'ingress' || ep.port === 0) continue;
+    const key = `${ep.namespace}/${ep.service}`;
+    const list = known.get(key) ?? [];
+    if (!list.includes(ep.version)) list.push(ep.version);
+    known.set(key, list.sort());
+  }
+  return known;
+}
+
+async function load(store: RouteStore): Promise<Loaded> {
+  const [cfg, endpoints] = await Promise.all([store.routes(), store.endpoints()]);
+  return { config: cfg.value, version: cfg.version, endpoints, known: knownServices(endpoints) };
+}
+
+/** Validation first: the route as stored, or a one-line error; warnings go to stderr. */
+function validated(route: unknown, known: KnownServices, what: string): Route {
+  const v = validateRoute(route, known);
+  if (!v.value) {
+    const more = v.errors.length > 1 ? ` (and ${v.errors.length - 1} more: ${v.errors.slice(1).join('; ')})` : '';
+    const hint = /no live endpoint/.test(v.errors[0]!) ? "check the name and -n; 'mesh workloads' lists what runs" : 'nothing was changed';
+    throw new MeshError(`${what}: ${v.errors[0]}${more}`, hint);
+  }
+  for (const w of v.warnings) process.stderr.write(`${chalk.yellow('‼')} ${w}\n`);
+  return v.value;
+}
+
+/** Change second: stores the document unless it is unchanged, then waits for the proxies. */
+async function commit(store: RouteStore, before: Loaded, next: RouteConfig, what: string, verb: string, w: WaitFlags): Promise<void> {
+  const timeoutMs = checked(() => parseDuration(w.waitTimeout, '--wait-timeout'), 'e.g. --wait-timeout 30s');
+  if (JSON.stringify(sortRoutes(routesOf(before.config))) === JSON.stringify(next.routes)) {
+    console.log(`${what} unchanged`);
+    return;
+  }
+  const stored = await store.putRoutes(next);
+  if (!w.wait) {
+    console.log(`${what} ${verb} (config version ${stored.version}); not waiting for proxies`);
+    return;
+  }
+  await step('waiting for every proxy to apply it', async () => {
+    const r = await waitForPropagation(() => store.endpoints(), stored.version, { timeoutMs });
+    const total = r.upToDate.length + r.lagging.length;
+    if (r.lagging.length) {
+      const who = r.lagging.map((x) => `${x.instance} (at ${x.configVersion ?? 'none'})`).join(', ');
+      throw new MeshError(
+        `${what} stored as config version ${stored.version}, but ${r.lagging.length}/${total} proxies have not applied it after ${w.waitTimeout}: ${who}`,
+        "they get it when they reach the control plane again; 'mesh workloads' shows whether they run",
+      );
+    }
+    return total;
+  }, (total) => `${what} ${verb}; ${total}/${total} proxies up to date`);
+}
+
+function waitOptions(c: Command): Command {
+  return c
+    .option('--no-wait', 'do not wait for the proxies to apply the change')
+    .option('--wait-timeout <duration>', 'how long to wait for every proxy', '30s');
+}
+
+export function registerRoute(program: Command): void {
+  const route = program
+    .command('route')
+    .description("control how a service's requests are split over its versions: mesh route set reviews v1=80 v2=20");
+
+  waitOptions(route
+    .command('set')
+    .description('set the default rule (a split by version), or with --match a rule tried before it')
+    .argument('<service>', 'the service to route')
+    .argument('<versions...>', 'versions with weights (v1=80 v2=20) or one version (v2)')
+    .option('-n, --namespace <namespace>', 'namespace of the service', 'default')
+    .option('--match <spec>', 'apply to requests matching header:NAME=VALUE, header:NAME~REGEX, path:/PREFIX, method:GET (comma: all of them; repeat: any)', collect, [])
+    .option('--timeout <duration>', 'per-try timeout, e.g. 500ms (504 when it passes)')
+    .option('--retries <n>', 'retry failed idempotent requests up to n times (1-10), within the retry budget')
+    .option('--retry-on <conditions>', 'what to retry: connect-failure, 5xx (comma-separated; default both)')
+    .option('--fault-delay <spec>', 'inject a delay: DURATION@PERCENT, e.g. 2s@10%')
+    .option('--fault-abort <spec>', 'inject an error: STATUS@PERCENT, e.g. 503@5%'))
+    .action(async (service: string, versions: string[], f: RuleFlags & WaitFlags & { namespace: string }, cmd: Command) => {
+      names(service, f.namespace);
+      const rule = spec(() => ruleFromCli(versions, f));
+      const { state } = context(cmd);
+      const store = localRouteStore(state);
+      const before = await load(store);
+      const next = validated(setRule(findRoute(before.config, f.namespace, service), f.namespace, service, rule), before.known, `route ${service}`);
+      await commit(store, before, withRoute(before.config, f.namespace, service, next), `route ${service}`, 'applied', f);
+    });
+
+  route
+    .command('get')
+    .description("print a service's route: its rules in the order they are tried")
+    .argument('<service>', 'the service')
+    .option('-n, --namespace <namespace>', 'namespace of the service', 'default')
+    .option('-o, --output <format>', 'table, json or yaml')
+    .action(async (service: string, f: { namespace: string; output?: string }, cmd: Command) => {
+      const format = outputFormat(f.output, ['table', 'json', 'yaml']);
+      names(service, f.namespace);
+      const { state } = context(cmd, format !== 'table');
+      const store = localRouteStore(state);
+      const [cfg, endpoints] = await Promise.all([store.routes(), store.endpoints()]);
+      const r = findRoute(cfg.value, f.namespace, service);
+      if (!r) {
+        const live = knownServices(endpoints).get(`${f.namespace}/${service}`);
+        throw new MeshError(
+          `service ${service} has no route in namespace ${f.namespace}`,
+          live ? `its requests spread evenly over ${live.join(', ')}; set one with 'mesh route set ${service} ${live.map((v) => `${v}=N`).join(' ')}'` : "'mesh route list' shows the routes there are",
+        );
+      }
+      const render = await import('../model/route-render.js');
+      if (format === 'json') return void process.stdout.write(render.routesJson(r));
+      if (format === 'yaml') return void process.stdout.write(render.routesYaml([r]));
+      const { table } = await import('../ui/table.js');
+      console.log(table(render.ROUTE_HEAD, render.routeRows(r)));
+      for (const n of render.routeNotes(r)) console.log(n);
+    });
+
+  route
+    .command('list')
+    .description('list the routes of a namespace (or all with -A)')
+    .option('-n, --namespace <namespace>', 'namespace', 'default')
+    .option('-A, --all-namespaces', 'routes of every namespace')
+    .option('-o, --output <format>', 'table, json or yaml')
+    .action(async (f: { namespace: string; allNamespaces?: boolean; output?: string }, cmd: Command) => {
+      const format = outputFormat(f.output, ['table', 'json', 'yaml']);
+      names(undefined, f.namespace);
+      const { state } = context(cmd, format !== 'table');
+      const cfg = await localRouteStore(state).routes();
+      const routes = routesOf(cfg.value).filter((r) => f.allNamespaces || r.metadata.namespace === f.namespace);
+      const render = await import('../model/route-render.js');
+      if (format === 'json') return void process.stdout.write(render.routesJson(routes));
+      if (format === 'yaml') return void process.stdout.write(render.routesYaml(routes));
+      if (!routes.length) {
+        console.log(`No routes${f.allNamespaces ? '' : ` in namespace ${f.namespace}`}: requests spread evenly over each service's live versions.`);
+        return;
+      }
+      const { table } = await import('../ui/table.js');
+      console.log(table(f.allNamespaces ? ['NAMESPACE', ...render.LIST_HEAD] : render.LIST_HEAD, render.listRows(routes, !!f.allNamespaces)));
+    });
+
+  waitOptions(route
+    .command('clear')
+    .description("remove a service's route: requests spread evenly over all its live versions again")
+    .argument('<service>', 'the service')
+    .option('-n, --namespace <namespace>', 'namespace of the service', 'default'))
+    .action(async (service: string, f: WaitFlags & { namespace: string }, cmd: Command) => {
+      names(service, f.namespace);
+      const { state } = context(cmd);
+      const store = localRouteStore(state);
+      const before = await load(store);
+      if (!findRoute(before.config, f.namespace, service)) {
+        console.log(`service ${service} has no route: its requests spread evenly over all live versions`);
+        return;
+      }
+      await commit(store, before, withRoute(before.config, f.namespace, service, undefined), `route ${service}`, 'cleared', f);
+    });
+
+  waitOptions(route
+    .command('apply')
+    .description('create or replace routes from YAML or JSON (as mesh route get -o yaml prints them)')
+    .requiredOption('-f, --filename <file>', "file with Route documents, or '-' for stdin")
+    .option('-n, --namespace <namespace>', 'namespace for routes that name none (default: default)'))
+    .action(async (f: WaitFlags & { filename: string; namespace?: string }, cmd: Command) => {
+      if (f.namespace !== undefined) names(undefined, f.namespace);
+      let text: string;
+      try {
+        text = readFileSync(f.filename === '-' ? 0 : f.filename, 'utf8');
+      } catch (err) {
+        throw new MeshError(`cannot read ${f.filename}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'pass a YAML file with -f, or - for stdin');
+      }
+      const docs = spec(() => parseRouteDocuments(text, f.filename === '-' ? 'stdin' : f.filename));
+      const { state } = context(cmd);
+      const store = localRouteStore(state);
+      const before = await load(store);
+      let config: RouteConfig = { routes: routesOf(before.config) };
+      const seen = new Set<string>();
+      docs.forEach((doc, i) => {
+        const md = (doc as { metadata?: { namespace?: unknown; name?: unknown } } | null)?.metadata;
+        if (md && typeof md === 'object' && md.namespace === undefined) md.namespace = f.namespace ?? 'default';
+        else if (md && f.namespace !== undefined && md.namespace !== f.namespace) {
+          throw new MeshError(`document ${i + 1} is in namespace ${String(md.namespace)}, not ${f.namespace}`, 'drop -n, or fix metadata.namespace');
+        }
+        const what = `document ${i + 1}${typeof md?.name === 'string' ? ` (route ${md.name})` : ''}`;
+        const r = validated(doc, before.known, what);
+        const key = `${r.metadata.namespace}/${r.metadata.name}`;
+        if (seen.has(key)) throw new MeshError(`${what} is a second route for ${key}`, 'a service has one route: merge their rules');
+        seen.add(key);
+        config = withRoute(config, r.metadata.namespace, r.metadata.name, r);
+      });
+      const what = docs.length === 1 ? `route ${[...seen][0]!.split('/')[1]}` : `${docs.length} routes`;
+      await commit(store, before, config, what, 'applied', f);
+    });
+}
