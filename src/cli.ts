@@ -13,6 +13,7 @@ const MODULES: { names: string[]; load: () => Promise<Register> }[] = [
   { names: ['version'], load: async () => (await import('./commands/version.js')).registerVersion },
   { names: ['control'], load: async () => (await import('./commands/control.js')).registerControl },
   { names: ['proxy'], load: async () => (await import('./commands/proxy.js')).registerProxy },
+  { names: ['inject'], load: async () => (await import('./commands/inject.js')).registerInject },
   { names: ['route'], load: async () => (await import('./commands/route.js')).registerRoute },
 ];
 
@@ -21,7 +22,7 @@ function named(argv: string[]): string | undefined {
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--') return undefined;
-    if (a === '--state-dir' || a === '--platform') i++;
+    if (a === '--state-dir' || a === '--platform' || a === '--kubeconfig' || a === '--context') i++;
     else if (!a.startsWith('-')) return MODULES.some((m) => m.names.includes(a)) ? a : undefined;
   }
   return undefined;
@@ -32,7 +33,9 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
     .description('A service mesh in one binary: observe, control and secure the traffic between your services')
     .version(VERSION, '--client-version', 'print the client version')
     .option('--state-dir <dir>', 'state directory of the local platform (default: $MESH_HOME or ~/.mesh)')
-    .option('--platform <name>', 'platform to act on: local or kubernetes')
+    .option('--platform <name>', 'platform to act on: local or kubernetes (default: $MESH_PLATFORM or local)')
+    .option('--kubeconfig <file>', 'kubernetes: kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
+    .option('--context <name>', 'kubernetes: kubeconfig context (default: its current-context)')
     .option('--verbose', 'print stack traces with errors')
     .showSuggestionAfterError(true)
     .configureOutput({

@@ -7,6 +7,8 @@ import { banner } from '../ui/output.js';
 export interface GlobalOptions {
   stateDir?: string;
   platform?: string;
+  kubeconfig?: string;
+  context?: string;
   verbose?: boolean;
 }
 
@@ -15,13 +17,23 @@ export interface Context {
   state: StateDir;
 }
 
+/**
+ * The platform a command acts on: --platform, else MESH_PLATFORM, else local. A kubeconfig alone does not switch
+ * to Kubernetes: local users with a kubeconfig for other work would be surprised.
+ */
+export function platformOf(cmd: Command): 'local' | 'kubernetes' {
+  const g = cmd.optsWithGlobals<GlobalOptions>();
+  const platform = g.platform ?? (process.env.MESH_PLATFORM || 'local');
+  if (platform !== 'local' && platform !== 'kubernetes') throw new MeshError(`unknown platform '${platform}'`, 'use --platform local or --platform kubernetes');
+  return platform;
+}
+
+/** Commands that have no Kubernetes implementation yet say so in one line. */
 export function context(cmd: Command, quiet = false): Context {
   const g = cmd.optsWithGlobals<GlobalOptions>();
-  const platform = g.platform ?? 'local';
-  if (platform === 'kubernetes') {
-    throw new MeshError('the kubernetes platform is not available in this build yet', "use the local platform (the default), e.g. 'mesh install'");
+  if (platformOf(cmd) === 'kubernetes') {
+    throw new MeshError(`'mesh ${cmd.name()}' does not support the kubernetes platform yet`, 'use the local platform (drop --platform kubernetes / MESH_PLATFORM)');
   }
-  if (platform !== 'local') throw new MeshError(`unknown platform '${platform}'`, "use --platform local or --platform kubernetes");
   const state = new StateDir(g.stateDir);
   if (!quiet) banner('local', state.display);
   return { platform: 'local', state };
@@ -43,4 +55,17 @@ export function checked<T>(fn: () => T, hint: string): T {
     if (err instanceof MeshError) throw err;
     throw new MeshError((err as Error).message, hint);
   }
+}
+
+/** The Kubernetes target of a command: the kubeconfig context, like kubectl picks it. Loads client-node. */
+export async function kubeContext(cmd: Command, quiet = false): Promise<import('../platform/kubernetes/client.js').KubeClient> {
+  const g = cmd.optsWithGlobals<GlobalOptions>();
+  const { KubeClient } = await import('../platform/kubernetes/client.js');
+  const kube = await KubeClient.connect({ kubeconfig: g.kubeconfig, context: g.context });
+  if (!quiet) kubeBanner(kube.contextName);
+  return kube;
+}
+
+export function kubeBanner(contextName: string): void {
+  banner('kubernetes', contextName, 'context');
 }

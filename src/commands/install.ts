@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import chalk from 'chalk';
 import { existsSync } from 'node:fs';
-import { checked, context } from './context.js';
+import { checked, context, platformOf } from './context.js';
+import { addKubeInstallOptions, addKubeUninstallOptions, kubeInstall, kubeUninstall, refuseKubeFlags } from './kube-install.js';
 import { initState } from '../platform/local/install.js';
 import { controlVersion, startControl, stopControl } from '../platform/local/control.js';
 import { stopWorkloads } from '../platform/local/workloads.js';
@@ -54,6 +55,8 @@ export function registerInstall(program: Command): void {
     .option('--control-port <port>', 'control plane port on 127.0.0.1 (default: a free port)')
     .option('--cert-lifetime <duration>', 'lifetime of workload certificates', '24h')
     .action(async (flags: InstallFlags, cmd: Command) => {
+      if (platformOf(cmd) === 'kubernetes') return kubeInstall(flags, cmd);
+      refuseKubeFlags(flags);
       const { state } = context(cmd);
       const r = await ensureInstalled(state, flags);
       if (r === 'installed') {
@@ -65,7 +68,9 @@ export function registerInstall(program: Command): void {
     .command('uninstall')
     .description('stop the control plane and every workload and sidecar mesh started')
     .option('--purge', 'also remove the state directory (identity, config, logs)')
-    .action(async (flags: { purge?: boolean }, cmd: Command) => {
+    .action(async (flags: { purge?: boolean; apply?: boolean; crds?: boolean }, cmd: Command) => {
+      if (platformOf(cmd) === 'kubernetes') return kubeUninstall(flags, cmd);
+      refuseKubeFlags(flags);
       const { state } = context(cmd);
       if (!state.isInstalled() && !state.control() && state.workloads().length === 0) {
         throw new MeshError(`mesh is not installed in ${state.display}`, 'nothing to uninstall');
@@ -79,4 +84,7 @@ export function registerInstall(program: Command): void {
         console.log(`State kept in ${state.display} (identity, logs); 'mesh uninstall --purge' removes it`);
       }
     });
+  // Kubernetes-only options (mesh install --platform kubernetes ...): see kube-install.ts.
+  addKubeInstallOptions(program.commands.find((c) => c.name() === 'install')!);
+  addKubeUninstallOptions(program.commands.find((c) => c.name() === 'uninstall')!);
 }

@@ -3,8 +3,8 @@ import chalk from 'chalk';
 import type { Ora } from 'ora';
 
 /** Every command says which platform and state it acts on (on stderr, so stdout stays scriptable). */
-export function banner(platform: string, where: string): void {
-  process.stderr.write(chalk.dim(`platform: ${platform} · state: ${where}\n`));
+export function banner(platform: string, where: string, label = 'state'): void {
+  process.stderr.write(chalk.dim(`platform: ${platform} · ${label}: ${where}\n`));
 }
 
 // ora and cli-table3 load on first use: a sidecar process never needs them.

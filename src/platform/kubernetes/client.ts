@@ -1,0 +1,190 @@
+// The Kubernetes API as mesh uses it: target selection like kubectl, server-side apply, reads that
+// answer undefined for 404, and one-line errors. @kubernetes/client-node is heavy: loaded on first use.
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import type { KubeConfig, KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-node';
+import { MeshError } from '../../util/errors.js';
+
+export const FIELD_MANAGER = 'mesh';
+const SA_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+export interface TargetOptions {
+  /** --kubeconfig: one file, wins over KUBECONFIG. */
+  kubeconfig?: string;
+  /** --context: a context of the loaded config instead of its current-context. */
+  context?: string;
+}
+
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+
+type ClientNode = typeof import('@kubernetes/client-node');
+let loaded: Promise<ClientNode> | undefined;
+const clientNode = () => (loaded ??= import('@kubernetes/client-node'));
+
+/** Where the config came from, for messages: a file list, or in-cluster. */
+function configSource(o: TargetOptions): { files: string[] } | { inCluster: true } | undefined {
+  if (o.kubeconfig) return { files: [o.kubeconfig] };
+  const env = process.env.KUBECONFIG;
+  if (env) return { files: env.split(delimiter).filter(Boolean) };
+  const home = join(process.env.HOME || homedir(), '.kube', 'config');
+  if (existsSync(home)) return { files: [home] };
+  if (process.env.KUBERNETES_SERVICE_HOST && existsSync(SA_TOKEN)) return { inCluster: true };
+  return undefined;
+}
+
+/** Loads the target the way kubectl does: --kubeconfig, then KUBECONFIG (merged), ~/.kube/config, in-cluster. */
+export async function loadKubeConfig(o: TargetOptions = {}): Promise<KubeConfig> {
+  const source = configSource(o);
+  if (!source) {
+    throw new MeshError('no Kubernetes cluster configured (no KUBECONFIG, no ~/.kube/config, not in a pod)',
+      'pass --kubeconfig <file>, set KUBECONFIG, or use the local platform (drop --platform kubernetes)');
+  }
+  const k8s = await clientNode();
+  const kc = new k8s.KubeConfig();
+  if ('inCluster' in source) {
+    kc.loadFromCluster();
+  } else {
+    for (const [i, file] of source.files.entries()) {
+      if (!existsSync(file)) throw new MeshError(`kubeconfig ${file} does not exist`, 'check --kubeconfig or KUBECONFIG');
+      try {
+        if (i === 0) kc.loadFromFile(file);
+        else {
+          const more = new k8s.KubeConfig();
+          more.loadFromFile(file);
+          kc.mergeConfig(more);
+        }
+      } catch (err) {
+        throw new MeshError(`kubeconfig ${file} cannot be read: ${(err as Error).message.split('\n')[0]}`, 'check the file, or pass another with --kubeconfig');
+      }
+    }
+  }
+  if (o.context) {
+    if (!kc.getContextObject(o.context)) {
+      const known = kc.getContexts().map((c) => c.name).join(', ') || 'none';
+      throw new MeshError(`context '${o.context}' is not in the kubeconfig`, `known contexts: ${known}`);
+    }
+    kc.setCurrentContext(o.context);
+  }
+  if (!kc.getCurrentContext() || !kc.getCurrentCluster()) {
+    throw new MeshError('the kubeconfig has no current context', 'pass --context <name> or run kubectl config use-context <name>');
+  }
+  return kc;
+}
+
+export class KubeClient {
+  readonly contextName: string;
+  readonly server: string;
+
+  private constructor(
+    readonly kc: KubeConfig,
+    private readonly k8s: ClientNode,
+    private readonly objects: KubernetesObjectApi,
+  ) {
+    this.contextName = kc.getCurrentContext();
+    this.server = kc.getCurrentCluster()?.server ?? '';
+  }
+
+  static async connect(o: TargetOptions = {}): Promise<KubeClient> {
+    const kc = await loadKubeConfig(o);
+    const k8s = await clientNode();
+    return new KubeClient(kc, k8s, k8s.KubernetesObjectApi.makeApiClient(kc));
+  }
+
+  static async fromConfig(kc: KubeConfig): Promise<KubeClient> {
+    const k8s = await clientNode();
+    return new KubeClient(kc, k8s, k8s.KubernetesObjectApi.makeApiClient(kc));
+  }
+
+  /** Typed API clients (CoreV1Api, ...) for calls the generic object API does not cover. */
+  api<T>(make: (k8s: ClientNode) => new (...args: never[]) => T): T {
+    return this.kc.makeApiClient(make(this.k8s) as never) as T;
+  }
+
+  /** Server-side apply as field manager "mesh", forcing ownership of the fields mesh sets. */
+  async apply<T extends KubernetesObject>(obj: T): Promise<T> {
+    return this.call(`apply ${describe(obj)}`, () =>
+      this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, this.k8s.PatchStrategy.ServerSideApply) as Promise<T>);
+  }
+
+  /** The object, or undefined when it (or its kind) does not exist. */
+  async read<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
+    try {
+      return (await this.objects.read({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } })) as T;
+    } catch (err) {
+      if (this.isNotFound(err)) return undefined;
+      throw this.wrap(err, `read ${describe(ref)}`);
+    }
+  }
+
+  async list<T extends KubernetesObject>(apiVersion: string, kind: string, o: { namespace?: string; labelSelector?: string } = {}): Promise<T[]> {
+    try {
+      const r = await this.objects.list(apiVersion, kind, o.namespace, undefined, undefined, undefined, undefined, o.labelSelector);
+      return r.items.map((i) => ({ apiVersion, kind, ...i })) as T[];
+    } catch (err) {
+      if (this.isNotFound(err)) return [];
+      throw this.wrap(err, `list ${kind}`);
+    }
+  }
+
+  /** Deletes; true if it was there. */
+  async delete(ref: ObjectRef): Promise<boolean> {
+    try {
+      await this.objects.delete({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } },
+        undefined, undefined, undefined, undefined, 'Background');
+      return true;
+    } catch (err) {
+      if (this.isNotFound(err)) return false;
+      throw this.wrap(err, `delete ${describe(ref)}`);
+    }
+  }
+
+  private isNotFound(err: unknown): boolean {
+    if (err instanceof this.k8s.ApiException) return err.code === 404;
+    // KubernetesObjectApi resolves kinds through discovery and says so in plain errors when a kind is unknown.
+    return err instanceof Error && /Unrecognized API version and kind|not found/i.test(err.message) && !(err as NodeJS.ErrnoException).code;
+  }
+
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.wrap(err, what);
+    }
+  }
+
+  /** One line a person can act on, from an ApiException (its Status message) or a connection error. */
+  wrap(err: unknown, what: string): MeshError {
+    if (err instanceof MeshError) return err;
+    if (err instanceof this.k8s.ApiException) {
+      let message = `HTTP ${err.code}`;
+      try {
+        const status = JSON.parse(String(err.body)) as { message?: string };
+        if (status.message) message = status.message;
+      } catch {
+        // not a Status body
+      }
+      const hint = err.code === 401 ? 'the credentials of this context were refused; log in again or pick another --context'
+        : err.code === 403 ? 'ask for the permission, or use a context with more rights'
+          : `context ${this.contextName} (${this.server})`;
+      return new MeshError(`cannot ${what}: ${message}`, hint);
+    }
+    const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+    const code = e?.code ?? e?.cause?.code;
+    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'ECONNRESET' || /ECONNREFUSED|fetch failed/.test(String(e?.message))) {
+      return new MeshError(`cannot reach the Kubernetes API at ${this.server} (context ${this.contextName})`, 'check that the cluster is up, or pick another --context');
+    }
+    return new MeshError(`cannot ${what}: ${(err as Error)?.message?.split('\n')[0] ?? String(err)}`, `context ${this.contextName} (${this.server})`);
+  }
+}
+
+export function describe(ref: { kind?: string; metadata?: { name?: string; namespace?: string }; name?: string; namespace?: string }): string {
+  const name = 'metadata' in ref && ref.metadata ? ref.metadata.name : (ref as ObjectRef).name;
+  const ns = 'metadata' in ref && ref.metadata ? ref.metadata.namespace : (ref as ObjectRef).namespace;
+  return `${(ref.kind ?? 'object').toLowerCase()} ${ns ? `${ns}/` : ''}${name ?? ''}`;
+}
