@@ -1,6 +1,8 @@
 // Moves one request and its response between the downstream exchange and an upstream request,
 // streaming bodies both ways and mapping upstream failures to the status they mean.
-import type { ClientRequest, IncomingMessage } from 'node:http';
+// The listeners are module-level functions that find their exchange on the emitter: a request
+// allocates no closures here, and bodies are forwarded without pipe()'s listener set-up.
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import { Exchange, ProxyError, respondError } from './exchange.js';
 import { forwardHeaders } from './http-util.js';
 
@@ -19,54 +21,109 @@ export interface RelayHooks {
   describe(ex: Exchange): string;
 }
 
+const ATTEMPT = Symbol('mesh.attempt');
+
+/** One try of an exchange upstream; hung on the emitters so listeners can find it. */
+class Attempt {
+  finished = false;
+  upRes: IncomingMessage | null = null;
+
+  constructor(readonly ex: Exchange, readonly up: ClientRequest, readonly hooks: RelayHooks) {}
+
+  finish(): void {
+    if (!this.finished) {
+      this.finished = true;
+      this.hooks.done(this.ex);
+    }
+  }
+}
+
+type Carrier = { [ATTEMPT]?: Attempt };
+
+function onResponse(this: ClientRequest & Carrier, upRes: IncomingMessage & Carrier): void {
+  const a = this[ATTEMPT]!;
+  const { ex } = a;
+  const status = upRes.statusCode!;
+  if (a.hooks.response(ex, status)) {
+    upRes.resume();
+    a.finish();
+    ex.rebalance!(ex);
+    return;
+  }
+  ex.observe(status);
+  const res = ex.res as ServerResponse & Carrier;
+  // Node frames the body for this client itself: chunked for HTTP/1.1, close-delimited for 1.0.
+  res.writeHead(status, upRes.statusMessage, forwardHeaders(upRes.rawHeaders, false, 'transfer-encoding'));
+  a.upRes = upRes;
+  upRes[ATTEMPT] = a;
+  res[ATTEMPT] = a;
+  upRes.on('data', onUpData);
+  upRes.on('end', onUpEnd);
+  upRes.on('aborted', onUpAborted);
+}
+
+function onUpData(this: IncomingMessage & Carrier, chunk: Buffer): void {
+  const res = this[ATTEMPT]!.ex.res;
+  if (!res.write(chunk)) {
+    this.pause();
+    res.once('drain', onResDrain);
+  }
+}
+
+function onResDrain(this: ServerResponse & Carrier): void {
+  this[ATTEMPT]?.upRes?.resume();
+}
+
+function onUpEnd(this: IncomingMessage & Carrier): void {
+  const a = this[ATTEMPT]!;
+  a.ex.res.end();
+  a.finish();
+}
+
+function onUpAborted(this: IncomingMessage & Carrier): void {
+  const a = this[ATTEMPT]!;
+  a.finish();
+  a.ex.res.destroy();
+}
+
+function onUpError(this: ClientRequest & Carrier, err: NodeJS.ErrnoException): void {
+  const a = this[ATTEMPT]!;
+  const { ex } = a;
+  const { res } = ex;
+  a.finish();
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const code = err.code ?? '';
+  const connectFailure = CONNECT_ERRORS.has(code);
+  const outcome = a.hooks.failed(ex, err, connectFailure, this.reusedSocket);
+  if (outcome === 'retry') return ex.rebalance!(ex);
+  if (outcome === 'handled') return;
+  const reason = connectFailure
+    ? `cannot connect to ${a.hooks.describe(ex)}: ${code}`
+    : `${a.hooks.describe(ex)} failed: ${err.message}`;
+  respondError(ex, new ProxyError(502, reason));
+}
+
+/** The client went away (or the response is complete): an unfinished upstream is cut. */
+function onResClose(this: ServerResponse & Carrier): void {
+  const a = this[ATTEMPT];
+  if (!a) return;
+  if (!this.writableFinished) a.up.destroy();
+  a.finish();
+}
+
 export function relay(ex: Exchange, up: ClientRequest, hooks: RelayHooks): void {
-  const { req, res } = ex;
-  let finished = false;
-  const finish = () => {
-    if (!finished) {
-      finished = true;
-      hooks.done(ex);
-    }
-  };
-  up.on('response', (upRes: IncomingMessage) => {
-    const status = upRes.statusCode!;
-    if (hooks.response(ex, status)) {
-      upRes.resume();
-      finish();
-      ex.rebalance!(ex);
-      return;
-    }
-    ex.observe(status);
-    // Node frames the body for this client itself: chunked for HTTP/1.1, close-delimited for 1.0.
-    res.writeHead(status, upRes.statusMessage, forwardHeaders(upRes.rawHeaders, false, 'transfer-encoding'));
-    upRes.pipe(res);
-    upRes.on('end', finish);
-    upRes.on('aborted', () => {
-      finish();
-      res.destroy();
-    });
-  });
-  up.on('error', (err: NodeJS.ErrnoException) => {
-    finish();
-    if (res.headersSent || res.destroyed) {
-      res.destroy();
-      return;
-    }
-    const code = err.code ?? '';
-    const connectFailure = CONNECT_ERRORS.has(code);
-    const outcome = hooks.failed(ex, err, connectFailure, up.reusedSocket);
-    if (outcome === 'retry') return ex.rebalance!(ex);
-    if (outcome === 'handled') return;
-    const reason = connectFailure
-      ? `cannot connect to ${hooks.describe(ex)}: ${code}`
-      : `${hooks.describe(ex)} failed: ${err.message}`;
-    respondError(ex, new ProxyError(502, reason));
-  });
-  res.on('close', () => {
-    if (!res.writableFinished) up.destroy();
-    finish();
-  });
+  const a = new Attempt(ex, up, hooks);
+  (up as ClientRequest & Carrier)[ATTEMPT] = a;
+  const res = ex.res as ServerResponse & Carrier;
+  // One close listener per response, however many attempts: it follows the current one.
+  if (res[ATTEMPT] === undefined) res.on('close', onResClose);
+  res[ATTEMPT] = a;
+  up.on('response', onResponse);
+  up.on('error', onUpError);
   if (ex.body !== null) up.end(ex.body);
   else if (ex.replayable) up.end();
-  else req.pipe(up);
+  else ex.req.pipe(up);
 }

@@ -72,11 +72,20 @@ export class RetryBudget {
 
 export class ServiceRouter {
   rules: CompiledRule[] = [];
-  readonly budget = new RetryBudget();
+  budget = new RetryBudget();
+  private budgetKey = '0.2/10';
   /** Version subsets, views on the service's endpoints. */
   readonly subsets = new Map<string, Target>();
 
   constructor(readonly target: Target) {}
+
+  /** A new budget only when its parameters change: config pushes keep the window's counts. */
+  setBudget(ratio: number, minPerSecond: number): void {
+    const key = `${ratio}/${minPerSecond}`;
+    if (key === this.budgetKey) return;
+    this.budgetKey = key;
+    this.budget = new RetryBudget(ratio, minPerSecond);
+  }
 
   /** The first rule that matches, or null when the service has no route (all endpoints, evenly). */
   match(req: IncomingMessage, path: string): CompiledRule | null {

@@ -8,7 +8,7 @@ import { MeshError } from '../util/errors.js';
 import type { Snapshot } from '../model/snapshot.js';
 import type { StatsFor } from './balancer.js';
 import { RoutingTable } from './table.js';
-import { rulesFromSnapshot } from './route-config.js';
+import { policyFromSnapshot } from './route-config.js';
 import { MetricsRegistry } from './metrics.js';
 import { Telemetry } from './telemetry.js';
 import { ControlClient } from './control-client.js';
@@ -109,7 +109,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     telemetry.settings = { accessLog: !!o.accessLog || pushed, collector: o.traceCollector ?? s?.tracing?.collector ?? null };
   };
 
-  const routing = new RoutingTable(o.trustDomain, o.namespace, statsFor, rulesFromSnapshot, o.defaultService);
+  const routing = new RoutingTable(o.trustDomain, o.namespace, statsFor, policyFromSnapshot, o.defaultService);
   const applySnapshot = (s: Snapshot) => {
     routing.apply(s);
     applySettings(s.config?.settings as MeshSettings | undefined);

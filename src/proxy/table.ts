@@ -1,7 +1,7 @@
 // The proxy's routing table: built from each config snapshot, kept between snapshots so endpoint
 // state (load, latency, ejections) survives pushes.
 import { serviceKey, type Snapshot } from '../model/snapshot.js';
-import { Target, type StatsFor } from './balancer.js';
+import { DEFAULT_BREAKER, Target, type StatsFor } from './balancer.js';
 import { ServiceRouter, type CompiledRule } from './routing.js';
 import type { RouteTable } from './layers/route.js';
 
@@ -14,7 +14,14 @@ export interface RuleSpec {
   fault?: { delay?: { ms: number; percent: number }; abort?: { status: number; percent: number } };
 }
 
-export type RulesFor = (snapshot: Snapshot, namespace: string, service: string) => RuleSpec[];
+/** Everything about one service's traffic the route model sets. */
+export interface ServicePolicy {
+  rules: RuleSpec[];
+  retryBudget?: { ratio: number; minPerSecond: number };
+  consecutiveFailures?: number;
+}
+
+export type PolicyFor = (snapshot: Snapshot, namespace: string, service: string) => ServicePolicy;
 
 export class RoutingTable {
   private readonly routers = new Map<string, ServiceRouter>();
@@ -24,7 +31,7 @@ export class RoutingTable {
     private readonly trustDomain: string,
     private readonly ownNamespace: string,
     private readonly statsFor: StatsFor,
-    private readonly rulesFor: RulesFor,
+    private readonly policyFor: PolicyFor,
     private readonly defaultService?: string,
   ) {}
 
@@ -42,19 +49,26 @@ export class RoutingTable {
       seen.add(serviceKey(svc.namespace, svc.name));
       const r = this.router(svc.namespace, svc.name);
       r.target.update(svc.endpoints);
-      this.compile(r, this.rulesFor(s, svc.namespace, svc.name));
+      this.compile(r, this.policyFor(s, svc.namespace, svc.name));
       for (const name of hostNames(svc.name, svc.namespace, this.ownNamespace)) hosts.set(name, r);
     }
     for (const [key, r] of this.routers) {
       if (seen.has(key)) continue;
       r.target.update([]);
-      this.compile(r, []);
+      this.compile(r, { rules: [] });
     }
     const fallback = this.defaultService ? this.router(this.ownNamespace, this.defaultService) : null;
     this.current = { hosts, fallback };
   }
 
-  private compile(r: ServiceRouter, specs: RuleSpec[]): void {
+  private compile(r: ServiceRouter, policy: ServicePolicy): void {
+    const specs = policy.rules;
+    r.setBudget(policy.retryBudget?.ratio ?? 0.2, policy.retryBudget?.minPerSecond ?? 10);
+    const breaker = { ...DEFAULT_BREAKER, consecutiveFailures: policy.consecutiveFailures ?? DEFAULT_BREAKER.consecutiveFailures };
+    if (breaker.consecutiveFailures !== r.target.breaker.consecutiveFailures) {
+      r.target.breaker = breaker;
+      for (const e of r.target.endpoints) e.breaker = breaker;
+    }
     const subset = (version: string): Target => {
       let t = r.subsets.get(version);
       if (!t) r.subsets.set(version, (t = new Target(r.target.namespace, r.target.name, this.trustDomain, this.statsFor)));

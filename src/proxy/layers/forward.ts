@@ -97,8 +97,8 @@ function send(t: MtlsTransport, ex: Exchange): void {
   } as https.RequestOptions);
   const timeout = ex.rule?.timeoutMs ?? 0;
   if (timeout > 0) {
-    const remaining = Math.max(1, timeout - (performance.now() - ex.start));
-    timers.set(ex, setTimeout(() => up.destroy(new Timeout(timeout)), remaining));
+    // Per try, as the route model says; a timed-out try is never retried.
+    timers.set(ex, setTimeout(() => up.destroy(new Timeout(timeout)), timeout));
   }
   relay(ex, up, hooks);
 }
