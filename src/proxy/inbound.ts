@@ -12,8 +12,14 @@ import { refuseUpgrade, relayUpgrade } from './upgrade.js';
 import type { IdentityManager } from './identity.js';
 import type { MetricsRegistry, RequestStats } from './metrics.js';
 import type { Telemetry } from './telemetry.js';
+import type { AuthzRequest, CompiledPolicy } from '../model/policy.js';
 
 export interface InboundOptions {
+  /** The workload's own service and namespace: what policy is checked against. */
+  namespace: string;
+  service: string;
+  /** The current compiled authorization policy (swapped on config pushes). */
+  policy: () => CompiledPolicy;
   metrics: MetricsRegistry;
   telemetry: Telemetry;
   identity: IdentityManager;
@@ -73,6 +79,14 @@ export function createInboundServer(o: InboundOptions): https.Server {
     relay(ex, up, hooks);
   };
 
+  // One request object reused for every check: the check is synchronous and allocates nothing.
+  const authz: AuthzRequest = { namespace: o.namespace, toService: o.service, clientIdentity: null, port: o.appPort, path: '/' };
+  const authorize = (peer: string, path: string) => {
+    authz.clientIdentity = peer;
+    authz.path = path;
+    return o.policy().check(authz);
+  };
+
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const sock = req.socket as PeerSocket;
     const peer = sock[PEER];
@@ -84,6 +98,12 @@ export function createInboundServer(o: InboundOptions): https.Server {
     ex.peer = peer;
     if (hostCount(req.rawHeaders) > 1) return respondError(ex, new ProxyError(400, 'request has more than one Host header'));
     ex.path = req.url ?? '/';
+    const decision = authorize(peer, ex.path);
+    if (!decision.allowed) {
+      ex.stats.count('inbound_http_authz_deny_total');
+      return respondError(ex, new ProxyError(403, decision.reason));
+    }
+    ex.stats.count('inbound_http_authz_allow_total');
     // The verified peer identity replaces anything a client sent under that name.
     ex.headers = forwardHeaders(req.rawHeaders, false, IDENTITY_HEADER);
     ex.headers.push(IDENTITY_HEADER, peer);
@@ -99,6 +119,13 @@ export function createInboundServer(o: InboundOptions): https.Server {
     const peer = (req.socket as PeerSocket)[PEER];
     if (!peer) return socket.destroy();
     if (hostCount(req.rawHeaders) > 1) return refuseUpgrade(socket, 400, 'request has more than one Host header');
+    const decision = authorize(peer, req.url ?? '/');
+    const stats = (req.socket as PeerSocket)[STATS]!;
+    if (!decision.allowed) {
+      stats.count('inbound_http_authz_deny_total');
+      return refuseUpgrade(socket, 403, decision.reason);
+    }
+    stats.count('inbound_http_authz_allow_total');
     const headers = forwardHeaders(req.rawHeaders, true, IDENTITY_HEADER);
     headers.push(IDENTITY_HEADER, peer);
     const up = http.request({

@@ -9,6 +9,7 @@ import type { Snapshot } from '../model/snapshot.js';
 import type { StatsFor } from './balancer.js';
 import { RoutingTable } from './table.js';
 import { policyFromSnapshot } from './route-config.js';
+import { compilePolicy, type CompiledPolicy } from '../model/policy.js';
 import { MetricsRegistry } from './metrics.js';
 import { Telemetry } from './telemetry.js';
 import { ControlClient } from './control-client.js';
@@ -110,8 +111,15 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   };
 
   const routing = new RoutingTable(o.trustDomain, o.namespace, statsFor, policyFromSnapshot, o.defaultService);
+  let policy: CompiledPolicy = compilePolicy(null);
   const applySnapshot = (s: Snapshot) => {
     routing.apply(s);
+    try {
+      policy = compilePolicy(s.config?.policies ?? null);
+    } catch (err) {
+      // The control plane validates policies; should one still not compile, the last good one stays.
+      log(`ignoring invalid policies: ${(err as Error).message}`);
+    }
     applySettings(s.config?.settings as MeshSettings | undefined);
   };
   if (watcher.snapshot) applySnapshot(watcher.snapshot);
@@ -145,7 +153,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     state.outbound = await listen(outbound, o.outboundPort ?? 0, o.mode === 'ingress' ? 'ingress' : 'outbound', o.outboundHost);
     if (o.mode === 'sidecar') {
       if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');
-      const inbound = createInboundServer({ metrics, telemetry, identity, trustDomain: o.trustDomain, appPort: o.appPort, log });
+      const inbound = createInboundServer({ namespace: o.namespace, service: o.service, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort: o.appPort, log });
       state.inbound = await listen(inbound, o.inboundPort ?? 0, 'inbound');
     }
     const admin = createAdminServer({
