@@ -13,6 +13,7 @@ const MODULES: { names: string[]; load: () => Promise<Register> }[] = [
   { names: ['version'], load: async () => (await import('./commands/version.js')).registerVersion },
   { names: ['control'], load: async () => (await import('./commands/control.js')).registerControl },
   { names: ['proxy'], load: async () => (await import('./commands/proxy.js')).registerProxy },
+  { names: ['stat', 'edges', 'prometheus-config'], load: async () => (await import('./commands/stat.js')).registerStat },
   { names: ['inject'], load: async () => (await import('./commands/inject.js')).registerInject },
   { names: ['route'], load: async () => (await import('./commands/route.js')).registerRoute },
 ];

@@ -5,12 +5,14 @@ import { after, before, describe, it } from 'node:test';
 import { X509Certificate } from 'node:crypto';
 import { parseAllDocuments } from 'yaml';
 import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { renderCrds, ROUTE_SCHEMA } from '../src/platform/kubernetes/crds.js';
+import { POLICY_SCHEMA, renderCrds, ROUTE_SCHEMA } from '../src/platform/kubernetes/crds.js';
 import { renderControlPlane, type InstallValues } from '../src/platform/kubernetes/manifests.js';
 import { generateWebhookCert, validateIdentity } from '../src/platform/kubernetes/identity.js';
 import { toYaml } from '../src/platform/kubernetes/yaml.js';
+import { KubeClient } from '../src/platform/kubernetes/client.js';
 import { createIssuer, createTrustAnchor } from '../src/identity/ca.js';
 import { validateRoute } from '../src/model/route.js';
+import { validatePolicy } from '../src/model/policy.js';
 import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
 import { expectStatus, kubeConfigFor } from './support/kube/testing.js';
 import { validateK8s } from './support/k8s-openapi.js';
@@ -129,7 +131,11 @@ describe('kubernetes CRDs against the route model', () => {
     server = await startFakeApiServer();
     kc = kubeConfigFor(server);
     await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'app' } } });
-    for (const crd of renderCrds('0.0.0-test')) await kc.makeApiClient(ApiextensionsV1Api).createCustomResourceDefinition({ body: crd as never });
+    // Through KubeClient.apply, as mesh install --crds --apply sends them (wire names such as enum intact).
+    const kube = await KubeClient.fromConfig(kc);
+    for (const crd of renderCrds('0.0.0-test')) await kube.apply(crd as never);
+    const stored = await kc.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: 'policies.mesh.io' });
+    assert.ok(stored.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'));
   });
   after(() => server.close());
 
@@ -155,9 +161,28 @@ describe('kubernetes CRDs against the route model', () => {
     assert.ok(validateRoute(bad).errors.length >= 3, 'the model rejects it too');
   });
 
+  it('stores a policy using every field of the model, and rejects a bad default', async () => {
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const policies = { ...routes, plural: 'policies' };
+    const policy = {
+      apiVersion: 'mesh.io/v1alpha1', kind: 'Policy', metadata: { name: 'default', namespace: 'app' },
+      spec: { default: 'deny', rules: [{ from: 'web', to: 'reviews', port: 9080, pathPrefix: '/api' }, { from: 'spiffe://cluster.local/ns/ops/sa/probe', to: '*' }] },
+    };
+    assert.deepEqual(validatePolicy(policy).errors, []);
+    await custom.createNamespacedCustomObject({ ...policies, body: policy });
+    const got = await custom.getNamespacedCustomObject({ ...policies, name: 'default' }) as typeof policy;
+    assert.deepEqual(got.spec, policy.spec);
+    const bad = { ...policy, metadata: { name: 'bad' }, spec: { default: 'maybe', rules: [{ from: 'web', to: 'Not_A_Name' }] } };
+    const status = await expectStatus(custom.createNamespacedCustomObject({ ...policies, body: bad }), 422, 'Invalid');
+    assert.deepEqual(status.details?.causes?.map((c) => c.field).sort(), ['spec.default', 'spec.rules[0].to']);
+  });
+
   it('keeps the schema\'s rule fields in step with the model\'s', () => {
     const spec = (ROUTE_SCHEMA.properties as Record<string, { properties: Record<string, { items?: { properties: object } }> }>).spec!;
     assert.deepEqual(Object.keys(spec.properties).sort(), ['failureAccrual', 'retryBudget', 'rules']);
     assert.deepEqual(Object.keys(spec.properties.rules!.items!.properties).sort(), ['backends', 'fault', 'matches', 'retries', 'timeout']);
+    const pspec = (POLICY_SCHEMA.properties as typeof ROUTE_SCHEMA.properties & Record<string, { properties: Record<string, { items?: { properties: object } }> }>).spec!;
+    assert.deepEqual(Object.keys(pspec.properties).sort(), ['default', 'rules']);
+    assert.deepEqual(Object.keys(pspec.properties.rules!.items!.properties).sort(), ['from', 'pathPrefix', 'port', 'to']);
   });
 });

@@ -11,17 +11,20 @@ import { removeInstall, removeState, type StateDir } from '../platform/local/sta
 import { parseDuration, parsePort } from '../util/duration.js';
 import { step } from '../ui/output.js';
 import { MeshError } from '../util/errors.js';
+import { parseScrapeInterval } from '../control/telemetry/config.js';
 
 export interface InstallFlags {
   trustDomain: string;
   controlPort?: string;
   certLifetime?: string;
+  scrapeInterval?: string;
 }
 
 /** Installs, or brings an installed mesh's control plane back; changes nothing when all is up. */
 export async function ensureInstalled(state: StateDir, f: InstallFlags): Promise<'installed' | 'started' | 'unchanged'> {
   const controlPort = f.controlPort ? checked(() => parsePort(f.controlPort!, 'control port'), 'pass --control-port 1-65535') : undefined;
   const certLifetimeMs = f.certLifetime ? checked(() => parseDuration(f.certLifetime!, 'certificate lifetime'), 'e.g. --cert-lifetime 24h') : undefined;
+  const scrapeIntervalMs = f.scrapeInterval ? parseScrapeInterval(f.scrapeInterval) : undefined;
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(f.trustDomain)) {
     throw new MeshError(`trust domain '${f.trustDomain}' is not valid`, 'use lower-case letters, digits, dots and dashes, e.g. cluster.local');
   }
@@ -36,7 +39,7 @@ export async function ensureInstalled(state: StateDir, f: InstallFlags): Promise
   }
   const createdRoot = !existsSync(state.root);
   try {
-    await step('Generating the trust anchor and issuer', () => initState(state, { trustDomain: f.trustDomain, controlPort, certLifetimeMs }),
+    await step('Generating the trust anchor and issuer', () => initState(state, { trustDomain: f.trustDomain, controlPort, certLifetimeMs, scrapeIntervalMs }),
       (c) => `Generated the trust anchor and issuer (trust domain ${c.trustDomain})`);
     await step('Starting the control plane', () => startControl(state), (p) => `Control plane listening on https://127.0.0.1:${p}`);
   } catch (err) {
@@ -54,6 +57,7 @@ export function registerInstall(program: Command): void {
     .option('--trust-domain <domain>', 'trust domain of the SPIFFE identities', 'cluster.local')
     .option('--control-port <port>', 'control plane port on 127.0.0.1 (default: a free port)')
     .option('--cert-lifetime <duration>', 'lifetime of workload certificates', '24h')
+    .option('--scrape-interval <duration>', 'how often the control plane scrapes proxy metrics for mesh stat', '10s')
     .action(async (flags: InstallFlags, cmd: Command) => {
       if (platformOf(cmd) === 'kubernetes') return kubeInstall(flags, cmd);
       refuseKubeFlags(flags);

@@ -10,6 +10,7 @@ import { MeshError } from '../util/errors.js';
 import { VERSION } from '../version.js';
 import { Registry } from './registry.js';
 import { createControlServer } from './server.js';
+import { Telemetry } from './telemetry/index.js';
 import { CONFIG_VALIDATORS } from './validators.js';
 
 export const CONTROL_IDENTITY = (trustDomain: string) =>
@@ -20,7 +21,7 @@ export interface RunningControl {
   close(): Promise<void>;
 }
 
-export async function runControl(state: StateDir, opts: { port?: number } = {}): Promise<RunningControl> {
+export async function runControl(state: StateDir, opts: { port?: number; scrapeIntervalMs?: number } = {}): Promise<RunningControl> {
   const cfg = state.config();
   const anchorPem = state.readSecret(state.anchorCertPath, 'the trust anchor');
   const issuerCertPem = state.readSecret(state.issuerCertPath, 'the issuer certificate') + '\n';
@@ -47,6 +48,7 @@ export async function runControl(state: StateDir, opts: { port?: number } = {}):
   };
 
   const registry = new Registry(cfg.trustDomain, new LocalControlPlatform(state));
+  const telemetry = new Telemetry(registry, { scrapeIntervalMs: opts.scrapeIntervalMs ?? cfg.scrapeIntervalMs, log: (m) => console.error(m) });
   const server = createControlServer({
     trustDomain: cfg.trustDomain,
     trustAnchorsPem: anchorPem,
@@ -54,6 +56,7 @@ export async function runControl(state: StateDir, opts: { port?: number } = {}):
     issuerCertPem,
     certLifetimeMs: cfg.certLifetimeMs,
     registry,
+    telemetry,
     validators: CONFIG_VALIDATORS,
     auth: { adminToken, joinTokenFor: (ns, sa) => joinTokenFor(joinKey, ns, sa) },
     tls: await serverTls(),
@@ -77,6 +80,7 @@ export async function runControl(state: StateDir, opts: { port?: number } = {}):
     server.listen(port, '127.0.0.1', () => resolve());
   });
   const actual = (server.address() as AddressInfo).port;
+  telemetry.start();
   writeJsonAtomic(state.controlPath, { pid: process.pid, port: actual, version: VERSION, startedAt: new Date().toISOString() });
   console.log(`control plane ${VERSION} listening on https://127.0.0.1:${actual} (state ${state.display})`);
 
@@ -85,6 +89,7 @@ export async function runControl(state: StateDir, opts: { port?: number } = {}):
     async close() {
       clearInterval(renew);
       registry.close();
+      await telemetry.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       rmSync(state.controlPath, { force: true });

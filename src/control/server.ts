@@ -9,6 +9,7 @@ import type { Issuer } from '../identity/ca.js';
 import { checkName, type ConfigKind, type Snapshot } from '../model/snapshot.js';
 import { HttpError, readJsonBody, sendJson } from '../util/http.js';
 import type { EndpointRecord, Registry } from './registry.js';
+import type { Telemetry } from './telemetry/index.js';
 import { VERSION } from '../version.js';
 
 export interface ControlAuth {
@@ -30,6 +31,8 @@ export interface ControlServerOptions {
   watchTimeoutMs?: number;
   /** Checks a config document before it is stored; throws with a message saying what is wrong. */
   validators?: Partial<Record<ConfigKind, (value: unknown, snapshot: Snapshot) => unknown>>;
+  /** Scraped proxy metrics: GET /v1/stat, /v1/edges (admin). */
+  telemetry?: Telemetry;
 }
 
 interface CertificateRequest {
@@ -116,6 +119,11 @@ export function createControlServer(o: ControlServerOptions): https.Server {
         o.registry.setConfig(kind, value);
         return sendJson(res, 200, { kind, value, version: o.registry.snapshot.version });
       }
+    }
+    if (o.telemetry?.handles(req.method, url.pathname)) {
+      requireAdmin(req);
+      const r = await o.telemetry.handle(url);
+      return sendJson(res, r.status, r.body);
     }
     if (route === 'GET /v1/snapshot') {
       requireAdmin(req);

@@ -1,5 +1,6 @@
 // Where stat and edges get their figures: the control plane's own scrapes, or a Prometheus. Both
 // answer the same few PromQL-shaped questions, so the maths on top is shared.
+import type { EndpointRecord } from '../registry.js';
 import type { Labels } from './parse.js';
 import { histogramQuantile } from './quantile.js';
 import type { MetricStore, VectorSample } from './store.js';
@@ -31,6 +32,24 @@ export interface MetricSource {
   gauge(metric: string, match: Labels, by: string[]): Promise<VectorSample[]>;
   /** Why figures may be partial for this window (too few scrapes yet), if they are. */
   notice(windowMs: number): string | undefined;
+}
+
+/** How the workload group ("deployment") is named: service-version, or the ingress's service. */
+export function podInfo(ep: EndpointRecord): PodInfo {
+  const role = ep.role === 'ingress' ? 'ingress' : 'sidecar';
+  return {
+    namespace: ep.namespace,
+    pod: ep.instance,
+    deployment: role === 'ingress' ? ep.service : `${ep.service}-${ep.version}`,
+    service: ep.service,
+    role,
+    identity: ep.identity,
+  };
+}
+
+/** A proxy to scrape: its pod, and its admin listener (host:port) serving /metrics. */
+export interface ScrapeTarget extends PodInfo {
+  admin: string;
 }
 
 /** The labels a proxy's scrape target carries, from its registration. */
@@ -94,7 +113,7 @@ export class LocalSource implements MetricSource {
     const every = formatMs(this.intervalMs);
     if (this.store.rounds < 2) return `no metrics yet: the control plane scrapes the proxies every ${every}; try again in a moment`;
     const span = this.store.span(windowMs);
-    if (span < windowMs) return `the control plane has metrics for the last ${formatMs(span)} only (it scrapes every ${every})`;
+    if (span < windowMs) return `the control plane has scraped for ${formatMs(span)} of the ${formatMs(windowMs)} window: rates are over the whole window, so they read low until it fills`;
     return undefined;
   }
 }

@@ -112,18 +112,20 @@ export class MetricStore {
     return Math.min(windowMs, this.last - this.first);
   }
 
-  /** sum by (by) (rate(metric{match}[window])), per second. */
+  /**
+   * sum by (by) (rate(metric{match}[window])), per second: the growth in the window over the
+   * window's length, as Prometheus divides, even while the store holds less than the window.
+   */
   rate(metric: string, match: Labels, by: string[], windowMs: number): VectorSample[] {
-    const span = this.span(windowMs);
-    if (span <= 0) return [];
+    if (this.span(windowMs) <= 0) return [];
     const end = this.last!;
-    const start = end - span;
+    const start = end - windowMs;
     const out = new Map<string, VectorSample>();
     for (const target of this.targets.values()) {
       if (target.lastT >= 0 && target.lastT <= start) continue; // nothing new in the window
       for (const s of target.series.values()) {
         if (s.name !== metric || !matches(s.labels, match)) continue;
-        add(out, s.labels, by, increase(s, start, end) / (span / 1000));
+        add(out, s.labels, by, increase(s, start, end) / (windowMs / 1000));
       }
     }
     return [...out.values()];

@@ -1,6 +1,8 @@
 // The Kubernetes API as mesh uses it: target selection like kubectl, server-side apply, reads that
 // answer undefined for 404, and one-line errors. @kubernetes/client-node is heavy: loaded on first use.
 import { existsSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { KubeConfig, KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-node';
@@ -57,7 +59,7 @@ export async function loadKubeConfig(o: TargetOptions = {}): Promise<KubeConfig>
         else {
           const more = new k8s.KubeConfig();
           more.loadFromFile(file);
-          kc.mergeConfig(more);
+          kc.mergeConfig(more, !!kc.getCurrentContext()); // as kubectl: the first file that sets current-context wins
         }
       } catch (err) {
         throw new MeshError(`kubeconfig ${file} cannot be read: ${(err as Error).message.split('\n')[0]}`, 'check the file, or pass another with --kubeconfig');
@@ -106,10 +108,39 @@ export class KubeClient {
     return this.kc.makeApiClient(make(this.k8s) as never) as T;
   }
 
-  /** Server-side apply as field manager "mesh", forcing ownership of the fields mesh sets. */
+  /**
+   * Server-side apply as field manager "mesh", forcing ownership of the fields mesh sets. The body goes out as
+   * written (kubectl's wire names): client-node's typed serializer would drop fields whose wire name differs
+   * from its TypeScript name, such as a CRD schema's enum.
+   */
   async apply<T extends KubernetesObject>(obj: T): Promise<T> {
-    return this.call(`apply ${describe(obj)}`, () =>
-      this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, this.k8s.PatchStrategy.ServerSideApply) as Promise<T>);
+    return this.call(`apply ${describe(obj)}`, async () => {
+      const path = await (this.objects as unknown as { specUriPath(o: KubernetesObject, a: string): Promise<string> }).specUriPath(structuredClone(obj), 'patch');
+      const url = new URL(this.server.replace(/\/+$/, '') + path);
+      url.searchParams.set('fieldManager', FIELD_MANAGER);
+      url.searchParams.set('force', 'true');
+      const { status, body } = await this.raw('PATCH', url, JSON.stringify(obj), 'application/apply-patch+yaml');
+      if (status < 200 || status > 299) throw new this.k8s.ApiException(status, 'apply failed', body, {});
+      return JSON.parse(body) as T;
+    });
+  }
+
+  /** One request with the kubeconfig's TLS and credentials. */
+  private async raw(method: string, url: URL, body: string, contentType: string): Promise<{ status: number; body: string }> {
+    const opts: https.RequestOptions = { method, headers: { 'Content-Type': contentType, Accept: 'application/json' } };
+    await this.kc.applyToHTTPSOptions(opts);
+    const request = url.protocol === 'http:' ? http.request : https.request;
+    return new Promise((resolve, reject) => {
+      const req = request(url, opts, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.setTimeout(30_000, () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   /** The object, or undefined when it (or its kind) does not exist. */

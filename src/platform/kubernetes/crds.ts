@@ -55,32 +55,24 @@ export const ROUTE_SCHEMA: Schema = obj({
   }, ['rules'], 'a Route is named after the service it routes, in that service\'s namespace'),
 }, ['spec']);
 
-export const POLICY_SCHEMA: Schema = {
-  type: 'object',
-  required: ['spec'],
-  properties: {
-    apiVersion: { type: 'string' },
-    kind: { type: 'string' },
-    metadata: { type: 'object' },
-    spec: {
-      type: 'object',
-      properties: {
-        default: str('what happens to traffic no rule allows, in this namespace', { enum: ['allow', 'deny'] }),
-        allow: {
-          type: 'array',
-          items: {
-            type: 'object',
-            required: ['from', 'to'],
-            properties: {
-              from: { type: 'array', minItems: 1, items: str('a client identity: spiffe://<trust-domain>/ns/<ns>/sa/<sa>, ns/<ns>/sa/<sa>, or ns/<ns>/sa/* ') },
-              to: { type: 'array', minItems: 1, items: str('a service of this namespace, or *', { pattern: `(${DNS_LABEL})|^\\*$` }) },
-            },
-          },
-        },
-      },
+// Mirrors src/model/policy.ts (validatePolicy stays the authority: e.g. path normalisation is not expressible here).
+export const POLICY_SCHEMA: Schema = obj({
+  apiVersion: { type: 'string' },
+  kind: { type: 'string' },
+  metadata: { type: 'object' },
+  spec: obj({
+    default: str('what happens to a request no rule allows: allow admits every client, deny only what a rule allows', { enum: ['allow', 'deny'] }),
+    rules: {
+      type: 'array', description: 'allow rules; order never changes a decision',
+      items: obj({
+        from: str("the client: '*', a service name, <namespace>/<service>, or spiffe://<trust-domain>/ns/<ns>/sa/<sa>", { minLength: 1 }),
+        to: str("a service of this namespace, or '*'", { pattern: `(${DNS_LABEL})|(^[*]$)` }),
+        port: { type: 'integer', minimum: 1, maximum: 65535, description: 'the destination workload port' },
+        pathPrefix: str('segment-wise prefix of the normalised request path', { pattern: '^/' }),
+      }, ['from', 'to']),
     },
-  },
-};
+  }, ['default'], 'a namespace\'s authorization policy; several in one namespace merge (deny wins)'),
+}, ['spec']);
 
 function crd(plural: string, kind: string, shortNames: string[], schema: Schema, columns: { name: string; type: string; jsonPath: string }[]) {
   return {

@@ -11,6 +11,7 @@ export interface InstallOptions {
   trustDomain: string;
   controlPort?: number;
   certLifetimeMs?: number;
+  scrapeIntervalMs?: number;
 }
 
 /** Creates identity, secrets and config; on any failure removes what it wrote. */
@@ -38,6 +39,7 @@ export async function initState(state: StateDir, o: InstallOptions): Promise<Mes
       version: VERSION,
       createdAt: new Date().toISOString(),
       certLifetimeMs: o.certLifetimeMs ?? DAY,
+      ...(o.scrapeIntervalMs ? { scrapeIntervalMs: o.scrapeIntervalMs } : {}),
     };
     // The config goes last: its presence is what marks the state dir as installed.
     writeJsonAtomic(state.configPath, cfg);

@@ -14,6 +14,8 @@ export interface MeshConfig {
   createdAt: string;
   /** Workload certificate lifetime in ms (24 h unless set for tests). */
   certLifetimeMs: number;
+  /** How often the control plane scrapes proxy metrics, in ms (10 s unless set). */
+  scrapeIntervalMs?: number;
 }
 
 export interface ControlRecord {

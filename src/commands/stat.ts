@@ -1,0 +1,118 @@
+// mesh stat, mesh edges and mesh prometheus-config: the mesh's traffic as linkerd viz shows it,
+// from the control plane's scrapes or from a Prometheus.
+import type { Command } from 'commander';
+import chalk from 'chalk';
+import { resolve } from 'node:path';
+import { context, outputFormat, checked } from './context.js';
+import { adminGet } from '../platform/local/admin.js';
+import { computeStat, parseStatQuery, statQueryParams, StatError, type StatResult } from '../control/telemetry/stat.js';
+import { computeEdges, edgesQueryParams, parseEdgesQuery, type EdgesResult } from '../control/telemetry/edges.js';
+import { fileSdTargets, PrometheusSource, renderPrometheusConfig } from '../control/telemetry/prometheus.js';
+import { podInfo } from '../control/telemetry/source.js';
+import type { EndpointRecord } from '../control/registry.js';
+import { parseDuration } from '../util/duration.js';
+import { writeJsonAtomic } from '../util/fs.js';
+import { MeshError } from '../util/errors.js';
+import { json } from '../ui/output.js';
+import { edgesJson, renderEdgesTable, renderStatTable, statJson } from '../ui/stat.js';
+
+interface StatFlags {
+  namespace: string;
+  allNamespaces?: boolean;
+  from?: string;
+  fromNamespace?: string;
+  to?: string;
+  toNamespace?: string;
+  timeWindow: string;
+  output?: string;
+  prometheus?: string;
+}
+
+/** Runs shared stat code, turning its errors into the CLI's one-line errors. */
+async function asCli<T>(fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof StatError) throw new MeshError(err.message, err.hint);
+    throw err;
+  }
+}
+
+function printHints(hints: string[]): void {
+  for (const h of hints) process.stderr.write(chalk.dim(`${h}\n`));
+}
+
+export function registerStat(program: Command): void {
+  program
+    .command('stat')
+    .description('success rate, requests per second, latency and connections per deployment, pod, service or namespace')
+    .argument('<resource>', 'deployments (deploy), pods (po), services (svc) or namespaces (ns)')
+    .argument('[name]', 'only this one')
+    .option('-n, --namespace <namespace>', 'namespace of the resources', 'default')
+    .option('-A, --all-namespaces', 'resources of every namespace')
+    .option('--from <resource>', 'only traffic from this resource: NAME or TYPE/NAME, e.g. deploy/productpage-v1')
+    .option('--from-namespace <namespace>', 'namespace of --from (default: --namespace)')
+    .option('--to <resource>', 'only traffic to this resource: NAME or TYPE/NAME, e.g. svc/reviews')
+    .option('--to-namespace <namespace>', 'namespace of --to (default: --namespace)')
+    .option('-t, --time-window <duration>', 'how far back the figures look', '1m')
+    .option('-o, --output <format>', 'table, wide or json')
+    .option('--prometheus <url>', 'compute the figures with PromQL from this Prometheus (see mesh prometheus-config)')
+    .action(async (resource: string, name: string | undefined, f: StatFlags, cmd: Command) => {
+      const format = outputFormat(f.output, ['table', 'wide', 'json']);
+      const params = new URLSearchParams({ resource, namespace: f.namespace, window: f.timeWindow });
+      if (name) params.set('name', name);
+      if (f.allNamespaces) params.set('all', 'true');
+      for (const [k, v] of [['from', f.from], ['fromNamespace', f.fromNamespace], ['to', f.to], ['toNamespace', f.toNamespace]] as const) if (v) params.set(k, v);
+      const query = await asCli(() => parseStatQuery(params));
+      const { state } = context(cmd, format === 'json');
+      const result = f.prometheus
+        ? await asCli(() => computeStat(new PrometheusSource(f.prometheus!), query))
+        : await adminGet<StatResult>(state, `/v1/stat?${statQueryParams(query)}`);
+      if (format === 'json') json(statJson(result.rows));
+      else console.log(renderStatTable(result.rows, { allNamespaces: query.allNamespaces, wide: format === 'wide' }));
+      printHints(result.hints);
+    });
+
+  program
+    .command('edges')
+    .description('which workloads talk to which, with the identities each side proved')
+    .argument('<resource>', 'deployments (deploy) or pods (po)')
+    .option('-n, --namespace <namespace>', 'edges from or to this namespace', 'default')
+    .option('-A, --all-namespaces', 'edges of every namespace')
+    .option('-t, --time-window <duration>', 'how far back to look for traffic', '1m')
+    .option('-o, --output <format>', 'table, wide or json')
+    .option('--prometheus <url>', 'find the edges with PromQL from this Prometheus')
+    .action(async (resource: string, f: Omit<StatFlags, 'from' | 'to'>, cmd: Command) => {
+      const format = outputFormat(f.output, ['table', 'wide', 'json']);
+      const params = new URLSearchParams({ resource, namespace: f.namespace, window: f.timeWindow });
+      if (f.allNamespaces) params.set('all', 'true');
+      const query = await asCli(() => parseEdgesQuery(params));
+      const { state } = context(cmd, format === 'json');
+      const result = f.prometheus
+        ? await asCli(() => computeEdges(new PrometheusSource(f.prometheus!), query))
+        : await adminGet<EdgesResult>(state, `/v1/edges?${edgesQueryParams(query)}`);
+      if (format === 'json') json(edgesJson(result.edges));
+      else console.log(renderEdgesTable(result.edges, { wide: format === 'wide' }));
+      printHints(result.hints);
+    });
+
+  program
+    .command('prometheus-config')
+    .description("print a Prometheus config that scrapes every proxy with the labels 'mesh stat --prometheus' needs")
+    .option('--scrape-interval <duration>', 'how often Prometheus scrapes', '10s')
+    .option('--file-sd <path>', 'write the targets to this file_sd JSON file (re-run to refresh it) and print a config that reads it')
+    .action(async (f: { scrapeInterval: string; fileSd?: string }, cmd: Command) => {
+      const scrapeIntervalMs = checked(() => parseDuration(f.scrapeInterval, 'scrape interval'), 'e.g. --scrape-interval 10s');
+      const { state } = context(cmd, true);
+      const endpoints = await adminGet<EndpointRecord[]>(state, '/v1/endpoints');
+      const targets = endpoints.filter((e) => e.admin).map((e) => ({ ...podInfo(e), admin: e.admin! }));
+      let fileSd: string | undefined;
+      if (f.fileSd) {
+        fileSd = resolve(f.fileSd);
+        writeJsonAtomic(fileSd, fileSdTargets(targets));
+        process.stderr.write(`Wrote ${targets.length} proxy target${targets.length === 1 ? '' : 's'} to ${fileSd}\n`);
+      }
+      if (!targets.length) process.stderr.write(chalk.dim("No proxies are running yet: the config has no targets until you re-run this after 'mesh run' or 'mesh demo'\n"));
+      process.stdout.write(renderPrometheusConfig(targets, { scrapeIntervalMs, fileSd, generatedBy: `generated by mesh prometheus-config for ${state.display}` }));
+    });
+}

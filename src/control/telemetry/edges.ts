@@ -1,0 +1,89 @@
+// What `mesh edges` shows: which workloads talked to which in the window, from the callers'
+// outbound metrics, with the identities each side proved: the client's own identity (it is the
+// caller's proxy that counted), and the server's as the caller verified it (server_id).
+import { parseDuration } from '../../util/duration.js';
+import { formatMs, type MetricSource } from './source.js';
+import { parseKind, StatError } from './stat.js';
+
+export interface EdgesQuery {
+  kind: 'deployment' | 'pod';
+  namespace: string;
+  allNamespaces: boolean;
+  windowMs: number;
+}
+
+export interface Edge {
+  src: string;
+  src_namespace: string;
+  dst: string;
+  dst_namespace: string;
+  client_id: string;
+  server_id: string;
+  /** Every request between the two went over mutual TLS. */
+  secured: boolean;
+  rps: number;
+}
+
+export interface EdgesResult {
+  edges: Edge[];
+  windowMs: number;
+  source: string;
+  hints: string[];
+}
+
+export function parseEdgesQuery(p: URLSearchParams): EdgesQuery {
+  const kind = parseKind(p.get('resource') ?? undefined);
+  if (kind !== 'deployment' && kind !== 'pod') {
+    throw new StatError(400, `edges are between deployments or pods, not ${kind}s`, 'use mesh edges deployments, or mesh edges pods');
+  }
+  let windowMs: number;
+  try {
+    windowMs = parseDuration(p.get('window') || '1m', 'time window');
+  } catch (err) {
+    throw new StatError(400, (err as Error).message, 'e.g. -t 30s, -t 1m or -t 5m');
+  }
+  return { kind, namespace: p.get('namespace') || 'default', allNamespaces: ['true', '1'].includes(p.get('all') ?? ''), windowMs };
+}
+
+export function edgesQueryParams(q: EdgesQuery): URLSearchParams {
+  const p = new URLSearchParams({ resource: q.kind, namespace: q.namespace, window: `${q.windowMs}ms` });
+  if (q.allNamespaces) p.set('all', 'true');
+  return p;
+}
+
+export async function computeEdges(src: MetricSource, q: EdgesQuery): Promise<EdgesResult> {
+  if (q.windowMs > src.maxWindowMs) {
+    throw new StatError(400, `time window ${formatMs(q.windowMs)} is longer than the ${formatMs(src.maxWindowMs)} ${src.name} keeps`,
+      `use -t ${formatMs(src.maxWindowMs)} or less, or --prometheus URL`);
+  }
+  const [srcLabel, dstLabel] = q.kind === 'deployment' ? ['deployment', 'dst_deployment'] : ['pod', 'dst_pod'];
+  const series = await src.rate('request_total', { direction: 'outbound' },
+    ['namespace', srcLabel, 'identity', 'dst_namespace', dstLabel, 'server_id', 'tls'], q.windowMs);
+  const edges = new Map<string, Edge>();
+  for (const s of series) {
+    const l = s.labels;
+    // Requests that found no endpoint went nowhere: no edge.
+    if (!(s.value > 0) || !l[dstLabel] || !l.dst_namespace) continue;
+    if (!q.allNamespaces && l.namespace !== q.namespace && l.dst_namespace !== q.namespace) continue;
+    const key = [l.namespace, l[srcLabel], l.dst_namespace, l[dstLabel]].join('\u0000');
+    const e = edges.get(key);
+    const secured = l.tls === 'true';
+    if (!e) {
+      edges.set(key, {
+        src: l[srcLabel]!, src_namespace: l.namespace!, dst: l[dstLabel]!, dst_namespace: l.dst_namespace,
+        client_id: l.identity ?? '', server_id: l.server_id ?? '', secured, rps: s.value,
+      });
+    } else {
+      e.secured &&= secured;
+      e.rps += s.value;
+      if (l.server_id && !e.server_id.split(',').includes(l.server_id)) e.server_id = e.server_id ? `${e.server_id},${l.server_id}` : l.server_id;
+    }
+  }
+  const list = [...edges.values()].sort((a, b) => a.src_namespace.localeCompare(b.src_namespace) || a.src.localeCompare(b.src) ||
+    a.dst_namespace.localeCompare(b.dst_namespace) || a.dst.localeCompare(b.dst));
+  const hints: string[] = [];
+  const notice = src.notice(q.windowMs);
+  if (notice) hints.push(notice);
+  if (!list.length) hints.push(`No traffic yet between meshed workloads ${q.allNamespaces ? '' : `of namespace ${q.namespace} `}in the last ${formatMs(q.windowMs)}`);
+  return { edges: list, windowMs: q.windowMs, source: src.name, hints };
+}

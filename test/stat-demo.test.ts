@@ -1,0 +1,159 @@
+// mesh stat and mesh edges on the bookinfo sample, from the control plane's scrapes and from a real
+// Prometheus (Debian's prometheus binary, started here on a free loopback port) scraping the
+// config `mesh prometheus-config` prints: both must show the same table.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import http from 'node:http';
+import { TestMesh, freePort, waitFor } from './support/mesh.js';
+import { LATENCY_BUCKETS_MS } from '../src/proxy/metrics.js';
+import { bucketIndex } from '../src/control/telemetry/quantile.js';
+
+interface JsonRow { namespace: string; name: string; meshed: string; success: number | null; rps: number | null; latency_ms_p50: number | null; latency_ms_p95: number | null; latency_ms_p99: number | null; tcp_open_connections: number | null }
+interface JsonEdge { src: string; dst: string; src_namespace: string; dst_namespace: string; client_id: string; server_id: string; secured: boolean }
+
+const DEPLOYMENTS = ['details-v1', 'productpage-v1', 'ratings-v1', 'reviews-v1', 'reviews-v2', 'reviews-v3'];
+const EDGES = ['ingress→productpage-v1', 'productpage-v1→details-v1', 'productpage-v1→reviews-v1', 'productpage-v1→reviews-v2',
+  'productpage-v1→reviews-v3', 'reviews-v2→ratings-v1', 'reviews-v3→ratings-v1'];
+const PROMETHEUS = spawnSync('sh', ['-c', 'command -v prometheus'], { encoding: 'utf8' }).stdout.trim();
+
+function get(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.setTimeout(5000, () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
+}
+
+describe('mesh stat and edges on the sample', () => {
+  const m = new TestMesh();
+
+  before(async () => {
+    await m.install(['--scrape-interval', '1s']);
+    const r = await m.cli(['demo', '--ingress-port', '0', '--rate', '20'], { timeoutMs: 90_000 });
+    if (r.code !== 0) throw new Error(`demo failed: ${r.stderr}`);
+  });
+  after(() => m.cleanup());
+
+  const stat = async (args: string[] = []) => {
+    const r = await m.cli(['stat', 'deployments', '-o', 'json', ...args]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as JsonRow[];
+  };
+  const edges = async (args: string[] = []) => {
+    const r = await m.cli(['edges', 'deployments', '-o', 'json', ...args]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as JsonEdge[];
+  };
+
+  it('lists every deployment of the sample with figures', async () => {
+    const rows = await waitFor('traffic at every deployment', async () => {
+      const rows = await stat(['-t', '15s']);
+      return DEPLOYMENTS.every((d) => (rows.find((r) => r.name === d)?.rps ?? 0) > 0) ? rows : undefined;
+    }, 45_000, 1000) as JsonRow[];
+    assert.deepEqual(rows.map((r) => r.name), ['details-v1', 'ingress', 'productpage-v1', 'ratings-v1', 'reviews-v1', 'reviews-v2', 'reviews-v3']);
+    for (const r of rows) {
+      assert.equal(r.meshed, '1/1', r.name);
+      assert.equal(r.success, 1, `${r.name}: the sample answers every request`);
+      assert.ok(r.latency_ms_p50! > 0 && r.latency_ms_p50! <= r.latency_ms_p95! && r.latency_ms_p95! <= r.latency_ms_p99!, `${r.name} percentiles in order`);
+      assert.ok(r.tcp_open_connections! >= 1, `${r.name} has connections`);
+    }
+    // Every page load through the ingress reaches productpage, and productpage asks details each time.
+    const by = (n: string) => rows.find((r) => r.name === n)!;
+    assert.ok(Math.abs(by('ingress').rps! - by('productpage-v1').rps!) <= 0.15 * by('ingress').rps!, 'ingress and productpage see the same requests');
+    const reviews = ['reviews-v1', 'reviews-v2', 'reviews-v3'].reduce((n, d) => n + by(d).rps!, 0);
+    assert.ok(Math.abs(reviews - by('productpage-v1').rps!) <= 0.15 * reviews, 'the reviews versions share productpage\'s requests');
+  });
+
+  it('shows the edges between them, every one over mutual TLS with both identities', async () => {
+    const list = await waitFor('every edge', async () => {
+      const list = await edges(['-t', '30s']);
+      return EDGES.every((e) => list.some((x) => `${x.src}→${x.dst}` === e)) ? list : undefined;
+    }, 30_000, 1000) as JsonEdge[];
+    assert.deepEqual(list.map((e) => `${e.src}→${e.dst}`), EDGES, 'and no others (reviews-v1 calls no ratings)');
+    for (const e of list) {
+      assert.ok(e.secured, `${e.src}→${e.dst} secured`);
+      const svc = (d: string) => d.replace(/-v\d+$/, '');
+      assert.equal(e.client_id, `spiffe://cluster.local/ns/default/sa/${svc(e.src)}`);
+      assert.equal(e.server_id, `spiffe://cluster.local/ns/default/sa/${svc(e.dst)}`);
+    }
+    const table = await m.cli(['edges', 'deploy']);
+    assert.match(table.stdout, /^SRC\s+DST\s+SRC_NS\s+DST_NS\s+SECURED\n/);
+    assert.match(table.stdout, /\ningress\s+productpage-v1\s+default\s+default\s+√\n/);
+  });
+
+  it('narrows to one side of the traffic with --from and --to', async () => {
+    const from = await stat(['--from', 'productpage-v1', '-t', '30s']);
+    assert.deepEqual(from.map((r) => r.name), ['details-v1', 'reviews-v1', 'reviews-v2', 'reviews-v3']);
+    const to = await stat(['--to', 'svc/ratings', '-t', '30s']);
+    assert.deepEqual(to.map((r) => r.name), ['reviews-v2', 'reviews-v3']);
+    const svc = await m.cli(['stat', 'svc', 'reviews', '-o', 'json']);
+    assert.deepEqual((JSON.parse(svc.stdout) as JsonRow[]).map((r) => [r.name, r.meshed]), [['reviews', '3/3']]);
+  });
+
+  describe('from a real Prometheus', { skip: !PROMETHEUS && !process.env.CI ? 'the prometheus binary is not installed (apt-get install prometheus); CI requires it' : false }, () => {
+    let prom: ChildProcess | undefined;
+    let url = '';
+    const dir = mkdtempSync(join(tmpdir(), 'mesh-prometheus-'));
+
+    before(async () => {
+      assert.ok(PROMETHEUS, 'prometheus must be installed when CI is set: apt-get install prometheus');
+      const cfg = await m.cli(['prometheus-config', '--scrape-interval', '1s']);
+      assert.equal(cfg.code, 0, cfg.stderr);
+      writeFileSync(join(dir, 'prometheus.yml'), cfg.stdout);
+      const port = await freePort();
+      url = `http://127.0.0.1:${port}`;
+      prom = spawn(PROMETHEUS, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let log = '';
+      prom.stderr!.on('data', (c) => (log = (log + c).slice(-4000)));
+      await waitFor(`Prometheus to be ready on ${url}`, async () => (await get(`${url}/-/ready`)).status === 200, 30_000, 250)
+        .catch((err: Error) => { throw new Error(`${err.message}\n${log}`); });
+      // Every proxy scraped, then enough samples for a 20 s window.
+      await waitFor('Prometheus to scrape every proxy', async () => {
+        const r = JSON.parse((await get(`${url}/api/v1/query?query=${encodeURIComponent('count(up{job="mesh-proxy"} == 1)')}`)).body) as { data: { result: { value: [number, string] }[] } };
+        return Number(r.data.result[0]?.value[1] ?? 0) === 7;
+      }, 30_000, 500);
+      await new Promise((r) => setTimeout(r, 22_000));
+    });
+    after(async () => {
+      if (prom && prom.exitCode === null) {
+        const exited = new Promise((r) => prom!.once('exit', r));
+        prom.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+        if (prom.exitCode === null) prom.kill('SIGKILL');
+      }
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('gives the same table as the control plane', async (t) => {
+      const [local, remote] = await Promise.all([stat(['-t', '20s']), stat(['-t', '20s', '--prometheus', url])]);
+      t.diagnostic(`control plane: ${JSON.stringify(local.map((r) => [r.name, r.rps, r.latency_ms_p50]))}`);
+      t.diagnostic(`prometheus:    ${JSON.stringify(remote.map((r) => [r.name, r.rps, r.latency_ms_p50]))}`);
+      assert.deepEqual(remote.map((r) => [r.name, r.meshed]), local.map((r) => [r.name, r.meshed]));
+      for (const l of local) {
+        const p = remote.find((r) => r.name === l.name)!;
+        assert.ok(l.rps !== null && p.rps !== null, `${l.name} has traffic in both`);
+        assert.ok(Math.abs(l.rps - p.rps) <= Math.max(0.2 * l.rps, 0.5), `${l.name}: ${l.rps} vs ${p.rps} rps`);
+        assert.ok(Math.abs(l.success! - p.success!) <= 0.02, `${l.name}: success ${l.success} vs ${p.success}`);
+        const d = Math.abs(bucketIndex(l.latency_ms_p50!, LATENCY_BUCKETS_MS) - bucketIndex(p.latency_ms_p50!, LATENCY_BUCKETS_MS));
+        assert.ok(d <= 1, `${l.name}: p50 ${l.latency_ms_p50} vs ${p.latency_ms_p50} ms`);
+        assert.ok(Math.abs(l.tcp_open_connections! - p.tcp_open_connections!) <= 1, `${l.name}: ${l.tcp_open_connections} vs ${p.tcp_open_connections} connections`);
+      }
+    });
+
+    it('gives the same edges as the control plane', async () => {
+      const [local, remote] = await Promise.all([edges(['-t', '20s']), edges(['-t', '20s', '--prometheus', url])]);
+      const key = (e: JsonEdge) => `${e.src}→${e.dst} ${e.secured} ${e.client_id} ${e.server_id}`;
+      assert.deepEqual(remote.map(key), local.map(key));
+    });
+  });
+});
