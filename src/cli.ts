@@ -16,6 +16,7 @@ const MODULES: { names: string[]; load: () => Promise<Register> }[] = [
   { names: ['stat', 'edges', 'prometheus-config'], load: async () => (await import('./commands/stat.js')).registerStat },
   { names: ['inject'], load: async () => (await import('./commands/inject.js')).registerInject },
   { names: ['route'], load: async () => (await import('./commands/route.js')).registerRoute },
+  { names: ['policy'], load: async () => (await import('./commands/policy.js')).registerPolicy },
 ];
 
 /** The subcommand named on the command line, if it is one we know. */

@@ -2,7 +2,9 @@
 // answers 422 and stores nothing when one throws); one entry per kind.
 import type { ControlServerOptions } from './server.js';
 import { checkRouteConfig } from '../model/route.js';
+import { checkPolicyConfig } from '../model/policy.js';
 
 export const CONFIG_VALIDATORS: NonNullable<ControlServerOptions['validators']> = {
   routes: checkRouteConfig,
+  policies: checkPolicyConfig,
 };

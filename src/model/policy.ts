@@ -244,6 +244,13 @@ export function validatePolicyConfig(input: unknown): Validation<PolicyConfig> {
   return w.errors.length ? { errors: w.errors, warnings: [] } : { value: { policies: sortPolicies(policies) }, errors: [], warnings: [] };
 }
 
+/** The control plane's validator: the normalised document, or an Error listing what is wrong. */
+export function checkPolicyConfig(value: unknown): PolicyConfig {
+  const v = validatePolicyConfig(value);
+  if (!v.value) throw new Error(`invalid policies: ${v.errors.join('; ')}`);
+  return v.value;
+}
+
 export function sortPolicies(policies: Policy[]): Policy[] {
   const key = (p: Policy) => `${p.metadata.namespace}/${p.metadata.name}`;
   return [...policies].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));

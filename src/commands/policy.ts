@@ -1,0 +1,192 @@
+// mesh policy default/allow/list/delete: who may call which service. The model and its pure edits
+// live in src/model/policy*.ts; this adapter parses flags, checks first, stores second (the
+// `policies` config kind), then waits until every proxy has applied the change.
+import type { Command } from 'commander';
+import chalk from 'chalk';
+import { checked, context, outputFormat } from './context.js';
+import { checkName } from '../model/snapshot.js';
+import { policiesOf, sortPolicies, validatePolicyConfig, type PolicyConfig } from '../model/policy.js';
+import {
+  addRule,
+  deleteRules,
+  describeRule,
+  effectiveDefault,
+  LIST_HEAD,
+  listRows,
+  PolicyEditError,
+  resetNamespace,
+  ruleFromFlags,
+  setDefault,
+  type RuleFlags,
+} from '../model/policy-edit.js';
+import { waitForPropagation } from '../control/propagation.js';
+import { localPolicyStore, type PolicyStore } from '../platform/local/policy-store.js';
+import { parseDuration } from '../util/duration.js';
+import { MeshError } from '../util/errors.js';
+import { json, step } from '../ui/output.js';
+
+interface WaitFlags {
+  wait: boolean;
+  waitTimeout: string;
+}
+
+function edit<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof PolicyEditError) throw new MeshError(err.message, err.hint);
+    throw err;
+  }
+}
+
+const namespaceOk = (ns: string) => checked(() => checkName(ns, 'namespace'), 'use a namespace name like default or shop');
+
+const warn = (msg: string) => process.stderr.write(`${chalk.yellow('‼')} ${msg}\n`);
+
+/** Validation first: the whole next document, as the control plane will check it. */
+function validated(next: PolicyConfig): PolicyConfig {
+  const v = validatePolicyConfig(next);
+  if (!v.value) {
+    const more = v.errors.length > 1 ? ` (and ${v.errors.length - 1} more)` : '';
+    throw new MeshError(`the policies would be invalid: ${v.errors[0]}${more}`, 'nothing was changed');
+  }
+  return v.value;
+}
+
+/** Change second: stores the document unless it is unchanged, then waits for the proxies. */
+async function commit(store: PolicyStore, before: unknown, next: PolicyConfig, what: string, w: WaitFlags): Promise<void> {
+  const timeoutMs = checked(() => parseDuration(w.waitTimeout, '--wait-timeout'), 'e.g. --wait-timeout 30s');
+  const value = validated(next);
+  if (JSON.stringify(sortPolicies(policiesOf(before))) === JSON.stringify(value.policies)) {
+    console.log(`${what}: unchanged`);
+    return;
+  }
+  const stored = await store.putPolicies(value);
+  if (!w.wait) {
+    console.log(`${what} (config version ${stored.version}); not waiting for proxies`);
+    return;
+  }
+  await step('waiting for every proxy to apply it', async () => {
+    const r = await waitForPropagation(() => store.endpoints(), stored.version, { timeoutMs });
+    const total = r.upToDate.length + r.lagging.length;
+    if (r.lagging.length) {
+      const who = r.lagging.map((x) => `${x.instance} (at ${x.configVersion ?? 'none'})`).join(', ');
+      throw new MeshError(
+        `${what}: stored as config version ${stored.version}, but ${r.lagging.length}/${total} proxies have not applied it after ${w.waitTimeout}: ${who}`,
+        "they get it when they reach the control plane again; 'mesh workloads' shows whether they run",
+      );
+    }
+    return total;
+  }, (total) => `${what}; ${total}/${total} proxies up to date`);
+}
+
+function waitOptions(c: Command): Command {
+  return c
+    .option('--no-wait', 'do not wait for the proxies to apply the change')
+    .option('--wait-timeout <duration>', 'how long to wait for every proxy', '30s');
+}
+
+export function registerPolicy(program: Command): void {
+  const policy = program
+    .command('policy')
+    .description('control which clients may call which services: mesh policy default deny; mesh policy allow --from web --to api');
+
+  waitOptions(policy
+    .command('default')
+    .description("set a namespace's default for requests no rule allows")
+    .argument('<allow|deny>', 'allow: every client; deny: only what a rule allows')
+    .option('-n, --namespace <namespace>', 'namespace', 'default'))
+    .action(async (def: string, f: WaitFlags & { namespace: string }, cmd: Command) => {
+      if (def !== 'allow' && def !== 'deny') throw new MeshError(`unknown default '${def}'`, 'use mesh policy default allow or mesh policy default deny');
+      namespaceOk(f.namespace);
+      const { state } = context(cmd);
+      const store = localPolicyStore(state);
+      const before = (await store.policies()).value;
+      const next = setDefault(before, f.namespace, def);
+      if (def === 'allow' && effectiveDefault(next, f.namespace) === 'deny') {
+        throw new MeshError(`namespace ${f.namespace} has another policy that denies by default`, "remove it ('mesh policy list' shows the policies there are), or keep deny");
+      }
+      if (def === 'deny' && !policiesOf(before).some((p) => p.metadata.namespace === f.namespace && p.spec.rules.length)) {
+        warn(`namespace ${f.namespace} has no allow rules: every request to its services will be denied (403) until 'mesh policy allow ... -n ${f.namespace}'`);
+      }
+      await commit(store, before, next, `namespace ${f.namespace}: default ${def}`, f);
+    });
+
+  waitOptions(policy
+    .command('allow')
+    .description('allow requests from a client to a service (optionally only a port and a path prefix)')
+    .option('--from <client>', "the client: a service (web), <namespace>/<service>, a SPIFFE identity, or '*' for any mesh identity")
+    .option('--to <service>', "the destination service in the namespace, or '*' for all of them")
+    .option('--port <port>', 'only this destination port (the app port)')
+    .option('--path-prefix <path>', 'only paths under this prefix (segment-wise: /api matches /api/x, not /apix)')
+    .option('-n, --namespace <namespace>', "the destination's namespace", 'default'))
+    .action(async (f: WaitFlags & RuleFlags & { namespace: string }, cmd: Command) => {
+      namespaceOk(f.namespace);
+      const rule = edit(() => ruleFromFlags(f));
+      const { state } = context(cmd);
+      const store = localPolicyStore(state);
+      const [before, endpoints] = await Promise.all([store.policies(), store.endpoints()]);
+      const { config, added } = addRule(before.value, f.namespace, rule);
+      if (!added) return void console.log(`namespace ${f.namespace} already allows ${describeRule(rule)}: unchanged`);
+      if (rule.to !== '*' && !endpoints.some((e) => e.namespace === f.namespace && e.service === rule.to)) {
+        warn(`service ${rule.to} has no live endpoint in namespace ${f.namespace} (yet); the rule applies once it runs`);
+      }
+      if (effectiveDefault(config, f.namespace) === 'allow') {
+        warn(`namespace ${f.namespace} allows every client by default, so this rule changes nothing until 'mesh policy default deny -n ${f.namespace}'`);
+      }
+      await commit(store, before.value, config, `namespace ${f.namespace}: allowed ${describeRule(rule)}`, f);
+    });
+
+  policy
+    .command('list')
+    .description('list the policies: each namespace default and its allow rules')
+    .option('-n, --namespace <namespace>', 'only this namespace (default: all)')
+    .option('-o, --output <format>', 'table or json')
+    .action(async (f: { namespace?: string; output?: string }, cmd: Command) => {
+      const format = outputFormat(f.output);
+      if (f.namespace !== undefined) namespaceOk(f.namespace);
+      const { state } = context(cmd, format === 'json');
+      const stored = await localPolicyStore(state).policies();
+      const policies = policiesOf(stored.value).filter((p) => !f.namespace || p.metadata.namespace === f.namespace);
+      if (format === 'json') return json({ policies });
+      if (!policies.length) {
+        console.log(`No policies${f.namespace ? ` in namespace ${f.namespace}` : ''}: every client may call every service.`);
+        return;
+      }
+      const { table } = await import('../ui/table.js');
+      console.log(table(LIST_HEAD, listRows(stored.value, f.namespace)));
+    });
+
+  waitOptions(policy
+    .command('delete')
+    .description('delete allow rules: by number (as mesh policy list shows it), by --from/--to, or --all of a namespace')
+    .argument('[rule]', 'the rule number in its namespace')
+    .option('--from <client>', 'the rule\'s client')
+    .option('--to <service>', "the rule's service")
+    .option('--port <port>', "the rule's port")
+    .option('--path-prefix <path>', "the rule's path prefix")
+    .option('--all', "remove the namespace's policies altogether: it allows every client again")
+    .option('-n, --namespace <namespace>', 'namespace', 'default'))
+    .action(async (index: string | undefined, f: WaitFlags & RuleFlags & { all?: boolean; namespace: string }, cmd: Command) => {
+      namespaceOk(f.namespace);
+      const byFields = f.from !== undefined || f.to !== undefined || f.port !== undefined || f.pathPrefix !== undefined;
+      if ([index !== undefined, byFields, !!f.all].filter(Boolean).length !== 1) {
+        throw new MeshError('say which rules to delete', `give a rule number, --from and --to, or --all: e.g. 'mesh policy delete 2 -n ${f.namespace}'`);
+      }
+      let n: number | undefined;
+      if (index !== undefined) {
+        n = Number(index);
+        if (!/^\d+$/.test(index) || n < 1) throw new MeshError(`'${index}' is not a rule number`, `'mesh policy list -n ${f.namespace}' numbers the rules from 1`);
+      }
+      const rule = byFields ? edit(() => ruleFromFlags(f)) : undefined;
+      const { state } = context(cmd);
+      const store = localPolicyStore(state);
+      const before = (await store.policies()).value;
+      if (f.all) {
+        if (!policiesOf(before).some((p) => p.metadata.namespace === f.namespace)) return void console.log(`namespace ${f.namespace} has no policy: unchanged`);
+        return commit(store, before, resetNamespace(before, f.namespace), `namespace ${f.namespace}: policies removed, every client allowed`, f);
+      }
+      const { config, removed } = edit(() => deleteRules(before, f.namespace, { index: n, rule }));
+      await commit(store, before, config, `namespace ${f.namespace}: deleted ${removed.map((r) => `rule ${r.index} (${describeRule(r.rule)})`).join(', ')}`, f);
+    });
+}
