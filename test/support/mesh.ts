@@ -10,6 +10,7 @@ import http from 'node:http';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const MESH_BIN = join(ROOT, 'bin', 'mesh.js');
 export const ECHO_APP = join(ROOT, 'test', 'fixtures', 'echo-app.mjs');
+export const BEHAVE_APP = join(ROOT, 'test', 'fixtures', 'behave-app.mjs');
 
 export interface CliResult {
   code: number;
@@ -53,9 +54,9 @@ export class TestMesh {
   }
 
   /** Starts a detached workload running the echo app; returns its record. */
-  async run(name: string, opts: { version?: string; port?: number; extra?: string[] } = {}): Promise<WorkloadInfo> {
+  async run(name: string, opts: { version?: string; port?: number; extra?: string[]; app?: string; env?: NodeJS.ProcessEnv } = {}): Promise<WorkloadInfo> {
     const port = opts.port ?? (await freePort());
-    const r = await this.cli(['run', '-d', '-o', 'json', '--name', name, '--version', opts.version ?? 'v1', '--port', String(port), ...(opts.extra ?? []), '--', process.execPath, ECHO_APP]);
+    const r = await this.cli(['run', '-d', '-o', 'json', '--name', name, '--version', opts.version ?? 'v1', '--port', String(port), ...(opts.extra ?? []), '--', process.execPath, opts.app ?? ECHO_APP], { env: opts.env });
     if (r.code !== 0) throw new Error(`run ${name} failed: ${r.stderr}`);
     return JSON.parse(r.stdout) as WorkloadInfo;
   }
