@@ -5,6 +5,19 @@ const HOP_BY_HOP = new Set([
   'proxy-authorization', 'proxy-authenticate',
 ]);
 
+const HOP_LENGTHS = new Uint8Array(64);
+for (const h of HOP_BY_HOP) HOP_LENGTHS[h.length] = 1;
+const withDrop = new Map<string, Uint8Array>();
+function lengthsWith(drop: string): Uint8Array {
+  let l = withDrop.get(drop);
+  if (!l) {
+    l = HOP_LENGTHS.slice();
+    if (drop.length < l.length) l[drop.length] = 1;
+    withDrop.set(drop, l);
+  }
+  return l;
+}
+
 /** Headers the mesh sets itself and a client must never be able to supply. */
 export const IDENTITY_HEADER = 'mesh-client-id';
 
@@ -21,15 +34,25 @@ export function forwardHeaders(raw: string[], upgrade: boolean, drop?: string): 
       for (const t of raw[i + 1]!.split(',')) (named ??= []).push(t.trim().toLowerCase());
     }
   }
+  // Most headers cannot be one to drop by their length alone: only those are lower-cased.
+  let lengths = drop === undefined ? HOP_LENGTHS : lengthsWith(drop);
+  if (named !== undefined) {
+    lengths = lengths.slice();
+    for (const t of named) if (t.length < lengths.length) lengths[t.length] = 1;
+  }
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const n = raw[i]!;
-    const l = n.toLowerCase();
-    if (HOP_BY_HOP.has(l)) {
-      if (!upgrade || (l !== 'upgrade' && l !== 'connection')) continue;
-    } else if (named !== undefined && named.includes(l) && !(upgrade && l === 'upgrade')) {
-      continue;
-    } else if (l === drop) {
+    if (n.length < lengths.length && lengths[n.length] === 1) {
+      const l = n.toLowerCase();
+      if (HOP_BY_HOP.has(l)) {
+        if (!upgrade || (l !== 'upgrade' && l !== 'connection')) continue;
+      } else if (named !== undefined && named.includes(l) && !(upgrade && l === 'upgrade')) {
+        continue;
+      } else if (l === drop) {
+        continue;
+      }
+    } else if (n.length >= lengths.length && named !== undefined && named.includes(n.toLowerCase())) {
       continue;
     }
     out.push(n, raw[i + 1]!);
