@@ -4,14 +4,12 @@ import { describe, it } from 'node:test';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import { initScript, injectObject, injectYaml, reportLines, type InjectOptions, type InjectReport } from '../src/platform/kubernetes/inject.js';
+import { initScript, injectObject, injectYaml, reportLines, type InjectReport } from '../src/platform/kubernetes/inject.js';
 import { MeshError } from '../src/util/errors.js';
 import { validateK8s } from './support/k8s-openapi.js';
 import { fixture, golden } from './support/golden.js';
+import { injectOpts } from './support/kube-fixtures.js';
 
-export const injectOpts = (): InjectOptions => ({
-  version: '0.0.0-test', image: 'ghcr.io/mesh/mesh:0.0.0-test', trustDomain: 'cluster.local', trustAnchorsPem: fixture('kube', 'anchor.crt'),
-});
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const docs = (yaml: string): Obj[] => {

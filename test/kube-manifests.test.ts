@@ -18,7 +18,7 @@ import { expectStatus, kubeConfigFor } from './support/kube/testing.js';
 import { validateK8s } from './support/k8s-openapi.js';
 import { fixture, golden } from './support/golden.js';
 
-export function fixedValues(): InstallValues {
+function fixedValues(): InstallValues {
   return {
     version: '0.0.0-test',
     image: 'ghcr.io/mesh/mesh:0.0.0-test',

@@ -93,6 +93,7 @@ export function renderControlPlane(v: InstallValues): KubeObject[] {
                 { name: 'MESH_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
                 { name: 'MESH_TRUST_DOMAIN', value: v.trustDomain },
                 { name: 'MESH_CERT_LIFETIME', value: v.certLifetime },
+                { name: 'MESH_PROXY_IMAGE', value: v.image },
                 { name: 'MESH_IDENTITY_DIR', value: `${MOUNT}/identity` },
                 { name: 'MESH_WEBHOOK_DIR', value: `${MOUNT}/webhook` },
               ],
