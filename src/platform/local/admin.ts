@@ -5,12 +5,25 @@ import { MeshError } from '../../util/errors.js';
 import { adminClient } from './control.js';
 import type { StateDir } from './state.js';
 
-export async function adminGet<T>(state: StateDir, path: string, timeoutMs = 15_000): Promise<T> {
+/** A config document as the control plane stores it. */
+export interface StoredConfig {
+  value: unknown;
+  /** The snapshot version the control plane pushes with this config. */
+  version: string;
+}
+
+export function adminGet<T>(state: StateDir, path: string, timeoutMs = 15_000): Promise<T> {
+  return adminCall<T>(state, 'GET', path, undefined, { timeoutMs });
+}
+
+/** One admin call; `what` names the document a 422 refused ("the routes"). */
+export async function adminCall<T>(state: StateDir, method: string, path: string, payload?: unknown, o: { timeoutMs?: number; what?: string } = {}): Promise<T> {
   const client = adminClient(state);
   try {
-    const { status, body } = await client.request<T & { error?: string; hint?: string }>('GET', path, undefined, { bearer: state.adminToken(), timeoutMs });
+    const { status, body } = await client.request<T & { error?: string; hint?: string }>(method, path, payload, { bearer: state.adminToken(), timeoutMs: o.timeoutMs ?? 15_000 });
     if (status === 200) return body;
     const error = body?.error ?? `HTTP ${status}`;
+    if (status === 422) throw new MeshError(`the control plane refused ${o.what ?? 'the change'}: ${error}`, 'nothing was changed');
     if (status === 401) throw new MeshError(`the control plane refused the admin credential in ${state.display}`, "the state dir belongs to another install: 'mesh uninstall' and 'mesh install' again");
     if (status === 404 && error.startsWith('no such API')) {
       throw new MeshError(`the running control plane does not offer ${path.split('?')[0]}`, "it is older than this CLI: restart it with 'mesh uninstall' then 'mesh install'");

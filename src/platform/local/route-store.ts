@@ -1,16 +1,10 @@
 // Where `mesh route` reads and writes routes on the local platform: the control plane's admin API
 // (GET/PUT /v1/config/routes, GET /v1/endpoints), with failures as one-line errors.
-import { ControlUnreachable } from '../../proxy/control-client.js';
 import type { EndpointRecord } from '../../control/registry.js';
-import { MeshError } from '../../util/errors.js';
-import { adminClient } from './control.js';
+import { adminCall, type StoredConfig } from './admin.js';
 import type { StateDir } from './state.js';
 
-export interface StoredConfig {
-  value: unknown;
-  /** The snapshot version the control plane pushes with this config. */
-  version: string;
-}
+export type { StoredConfig } from './admin.js';
 
 /** What the route command needs from a platform (the Kubernetes one will read CRDs instead). */
 export interface RouteStore {
@@ -21,27 +15,9 @@ export interface RouteStore {
 }
 
 export function localRouteStore(state: StateDir): RouteStore {
-  async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const client = adminClient(state);
-    try {
-      const r = await client.request<T & { error?: string }>(method, path, body, { bearer: state.adminToken(), timeoutMs: 15_000 });
-      if (r.status === 200) return r.body;
-      const error = r.body?.error ?? `HTTP ${r.status}`;
-      if (r.status === 401) throw new MeshError(`the control plane refused the admin credential in ${state.display}`, "the state dir belongs to another install: 'mesh uninstall' and 'mesh install' again");
-      if (r.status === 422) throw new MeshError(`the control plane refused the routes: ${error}`, 'nothing was changed');
-      throw new MeshError(`the control plane answered ${r.status} to ${method} ${path}: ${error}`, `see ${state.controlLog}`);
-    } catch (err) {
-      if (err instanceof ControlUnreachable) {
-        throw new MeshError(`no control plane is answering for ${state.display}`, "start it with 'mesh install'");
-      }
-      throw err;
-    } finally {
-      client.close();
-    }
-  }
   return {
-    routes: () => call<StoredConfig>('GET', '/v1/config/routes'),
-    putRoutes: (value) => call<StoredConfig>('PUT', '/v1/config/routes', value),
-    endpoints: () => call<EndpointRecord[]>('GET', '/v1/endpoints'),
+    routes: () => adminCall<StoredConfig>(state, 'GET', '/v1/config/routes'),
+    putRoutes: (value) => adminCall<StoredConfig>(state, 'PUT', '/v1/config/routes', value, { what: 'the routes' }),
+    endpoints: () => adminCall<EndpointRecord[]>(state, 'GET', '/v1/endpoints'),
   };
 }
