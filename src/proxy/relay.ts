@@ -27,6 +27,9 @@ const ATTEMPT = Symbol('mesh.attempt');
 class Attempt {
   finished = false;
   upRes: IncomingMessage | null = null;
+  /** Body bytes still to come when the length is known (-1 when not), so the last chunk ends the response. */
+  remaining = -1;
+  ended = false;
 
   constructor(readonly ex: Exchange, readonly up: ClientRequest, readonly hooks: RelayHooks) {}
 
@@ -55,6 +58,7 @@ function onResponse(this: ClientRequest & Carrier, upRes: IncomingMessage & Carr
   // Node frames the body for this client itself: chunked for HTTP/1.1, close-delimited for 1.0.
   res.writeHead(status, upRes.statusMessage, forwardHeaders(upRes.rawHeaders, false, 'transfer-encoding'));
   a.upRes = upRes;
+  a.remaining = contentLength(upRes.rawHeaders);
   upRes[ATTEMPT] = a;
   res[ATTEMPT] = a;
   upRes.on('data', onUpData);
@@ -63,7 +67,17 @@ function onResponse(this: ClientRequest & Carrier, upRes: IncomingMessage & Carr
 }
 
 function onUpData(this: IncomingMessage & Carrier, chunk: Buffer): void {
-  const res = this[ATTEMPT]!.ex.res;
+  const a = this[ATTEMPT]!;
+  const res = a.ex.res;
+  if (a.remaining > 0) {
+    a.remaining -= chunk.length;
+    // The whole (rest of the) body: head, body and end go out in one write.
+    if (a.remaining === 0) {
+      a.ended = true;
+      res.end(chunk);
+      return;
+    }
+  }
   if (!res.write(chunk)) {
     this.pause();
     res.once('drain', onResDrain);
@@ -76,7 +90,7 @@ function onResDrain(this: ServerResponse & Carrier): void {
 
 function onUpEnd(this: IncomingMessage & Carrier): void {
   const a = this[ATTEMPT]!;
-  a.ex.res.end();
+  if (!a.ended) a.ex.res.end();
   a.finish();
 }
 
@@ -112,6 +126,16 @@ function onResClose(this: ServerResponse & Carrier): void {
   if (!a) return;
   if (!this.writableFinished) a.up.destroy();
   a.finish();
+}
+
+function contentLength(raw: string[]): number {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 14 && raw[i]!.toLowerCase() === 'content-length') {
+      const n = Number(raw[i + 1]);
+      return Number.isSafeInteger(n) && n >= 0 ? n : -1;
+    }
+  }
+  return -1;
 }
 
 export function relay(ex: Exchange, up: ClientRequest, hooks: RelayHooks): void {

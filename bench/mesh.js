@@ -1,0 +1,84 @@
+// Mesh path, built through the real CLI: client sidecar outbound → mTLS → server sidecar inbound → server.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCommand, onCleanup, makeTempDir, freePort, waitFor200, waitGone, stopPid } from './procs.js';
+
+/** Parse `mesh run -d -o json` output: one JSON object, possibly among other lines. */
+function parseRunOutput(stdout) {
+  for (const text of [stdout.trim(), ...stdout.split('\n').reverse()]) {
+    if (!text.trim().startsWith('{')) continue;
+    try {
+      const obj = JSON.parse(text);
+      if (obj && obj.outbound && obj.pid) return obj;
+    } catch { /* try the next candidate */ }
+  }
+  throw new Error(`no JSON workload record in mesh run output:\n${stdout}`);
+}
+
+/** Every pid the state dir knows about: control plane, sidecars, apps. */
+function recordedPids(stateDir) {
+  const pids = new Set();
+  const add = (file) => {
+    try {
+      const rec = JSON.parse(readFileSync(file, 'utf8'));
+      for (const k of ['pid', 'appPid']) if (Number.isInteger(rec[k]) && rec[k] > 0) pids.add(rec[k]);
+    } catch { /* missing or half-written */ }
+  };
+  add(join(stateDir, 'control.json'));
+  try {
+    for (const f of readdirSync(join(stateDir, 'workloads'))) if (f.endsWith('.json')) add(join(stateDir, 'workloads', f));
+  } catch { /* no workloads yet */ }
+  return pids;
+}
+
+export async function setupMesh({ repoRoot, serverScript, log }) {
+  if (!existsSync(join(repoRoot, 'dist', 'src', 'cli.js'))) {
+    throw new Error('mesh CLI not built (dist/src/cli.js missing): run `npx tsc -p tsconfig.json`, or skip with --only direct,haproxy');
+  }
+  const stateDir = await makeTempDir('mesh-bench-state-');
+  // MESH_HOME too, so nothing can fall back to ~/.mesh.
+  const env = { ...process.env, MESH_HOME: stateDir };
+  const mesh = async (args, extraEnv = {}) => {
+    const r = await runCommand(process.execPath, [join(repoRoot, 'bin', 'mesh.js'), ...args],
+      { cwd: repoRoot, env: { ...env, ...extraEnv }, timeoutMs: 60_000, teardown: args[0] === 'uninstall' });
+    if (r.code !== 0) throw new Error(`mesh ${args[0]} failed (${r.code ?? r.signal}):\n${(r.stderr || r.stdout).trim()}`);
+    return r;
+  };
+  const seen = new Set();
+  let torn = null;
+  const teardown = () => (torn ??= (async () => {
+    for (const pid of recordedPids(stateDir)) seen.add(pid);
+    try {
+      await mesh(['uninstall', '--state-dir', stateDir, '--purge']);
+    } catch (err) {
+      console.error(`[bench] ${err.message}`);
+    }
+    // uninstall should have stopped everything; anything still running is ours to stop.
+    for (const pid of await waitGone(seen, 3000)) {
+      console.error(`[bench] mesh process ${pid} survived uninstall; stopping it`);
+      await stopPid(pid);
+    }
+  })());
+  onCleanup(teardown);
+  const remember = (rec) => { for (const pid of [rec.pid, rec.appPid]) if (Number.isInteger(pid) && pid > 0) seen.add(pid); };
+
+  const serverPort = await freePort();
+  const clientPort = await freePort();
+  log('mesh install');
+  await mesh(['install', '--state-dir', stateDir]);
+  log('mesh run bench-server');
+  const server = parseRunOutput((await mesh(['run', '--state-dir', stateDir, '-d', '-o', 'json', '--name', 'bench-server',
+    '--port', String(serverPort), '--', process.execPath, serverScript], { PORT: String(serverPort) })).stdout);
+  remember(server);
+  log('mesh run bench-client');
+  const client = parseRunOutput((await mesh(['run', '--state-dir', stateDir, '-d', '-o', 'json', '--name', 'bench-client',
+    '--port', String(clientPort), '--', process.execPath, '-e', 'setInterval(()=>{},1<<30)'])).stdout);
+  remember(client);
+  await waitFor200(client.outbound, 'bench-server', { timeoutMs: 60_000, what: `mesh outbound ${client.outbound}` });
+  return {
+    url: `http://${client.outbound}/`,
+    host: 'bench-server',
+    proxies: [{ name: 'client sidecar', label: 'client', pid: client.pid }, { name: 'server sidecar', label: 'server', pid: server.pid }],
+    stop: teardown,
+  };
+}

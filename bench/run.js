@@ -1,0 +1,159 @@
+#!/usr/bin/env node
+// Measures the same load three ways on 127.0.0.1: direct to a server, through the mesh's two
+// sidecars (mTLS between them) and through two haproxies doing the same job. See bench/README.md.
+import { parseArgs } from 'node:util';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execPath, version as nodeVersion } from 'node:process';
+import { cpus, loadavg } from 'node:os';
+import { installSignalHandlers, cleanup, stopping, startProcess, stopProcess, onCleanup, freePort, waitFor200 } from './procs.js';
+import { measurePath } from './load.js';
+import { setupHaproxy, haproxyVersion } from './haproxy.js';
+import { setupMesh } from './mesh.js';
+import { summarize, printReport, GOALS } from './report.js';
+
+const benchDir = dirname(fileURLToPath(import.meta.url));
+const repoRoot = resolve(benchDir, '..');
+const serverScript = join(benchDir, 'server.js');
+const ALL_PATHS = ['direct', 'haproxy', 'mesh'];
+
+const USAGE = `usage: node bench/run.js [options]
+
+  --duration <s>      seconds per measurement (default 10)
+  --warmup <s>        seconds of warm-up before each measurement (default 2)
+  --quick             smoke test: 3 s measurements, 1 s warm-ups
+  --only <list>       comma-separated subset of ${ALL_PATHS.join(',')}
+  --connections <n>   wrk connections for max throughput (default 32)
+  --rate <n>          fixed request rate for latency (default 1000)
+  --workers <n>       hey workers for the latency run (default 10; each sends rate/workers req/s)
+  --out <file>        JSON output (default bench/results/latest.json)
+  -h, --help`;
+
+function parseOptions(argv) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      connections: { type: 'string', default: '32' },
+      rate: { type: 'string', default: '1000' },
+      workers: { type: 'string', default: '10' },
+      out: { type: 'string', default: join(benchDir, 'results', 'latest.json') },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  // Whole numbers: wrk only takes whole seconds.
+  const num = (name, v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive whole number, got ${v}`);
+    return n;
+  };
+  const only = values.only ? values.only.split(',').map((s) => s.trim()).filter(Boolean) : ALL_PATHS;
+  for (const p of only) if (!ALL_PATHS.includes(p)) throw new Error(`--only: unknown path ${p} (choose from ${ALL_PATHS.join(', ')})`);
+  return {
+    durationS: num('duration', values.duration ?? (values.quick ? 3 : 10)),
+    warmupS: num('warmup', values.warmup ?? (values.quick ? 1 : 2)),
+    connections: num('connections', values.connections),
+    rate: num('rate', values.rate),
+    workers: num('workers', values.workers),
+    only,
+    out: resolve(values.out),
+  };
+}
+
+/** A bench/server.js child on a free port, answering 200 before we return. */
+async function startAppServer() {
+  const port = await freePort();
+  const child = startProcess(execPath, [serverScript], { env: { ...process.env, PORT: String(port) } });
+  onCleanup(() => stopProcess(child));
+  await waitFor200(`127.0.0.1:${port}`, 'bench-server', { timeoutMs: 10_000, watch: [child], what: 'bench server' });
+  return { port, stop: () => stopProcess(child) };
+}
+
+const setups = {
+  async direct() {
+    const app = await startAppServer();
+    return { url: `http://127.0.0.1:${app.port}/`, host: 'bench-server', proxies: [], stop: app.stop };
+  },
+  async haproxy() {
+    const app = await startAppServer();
+    const hap = await setupHaproxy({ appPort: app.port });
+    return { ...hap, stop: async () => { await hap.stop(); await app.stop(); } };
+  },
+  async mesh(log) {
+    return setupMesh({ repoRoot, serverScript, log });
+  },
+};
+
+async function main() {
+  const opts = parseOptions(process.argv.slice(2));
+  installSignalHandlers();
+  const started = new Date();
+  const loadBefore = loadavg()[0];
+  if (loadBefore > cpus().length / 2) {
+    console.error(`[bench] load average is ${loadBefore.toFixed(1)} on ${cpus().length} cores: other work will skew the figures`);
+  }
+  const paths = {};
+  // One path at a time, each torn down before the next, so idle proxies don't share the cores.
+  for (const name of ALL_PATHS) {
+    if (stopping()) break;
+    if (!opts.only.includes(name)) {
+      paths[name] = { skipped: true };
+      continue;
+    }
+    const log = (msg) => console.error(`[${name}] ${msg}`);
+    let target;
+    try {
+      log('setting up');
+      target = await setups[name](log);
+      paths[name] = await measurePath(target, opts, log);
+    } catch (err) {
+      if (stopping()) break;
+      log(`FAILED: ${err.message}`);
+      paths[name] = { error: err.message };
+    } finally {
+      await target?.stop();
+    }
+  }
+
+  if (stopping()) return 130; // interrupted: no partial report
+
+  const { ratios, goals } = summarize(paths);
+  const config = { durationS: opts.durationS, warmupS: opts.warmupS, connections: opts.connections, rate: opts.rate, workers: opts.workers, only: opts.only };
+  printReport({ config, paths, ratios, goals });
+
+  const record = {
+    date: started.toISOString(),
+    node: nodeVersion,
+    haproxy: await haproxyVersion().catch(() => null),
+    // Everything shares the same cores, so other load on the machine moves every figure.
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, loadavgBefore: loadBefore, loadavgAfter: loadavg()[0] },
+    config,
+    tools: { throughput: 'wrk -t1', latency: 'hey -o csv' },
+    paths,
+    ratios,
+    goalTargets: GOALS,
+    goals,
+  };
+  await mkdir(dirname(opts.out), { recursive: true });
+  await writeFile(opts.out, JSON.stringify(record, null, 2) + '\n');
+  console.log(`\nwrote ${opts.out}`);
+  return Object.values(paths).some((r) => r.error) ? 1 : 0;
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (err) {
+  console.error(`bench: ${err.message}`);
+} finally {
+  await cleanup();
+}
+process.exitCode = code;
