@@ -124,6 +124,23 @@ describe('mesh on kubernetes: the CLI against a fake API server', () => {
       assert.match(r.stderr, /platform: kubernetes · context: fake/);
     });
 
+    it('uses the pod\'s ServiceAccount when in a cluster and nothing else is configured', async () => {
+      const root = join(dir, 'pod');
+      const sa = join(root, 'var/run/secrets/kubernetes.io/serviceaccount');
+      mkdirSync(sa, { recursive: true });
+      writeFileSync(join(sa, 'token'), server.token);
+      writeFileSync(join(sa, 'ca.crt'), server.caPem!);
+      writeFileSync(join(sa, 'namespace'), 'mesh-system');
+      const port = new URL(server.url).port;
+      const r = await mesh(['--platform', 'kubernetes', 'install', '--crds', '--apply'],
+        { env: cleanEnv(home, { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: port, MESH_INCLUSTER_ROOT: root }) });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /platform: kubernetes · context: in-cluster/);
+      const viaFile = await mesh(['--platform', 'kubernetes', '--kubeconfig', kubeconfig, 'install', '--crds', '--apply'],
+        { env: cleanEnv(home, { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: port, MESH_INCLUSTER_ROOT: root }) });
+      assert.match(viaFile.stderr, /context: fake/, 'a kubeconfig wins over in-cluster, as with kubectl');
+    });
+
     it('says what is wrong with the target in one line', async () => {
       const noContext = await k(['--context', 'nope', 'install', '--crds', '--apply']);
       assert.equal(noContext.code, 1);

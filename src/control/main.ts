@@ -1,8 +1,7 @@
 // `mesh control`: runs the control plane in the foreground (mesh install starts it in the background).
 import { rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { generateKey, certInfo, splitPem, DAY, type Issuer } from '../identity/ca.js';
-import { loadIdentity } from '../platform/local/identity.js';
+import { Issuer, generateKey, DAY } from '../identity/ca.js';
 import { formatIdentity } from '../identity/spiffe.js';
 import { LocalControlPlatform } from '../platform/local/control-platform.js';
 import { joinTokenFor, type StateDir } from '../platform/local/state.js';
@@ -24,21 +23,28 @@ export interface RunningControl {
 
 export async function runControl(state: StateDir, opts: { port?: number; scrapeIntervalMs?: number } = {}): Promise<RunningControl> {
   const cfg = state.config();
-  // Variables: POST /v1/identity/reload swaps them (mesh identity rotate-issuer / rotate-anchor).
-  let { anchorsPem: anchorPem, issuerCertPem, issuer } = loadIdentity(state, false);
+  const anchorPem = state.readSecret(state.anchorCertPath, 'the trust anchor');
+  const issuerCertPem = state.readSecret(state.issuerCertPath, 'the issuer certificate') + '\n';
+  const issuerKeyPem = state.readSecret(state.issuerKeyPath, 'the issuer key');
   const joinKey = state.readSecret(state.joinKeyPath, 'the join key');
   const adminToken = state.adminToken();
+  let issuer: Issuer;
+  try {
+    issuer = new Issuer({ certPem: issuerCertPem, keyPem: issuerKeyPem });
+  } catch {
+    throw new MeshError(`the issuer in ${state.display}/identity cannot be read`, "restore it, or run 'mesh uninstall --purge' and 'mesh install'");
+  }
 
-  const serverTls = async (signer: Issuer = issuer, chainPem: string = issuerCertPem) => {
+  const serverTls = async () => {
     const kp = await generateKey();
-    const cert = signer.issueLeaf({
+    const cert = issuer.issueLeaf({
       uri: CONTROL_IDENTITY(cfg.trustDomain),
       publicKeyPem: kp.publicKeyPem,
       lifetimeMs: DAY,
       ips: ['127.0.0.1'],
       dnsNames: ['localhost'],
     });
-    return { cert: cert + chainPem, key: kp.keyPem };
+    return { cert: cert + issuerCertPem, key: kp.keyPem };
   };
 
   const registry = new Registry(cfg.trustDomain, new LocalControlPlatform(state));
@@ -54,13 +60,6 @@ export async function runControl(state: StateDir, opts: { port?: number; scrapeI
     validators: CONFIG_VALIDATORS,
     auth: { adminToken, joinTokenFor: (ns, sa) => joinTokenFor(joinKey, ns, sa) },
     tls: await serverTls(),
-    reloadIdentity: async () => {
-      const next = loadIdentity(state, true);
-      const tls = await serverTls(next.issuer, next.issuerCertPem);
-      ({ anchorsPem: anchorPem, issuerCertPem, issuer } = next);
-      console.log(`control plane: identity reloaded (${splitPem(anchorPem).length} trust anchor(s), issuer valid until ${certInfo(issuerCertPem).notAfter.toISOString()})`);
-      return { trustAnchorsPem: next.anchorsPem, issuer: next.issuer, issuerCertPem: next.issuerCertPem, certLifetimeMs: next.certLifetimeMs, tls };
-    },
   });
   // The control plane's own certificate is short-lived too.
   const renew = setInterval(async () => {

@@ -10,6 +10,8 @@ import { MeshError } from '../../util/errors.js';
 
 export const FIELD_MANAGER = 'mesh';
 const SA_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+/** A prefix for the ServiceAccount mount (client-node's pathPrefix), so tests can play "in a pod". */
+const saRoot = () => process.env.MESH_INCLUSTER_ROOT ?? '';
 
 export interface TargetOptions {
   /** --kubeconfig: one file, wins over KUBECONFIG. */
@@ -36,7 +38,7 @@ function configSource(o: TargetOptions): { files: string[] } | { inCluster: true
   if (env) return { files: env.split(delimiter).filter(Boolean) };
   const home = join(process.env.HOME || homedir(), '.kube', 'config');
   if (existsSync(home)) return { files: [home] };
-  if (process.env.KUBERNETES_SERVICE_HOST && existsSync(SA_TOKEN)) return { inCluster: true };
+  if (process.env.KUBERNETES_SERVICE_HOST && existsSync(saRoot() + SA_TOKEN)) return { inCluster: true };
   return undefined;
 }
 
@@ -50,7 +52,7 @@ export async function loadKubeConfig(o: TargetOptions = {}): Promise<KubeConfig>
   const k8s = await clientNode();
   const kc = new k8s.KubeConfig();
   if ('inCluster' in source) {
-    kc.loadFromCluster();
+    kc.loadFromCluster(saRoot());
   } else {
     for (const [i, file] of source.files.entries()) {
       if (!existsSync(file)) throw new MeshError(`kubeconfig ${file} does not exist`, 'check --kubeconfig or KUBECONFIG');
@@ -88,7 +90,7 @@ export class KubeClient {
     private readonly k8s: ClientNode,
     private readonly objects: KubernetesObjectApi,
   ) {
-    this.contextName = kc.getCurrentContext();
+    this.contextName = kc.getCurrentContext() === 'inClusterContext' ? 'in-cluster' : kc.getCurrentContext();
     this.server = kc.getCurrentCluster()?.server ?? '';
   }
 
