@@ -116,4 +116,11 @@ describe('mesh policy, end to end', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match((await m.cli(['policy', 'list'])).stdout, /No policies/);
   });
+
+  it('leaves nothing behind on uninstall --purge, stored config included', async () => {
+    assert.ok(existsSync(join(m.dir, 'config')));
+    const r = await m.cli(['uninstall', '--purge']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!existsSync(m.dir));
+  });
 });

@@ -191,7 +191,7 @@ export function isAlive(pid: number | undefined): boolean {
   }
 }
 
-const OURS = new Set(['mesh.json', 'identity', 'secrets', 'control.json', 'registry.json', 'logs', 'workloads', 'proxies']);
+const OURS = new Set(['mesh.json', 'identity', 'secrets', 'control.json', 'registry.json', 'config', 'logs', 'workloads', 'proxies']);
 
 /** Removes the state dir, refusing when it holds anything mesh did not put there. */
 export function removeState(dir: StateDir): void {
