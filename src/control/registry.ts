@@ -23,6 +23,8 @@ export class Registry extends EventEmitter {
   private snap: Snapshot;
   private sweeper: NodeJS.Timeout;
   private readonly config: Partial<Record<ConfigKind, unknown>> = {};
+  /** Instances set by replaceEndpoints (the platform's own view), as opposed to registered by proxies. */
+  private pushed = new Set<string>();
 
   constructor(
     private readonly trustDomain: string,
@@ -63,6 +65,30 @@ export class Registry extends EventEmitter {
     }
     this.endpoints.set(ep.instance, ep);
     this.changed();
+  }
+
+  /**
+   * Replaces the endpoints a platform is the source of (Kubernetes: EndpointSlices and Pods), which need no
+   * heartbeat lease; endpoints proxies registered themselves are kept. A new snapshot only when the set changes.
+   */
+  replaceEndpoints(list: EndpointRecord[]): void {
+    const next = new Map(list.map((ep) => [ep.instance, ep]));
+    let dirty = false;
+    for (const instance of this.pushed) {
+      if (next.has(instance)) continue;
+      this.endpoints.delete(instance);
+      this.leases.delete(instance);
+      dirty = true;
+    }
+    for (const [instance, ep] of next) {
+      const old = this.endpoints.get(instance);
+      this.leases.set(instance, Infinity);
+      if (old && sameEndpoint(old, ep)) continue;
+      this.endpoints.set(instance, ep);
+      dirty = true;
+    }
+    this.pushed = new Set(next.keys());
+    if (dirty) this.changed();
   }
 
   remove(instance: string): boolean {

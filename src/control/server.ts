@@ -17,6 +17,11 @@ export interface ControlAuth {
   adminToken: string;
   /** The join credential that lets a workload of namespace/serviceAccount get its first certificate. */
   joinTokenFor(namespace: string, serviceAccount: string): string;
+  /**
+   * Replaces the join-token check where the platform has its own workload credentials (Kubernetes: a
+   * ServiceAccount token checked with a TokenReview): true when `bearer` proves namespace/serviceAccount.
+   */
+  bootstrap?(bearer: string, namespace: string, serviceAccount: string): Promise<boolean>;
 }
 
 export interface ControlServerOptions {
@@ -132,6 +137,12 @@ export function createControlServer(o: ControlServerOptions): https.Server {
     throw new HttpError(404, `no such API: ${route}`);
   }
 
+  async function bootstrapAllowed(req: IncomingMessage, namespace: string, serviceAccount: string): Promise<boolean> {
+    if (!o.auth.bootstrap) return bearerMatches(req, o.auth.joinTokenFor(namespace, serviceAccount));
+    const h = req.headers.authorization ?? '';
+    return h.startsWith('Bearer ') && (await o.auth.bootstrap(h.slice(7), namespace, serviceAccount));
+  }
+
   async function issueCertificate(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readJsonBody<CertificateRequest>(req);
     if (typeof body.namespace !== 'string' || typeof body.serviceAccount !== 'string' || typeof body.csr !== 'string') {
@@ -143,7 +154,7 @@ export function createControlServer(o: ControlServerOptions): https.Server {
     // Renewal with the current certificate, or bootstrap with the join credential for exactly this identity.
     const current = peer(req);
     const renewing = current !== null && formatIdentity(current) === wantUri;
-    if (!renewing && !bearerMatches(req, o.auth.joinTokenFor(body.namespace, body.serviceAccount))) {
+    if (!renewing && !(await bootstrapAllowed(req, body.namespace, body.serviceAccount))) {
       throw new HttpError(403, `not authorized to obtain identity ${wantUri}`);
     }
     let certificate: string;

@@ -1,0 +1,60 @@
+// Identity for the control plane on Kubernetes: the issuer and trust anchors from what `mesh install` renders
+// (Secret mesh-identity-issuer, ConfigMap mesh-identity-trust-roots), and workload bootstrap by projected
+// ServiceAccount token checked with a TokenReview (audience mesh.io).
+import { createHash } from 'node:crypto';
+import { Issuer } from '../../identity/ca.js';
+import { MeshError } from '../../util/errors.js';
+import type { KubeClient } from './client.js';
+import { CONTROL_NAMESPACE, ISSUER_SECRET, TOKEN_AUDIENCE, TRUST_ROOTS_CONFIGMAP } from './names.js';
+
+export interface KubeIdentity {
+  trustAnchorsPem: string;
+  issuerCertPem: string;
+  issuer: Issuer;
+}
+
+/** Reads the issuer Secret and the trust-roots ConfigMap through the API (for when they are not mounted). */
+export async function readKubeIdentity(kube: KubeClient, namespace = CONTROL_NAMESPACE): Promise<KubeIdentity> {
+  const hint = "run 'mesh install --platform kubernetes' (it renders the identity), or check the namespace";
+  const secret = await kube.read<{ apiVersion: string; data?: Record<string, string> }>({ apiVersion: 'v1', kind: 'Secret', name: ISSUER_SECRET, namespace });
+  const roots = await kube.read<{ apiVersion: string; data?: Record<string, string> }>({ apiVersion: 'v1', kind: 'ConfigMap', name: TRUST_ROOTS_CONFIGMAP, namespace });
+  if (!secret?.data?.['tls.crt'] || !secret.data['tls.key']) throw new MeshError(`secret ${namespace}/${ISSUER_SECRET} with tls.crt and tls.key is missing`, hint);
+  if (!roots?.data?.['ca-bundle.crt']) throw new MeshError(`configmap ${namespace}/${TRUST_ROOTS_CONFIGMAP} with ca-bundle.crt is missing`, hint);
+  const issuerCertPem = Buffer.from(secret.data['tls.crt'], 'base64').toString('utf8');
+  const keyPem = Buffer.from(secret.data['tls.key'], 'base64').toString('utf8');
+  let issuer: Issuer;
+  try {
+    issuer = new Issuer({ certPem: issuerCertPem, keyPem });
+  } catch (err) {
+    throw new MeshError(`the issuer in secret ${namespace}/${ISSUER_SECRET} cannot be read: ${(err as Error).message}`, hint);
+  }
+  return { trustAnchorsPem: roots.data['ca-bundle.crt'], issuerCertPem, issuer };
+}
+
+const SA_USER = /^system:serviceaccount:([^:]+):([^:]+)$/;
+
+/**
+ * The ControlAuth.bootstrap check: a TokenReview of the bearer (audience mesh.io) must say it is the token of exactly
+ * namespace/serviceAccount. Answers are cached briefly so a restart of many proxies does not flood the API server.
+ */
+export function tokenReviewBootstrap(kube: KubeClient, o: { audience?: string; cacheMs?: number; log?: (line: string) => void } = {}) {
+  const cache = new Map<string, { at: number; user?: string }>();
+  const cacheMs = o.cacheMs ?? 60_000;
+  const review = async (token: string): Promise<string | undefined> => {
+    const key = createHash('sha256').update(token).digest('hex');
+    const hit = cache.get(key);
+    if (hit && Date.now() - hit.at < cacheMs) return hit.user;
+    const { AuthenticationV1Api } = await import('@kubernetes/client-node');
+    const api = kube.kc.makeApiClient(AuthenticationV1Api);
+    const r = await api.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [o.audience ?? TOKEN_AUDIENCE] } } });
+    const user = r.status?.authenticated ? r.status.user?.username : undefined;
+    if (!user) o.log?.(`control: a token was refused by the TokenReview: ${r.status?.error ?? 'not authenticated'}`);
+    if (cache.size > 10_000) cache.clear();
+    cache.set(key, { at: Date.now(), user });
+    return user;
+  };
+  return async (bearer: string, namespace: string, serviceAccount: string): Promise<boolean> => {
+    const m = SA_USER.exec((await review(bearer)) ?? '');
+    return !!m && m[1] === namespace && m[2] === serviceAccount;
+  };
+}

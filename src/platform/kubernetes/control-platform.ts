@@ -1,0 +1,138 @@
+// The control plane's view of Kubernetes: endpoints from EndpointSlices and their Pods, routes and policies from the
+// Route and Policy custom resources, all kept current by watches and pushed into the Registry.
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { ControlPlatform } from '../../control/platform.js';
+import type { EndpointRecord, Registry } from '../../control/registry.js';
+import { formatIdentity } from '../../identity/spiffe.js';
+import type { ConfigKind } from '../../model/snapshot.js';
+import { HttpError } from '../../util/http.js';
+import { ListWatch, type ListWatchOptions } from './list-watch.js';
+import { CRD_GROUP, CRD_VERSION, PROXY_CONTAINER, PROXY_PORTS } from './names.js';
+import { crdConfig, type EndpointSlice, type MeshResource, type Pod } from './resources.js';
+
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+/** Whether the pod runs the mesh proxy (as inject and the webhook add it: a native sidecar or a container). */
+export function meshed(pod: Pod): boolean {
+  return [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].some((c) => c.name === PROXY_CONTAINER);
+}
+
+/**
+ * The mesh endpoints: each ready address of a Service's EndpointSlices whose Pod is meshed, at the proxy's
+ * inbound port, with the identity of the Pod's ServiceAccount and its `version` label. Pure, for tests.
+ */
+export function endpointsFrom(slices: Iterable<EndpointSlice>, pods: ReadonlyMap<string, Pod>, trustDomain: string): EndpointRecord[] {
+  const out = new Map<string, EndpointRecord>();
+  for (const slice of slices) {
+    const namespace = slice.metadata?.namespace ?? '';
+    const service = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
+    if (!service) continue;
+    for (const ep of slice.endpoints ?? []) {
+      if (ep.conditions?.ready === false || ep.targetRef?.kind !== 'Pod' || !ep.targetRef.name) continue;
+      const pod = pods.get(`${ep.targetRef.namespace ?? namespace}/${ep.targetRef.name}`);
+      if (!pod || !meshed(pod) || pod.metadata?.deletionTimestamp) continue;
+      const address = ep.addresses?.[0] ?? pod.status?.podIP;
+      if (!address) continue;
+      const labels = pod.metadata?.labels ?? {};
+      const instance = `${pod.metadata?.name}.${namespace}`;
+      out.set(`${service}/${instance}`, {
+        instance,
+        namespace,
+        service,
+        version: labels.version || 'default',
+        address,
+        port: PROXY_PORTS.inbound,
+        identity: formatIdentity({ trustDomain, namespace, serviceAccount: pod.spec?.serviceAccountName || 'default' }),
+        admin: `${address}:${PROXY_PORTS.admin}`,
+        role: 'sidecar',
+        registeredAt: new Date(0).toISOString(),
+      });
+    }
+  }
+  return [...out.values()];
+}
+
+/**
+ * On Kubernetes the API server is the store: nothing is saved by the control plane. Config documents come from
+ * the Route and Policy resources; writing them through the control plane's API is refused with a hint.
+ */
+export class KubeControlPlatform implements ControlPlatform {
+  readonly name = 'kubernetes' as const;
+  readonly pods: ListWatch<Pod>;
+  readonly slices: ListWatch<EndpointSlice>;
+  readonly routes: ListWatch<MeshResource>;
+  readonly policies: ListWatch<MeshResource>;
+  private registry?: Registry;
+  private applying = false;
+  private scheduled = false;
+
+  constructor(
+    kc: KubeConfig,
+    private readonly trustDomain: string,
+    private readonly o: ListWatchOptions = {},
+  ) {
+    const changed = () => this.schedule();
+    this.pods = new ListWatch<Pod>(kc, '/api/v1/pods', changed, o);
+    this.slices = new ListWatch<EndpointSlice>(kc, '/apis/discovery.k8s.io/v1/endpointslices', changed, o);
+    this.routes = new ListWatch<MeshResource>(kc, `/apis/${CRD_GROUP}/${CRD_VERSION}/routes`, changed, o);
+    this.policies = new ListWatch<MeshResource>(kc, `/apis/${CRD_GROUP}/${CRD_VERSION}/policies`, changed, o);
+  }
+
+  /** Lists everything once (so the first snapshot is complete), then keeps the registry current. */
+  async start(registry: Registry): Promise<void> {
+    await Promise.all([this.pods, this.slices, this.routes, this.policies].map((w) => w.start()));
+    this.registry = registry;
+    this.sync();
+  }
+
+  stop(): void {
+    for (const w of [this.pods, this.slices, this.routes, this.policies]) w.stop();
+  }
+
+  loadEndpoints(): EndpointRecord[] {
+    return [];
+  }
+
+  saveEndpoints(): void {}
+
+  endpointGone(): boolean {
+    return false;
+  }
+
+  loadConfig(): unknown {
+    return undefined;
+  }
+
+  saveConfig(kind: ConfigKind): void {
+    if (this.applying) return;
+    throw new HttpError(405, kind === 'settings'
+      ? 'on kubernetes the control plane keeps no settings document'
+      : `on kubernetes ${kind} are ${kind === 'routes' ? 'Route' : 'Policy'} resources: use 'mesh ${kind === 'routes' ? 'route' : 'policy'} --platform kubernetes' or kubectl apply`);
+  }
+
+  /** Coalesces a burst of watch events (a rollout) into one snapshot. */
+  private schedule(): void {
+    if (this.scheduled || !this.registry) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.sync();
+    });
+  }
+
+  private sync(): void {
+    const registry = this.registry;
+    if (!registry) return;
+    registry.replaceEndpoints(endpointsFrom(this.slices.items.values(), this.pods.items, this.trustDomain));
+    const log = this.o.log ?? (() => {});
+    const config = crdConfig([...this.routes.items.values()], [...this.policies.items.values()], log);
+    this.applying = true;
+    try {
+      for (const kind of ['routes', 'policies'] as const) {
+        if (JSON.stringify(registry.getConfig(kind) ?? { [kind]: [] }) !== JSON.stringify(config[kind])) registry.setConfig(kind, config[kind]);
+      }
+    } finally {
+      this.applying = false;
+    }
+  }
+}

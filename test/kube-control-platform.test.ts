@@ -1,0 +1,179 @@
+// The control plane's Kubernetes platform against the fake API server: endpoints from EndpointSlices and Pods, routes
+// from Route resources, kept by watches that resume after a cut and re-list after 410 Gone; certificates for workloads
+// that prove their ServiceAccount with a token (TokenReview), and only for that ServiceAccount.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { X509Certificate } from 'node:crypto';
+import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
+import { kubeConfigFor, waitFor } from './support/kube/testing.js';
+import { seedMeshPod } from './kube-route-cli.test.js';
+import { renderCrds } from '../src/platform/kubernetes/crds.js';
+import { renderControlPlane } from '../src/platform/kubernetes/manifests.js';
+import { generateIdentity, generateWebhookCert } from '../src/platform/kubernetes/identity.js';
+import { ISSUER_SECRET, TRUST_ROOTS_CONFIGMAP } from '../src/platform/kubernetes/names.js';
+import { KubeClient } from '../src/platform/kubernetes/client.js';
+import { KubeControlPlatform } from '../src/platform/kubernetes/control-platform.js';
+import { readKubeIdentity, tokenReviewBootstrap } from '../src/platform/kubernetes/control-identity.js';
+import { Registry } from '../src/control/registry.js';
+import { createControlServer } from '../src/control/server.js';
+import { createCsr, generateKey, DAY } from '../src/identity/ca.js';
+import { uriSans } from '../src/identity/spiffe.js';
+import type { Snapshot } from '../src/model/snapshot.js';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const TD = 'cluster.local';
+
+function slice(name: string, service: string, pods: { pod: string; ip: string; ready?: boolean }[]): Obj {
+  return {
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: 'IPv4',
+    metadata: { name, namespace: 'default', labels: { 'kubernetes.io/service-name': service } },
+    ports: [{ name: 'http', port: 9080, protocol: 'TCP' }],
+    endpoints: pods.map((p) => ({ addresses: [p.ip], conditions: { ready: p.ready ?? true }, targetRef: { kind: 'Pod', name: p.pod, namespace: 'default' } })),
+  };
+}
+
+const endpointsOf = (snap: Snapshot, service: string) =>
+  snap.services.find((s) => s.name === service)?.endpoints.map((e) => `${e.address}:${e.port} ${e.version} ${e.identity}`).sort() ?? [];
+
+describe('the control plane on kubernetes (fake API server)', () => {
+  let server: FakeApiServer;
+  let platform: KubeControlPlatform;
+  let registry: Registry;
+  let kube: KubeClient;
+
+  before(async () => {
+    server = await startFakeApiServer({
+      tokenReviews: {
+        'token-reviews': { username: 'system:serviceaccount:default:reviews', audiences: ['mesh.io'] },
+        'token-productpage': { username: 'system:serviceaccount:default:productpage', audiences: ['mesh.io'] },
+        'token-other-audience': { username: 'system:serviceaccount:default:reviews', audiences: ['https://kubernetes.default.svc'] },
+      },
+    });
+    for (const crd of renderCrds()) server.store.create(crd as Obj);
+    seedMeshPod(server, 'reviews-v1-a', { app: 'reviews', version: 'v1' }, { ip: '10.0.1.1' });
+    seedMeshPod(server, 'reviews-v2-a', { app: 'reviews', version: 'v2' }, { ip: '10.0.1.2' });
+    server.store.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'plain', namespace: 'default', labels: { app: 'reviews' } }, spec: { containers: [{ name: 'app', image: 'x' }] } });
+    server.store.create(slice('reviews-abc', 'reviews', [{ pod: 'reviews-v1-a', ip: '10.0.1.1' }, { pod: 'reviews-v2-a', ip: '10.0.1.2', ready: false }, { pod: 'plain', ip: '10.0.1.9' }]));
+    kube = await KubeClient.fromConfig(kubeConfigFor(server));
+    platform = new KubeControlPlatform(kube.kc, TD, { retryMs: 20, maxRetryMs: 200 });
+    registry = new Registry(TD, platform);
+    await platform.start(registry);
+  });
+  after(async () => {
+    platform.stop();
+    registry.close();
+    await server.close();
+  });
+
+  it('serves the ready, meshed endpoints of EndpointSlices at the proxy port with the pod ServiceAccount identity', () => {
+    assert.deepEqual(endpointsOf(registry.snapshot, 'reviews'), ['10.0.1.1:4143 v1 spiffe://cluster.local/ns/default/sa/reviews']);
+  });
+
+  it('follows EndpointSlice and Pod changes through the watch', async () => {
+    server.store.put(slice('reviews-abc', 'reviews', [{ pod: 'reviews-v1-a', ip: '10.0.1.1' }, { pod: 'reviews-v2-a', ip: '10.0.1.2' }]));
+    await waitFor(() => endpointsOf(registry.snapshot, 'reviews').length === 2, 'the v2 endpoint once ready');
+    seedMeshPod(server, 'reviews-v3-a', { app: 'reviews', version: 'v3' }, { ip: '10.0.1.3', sa: 'reviews-v3' });
+    server.store.put(slice('reviews-abc', 'reviews', [{ pod: 'reviews-v1-a', ip: '10.0.1.1' }, { pod: 'reviews-v3-a', ip: '10.0.1.3' }]));
+    await waitFor(() => endpointsOf(registry.snapshot, 'reviews').join() === [
+      '10.0.1.1:4143 v1 spiffe://cluster.local/ns/default/sa/reviews', '10.0.1.3:4143 v3 spiffe://cluster.local/ns/default/sa/reviews-v3',
+    ].join(), 'v3 in, v2 out');
+    server.store.delete({ apiVersion: 'v1', kind: 'Pod', name: 'reviews-v3-a', namespace: 'default' });
+    await waitFor(() => endpointsOf(registry.snapshot, 'reviews').length === 1, 'the deleted pod gone');
+  });
+
+  it('resumes a cut watch from where it was, missing nothing', async () => {
+    const before = platform.slices.watches;
+    const lists = platform.slices.lists;
+    server.cutWatches({ abrupt: true });
+    server.store.create(slice('ratings-abc', 'ratings', [{ pod: 'reviews-v2-a', ip: '10.0.1.2' }]));
+    await waitFor(() => endpointsOf(registry.snapshot, 'ratings').length === 1, 'a slice created while the watch was cut');
+    assert.ok(platform.slices.watches > before, 'the watch was started again');
+    assert.equal(platform.slices.lists, lists, 'a resumed watch does not list again');
+  });
+
+  it('lists again after 410 Gone and drops what was deleted while it was away', async () => {
+    const lists = platform.slices.lists;
+    // Keep the watch away (403 on watch only), change things, and forget the history it would resume from.
+    const rule = { verb: 'watch', group: 'discovery.k8s.io', resource: 'endpointslices' };
+    server.deny.push(rule);
+    server.cutWatches();
+    await waitFor(() => server.requests.some((r) => r.method === 'GET' && /endpointslices/.test(r.path) && r.query.watch === 'true'), 'a refused resume');
+    server.store.delete({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', name: 'ratings-abc', namespace: 'default' });
+    server.store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bump', namespace: 'default' } });
+    server.compactHistory();
+    server.deny.splice(server.deny.indexOf(rule), 1);
+    await waitFor(() => platform.slices.lists > lists, 'a new list after 410 Gone');
+    await waitFor(() => endpointsOf(registry.snapshot, 'ratings').length === 0, 'the slice deleted while away gone from the snapshot');
+    assert.deepEqual(endpointsOf(registry.snapshot, 'reviews'), ['10.0.1.1:4143 v1 spiffe://cluster.local/ns/default/sa/reviews']);
+  });
+
+  it('puts Route resources into the snapshot and follows their changes', async () => {
+    const route = (weights: [number, number]): Obj => ({
+      apiVersion: 'mesh.io/v1alpha1', kind: 'Route', metadata: { name: 'reviews', namespace: 'default' },
+      spec: { rules: [{ backends: [{ version: 'v1', weight: weights[0] }, { version: 'v2', weight: weights[1] }] }] },
+    });
+    server.store.create(route([80, 20]));
+    const weights = () => (registry.snapshot.config?.routes as Obj | undefined)?.routes?.[0]?.spec.rules[0].backends.map((b: Obj) => b.weight).join('/');
+    await waitFor(() => weights() === '80/20', 'the route in the snapshot');
+    server.store.put(route([50, 50]));
+    await waitFor(() => weights() === '50/50', 'the changed route');
+    server.store.delete({ apiVersion: 'mesh.io/v1alpha1', kind: 'Route', name: 'reviews', namespace: 'default' });
+    await waitFor(() => (registry.snapshot.config?.routes as Obj).routes.length === 0, 'the route removed');
+  });
+
+  describe('certificates for ServiceAccount tokens', () => {
+    let control: https.Server;
+    let port: number;
+
+    before(async () => {
+      const identity = await generateIdentity(TD);
+      const objs = renderControlPlane({ version: 'test', image: 'x', trustDomain: TD, certLifetime: '24h', identity, webhook: await generateWebhookCert(TD) });
+      for (const o of objs) if (o.kind === 'Namespace' || o.metadata.name === ISSUER_SECRET || o.metadata.name === TRUST_ROOTS_CONFIGMAP) server.store.create(o as Obj);
+      const id = await readKubeIdentity(kube);
+      const kp = await generateKey();
+      const cert = id.issuer.issueLeaf({ uri: `spiffe://${TD}/ns/mesh-system/sa/mesh-control`, publicKeyPem: kp.publicKeyPem, lifetimeMs: DAY, ips: ['127.0.0.1'] });
+      control = createControlServer({
+        trustDomain: TD, trustAnchorsPem: id.trustAnchorsPem, issuer: id.issuer, issuerCertPem: id.issuerCertPem, certLifetimeMs: DAY, registry,
+        auth: { adminToken: 'admin', joinTokenFor: () => 'unused-join-token', bootstrap: tokenReviewBootstrap(kube) },
+        tls: { cert: cert + id.issuerCertPem, key: kp.keyPem },
+      });
+      await new Promise<void>((r) => control.listen(0, '127.0.0.1', r));
+      port = (control.address() as AddressInfo).port;
+    });
+    after(async () => {
+      control.closeAllConnections();
+      await new Promise((r) => control.close(r));
+    });
+
+    const requestCert = async (token: string, serviceAccount: string) => {
+      const kp = await generateKey();
+      const body = JSON.stringify({ namespace: 'default', serviceAccount, csr: createCsr(kp, serviceAccount) });
+      return new Promise<{ status: number; body: Obj }>((resolve, reject) => {
+        const req = https.request({ host: '127.0.0.1', port, path: '/v1/certificates', method: 'POST', rejectUnauthorized: false, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' } }, (res) => {
+          let text = '';
+          res.on('data', (c) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Obj }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    };
+
+    it('issues exactly the identity of the ServiceAccount the token belongs to', async () => {
+      const r = await requestCert('token-reviews', 'reviews');
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.identity, 'spiffe://cluster.local/ns/default/sa/reviews');
+      assert.deepEqual(uriSans(new X509Certificate(r.body.certificate).raw), ['spiffe://cluster.local/ns/default/sa/reviews']);
+    });
+
+    it("refuses another ServiceAccount's identity, a token for another audience, an unknown token and the join token with 403", async () => {
+      for (const [token, sa] of [['token-productpage', 'reviews'], ['token-other-audience', 'reviews'], ['nonsense', 'reviews'], ['unused-join-token', 'reviews']] as const) {
+        const r = await requestCert(token, sa);
+        assert.equal(r.status, 403, `${token} as ${sa}: ${JSON.stringify(r.body)}`);
+        assert.match(r.body.error, /not authorized to obtain identity spiffe:\/\/cluster.local\/ns\/default\/sa\/reviews/);
+      }
+    });
+  });
+});
