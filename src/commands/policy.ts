@@ -3,7 +3,8 @@
 // `policies` config kind), then waits until every proxy has applied the change.
 import type { Command } from 'commander';
 import chalk from 'chalk';
-import { checked, context, outputFormat } from './context.js';
+import { checked, outputFormat } from './context.js';
+import { policyStoreFor, type Waits } from './config-stores.js';
 import { checkName } from '../model/snapshot.js';
 import { policiesOf, sortPolicies, validatePolicyConfig, type PolicyConfig } from '../model/policy.js';
 import {
@@ -20,7 +21,7 @@ import {
   type RuleFlags,
 } from '../model/policy-edit.js';
 import { waitForPropagation } from '../control/propagation.js';
-import { localPolicyStore, type PolicyStore } from '../platform/local/policy-store.js';
+import type { PolicyStore } from '../platform/local/policy-store.js';
 import { parseDuration } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
 import { json, step } from '../ui/output.js';
@@ -54,7 +55,7 @@ function validated(next: PolicyConfig): PolicyConfig {
 }
 
 /** Change second: stores the document unless it is unchanged, then waits for the proxies. */
-async function commit(store: PolicyStore, before: unknown, next: PolicyConfig, what: string, w: WaitFlags): Promise<void> {
+async function commit(store: PolicyStore & Waits, before: unknown, next: PolicyConfig, what: string, w: WaitFlags): Promise<void> {
   const timeoutMs = checked(() => parseDuration(w.waitTimeout, '--wait-timeout'), 'e.g. --wait-timeout 30s');
   const value = validated(next);
   if (JSON.stringify(sortPolicies(policiesOf(before))) === JSON.stringify(value.policies)) {
@@ -62,6 +63,10 @@ async function commit(store: PolicyStore, before: unknown, next: PolicyConfig, w
     return;
   }
   const stored = await store.putPolicies(value);
+  if (store.waitsForProxies === false) {
+    console.log(`${what} (resourceVersion ${stored.version}); the control plane pushes it to the proxies`);
+    return;
+  }
   if (!w.wait) {
     console.log(`${what} (config version ${stored.version}); not waiting for proxies`);
     return;
@@ -99,8 +104,7 @@ export function registerPolicy(program: Command): void {
     .action(async (def: string, f: WaitFlags & { namespace: string }, cmd: Command) => {
       if (def !== 'allow' && def !== 'deny') throw new MeshError(`unknown default '${def}'`, 'use mesh policy default allow or mesh policy default deny');
       namespaceOk(f.namespace);
-      const { state } = context(cmd);
-      const store = localPolicyStore(state);
+      const store = await policyStoreFor(cmd);
       const before = (await store.policies()).value;
       const next = setDefault(before, f.namespace, def);
       if (def === 'allow' && effectiveDefault(next, f.namespace) === 'deny') {
@@ -123,8 +127,7 @@ export function registerPolicy(program: Command): void {
     .action(async (f: WaitFlags & RuleFlags & { namespace: string }, cmd: Command) => {
       namespaceOk(f.namespace);
       const rule = edit(() => ruleFromFlags(f));
-      const { state } = context(cmd);
-      const store = localPolicyStore(state);
+      const store = await policyStoreFor(cmd);
       const [before, endpoints] = await Promise.all([store.policies(), store.endpoints()]);
       const { config, added } = addRule(before.value, f.namespace, rule);
       if (!added) return void console.log(`namespace ${f.namespace} already allows ${describeRule(rule)}: unchanged`);
@@ -145,8 +148,7 @@ export function registerPolicy(program: Command): void {
     .action(async (f: { namespace?: string; output?: string }, cmd: Command) => {
       const format = outputFormat(f.output);
       if (f.namespace !== undefined) namespaceOk(f.namespace);
-      const { state } = context(cmd, format === 'json');
-      const stored = await localPolicyStore(state).policies();
+      const stored = await (await policyStoreFor(cmd, format === 'json')).policies();
       const policies = policiesOf(stored.value).filter((p) => !f.namespace || p.metadata.namespace === f.namespace);
       if (format === 'json') return json({ policies });
       if (!policies.length) {
@@ -179,8 +181,7 @@ export function registerPolicy(program: Command): void {
         if (!/^\d+$/.test(index) || n < 1) throw new MeshError(`'${index}' is not a rule number`, `'mesh policy list -n ${f.namespace}' numbers the rules from 1`);
       }
       const rule = byFields ? edit(() => ruleFromFlags(f)) : undefined;
-      const { state } = context(cmd);
-      const store = localPolicyStore(state);
+      const store = await policyStoreFor(cmd);
       const before = (await store.policies()).value;
       if (f.all) {
         if (!policiesOf(before).some((p) => p.metadata.namespace === f.namespace)) return void console.log(`namespace ${f.namespace} has no policy: unchanged`);

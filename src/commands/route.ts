@@ -4,12 +4,13 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import chalk from 'chalk';
-import { checked, context, outputFormat } from './context.js';
+import { checked, outputFormat } from './context.js';
+import { routeStoreFor, type Waits } from './config-stores.js';
 import { checkName } from '../model/snapshot.js';
 import { findRoute, routesOf, sortRoutes, validateRoute, withRoute, type KnownServices, type Route, type RouteConfig } from '../model/route.js';
 import { parseRouteDocuments, ruleFromCli, setRule, SpecError, type RuleFlags } from '../model/route-parse.js';
 import { waitForPropagation } from '../control/propagation.js';
-import { localRouteStore, type RouteStore } from '../platform/local/route-store.js';
+import type { RouteStore } from '../platform/local/route-store.js';
 import type { EndpointRecord } from '../control/registry.js';
 import { parseDuration } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
@@ -77,13 +78,17 @@ function validated(route: unknown, known: KnownServices, what: string): Route {
 }
 
 /** Change second: stores the document unless it is unchanged, then waits for the proxies. */
-async function commit(store: RouteStore, before: Loaded, next: RouteConfig, what: string, verb: string, w: WaitFlags): Promise<void> {
+async function commit(store: RouteStore & Waits, before: Loaded, next: RouteConfig, what: string, verb: string, w: WaitFlags): Promise<void> {
   const timeoutMs = checked(() => parseDuration(w.waitTimeout, '--wait-timeout'), 'e.g. --wait-timeout 30s');
   if (JSON.stringify(sortRoutes(routesOf(before.config))) === JSON.stringify(next.routes)) {
     console.log(`${what} unchanged`);
     return;
   }
   const stored = await store.putRoutes(next);
+  if (store.waitsForProxies === false) {
+    console.log(`${what} ${verb} (resourceVersion ${stored.version}); the control plane pushes it to the proxies`);
+    return;
+  }
   if (!w.wait) {
     console.log(`${what} ${verb} (config version ${stored.version}); not waiting for proxies`);
     return;
@@ -128,8 +133,7 @@ export function registerRoute(program: Command): void {
     .action(async (service: string, versions: string[], f: RuleFlags & WaitFlags & { namespace: string }, cmd: Command) => {
       names(service, f.namespace);
       const rule = spec(() => ruleFromCli(versions, f));
-      const { state } = context(cmd);
-      const store = localRouteStore(state);
+      const store = await routeStoreFor(cmd);
       const before = await load(store);
       const next = validated(setRule(findRoute(before.config, f.namespace, service), f.namespace, service, rule), before.known, `route ${service}`);
       await commit(store, before, withRoute(before.config, f.namespace, service, next), `route ${service}`, 'applied', f);
@@ -144,8 +148,7 @@ export function registerRoute(program: Command): void {
     .action(async (service: string, f: { namespace: string; output?: string }, cmd: Command) => {
       const format = outputFormat(f.output, ['table', 'json', 'yaml']);
       names(service, f.namespace);
-      const { state } = context(cmd, format !== 'table');
-      const store = localRouteStore(state);
+      const store = await routeStoreFor(cmd, format !== 'table');
       const [cfg, endpoints] = await Promise.all([store.routes(), store.endpoints()]);
       const r = findRoute(cfg.value, f.namespace, service);
       if (!r) {
@@ -172,8 +175,7 @@ export function registerRoute(program: Command): void {
     .action(async (f: { namespace: string; allNamespaces?: boolean; output?: string }, cmd: Command) => {
       const format = outputFormat(f.output, ['table', 'json', 'yaml']);
       names(undefined, f.namespace);
-      const { state } = context(cmd, format !== 'table');
-      const cfg = await localRouteStore(state).routes();
+      const cfg = await (await routeStoreFor(cmd, format !== 'table')).routes();
       const routes = routesOf(cfg.value).filter((r) => f.allNamespaces || r.metadata.namespace === f.namespace);
       const render = await import('../model/route-render.js');
       if (format === 'json') return void process.stdout.write(render.routesJson(routes));
@@ -193,8 +195,7 @@ export function registerRoute(program: Command): void {
     .option('-n, --namespace <namespace>', 'namespace of the service', 'default'))
     .action(async (service: string, f: WaitFlags & { namespace: string }, cmd: Command) => {
       names(service, f.namespace);
-      const { state } = context(cmd);
-      const store = localRouteStore(state);
+      const store = await routeStoreFor(cmd);
       const before = await load(store);
       if (!findRoute(before.config, f.namespace, service)) {
         console.log(`service ${service} has no route: its requests spread evenly over all live versions`);
@@ -217,8 +218,7 @@ export function registerRoute(program: Command): void {
         throw new MeshError(`cannot read ${f.filename}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'pass a YAML file with -f, or - for stdin');
       }
       const docs = spec(() => parseRouteDocuments(text, f.filename === '-' ? 'stdin' : f.filename));
-      const { state } = context(cmd);
-      const store = localRouteStore(state);
+      const store = await routeStoreFor(cmd);
       const before = await load(store);
       let config: RouteConfig = { routes: routesOf(before.config) };
       const seen = new Set<string>();
