@@ -295,6 +295,19 @@ describe('mesh on kubernetes: the CLI against a fake API server', () => {
       assert.match(notFound.stderr, /error: cannot fetch .*\/nope.yaml: HTTP 404/);
     });
 
+    it('says so when neither --trust-anchors-file is given nor mesh is installed on the cluster', async () => {
+      const bare = await startFakeApiServer();
+      try {
+        const cfg = bare.writeKubeconfig(mkdtempSync(join(dir, 'bare-inject-')));
+        const r = await mesh(['--kubeconfig', cfg, 'inject', join(FIX, 'app.yaml')], { env: cleanEnv(home) });
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /error: mesh is not installed on fake \(no mesh-system\/mesh-identity-trust-roots\) — install it with mesh install --platform kubernetes --apply, or pass --trust-anchors-file/);
+        assert.equal(r.stdout, '', 'nothing half-injected on stdout');
+      } finally {
+        await bare.close();
+      }
+    });
+
     it('takes the trust anchors and image from the installed mesh when not given', async () => {
       const r = await k(['inject', join(FIX, 'app.yaml')]);
       assert.equal(r.code, 0, r.stderr);
