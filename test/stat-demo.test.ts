@@ -136,8 +136,9 @@ describe('mesh stat and edges on the sample', () => {
 
     it('gives the same table as the control plane', async (t) => {
       const [local, remote] = await Promise.all([stat(['-t', '20s']), stat(['-t', '20s', '--prometheus', url])]);
-      t.diagnostic(`control plane: ${JSON.stringify(local.map((r) => [r.name, r.rps, r.latency_ms_p50]))}`);
-      t.diagnostic(`prometheus:    ${JSON.stringify(remote.map((r) => [r.name, r.rps, r.latency_ms_p50]))}`);
+      const brief = (rows: JsonRow[]) => JSON.stringify(rows.map((r) => [r.name, r.rps, r.success, r.latency_ms_p50, r.tcp_open_connections]));
+      t.diagnostic(`control plane (name, rps, success, p50, tcp): ${brief(local)}`);
+      t.diagnostic(`prometheus    (name, rps, success, p50, tcp): ${brief(remote)}`);
       assert.deepEqual(remote.map((r) => [r.name, r.meshed]), local.map((r) => [r.name, r.meshed]));
       for (const l of local) {
         const p = remote.find((r) => r.name === l.name)!;
@@ -146,7 +147,9 @@ describe('mesh stat and edges on the sample', () => {
         assert.ok(Math.abs(l.success! - p.success!) <= 0.02, `${l.name}: success ${l.success} vs ${p.success}`);
         const d = Math.abs(bucketIndex(l.latency_ms_p50!, LATENCY_BUCKETS_MS) - bucketIndex(p.latency_ms_p50!, LATENCY_BUCKETS_MS));
         assert.ok(d <= 1, `${l.name}: p50 ${l.latency_ms_p50} vs ${p.latency_ms_p50} ms`);
-        assert.ok(Math.abs(l.tcp_open_connections! - p.tcp_open_connections!) <= 1, `${l.name}: ${l.tcp_open_connections} vs ${p.tcp_open_connections} connections`);
+        // A gauge read at two slightly different scrapes: pools open and close connections under load.
+        const [lc, pc] = [l.tcp_open_connections!, p.tcp_open_connections!];
+        assert.ok(lc >= 1 && pc >= 1 && Math.abs(lc - pc) <= Math.max(2, 0.5 * Math.max(lc, pc)), `${l.name}: ${lc} vs ${pc} connections`);
       }
     });
 
