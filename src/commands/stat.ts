@@ -38,6 +38,13 @@ async function asCli<T>(fn: () => T | Promise<T>): Promise<T> {
   }
 }
 
+/** With --prometheus no platform is involved: say which Prometheus answers instead of the banner. */
+function source(cmd: Command, prometheus: string | undefined, quiet: boolean): ReturnType<typeof context> | undefined {
+  if (!prometheus) return context(cmd, quiet);
+  if (!quiet) process.stderr.write(chalk.dim(`source: Prometheus at ${prometheus}\n`));
+  return undefined;
+}
+
 function printHints(hints: string[]): void {
   for (const h of hints) process.stderr.write(chalk.dim(`${h}\n`));
 }
@@ -64,10 +71,10 @@ export function registerStat(program: Command): void {
       if (f.allNamespaces) params.set('all', 'true');
       for (const [k, v] of [['from', f.from], ['fromNamespace', f.fromNamespace], ['to', f.to], ['toNamespace', f.toNamespace]] as const) if (v) params.set(k, v);
       const query = await asCli(() => parseStatQuery(params));
-      const { state } = context(cmd, format === 'json');
-      const result = f.prometheus
-        ? await asCli(() => computeStat(new PrometheusSource(f.prometheus!), query))
-        : await adminGet<StatResult>(state, `/v1/stat?${statQueryParams(query)}`);
+      const ctx = source(cmd, f.prometheus, format === 'json');
+      const result = ctx
+        ? await adminGet<StatResult>(ctx.state, `/v1/stat?${statQueryParams(query)}`)
+        : await asCli(() => computeStat(new PrometheusSource(f.prometheus!), query));
       if (format === 'json') json(statJson(result.rows));
       else console.log(renderStatTable(result.rows, { allNamespaces: query.allNamespaces, wide: format === 'wide' }));
       printHints(result.hints);
@@ -87,10 +94,10 @@ export function registerStat(program: Command): void {
       const params = new URLSearchParams({ resource, namespace: f.namespace, window: f.timeWindow });
       if (f.allNamespaces) params.set('all', 'true');
       const query = await asCli(() => parseEdgesQuery(params));
-      const { state } = context(cmd, format === 'json');
-      const result = f.prometheus
-        ? await asCli(() => computeEdges(new PrometheusSource(f.prometheus!), query))
-        : await adminGet<EdgesResult>(state, `/v1/edges?${edgesQueryParams(query)}`);
+      const ctx = source(cmd, f.prometheus, format === 'json');
+      const result = ctx
+        ? await adminGet<EdgesResult>(ctx.state, `/v1/edges?${edgesQueryParams(query)}`)
+        : await asCli(() => computeEdges(new PrometheusSource(f.prometheus!), query));
       if (format === 'json') json(edgesJson(result.edges));
       else console.log(renderEdgesTable(result.edges, { wide: format === 'wide' }));
       printHints(result.hints);
