@@ -17,6 +17,8 @@ const MODULES: { names: string[]; load: () => Promise<Register> }[] = [
   { names: ['inject'], load: async () => (await import('./commands/inject.js')).registerInject },
   { names: ['route'], load: async () => (await import('./commands/route.js')).registerRoute },
   { names: ['policy'], load: async () => (await import('./commands/policy.js')).registerPolicy },
+  { names: ['identity'], load: async () => (await import('./commands/identity.js')).registerIdentity },
+  { names: ['check'], load: async () => (await import('./commands/check.js')).registerCheck },
 ];
 
 /** The subcommand named on the command line, if it is one we know. */

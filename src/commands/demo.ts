@@ -89,10 +89,14 @@ The sample is running. Open the product page:
 Each load names the reviews version that served it (reviews-v1, -v2 or -v3), all over mutual TLS.
 
 Next:
-  mesh workloads                          the apps and their sidecars
-  curl -s ${url} | grep -o 'reviews-v.'
-  curl -s -H 'end-user: jason' ${url}   (sign in as jason: ?u=jason)
-  mesh demo --down                        stop the sample`);
+  mesh workloads                                    the apps and their sidecars
+  mesh stat deployments                             success rate, RPS, latency (after ~10 s of traffic)
+  mesh edges deployments                            who calls whom, with the identities proved
+  mesh route set reviews v1=80 v2=20                split reviews by version
+  mesh route set reviews v3 --match header:end-user=jason   then sign in as jason: ${url}?u=jason
+  mesh policy default deny                          lock it down (then allow what should pass)
+  mesh check                                        is everything healthy?
+  mesh demo --down                                  stop the sample`);
       } catch (err) {
         await stopWorkloads(state, isDemo);
         throw err;

@@ -1,7 +1,8 @@
 // `mesh control`: runs the control plane in the foreground (mesh install starts it in the background).
 import { rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { Issuer, generateKey, DAY } from '../identity/ca.js';
+import { generateKey, certInfo, splitPem, DAY, type Issuer } from '../identity/ca.js';
+import { loadIdentity } from '../platform/local/identity.js';
 import { formatIdentity } from '../identity/spiffe.js';
 import { LocalControlPlatform } from '../platform/local/control-platform.js';
 import { joinTokenFor, type StateDir } from '../platform/local/state.js';
@@ -23,28 +24,21 @@ export interface RunningControl {
 
 export async function runControl(state: StateDir, opts: { port?: number; scrapeIntervalMs?: number } = {}): Promise<RunningControl> {
   const cfg = state.config();
-  const anchorPem = state.readSecret(state.anchorCertPath, 'the trust anchor');
-  const issuerCertPem = state.readSecret(state.issuerCertPath, 'the issuer certificate') + '\n';
-  const issuerKeyPem = state.readSecret(state.issuerKeyPath, 'the issuer key');
+  // Variables: POST /v1/identity/reload swaps them (mesh identity rotate-issuer / rotate-anchor).
+  let { anchorsPem: anchorPem, issuerCertPem, issuer } = loadIdentity(state, false);
   const joinKey = state.readSecret(state.joinKeyPath, 'the join key');
   const adminToken = state.adminToken();
-  let issuer: Issuer;
-  try {
-    issuer = new Issuer({ certPem: issuerCertPem, keyPem: issuerKeyPem });
-  } catch {
-    throw new MeshError(`the issuer in ${state.display}/identity cannot be read`, "restore it, or run 'mesh uninstall --purge' and 'mesh install'");
-  }
 
-  const serverTls = async () => {
+  const serverTls = async (signer: Issuer = issuer, chainPem: string = issuerCertPem) => {
     const kp = await generateKey();
-    const cert = issuer.issueLeaf({
+    const cert = signer.issueLeaf({
       uri: CONTROL_IDENTITY(cfg.trustDomain),
       publicKeyPem: kp.publicKeyPem,
       lifetimeMs: DAY,
       ips: ['127.0.0.1'],
       dnsNames: ['localhost'],
     });
-    return { cert: cert + issuerCertPem, key: kp.keyPem };
+    return { cert: cert + chainPem, key: kp.keyPem };
   };
 
   const registry = new Registry(cfg.trustDomain, new LocalControlPlatform(state));
@@ -60,6 +54,13 @@ export async function runControl(state: StateDir, opts: { port?: number; scrapeI
     validators: CONFIG_VALIDATORS,
     auth: { adminToken, joinTokenFor: (ns, sa) => joinTokenFor(joinKey, ns, sa) },
     tls: await serverTls(),
+    reloadIdentity: async () => {
+      const next = loadIdentity(state, true);
+      const tls = await serverTls(next.issuer, next.issuerCertPem);
+      ({ anchorsPem: anchorPem, issuerCertPem, issuer } = next);
+      console.log(`control plane: identity reloaded (${splitPem(anchorPem).length} trust anchor(s), issuer valid until ${certInfo(issuerCertPem).notAfter.toISOString()})`);
+      return { trustAnchorsPem: next.anchorsPem, issuer: next.issuer, issuerCertPem: next.issuerCertPem, certLifetimeMs: next.certLifetimeMs, tls };
+    },
   });
   // The control plane's own certificate is short-lived too.
   const renew = setInterval(async () => {

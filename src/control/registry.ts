@@ -13,6 +13,8 @@ export interface EndpointRecord extends EndpointInfo {
   /** The snapshot version the proxy last applied (reported with each heartbeat). */
   configVersion?: string;
   registeredAt: string;
+  /** When the proxy's last registration or heartbeat arrived (ISO time; set by the registry). */
+  lastSeen?: string;
 }
 
 export class Registry extends EventEmitter {
@@ -57,10 +59,12 @@ export class Registry extends EventEmitter {
   /** Registers or refreshes; the snapshot changes only when the endpoint itself does. */
   upsert(ep: EndpointRecord): void {
     this.leases.set(ep.instance, Date.now() + this.leaseMs);
+    ep.lastSeen = new Date().toISOString();
     const old = this.endpoints.get(ep.instance);
     if (old && sameEndpoint(old, ep)) {
       // Not a change to the mesh, so no new snapshot: only what the proxy has applied.
       old.configVersion = ep.configVersion;
+      old.lastSeen = ep.lastSeen;
       return;
     }
     this.endpoints.set(ep.instance, ep);

@@ -38,6 +38,19 @@ export interface ControlServerOptions {
   validators?: Partial<Record<ConfigKind, (value: unknown, snapshot: Snapshot) => unknown>>;
   /** Scraped proxy metrics: GET /v1/stat, /v1/edges (admin). */
   telemetry?: Telemetry;
+  /**
+   * Re-reads the identity (anchor bundle, issuer, leaf lifetime) and makes the server's own TLS from
+   * it; throws when it is unusable. POST /v1/identity/reload (admin) swaps it in without a restart.
+   */
+  reloadIdentity?: () => Promise<IdentityReload>;
+}
+
+export interface IdentityReload {
+  trustAnchorsPem: string;
+  issuer: Issuer;
+  issuerCertPem: string;
+  certLifetimeMs: number;
+  tls: { cert: string; key: string };
 }
 
 interface CertificateRequest {
@@ -81,6 +94,10 @@ export function createControlServer(o: ControlServerOptions): https.Server {
     const id = peer(req);
     if (!id) throw new HttpError(401, 'a valid mesh client certificate is required');
     return id;
+  }
+
+  function identityInfo() {
+    return { trustDomain: o.trustDomain, trustAnchors: o.trustAnchorsPem, issuer: o.issuerCertPem, certLifetimeMs: o.certLifetimeMs };
   }
 
   function requireAdmin(req: IncomingMessage): void {
@@ -129,6 +146,27 @@ export function createControlServer(o: ControlServerOptions): https.Server {
       requireAdmin(req);
       const r = await o.telemetry.handle(url);
       return sendJson(res, r.status, r.body);
+    }
+    if (route === 'GET /v1/identity') {
+      requireAdmin(req);
+      return sendJson(res, 200, identityInfo());
+    }
+    if (route === 'POST /v1/identity/reload') {
+      requireAdmin(req);
+      if (!o.reloadIdentity) throw new HttpError(404, 'this control plane cannot reload its identity');
+      let next: IdentityReload;
+      try {
+        next = await o.reloadIdentity();
+      } catch (err) {
+        throw new HttpError(422, (err as Error).message);
+      }
+      // Validated first; now swap: new certificates come from the new issuer with the new bundle.
+      o.trustAnchorsPem = next.trustAnchorsPem;
+      o.issuer = next.issuer;
+      o.issuerCertPem = next.issuerCertPem;
+      o.certLifetimeMs = next.certLifetimeMs;
+      server.setSecureContext({ ...next.tls, ca: next.trustAnchorsPem, minVersion: 'TLSv1.3' });
+      return sendJson(res, 200, identityInfo());
     }
     if (route === 'GET /v1/snapshot') {
       requireAdmin(req);
