@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
 import { kubeConfigFor, waitFor } from './support/kube/testing.js';
-import { seedMeshPod } from './kube-route-cli.test.js';
+import { seedMeshPod } from './support/kube-mesh.js';
 import { renderCrds } from '../src/platform/kubernetes/crds.js';
 import { renderControlPlane } from '../src/platform/kubernetes/manifests.js';
 import { generateIdentity, generateWebhookCert } from '../src/platform/kubernetes/identity.js';

@@ -8,21 +8,9 @@ import { join } from 'node:path';
 import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
 import { mesh, type CliResult } from './support/mesh.js';
 import { renderCrds } from '../src/platform/kubernetes/crds.js';
+import { seedMeshPod } from './support/kube-mesh.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-export function seedMeshPod(server: FakeApiServer, name: string, labels: Record<string, string>, o: { namespace?: string; sa?: string; ip?: string } = {}): void {
-  server.store.create({
-    apiVersion: 'v1', kind: 'Pod',
-    metadata: { name, namespace: o.namespace ?? 'default', labels },
-    spec: {
-      serviceAccountName: o.sa ?? labels.app,
-      initContainers: [{ name: 'mesh-proxy', image: 'ghcr.io/mesh/mesh:test', restartPolicy: 'Always' }],
-      containers: [{ name: 'app', image: 'example/app' }],
-    },
-    status: { phase: 'Running', podIP: o.ip ?? '10.0.0.1' },
-  });
-}
 
 describe('mesh route and mesh policy on kubernetes', () => {
   let server: FakeApiServer;

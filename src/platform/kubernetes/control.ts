@@ -9,16 +9,14 @@ import { DAY, Issuer, generateKey } from '../../identity/ca.js';
 import { formatIdentity } from '../../identity/spiffe.js';
 import { Registry } from '../../control/registry.js';
 import { createControlServer } from '../../control/server.js';
-import type { ControlPlatform } from '../../control/platform.js';
-import type { ConfigKind } from '../../model/snapshot.js';
-import { validateRoute, type Route } from '../../model/route.js';
-import { validatePolicy, type Policy } from '../../model/policy.js';
 import { parseDuration } from '../../util/duration.js';
 import { MeshError } from '../../util/errors.js';
 import { VERSION } from '../../version.js';
 import type { KubeClient } from './client.js';
-import { CONTROL_NAME, CONTROL_NAMESPACE, CRD_GROUP, CRD_VERSION, defaultImage, webhookDnsNames } from './names.js';
+import { CONTROL_NAME, CONTROL_NAMESPACE, defaultImage, webhookDnsNames } from './names.js';
 import { createWebhookServer } from './webhook.js';
+import { KubeControlPlatform } from './control-platform.js';
+import { tokenReviewBootstrap } from './control-identity.js';
 
 export interface KubeControlOptions {
   port: number;
@@ -35,55 +33,12 @@ export interface RunningKubeControl {
   close(): Promise<void>;
 }
 
-/** Endpoints and config live in memory: on Kubernetes the API server is the store (CRDs, EndpointSlices). */
-class KubernetesControlPlatform implements ControlPlatform {
-  readonly name = 'kubernetes' as const;
-  private readonly config = new Map<ConfigKind, unknown>();
-  loadEndpoints() {
-    return [];
-  }
-  saveEndpoints(): void {}
-  endpointGone(): boolean {
-    return false;
-  }
-  loadConfig(kind: ConfigKind): unknown {
-    return this.config.get(kind);
-  }
-  saveConfig(kind: ConfigKind, value: unknown): void {
-    this.config.set(kind, value);
-  }
-}
-
 function readMounted(path: string, what: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch {
     throw new MeshError(`cannot read ${what} at ${path}`, `mount it (see the mesh-control Deployment) or set the MESH_*_DIR variables`);
   }
-}
-
-/** Routes and Policies from the CRDs, as the stored config documents (invalid ones are skipped and logged). */
-export async function loadCrdConfig(kube: KubeClient, log: (l: string) => void): Promise<{ routes: { routes: Route[] }; policies: { policies: Policy[] } }> {
-  const key = (o: { metadata: { namespace: string; name: string } }) => `${o.metadata.namespace}/${o.metadata.name}`;
-  const strip = (o: Record<string, unknown>) => {
-    const md = o.metadata as { name: string; namespace: string };
-    return { apiVersion: o.apiVersion, kind: o.kind, metadata: { name: md.name, namespace: md.namespace }, spec: o.spec };
-  };
-  const routes: Route[] = [];
-  for (const r of await kube.list<Record<string, unknown> & { apiVersion: string }>(`${CRD_GROUP}/${CRD_VERSION}`, 'Route')) {
-    const v = validateRoute(strip(r));
-    if (v.value) routes.push(v.value);
-    else log(`control: route ${key(strip(r) as never)} ignored: ${v.errors.join('; ')}`);
-  }
-  const policies: Policy[] = [];
-  for (const p of await kube.list<Record<string, unknown> & { apiVersion: string }>(`${CRD_GROUP}/${CRD_VERSION}`, 'Policy')) {
-    const v = validatePolicy(strip(p));
-    if (v.value) policies.push(v.value);
-    else log(`control: policy ${key(strip(p) as never)} ignored: ${v.errors.join('; ')}`);
-  }
-  routes.sort((a, b) => key(a).localeCompare(key(b)));
-  policies.sort((a, b) => key(a).localeCompare(key(b)));
-  return { routes: { routes }, policies: { policies } };
 }
 
 export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): Promise<RunningKubeControl> {
@@ -98,17 +53,10 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
   const issuer = new Issuer({ certPem: issuerCertPem, keyPem: readMounted(join(identityDir, 'issuer', 'tls.key'), 'the issuer key') });
   const webhookTls = { cert: readMounted(join(webhookDir, 'tls.crt'), 'the webhook certificate'), key: readMounted(join(webhookDir, 'tls.key'), 'the webhook key') };
 
-  const registry = new Registry(trustDomain, new KubernetesControlPlatform());
-  const refresh = async () => {
-    const c = await loadCrdConfig(kube, log);
-    for (const kind of ['routes', 'policies'] as const) {
-      if (JSON.stringify(registry.getConfig(kind)) !== JSON.stringify(c[kind])) registry.setConfig(kind, c[kind]);
-    }
-  };
-  await refresh();
-  // A re-list every few seconds keeps Routes and Policies current (a watch is the next step).
-  const poll = setInterval(() => void refresh().catch((err: unknown) => log(`control: reading routes and policies failed: ${(err as Error).message}`)), 5000);
-  poll.unref();
+  // Endpoints from EndpointSlices and Pods, Routes and Policies from the CRDs, all kept by watches.
+  const platform = new KubeControlPlatform(kube.kc, trustDomain, { log: (l) => log(`control: ${l}`) });
+  const registry = new Registry(trustDomain, platform);
+  await platform.start(registry);
 
   const kp = await generateKey();
   const controlCert = issuer.issueLeaf({
@@ -117,8 +65,8 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
   });
   const control = createControlServer({
     trustDomain, trustAnchorsPem, issuer, issuerCertPem, certLifetimeMs, registry,
-    // Bootstrap by ServiceAccount token (TokenReview) is not wired yet: no join token is accepted.
-    auth: { adminToken: randomBytes(32).toString('base64url'), joinTokenFor: () => randomBytes(32).toString('base64url') },
+    // Proxies bootstrap with their projected ServiceAccount token (TokenReview); there are no join tokens.
+    auth: { adminToken: randomBytes(32).toString('base64url'), joinTokenFor: () => randomBytes(32).toString('base64url'), bootstrap: tokenReviewBootstrap(kube, { log }) },
     tls: { cert: controlCert + issuerCertPem, key: kp.keyPem },
   });
 
@@ -149,7 +97,7 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
   return {
     port, webhookPort,
     async close() {
-      clearInterval(poll);
+      platform.stop();
       registry.close();
       for (const s of [control, webhook]) {
         s.closeAllConnections();

@@ -83,7 +83,15 @@ export class ListWatch<T extends KubeItem> {
 
   /** Lists once (throws when that fails), then watches in the background until stop(). */
   async start(): Promise<void> {
-    await this.list();
+    try {
+      await this.list();
+    } catch (err) {
+      // A kind that is not served yet (the CRDs come with 'mesh install --crds') is empty until it is.
+      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+      this.log(`watch ${this.path}: not served (are the CRDs installed?); trying again`);
+      this.onChange();
+      return this.relist();
+    }
     void this.watch();
   }
 

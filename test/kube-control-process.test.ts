@@ -1,0 +1,142 @@
+// `mesh control --platform kubernetes --kubeconfig <fake>` as a child process, seen as a proxy sees it: a certificate
+// for a projected ServiceAccount token (TokenReview), then the snapshot watch with that certificate, carrying the
+// EndpointSlice endpoints and the Route resources and following their changes.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { spawn, type ChildProcess } from 'node:child_process';
+import https from 'node:https';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
+import { MESH_BIN } from './support/mesh.js';
+import { fixture } from './support/golden.js';
+import { seedMeshPod } from './support/kube-mesh.js';
+import { renderCrds } from '../src/platform/kubernetes/crds.js';
+import { createCsr, generateKey } from '../src/identity/ca.js';
+import type { Snapshot } from '../src/model/snapshot.js';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const slice = (pods: { pod: string; ip: string }[]): Obj => ({
+  apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: 'IPv4',
+  metadata: { name: 'reviews-x1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'reviews' } },
+  endpoints: pods.map((p) => ({ addresses: [p.ip], conditions: { ready: true }, targetRef: { kind: 'Pod', name: p.pod, namespace: 'default' } })),
+});
+const route = (v1: number, v2: number): Obj => ({
+  apiVersion: 'mesh.io/v1alpha1', kind: 'Route', metadata: { name: 'reviews', namespace: 'default' },
+  spec: { rules: [{ backends: [{ version: 'v1', weight: v1 }, { version: 'v2', weight: v2 }] }] },
+});
+
+describe('mesh control --platform kubernetes as a child process', () => {
+  let server: FakeApiServer;
+  let dir: string;
+  let child: ChildProcess;
+  let port: number;
+  let logs = '';
+  let tls: { cert: string; key: string; ca: string } | undefined;
+
+  before(async () => {
+    server = await startFakeApiServer({ tokenReviews: {
+      'projected-reviews': { username: 'system:serviceaccount:default:reviews', audiences: ['mesh.io'] },
+      'projected-ratings': { username: 'system:serviceaccount:default:ratings', audiences: ['mesh.io'] },
+    } });
+    for (const crd of renderCrds()) server.store.create(crd as Obj);
+    seedMeshPod(server, 'reviews-v1-a', { app: 'reviews', version: 'v1' }, { ip: '10.1.0.1' });
+    server.store.create(slice([{ pod: 'reviews-v1-a', ip: '10.1.0.1' }]));
+    server.store.create(route(80, 20));
+    dir = mkdtempSync(join(tmpdir(), 'mesh-kctl-'));
+    for (const d of ['identity/trust-roots', 'identity/issuer', 'webhook']) mkdirSync(join(dir, d), { recursive: true });
+    writeFileSync(join(dir, 'identity/trust-roots/ca-bundle.crt'), fixture('kube', 'anchor.crt'));
+    writeFileSync(join(dir, 'identity/issuer/tls.crt'), fixture('kube', 'issuer.crt'));
+    writeFileSync(join(dir, 'identity/issuer/tls.key'), fixture('kube', 'issuer.key'));
+    writeFileSync(join(dir, 'webhook/tls.crt'), fixture('kube', 'webhook.crt'));
+    writeFileSync(join(dir, 'webhook/tls.key'), fixture('kube', 'webhook.key'));
+    const kubeconfig = server.writeKubeconfig(dir);
+    child = spawn(process.execPath, [MESH_BIN, '--platform', 'kubernetes', '--kubeconfig', kubeconfig, 'control', '--port', '0', '--webhook-port', '0'], {
+      env: { ...process.env, HOME: dir, KUBECONFIG: '', MESH_IDENTITY_DIR: join(dir, 'identity'), MESH_WEBHOOK_DIR: join(dir, 'webhook'), MESH_LISTEN_ADDRESS: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout!.on('data', (c) => (logs += c));
+    child.stderr!.on('data', (c) => (logs += c));
+    port = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`control plane did not start in 20s:\n${logs}`)), 20_000);
+      child.stdout!.on('data', () => {
+        const m = /API on :(\d+)/.exec(logs);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      });
+      child.on('exit', (code) => reject(new Error(`control plane exited (${code}):\n${logs}`)));
+    });
+  });
+  after(async () => {
+    if (child && child.exitCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const call = (method: string, path: string, o: { bearer?: string; body?: unknown } = {}) => new Promise<{ status: number; body: Obj }>((resolve, reject) => {
+    const req = https.request({
+      host: '127.0.0.1', port, path, method, servername: 'localhost',
+      ...(tls ? { cert: tls.cert, key: tls.key, ca: tls.ca } : { rejectUnauthorized: false }),
+      headers: { 'content-type': 'application/json', ...(o.bearer ? { authorization: `Bearer ${o.bearer}` } : {}) },
+    }, (res) => {
+      let data = '';
+      res.on('data', (c) => (data += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data ? JSON.parse(data) as Obj : {} }));
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end(o.body ? JSON.stringify(o.body) : undefined);
+  });
+
+  const csrFor = async (serviceAccount: string) => {
+    const kp = await generateKey();
+    return { kp, body: { namespace: 'default', serviceAccount, csr: createCsr(kp, serviceAccount) } };
+  };
+
+  it('refuses a certificate for a ServiceAccount the token does not belong to', async () => {
+    const { body } = await csrFor('reviews');
+    const r = await call('POST', '/v1/certificates', { bearer: 'projected-ratings', body });
+    assert.equal(r.status, 403, JSON.stringify(r.body));
+  });
+
+  it("issues the token's ServiceAccount identity, and that certificate opens the snapshot watch", async () => {
+    const { kp, body } = await csrFor('reviews');
+    const r = await call('POST', '/v1/certificates', { bearer: 'projected-reviews', body });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.identity, 'spiffe://cluster.local/ns/default/sa/reviews');
+    tls = { cert: r.body.certificate + r.body.chain.join(''), key: kp.keyPem, ca: r.body.trustAnchors };
+    const w = await call('GET', '/v1/watch?since=');
+    assert.equal(w.status, 200);
+    const snap = w.body as Snapshot;
+    assert.deepEqual(snap.services.map((s) => s.endpoints.map((e) => `${s.name} ${e.address}:${e.port} ${e.version}`)).flat(), ['reviews 10.1.0.1:4143 v1']);
+    assert.equal((snap.config?.routes as Obj).routes[0].spec.rules[0].backends[0].weight, 80);
+  });
+
+  it('pushes Route and EndpointSlice changes to the watch', async () => {
+    const first = (await call('GET', '/v1/watch?since=')).body as Snapshot;
+    server.store.put(route(50, 50));
+    let snap = first;
+    for (let i = 0; i < 10 && (snap.config?.routes as Obj).routes[0].spec.rules[0].backends[0].weight !== 50; i++) {
+      snap = (await call('GET', `/v1/watch?since=${encodeURIComponent(snap.version)}`)).body as Snapshot;
+    }
+    assert.equal((snap.config?.routes as Obj).routes[0].spec.rules[0].backends[0].weight, 50);
+    seedMeshPod(server, 'reviews-v2-a', { app: 'reviews', version: 'v2' }, { ip: '10.1.0.2' });
+    server.store.put(slice([{ pod: 'reviews-v1-a', ip: '10.1.0.1' }, { pod: 'reviews-v2-a', ip: '10.1.0.2' }]));
+    for (let i = 0; i < 10 && snap.services[0]!.endpoints.length < 2; i++) {
+      snap = (await call('GET', `/v1/watch?since=${encodeURIComponent(snap.version)}`)).body as Snapshot;
+    }
+    assert.deepEqual(snap.services[0]!.endpoints.map((e) => e.version), ['v1', 'v2']);
+  });
+
+  it('refuses to change routes through its own API, pointing at the Route resources', async () => {
+    const r = await call('PUT', '/v1/config/routes', { body: { routes: [] } });
+    assert.equal(r.status, 401, 'the admin API needs the admin credential, which no one outside the pod holds');
+  });
+});
