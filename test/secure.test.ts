@@ -51,8 +51,8 @@ describe('securing the local mesh', () => {
     });
   }
 
-  async function certificate(ns: string, sa: string, bearer?: string, auth: { cert?: string; key?: string } = {}) {
-    const kp = await generateKey();
+  async function certificate(ns: string, sa: string, bearer?: string, auth: { cert?: string; key?: string } = {}, key?: { keyPem: string }) {
+    const kp = key ?? (await generateKey());
     const r = await api('POST', '/v1/certificates', { bearer, body: { namespace: ns, serviceAccount: sa, csr: buildCsr(kp.keyPem, `${ns}/${sa}`) }, ...auth });
     return { ...r, keyPem: kp.keyPem };
   }
@@ -82,7 +82,8 @@ describe('securing the local mesh', () => {
   }
 
   before(async () => {
-    await m.install(['--cert-lifetime', '4s']);
+    // Short-lived workload certificates so that rotations complete within the test; long enough for slow machines.
+    await m.install(['--cert-lifetime', '8s']);
     web = await m.run('web');
     client = await m.run('client');
     await waitFor('traffic to flow', async () => (await request(client.outbound, { headers: { host: 'web' } })).status === 200);
@@ -143,17 +144,20 @@ describe('securing the local mesh', () => {
     });
 
     it("refuses a renewal with A's certificate for identity B (403), and renews A", async () => {
-      const a = await certificate('default', 'web', joinToken('default', 'web'));
+      // Keys made first: the certificate is short-lived, so use it at once.
+      const [k1, k2, k3] = await Promise.all([generateKey(), generateKey(), generateKey()]);
+      const a = await certificate('default', 'web', joinToken('default', 'web'), {}, k1);
       assert.equal(a.status, 200);
       const auth = { cert: a.body.certificate! + a.body.chain!.join(''), key: a.keyPem };
-      assert.equal((await certificate('default', 'client', undefined, auth)).status, 403);
-      const renewed = await certificate('default', 'web', undefined, auth);
+      assert.equal((await certificate('default', 'client', undefined, auth, k2)).status, 403);
+      const renewed = await certificate('default', 'web', undefined, auth, k3);
       assert.equal(renewed.status, 200);
       assert.deepEqual(uriSans(new X509Certificate(renewed.body.certificate!).raw), [WEB]);
     });
 
     it("never lets a workload register or remove another workload's endpoints (403)", async () => {
       const a = await certificate('default', 'web', joinToken('default', 'web'));
+      assert.equal(a.status, 200);
       const auth = { cert: a.body.certificate! + a.body.chain!.join(''), key: a.keyPem };
       const reg = await api('POST', '/v1/endpoints', { ...auth, body: { instance: 'fake-client', namespace: 'default', service: 'client', version: 'v1', port: 1 } });
       assert.equal(reg.status, 403);
@@ -218,8 +222,8 @@ describe('securing the local mesh', () => {
       const after = await api('GET', '/v1/identity', { bearer: adminToken() });
       assert.notEqual(after.body.issuer, before.body.issuer);
       assert.equal(after.body.issuer, file('identity', 'issuer.crt').trim() + '\n');
-      // Both proxies renew from the new issuer within a lifetime.
-      await new Promise((res) => setTimeout(res, 4500));
+      // Both proxies renew from the new issuer within a lifetime (8 s).
+      await new Promise((res) => setTimeout(res, 8500));
       const { ok, failures } = await done();
       assert.deepEqual(failures, []);
       assert.ok(ok > 20);
@@ -253,7 +257,7 @@ describe('securing the local mesh', () => {
       assert.equal(bundle.length, 1);
       assert.ok(!oldAnchor.includes(bundle[0]!.trim()), 'the old anchor is gone');
       // Every proxy renews under the new anchor alone; requests keep working.
-      await new Promise((res) => setTimeout(res, 4500));
+      await new Promise((res) => setTimeout(res, 8500));
       const { ok, failures } = await done();
       assert.deepEqual(failures, []);
       assert.ok(ok > 50);
