@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
 import { mesh, type CliResult } from './support/mesh.js';
@@ -98,5 +100,33 @@ describe('mesh route and mesh policy on kubernetes', () => {
     assert.equal((server.store.list('mesh.io/v1alpha1', 'Policy', 'default') as Obj[])[0]!.metadata.resourceVersion, policies[0]!.metadata.resourceVersion);
     const l = await k(['policy', 'list', '-o', 'json']);
     assert.equal(JSON.parse(l.stdout).policies.length, 1);
+  });
+
+  it('mesh stat reaches the control plane through the API server service proxy', async () => {
+    const none = await k(['stat', 'deploy']);
+    assert.notEqual(none.code, 0);
+    assert.match(none.stderr, /no mesh control plane in namespace mesh-system/);
+    const seen: string[] = [];
+    const backend = createServer((req, res) => {
+      seen.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ windowMs: 60_000, source: 'control plane', hints: [], rows: [{
+        namespace: 'default', kind: 'deployment', name: 'reviews-v1', meshed: '1/1', success: 1, rps: 2, latency_ms_p50: 1, latency_ms_p95: 3,
+        latency_ms_p99: 9, tcp_open_connections: 3, tcp_read_bytes_rate: 0, tcp_write_bytes_rate: 0,
+      }] }));
+    });
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    try {
+      server.store.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'mesh-system' } });
+      server.store.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'mesh-control', namespace: 'mesh-system' }, spec: { ports: [{ name: 'api', port: 8443 }] } });
+      server.serviceProxy.set('mesh-system/mesh-control:8443', `http://127.0.0.1:${(backend.address() as AddressInfo).port}`);
+      const r = await k(['stat', 'deploy', '-n', 'default']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /reviews-v1\s+1\/1\s+100\.00%\s+2\.0rps/);
+      assert.match(seen[0]!, /^\/v1\/stat\?/);
+      assert.ok(server.requests.some((q) => q.path.startsWith('/api/v1/namespaces/mesh-system/services/https:mesh-control:8443/proxy/v1/stat')));
+    } finally {
+      backend.close();
+    }
   });
 });

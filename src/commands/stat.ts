@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import chalk from 'chalk';
 import { resolve } from 'node:path';
 import { context, outputFormat, checked } from './context.js';
+import { controlReaderFor, type ControlReader } from './control-api.js';
 import { adminGet } from '../platform/local/admin.js';
 import { computeStat, parseStatQuery, statQueryParams, StatError, type StatResult } from '../control/telemetry/stat.js';
 import { computeEdges, edgesQueryParams, parseEdgesQuery, type EdgesResult } from '../control/telemetry/edges.js';
@@ -39,8 +40,8 @@ async function asCli<T>(fn: () => T | Promise<T>): Promise<T> {
 }
 
 /** With --prometheus no platform is involved: say which Prometheus answers instead of the banner. */
-function source(cmd: Command, prometheus: string | undefined, quiet: boolean): ReturnType<typeof context> | undefined {
-  if (!prometheus) return context(cmd, quiet);
+async function source(cmd: Command, prometheus: string | undefined, quiet: boolean): Promise<ControlReader | undefined> {
+  if (!prometheus) return controlReaderFor(cmd, quiet);
   if (!quiet) process.stderr.write(chalk.dim(`source: Prometheus at ${prometheus}\n`));
   return undefined;
 }
@@ -71,9 +72,9 @@ export function registerStat(program: Command): void {
       if (f.allNamespaces) params.set('all', 'true');
       for (const [k, v] of [['from', f.from], ['fromNamespace', f.fromNamespace], ['to', f.to], ['toNamespace', f.toNamespace]] as const) if (v) params.set(k, v);
       const query = await asCli(() => parseStatQuery(params));
-      const ctx = source(cmd, f.prometheus, format === 'json');
+      const ctx = await source(cmd, f.prometheus, format === 'json');
       const result = ctx
-        ? await adminGet<StatResult>(ctx.state, `/v1/stat?${statQueryParams(query)}`)
+        ? await ctx.get<StatResult>(`/v1/stat?${statQueryParams(query)}`)
         : await asCli(() => computeStat(new PrometheusSource(f.prometheus!), query));
       if (format === 'json') json(statJson(result.rows));
       else console.log(renderStatTable(result.rows, { allNamespaces: query.allNamespaces, wide: format === 'wide' }));
@@ -94,9 +95,9 @@ export function registerStat(program: Command): void {
       const params = new URLSearchParams({ resource, namespace: f.namespace, window: f.timeWindow });
       if (f.allNamespaces) params.set('all', 'true');
       const query = await asCli(() => parseEdgesQuery(params));
-      const ctx = source(cmd, f.prometheus, format === 'json');
+      const ctx = await source(cmd, f.prometheus, format === 'json');
       const result = ctx
-        ? await adminGet<EdgesResult>(ctx.state, `/v1/edges?${edgesQueryParams(query)}`)
+        ? await ctx.get<EdgesResult>(`/v1/edges?${edgesQueryParams(query)}`)
         : await asCli(() => computeEdges(new PrometheusSource(f.prometheus!), query));
       if (format === 'json') json(edgesJson(result.edges));
       else console.log(renderEdgesTable(result.edges, { wide: format === 'wide' }));

@@ -22,6 +22,11 @@ export interface ControlAuth {
    * ServiceAccount token checked with a TokenReview): true when `bearer` proves namespace/serviceAccount.
    */
   bootstrap?(bearer: string, namespace: string, serviceAccount: string): Promise<boolean>;
+  /**
+   * Serve the read-only telemetry API (/v1/stat, /v1/edges) without the admin credential: on Kubernetes the CLI comes
+   * through the API server's service proxy, which RBAC guards and which passes no credential on.
+   */
+  openTelemetry?: boolean;
 }
 
 export interface ControlServerOptions {
@@ -143,7 +148,7 @@ export function createControlServer(o: ControlServerOptions): https.Server {
       }
     }
     if (o.telemetry?.handles(req.method, url.pathname)) {
-      requireAdmin(req);
+      if (!o.auth.openTelemetry) requireAdmin(req);
       const r = await o.telemetry.handle(url);
       return sendJson(res, r.status, r.body);
     }

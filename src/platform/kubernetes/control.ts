@@ -17,6 +17,7 @@ import { CONTROL_NAME, CONTROL_NAMESPACE, defaultImage, webhookDnsNames } from '
 import { createWebhookServer } from './webhook.js';
 import { KubeControlPlatform } from './control-platform.js';
 import { tokenReviewBootstrap } from './control-identity.js';
+import { Telemetry } from '../../control/telemetry/index.js';
 
 export interface KubeControlOptions {
   port: number;
@@ -57,6 +58,9 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
   const platform = new KubeControlPlatform(kube.kc, trustDomain, { log: (l) => log(`control: ${l}`) });
   const registry = new Registry(trustDomain, platform);
   await platform.start(registry);
+  // Proxies' metrics scraped at their admin port (pod IP:4191) for mesh stat, which reaches it by the service proxy.
+  const telemetry = new Telemetry(registry, { log });
+  telemetry.start();
 
   const kp = await generateKey();
   const controlCert = issuer.issueLeaf({
@@ -66,7 +70,8 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
   const control = createControlServer({
     trustDomain, trustAnchorsPem, issuer, issuerCertPem, certLifetimeMs, registry,
     // Proxies bootstrap with their projected ServiceAccount token (TokenReview); there are no join tokens.
-    auth: { adminToken: randomBytes(32).toString('base64url'), joinTokenFor: () => randomBytes(32).toString('base64url'), bootstrap: tokenReviewBootstrap(kube, { log }) },
+    auth: { adminToken: randomBytes(32).toString('base64url'), joinTokenFor: () => randomBytes(32).toString('base64url'), bootstrap: tokenReviewBootstrap(kube, { log }), openTelemetry: true },
+    telemetry,
     tls: { cert: controlCert + issuerCertPem, key: kp.keyPem },
   });
 
@@ -98,6 +103,7 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
     port, webhookPort,
     async close() {
       platform.stop();
+      await telemetry.close();
       registry.close();
       for (const s of [control, webhook]) {
         s.closeAllConnections();

@@ -36,11 +36,12 @@ export async function getJson<T>(kc: KubeConfig, path: string): Promise<T> {
         if (res.statusCode !== 200) {
           let message = `HTTP ${res.statusCode}`;
           try {
-            message = (JSON.parse(text) as { message?: string }).message ?? message;
+            const b = JSON.parse(text) as { message?: string; error?: string };
+            message = b.message ?? b.error ?? message;
           } catch {
             // not a Status body
           }
-          return reject(Object.assign(new Error(`GET ${path}: ${message}`), { statusCode: res.statusCode }));
+          return reject(Object.assign(new Error(`GET ${path}: ${message}`), { statusCode: res.statusCode, reason: message }));
         }
         try {
           resolve(JSON.parse(text) as T);
