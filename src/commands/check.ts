@@ -2,7 +2,7 @@
 // run by one runner and printed by one renderer (src/ui/check.ts); this adapter wires them up.
 import type { Command } from 'commander';
 import chalk from 'chalk';
-import { checked, context, outputFormat } from './context.js';
+import { checked, context, outputFormat, platformOf } from './context.js';
 import { runChecks, type CheckReport } from '../check/runner.js';
 import { LOCAL_CATEGORIES, LocalCheckContext } from '../check/local.js';
 import { PRE_CATEGORIES } from '../check/pre.js';
@@ -29,6 +29,7 @@ export function registerCheck(program: Command): void {
       const format = outputFormat(f.output, ['table', 'json']);
       const waitMs = checked(() => parseDuration(f.wait, '--wait'), 'e.g. --wait 60s');
       const controlPort = f.controlPort === undefined ? undefined : checked(() => parsePort(f.controlPort!, '--control-port'), 'use 1-65535');
+      if (platformOf(cmd) === 'kubernetes') return (await import('./kube-check.js')).kubeCheck(f, cmd, { waitMs, format });
       const { state } = context(cmd, format === 'json');
       const stream = format === 'table';
       let first = true;

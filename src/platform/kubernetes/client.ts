@@ -127,8 +127,32 @@ export class KubeClient {
     });
   }
 
+  /** The server's version, and its clock (the Date header) for skew checks. */
+  async version(): Promise<{ gitVersion: string; major: number; minor: number; serverTime?: number }> {
+    return this.call('read the server version', async () => {
+      const r = await this.raw('GET', new URL(this.server.replace(/\/+$/, '') + '/version'));
+      if (r.status !== 200) throw new this.k8s.ApiException(r.status, 'version failed', r.body, {});
+      const v = JSON.parse(r.body) as { gitVersion: string; major: string; minor: string };
+      const date = Date.parse(String(r.headers.date ?? ''));
+      return { gitVersion: v.gitVersion, major: Number(v.major), minor: parseInt(v.minor, 10), serverTime: Number.isNaN(date) ? undefined : date };
+    });
+  }
+
+  /** SelfSubjectAccessReview: may the current user do this? */
+  async canI(verb: string, group: string, resource: string, namespace?: string): Promise<boolean> {
+    return this.call(`ask whether it can ${verb} ${resource}`, async () => {
+      const body = JSON.stringify({
+        apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview',
+        spec: { resourceAttributes: { verb, group, resource, ...(namespace ? { namespace } : {}) } },
+      });
+      const r = await this.raw('POST', new URL(this.server.replace(/\/+$/, '') + '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews'), body, 'application/json');
+      if (r.status < 200 || r.status > 299) throw new this.k8s.ApiException(r.status, 'access review failed', r.body, {});
+      return (JSON.parse(r.body) as { status?: { allowed?: boolean } }).status?.allowed === true;
+    });
+  }
+
   /** One request with the kubeconfig's TLS and credentials. */
-  private async raw(method: string, url: URL, body: string, contentType: string): Promise<{ status: number; body: string }> {
+  private async raw(method: string, url: URL, body?: string, contentType = 'application/json'): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
     const opts: https.RequestOptions = { method, headers: { 'Content-Type': contentType, Accept: 'application/json' } };
     await this.kc.applyToHTTPSOptions(opts);
     const request = url.protocol === 'http:' ? http.request : https.request;
@@ -136,7 +160,7 @@ export class KubeClient {
       const req = request(url, opts, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
         res.on('error', reject);
       });
       req.setTimeout(30_000, () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));

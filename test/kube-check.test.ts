@@ -1,0 +1,134 @@
+// mesh check --platform kubernetes [--pre] through the real CLI against the fake API server.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
+import { mesh, type CliResult } from './support/mesh.js';
+import { createIssuer, createTrustAnchor } from '../src/identity/ca.js';
+import { VERSION } from '../src/version.js';
+
+const DEPLOY = { apiVersion: 'apps/v1', kind: 'Deployment', name: 'mesh-control', namespace: 'mesh-system' };
+const env = (home: string) => ({ HOME: home, KUBECONFIG: '', MESH_PLATFORM: '' });
+
+async function cluster(opts: Parameters<typeof startFakeApiServer>[0] = {}) {
+  const server = await startFakeApiServer(opts);
+  const dir = mkdtempSync(join(tmpdir(), 'mesh-kube-check-'));
+  const kubeconfig = server.writeKubeconfig(dir);
+  const run = (args: string[]): Promise<CliResult> => mesh(['--platform', 'kubernetes', '--kubeconfig', kubeconfig, ...args], { env: env(dir) });
+  return { server, run, close: async () => { await server.close(); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+/** The lines of a check's output for one check: its mark and description, then its error lines. */
+const line = (out: string, description: string) => out.split('\n').find((l) => l.slice(2) === description);
+
+describe('mesh check --platform kubernetes --pre', () => {
+  it('passes on a fresh cluster the user can administer', async () => {
+    const c = await cluster();
+    try {
+      const r = await c.run(['check', '--pre']);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stderr, /platform: kubernetes · context: fake/);
+      for (const cat of ['kubernetes-api', 'kubernetes-version', 'pre-kubernetes-setup', 'pre-kubernetes-capability']) assert.match(r.stdout, new RegExp(`^${cat}\\n-+$`, 'm'));
+      assert.match(r.stdout, /Status check results are √/);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('fails on missing permissions and an old Kubernetes, and warns about namespaces that refuse NET_ADMIN', async () => {
+    const c = await cluster({ gitVersion: 'v1.28.9', deny: [{ verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterroles' }] });
+    try {
+      c.server.store.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'locked', labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } });
+      const r = await c.run(['check', '--pre']);
+      assert.equal(r.code, 1);
+      assert.equal(line(r.stdout, 'is running the minimum Kubernetes API version (1.29, native sidecars)')?.[0], '×');
+      assert.match(r.stdout, /the cluster runs v1.28.9; the mesh proxy runs as a native sidecar/);
+      assert.equal(line(r.stdout, 'can create non-namespaced resources')?.[0], '×');
+      assert.match(r.stdout, /cannot create ClusterRoles\n/);
+      assert.equal(line(r.stdout, 'can create namespaced resources')?.[0], '√');
+      assert.equal(line(r.stdout, 'namespaces allow the mesh-init container (NET_ADMIN, NET_RAW)')?.[0], '‼');
+      assert.match(r.stdout, /namespace locked enforces Pod Security "restricted"/);
+      assert.match(r.stdout, /Status check results are ×/);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+describe('mesh check --platform kubernetes', () => {
+  let c: Awaited<ReturnType<typeof cluster>>;
+  before(async () => {
+    c = await cluster();
+  });
+  after(() => c.close());
+
+  it('stops at the first fatal failure when mesh is not installed, in text and JSON', async () => {
+    const r = await c.run(['check', '--wait', '0s']);
+    assert.equal(r.code, 1);
+    assert.equal(line(r.stdout, 'mesh CRDs are installed')?.[0], '×');
+    assert.match(r.stdout, /missing routes.mesh.io, policies.mesh.io: run mesh install --crds\n\s+see https:\/\/mesh.dev\/checks#mesh-crds for hints/);
+    assert.doesNotMatch(r.stdout, /mesh-identity/, 'nothing after a fatal failure');
+    const j = await c.run(['check', '--wait', '0s', '-o', 'json']);
+    assert.equal(j.code, 1);
+    const report = JSON.parse(j.stdout) as { success: boolean; categories: { categoryName: string; checks: { result: string; error?: string }[] }[] };
+    assert.equal(report.success, false);
+    assert.deepEqual(report.categories.map((x) => x.categoryName), ['kubernetes-api', 'kubernetes-version', 'mesh-existence']);
+    assert.equal(report.categories[2]!.checks[0]!.result, 'error');
+  });
+
+  it('passes on an installed mesh with ready proxies, and warns about proxies on another version', async () => {
+    assert.equal((await c.run(['install', '--crds', '--apply'])).code, 0);
+    const timer = setInterval(() => {
+      const d = c.server.store.get(DEPLOY);
+      if (d && !(d.status as { readyReplicas?: number } | undefined)?.readyReplicas) c.server.store.setStatus(DEPLOY, { replicas: 1, readyReplicas: 1, observedGeneration: d.metadata.generation ?? 1 });
+    }, 20);
+    try {
+      const install = await c.run(['install', '--apply', '--wait', '30s']);
+      assert.equal(install.code, 0, install.stderr);
+    } finally {
+      clearInterval(timer);
+    }
+    c.server.store.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
+    const pod = (name: string, version: string, ready: boolean) => c.server.store.create({
+      apiVersion: 'v1', kind: 'Pod',
+      metadata: { name, namespace: 'shop', labels: { app: 'web', 'mesh.io/control-plane-ns': 'mesh-system' }, annotations: { 'mesh.io/proxy-version': version } },
+      spec: { containers: [{ name: 'web', image: 'web' }], initContainers: [{ name: 'mesh-proxy', image: 'mesh', restartPolicy: 'Always' }] },
+      status: { phase: 'Running', initContainerStatuses: [{ name: 'mesh-proxy', ready, restartCount: 0, image: 'mesh', imageID: '', started: true }] },
+    });
+    pod('web-1', VERSION, true);
+    const ok = await c.run(['check', '--wait', '0s']);
+    assert.equal(ok.code, 0, ok.stdout);
+    assert.match(ok.stdout, /√ proxy injector webhook is configured with the CA of its serving certificate/);
+    assert.match(ok.stdout, /√ issuer certificate is issued by the trust anchor/);
+    assert.match(ok.stdout, /√ data plane proxies are ready/);
+    assert.match(ok.stdout, /Status check results are √/);
+
+    pod('web-old', '0.0.1', true);
+    const old = await c.run(['check', '--wait', '0s']);
+    assert.equal(old.code, 0, 'a warning alone does not fail the check');
+    assert.equal(line(old.stdout, 'data plane proxies run the CLI\'s version')?.[0], '‼');
+    assert.match(old.stdout, /shop\/web-old: proxy 0.0.1, CLI /);
+
+    pod('web-down', VERSION, false);
+    const down = await c.run(['check', '--wait', '0s']);
+    assert.equal(down.code, 1);
+    assert.match(down.stdout, /× data plane proxies are ready\n\s+shop\/web-down: mesh-proxy is not ready/);
+    c.server.store.delete({ apiVersion: 'v1', kind: 'Pod', name: 'web-down', namespace: 'shop' });
+  });
+
+  it('fails once the issuer has expired, unlike Linkerd, which exits 0 on warnings', async () => {
+    const anchor = await createTrustAnchor('cluster.local');
+    const issuer = await createIssuer('cluster.local', anchor, 1000);
+    await new Promise((r) => setTimeout(r, 1500));
+    c.server.store.patch({ apiVersion: 'v1', kind: 'ConfigMap', name: 'mesh-identity-trust-roots', namespace: 'mesh-system' }, { data: { 'ca-bundle.crt': anchor.certPem } });
+    c.server.store.patch({ apiVersion: 'v1', kind: 'Secret', name: 'mesh-identity-issuer', namespace: 'mesh-system' },
+      { data: { 'tls.crt': Buffer.from(issuer.certPem).toString('base64'), 'tls.key': Buffer.from(issuer.keyPem).toString('base64') } });
+    const r = await c.run(['check', '--wait', '0s']);
+    assert.equal(r.code, 1);
+    assert.equal(line(r.stdout, 'issuer certificate is within its validity period')?.[0], '×');
+    assert.match(r.stdout, /the issuer certificate expired on /);
+    assert.equal(line(r.stdout, 'trust anchors are within their validity period')?.[0], '√');
+  });
+});
