@@ -123,6 +123,12 @@ describe('the control plane on kubernetes (fake API server)', () => {
     await waitFor(() => (registry.snapshot.config?.routes as Obj).routes.length === 0, 'the route removed');
   });
 
+  it('refuses config written through the control plane, pointing at the resources, and changes nothing', () => {
+    const before = registry.snapshot.version;
+    assert.throws(() => registry.setConfig('routes', { routes: [] }), (e: Error & { status?: number }) => e.status === 405 && /Route resources: use 'mesh route --platform kubernetes' or kubectl apply/.test(e.message));
+    assert.equal(registry.snapshot.version, before);
+  });
+
   describe('certificates for ServiceAccount tokens', () => {
     let control: https.Server;
     let port: number;

@@ -1,11 +1,12 @@
-// `mesh control --platform kubernetes --kubeconfig <fake>` as a child process, seen as a proxy sees it: a certificate
+// `mesh control --platform kubernetes --kubeconfig <fake>` as a child process (identity read from the rendered Secrets,
+// nothing mounted), seen as a proxy sees it: a certificate
 // for a projected ServiceAccount token (TokenReview), then the snapshot watch with that certificate, carrying the
 // EndpointSlice endpoints and the Route resources and following their changes.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import https from 'node:https';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
@@ -13,6 +14,8 @@ import { MESH_BIN } from './support/mesh.js';
 import { fixture } from './support/golden.js';
 import { seedMeshPod } from './support/kube-mesh.js';
 import { renderCrds } from '../src/platform/kubernetes/crds.js';
+import { renderControlPlane } from '../src/platform/kubernetes/manifests.js';
+import { TRUST_ROOTS_CONFIGMAP } from '../src/platform/kubernetes/names.js';
 import { createCsr, generateKey } from '../src/identity/ca.js';
 import type { Snapshot } from '../src/model/snapshot.js';
 
@@ -46,15 +49,15 @@ describe('mesh control --platform kubernetes as a child process', () => {
     server.store.create(slice([{ pod: 'reviews-v1-a', ip: '10.1.0.1' }]));
     server.store.create(route(80, 20));
     dir = mkdtempSync(join(tmpdir(), 'mesh-kctl-'));
-    for (const d of ['identity/trust-roots', 'identity/issuer', 'webhook']) mkdirSync(join(dir, d), { recursive: true });
-    writeFileSync(join(dir, 'identity/trust-roots/ca-bundle.crt'), fixture('kube', 'anchor.crt'));
-    writeFileSync(join(dir, 'identity/issuer/tls.crt'), fixture('kube', 'issuer.crt'));
-    writeFileSync(join(dir, 'identity/issuer/tls.key'), fixture('kube', 'issuer.key'));
-    writeFileSync(join(dir, 'webhook/tls.crt'), fixture('kube', 'webhook.crt'));
-    writeFileSync(join(dir, 'webhook/tls.key'), fixture('kube', 'webhook.key'));
+    // Nothing mounted: the identity comes from the Secrets and ConfigMap mesh install renders, read through the API.
+    const identity = { trustAnchorsPem: fixture('kube', 'anchor.crt'), issuerCertPem: fixture('kube', 'issuer.crt'), issuerKeyPem: fixture('kube', 'issuer.key') };
+    const webhook = { caPem: fixture('kube', 'webhook-ca.crt'), certPem: fixture('kube', 'webhook.crt'), keyPem: fixture('kube', 'webhook.key') };
+    for (const o of renderControlPlane({ version: 'test', image: 'mesh:test', trustDomain: 'cluster.local', certLifetime: '24h', identity, webhook })) {
+      if (o.kind === 'Namespace' || o.kind === 'Secret' || o.metadata.name === TRUST_ROOTS_CONFIGMAP) server.store.create(o as Obj);
+    }
     const kubeconfig = server.writeKubeconfig(dir);
     child = spawn(process.execPath, [MESH_BIN, '--platform', 'kubernetes', '--kubeconfig', kubeconfig, 'control', '--port', '0', '--webhook-port', '0'], {
-      env: { ...process.env, HOME: dir, KUBECONFIG: '', MESH_IDENTITY_DIR: join(dir, 'identity'), MESH_WEBHOOK_DIR: join(dir, 'webhook'), MESH_LISTEN_ADDRESS: '127.0.0.1' },
+      env: { ...process.env, HOME: dir, KUBECONFIG: '', MESH_IDENTITY_DIR: '', MESH_WEBHOOK_DIR: '', MESH_LISTEN_ADDRESS: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.on('data', (c) => (logs += c));

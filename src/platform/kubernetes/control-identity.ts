@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { Issuer } from '../../identity/ca.js';
 import { MeshError } from '../../util/errors.js';
 import type { KubeClient } from './client.js';
-import { CONTROL_NAMESPACE, ISSUER_SECRET, TOKEN_AUDIENCE, TRUST_ROOTS_CONFIGMAP } from './names.js';
+import { CONTROL_NAMESPACE, ISSUER_SECRET, TOKEN_AUDIENCE, TRUST_ROOTS_CONFIGMAP, WEBHOOK_SECRET } from './names.js';
 
 export interface KubeIdentity {
   trustAnchorsPem: string;
@@ -57,4 +57,14 @@ export function tokenReviewBootstrap(kube: KubeClient, o: { audience?: string; c
     const m = SA_USER.exec((await review(bearer)) ?? '');
     return !!m && m[1] === namespace && m[2] === serviceAccount;
   };
+}
+
+/** The injector webhook's serving certificate from its Secret (mesh-webhook-tls), for when it is not mounted. */
+export async function readKubeWebhookTls(kube: KubeClient, namespace = CONTROL_NAMESPACE): Promise<{ cert: string; key: string }> {
+  const secret = await kube.read<{ apiVersion: string; data?: Record<string, string> }>({ apiVersion: 'v1', kind: 'Secret', name: WEBHOOK_SECRET, namespace });
+  if (!secret?.data?.['tls.crt'] || !secret.data['tls.key']) {
+    throw new MeshError(`secret ${namespace}/${WEBHOOK_SECRET} with tls.crt and tls.key is missing`, "run 'mesh install --platform kubernetes' (it renders the webhook certificate)");
+  }
+  const text = (k: string) => Buffer.from(secret.data![k]!, 'base64').toString('utf8');
+  return { cert: text('tls.crt'), key: text('tls.key') };
 }

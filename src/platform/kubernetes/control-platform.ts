@@ -65,6 +65,7 @@ export class KubeControlPlatform implements ControlPlatform {
   private registry?: Registry;
   private applying = false;
   private scheduled = false;
+  private warned = new Set<string>();
 
   constructor(
     kc: KubeConfig,
@@ -124,8 +125,11 @@ export class KubeControlPlatform implements ControlPlatform {
     const registry = this.registry;
     if (!registry) return;
     registry.replaceEndpoints(endpointsFrom(this.slices.items.values(), this.pods.items, this.trustDomain));
-    const log = this.o.log ?? (() => {});
-    const config = crdConfig([...this.routes.items.values()], [...this.policies.items.values()], log);
+    // An invalid resource is reported once, not at every sync while it stays.
+    const warnings = new Set<string>();
+    const config = crdConfig([...this.routes.items.values()], [...this.policies.items.values()], (l) => warnings.add(l));
+    for (const w of warnings) if (!this.warned.has(w)) this.o.log?.(w);
+    this.warned = warnings;
     this.applying = true;
     try {
       for (const kind of ['routes', 'policies'] as const) {

@@ -1,7 +1,7 @@
 // `mesh control --platform kubernetes`: the control plane as the mesh-control Deployment runs it. Identity from
 // the mounted Secret and ConfigMap, Routes and Policies from the CRDs, and the injector webhook beside the API.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type https from 'node:https';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import type { KubeClient } from './client.js';
 import { CONTROL_NAME, CONTROL_NAMESPACE, defaultImage, webhookDnsNames } from './names.js';
 import { createWebhookServer } from './webhook.js';
 import { KubeControlPlatform } from './control-platform.js';
-import { tokenReviewBootstrap } from './control-identity.js';
+import { readKubeIdentity, readKubeWebhookTls, tokenReviewBootstrap } from './control-identity.js';
 import { Telemetry } from '../../control/telemetry/index.js';
 
 export interface KubeControlOptions {
@@ -49,10 +49,14 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
   const webhookDir = env.MESH_WEBHOOK_DIR || '/var/run/mesh/webhook';
   const trustDomain = env.MESH_TRUST_DOMAIN || 'cluster.local';
   const certLifetimeMs = parseDuration(env.MESH_CERT_LIFETIME || '24h', 'MESH_CERT_LIFETIME');
-  const trustAnchorsPem = readMounted(join(identityDir, 'trust-roots', 'ca-bundle.crt'), 'the trust anchors');
-  const issuerCertPem = readMounted(join(identityDir, 'issuer', 'tls.crt'), 'the issuer certificate');
-  const issuer = new Issuer({ certPem: issuerCertPem, keyPem: readMounted(join(identityDir, 'issuer', 'tls.key'), 'the issuer key') });
-  const webhookTls = { cert: readMounted(join(webhookDir, 'tls.crt'), 'the webhook certificate'), key: readMounted(join(webhookDir, 'tls.key'), 'the webhook key') };
+  // Outside a pod (mesh control --kubeconfig, nothing mounted) they come from the Secrets and ConfigMap themselves.
+  const fromApi = !env.MESH_IDENTITY_DIR && !existsSync(join(identityDir, 'issuer', 'tls.crt'));
+  const api = fromApi ? await readKubeIdentity(kube) : undefined;
+  const trustAnchorsPem = api?.trustAnchorsPem ?? readMounted(join(identityDir, 'trust-roots', 'ca-bundle.crt'), 'the trust anchors');
+  const issuerCertPem = api?.issuerCertPem ?? readMounted(join(identityDir, 'issuer', 'tls.crt'), 'the issuer certificate');
+  const issuer = api?.issuer ?? new Issuer({ certPem: issuerCertPem, keyPem: readMounted(join(identityDir, 'issuer', 'tls.key'), 'the issuer key') });
+  const webhookTls = !env.MESH_WEBHOOK_DIR && !existsSync(join(webhookDir, 'tls.crt')) ? await readKubeWebhookTls(kube)
+    : { cert: readMounted(join(webhookDir, 'tls.crt'), 'the webhook certificate'), key: readMounted(join(webhookDir, 'tls.key'), 'the webhook key') };
 
   // Endpoints from EndpointSlices and Pods, Routes and Policies from the CRDs, all kept by watches.
   const platform = new KubeControlPlatform(kube.kc, trustDomain, { log: (l) => log(`control: ${l}`) });
