@@ -67,6 +67,7 @@ export class ListWatch<T extends KubeItem> {
   private controller?: AbortController;
   private timer?: NodeJS.Timeout;
   private stopped = false;
+  private lastFailure = '';
   private delay: number;
   private readonly log: (line: string) => void;
 
@@ -108,6 +109,8 @@ export class ListWatch<T extends KubeItem> {
     for (const item of body.items ?? []) this.items.set(keyOf(item), item);
     this.rv = body.metadata?.resourceVersion ?? '';
     this.lists++;
+    this.delay = this.o.retryMs ?? 200;
+    this.lastFailure = '';
     this.onChange();
   }
 
@@ -115,7 +118,9 @@ export class ListWatch<T extends KubeItem> {
     if (this.stopped) return;
     const wait = this.delay;
     this.delay = Math.min(this.delay * 2, this.o.maxRetryMs ?? 5000);
-    if (why) this.log(`watch ${this.path}: ${why}; retrying in ${wait}ms`);
+    // The same failure again (an API server down for a while) is said once.
+    if (why && why !== this.lastFailure) this.log(`watch ${this.path}: ${why}; retrying`);
+    this.lastFailure = why || this.lastFailure;
     this.timer = setTimeout(() => void fn().catch((err: unknown) => this.retry(fn, (err as Error).message)), wait);
   }
 
@@ -132,6 +137,7 @@ export class ListWatch<T extends KubeItem> {
     const { Watch } = await import('@kubernetes/client-node');
     let gone = false;
     let started = false;
+    const began = Date.now();
     this.watches++;
     const query = { resourceVersion: this.rv, allowWatchBookmarks: true, timeoutSeconds: this.o.timeoutSeconds ?? 300 };
     this.controller = await new Watch(this.kc).watch(this.path, query, (type: string, obj: T & { code?: number; message?: string }) => {
@@ -142,6 +148,7 @@ export class ListWatch<T extends KubeItem> {
       }
       started = true;
       this.delay = this.o.retryMs ?? 200;
+      this.lastFailure = '';
       if (obj.metadata?.resourceVersion) this.rv = obj.metadata.resourceVersion;
       if (type === 'BOOKMARK') return;
       if (type === 'DELETED') this.items.delete(keyOf(obj));
@@ -151,8 +158,9 @@ export class ListWatch<T extends KubeItem> {
       if (this.stopped) return;
       if (gone || err?.statusCode === 410) return this.relist();
       // A cut (server closed or reset the stream, or the timeout passed): resume from the last resourceVersion.
-      if (!err && started) return void this.watch().catch((e: unknown) => this.retry(() => this.watch(), (e as Error).message));
-      this.retry(() => this.watch(), err ? err.message : 'the watch ended at once');
+      if (!err && (started || Date.now() - began > 1000)) return void this.watch().catch((e: unknown) => this.retry(() => this.watch(), (e as Error).message));
+      // An error, or a stream that ended at once: back off so a failing server is not hammered.
+      this.retry(() => this.watch(), err ? err.message : '');
     });
   }
 }
