@@ -6,7 +6,7 @@ import { TestMesh, request, waitFor, type WorkloadInfo } from './support/mesh.js
 
 async function expiry(admin: string): Promise<number> {
   const r = await request(admin, { path: '/metrics' });
-  return Number(/^identity_cert_expiration_timestamp_seconds (\S+)$/m.exec(r.body)![1]);
+  return Number(/^identity_cert_expiration_timestamp_seconds(?:\{[^}]*\})? (\S+)$/m.exec(r.body)![1]);
 }
 
 describe('certificate rotation', () => {
@@ -23,7 +23,14 @@ describe('certificate rotation', () => {
 
   it('renews at about 70% of the lifetime and drops no request under load', { timeout: 60_000 }, async () => {
     await waitFor('traffic to flow', async () => (await request(client.outbound, { headers: { host: 'web' } })).status === 200);
-    const seen = new Set([await expiry(web.admin), await expiry(client.admin)]);
+    // Each sidecar's certificate expiry, sampled through the load: every new value is a rotation.
+    const seen = { web: new Set<number>(), client: new Set<number>() };
+    const sample = async () => {
+      seen.web.add(await expiry(web.admin));
+      seen.client.add(await expiry(client.admin));
+    };
+    await sample();
+    const sampler = setInterval(() => void sample().catch(() => {}), 500);
     const pooled = new http.Agent({ keepAlive: true, maxSockets: 4 });
     let ok = 0;
     const failures: string[] = [];
@@ -41,12 +48,12 @@ describe('certificate rotation', () => {
         await new Promise((r) => setTimeout(r, 20));
       }
     }));
+    clearInterval(sampler);
     pooled.destroy();
-    seen.add(await expiry(web.admin));
-    seen.add(await expiry(client.admin));
+    await sample();
     assert.deepEqual(failures, []);
     assert.ok(ok > 200, `only ${ok} requests`);
-    // Over 16 s at a 6 s lifetime both sidecars renewed at least twice.
-    assert.ok(seen.size >= 4, `certificates seen: ${[...seen].join(', ')}`);
+    // Over 16 s at a 6 s lifetime (renewal at ~4.2 s) each sidecar rotated at least twice.
+    for (const [who, set] of Object.entries(seen)) assert.ok(set.size >= 3, `${who} certificates seen: ${[...set].join(', ')}`);
   });
 });

@@ -55,10 +55,16 @@ describe('mesh stat and edges on the sample', () => {
   };
 
   it('lists every deployment of the sample with figures', async () => {
-    const rows = await waitFor('traffic at every deployment', async () => {
+    // Rates agree once the 15 s window holds 15 s of every series: wait for that, bounded.
+    const agree = (rows: JsonRow[]) => {
+      const rps = (n: string) => rows.find((r) => r.name === n)?.rps ?? 0;
+      const reviews = rps('reviews-v1') + rps('reviews-v2') + rps('reviews-v3');
+      return Math.abs(rps('ingress') - rps('productpage-v1')) <= 0.15 * rps('ingress') && Math.abs(reviews - rps('productpage-v1')) <= 0.15 * reviews;
+    };
+    const rows = await waitFor('traffic at every deployment, with rates that agree', async () => {
       const rows = await stat(['-t', '15s']);
-      return DEPLOYMENTS.every((d) => (rows.find((r) => r.name === d)?.rps ?? 0) > 0) ? rows : undefined;
-    }, 45_000, 1000) as JsonRow[];
+      return DEPLOYMENTS.every((d) => (rows.find((r) => r.name === d)?.rps ?? 0) > 0) && agree(rows) ? rows : undefined;
+    }, 60_000, 1000) as JsonRow[];
     assert.deepEqual(rows.map((r) => r.name), ['details-v1', 'ingress', 'productpage-v1', 'ratings-v1', 'reviews-v1', 'reviews-v2', 'reviews-v3']);
     for (const r of rows) {
       assert.equal(r.meshed, '1/1', r.name);

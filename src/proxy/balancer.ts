@@ -5,10 +5,13 @@ import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import type { EndpointInfo } from '../model/snapshot.js';
 import { verifyPeer } from '../identity/spiffe.js';
-import type { RequestStats } from './metrics.js';
+import type { RequestStats, TcpStats } from './metrics.js';
 
 /** Makes the stats an endpoint (or, with no endpoint, a service) is counted under. */
-export type StatsFor = (namespace: string, service: string, ep?: EndpointInfo) => RequestStats;
+export type StatsFor = ((namespace: string, service: string, ep?: EndpointInfo) => RequestStats) & {
+  /** Connection stats per destination endpoint, when the proxy keeps them. */
+  tcp?: (ep: EndpointInfo) => TcpStats;
+};
 
 export interface BreakerSettings {
   /** Consecutive failures that eject an endpoint (Linkerd's failure accrual: 7). */
@@ -39,9 +42,12 @@ export class Endpoint {
   readonly checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined;
   readonly servername: string;
   readonly stats: RequestStats;
+  /** Connections to this endpoint are counted here (the transport tracks them as it opens them). */
+  readonly tcp: TcpStats | undefined;
 
   constructor(readonly info: EndpointInfo, trustDomain: string, statsFor: StatsFor, public breaker: BreakerSettings) {
     this.stats = statsFor(info.namespace, info.service, info);
+    this.tcp = statsFor.tcp?.(info);
     this.servername = `${info.service}.${info.namespace}.mesh.local`;
     const want = info.identity;
     this.checkServerIdentity = (_host, cert) => {

@@ -19,7 +19,7 @@ export class ControlClient {
 
   constructor(
     readonly address: string,
-    private readonly trustAnchorsPem: string,
+    readonly trustAnchorsPem: string,
     private readonly trustDomain: string,
     /** The workload's current certificate, when it has one. */
     private readonly identityContext: () => SecureContext | undefined = () => undefined,

@@ -49,6 +49,17 @@ export class IdentityManager extends EventEmitter {
   /** Uses a cached certificate that is still valid, else asks the control plane for one. */
   async init(): Promise<void> {
     const cached = this.cacheFile ? safeRead(this.cacheFile) : undefined;
+    // A cached certificate from before a trust-anchor change is renewed first; the cache is the
+    // fallback only while the control plane is away.
+    if (cached && cached.notAfter > Date.now() + 30_000 && !sameBundle(cached.trustAnchorsPem, this.client.trustAnchorsPem)) {
+      try {
+        await this.renew();
+        this.schedule();
+        return;
+      } catch (err) {
+        if (!(err instanceof ControlUnreachable)) throw err;
+      }
+    }
     if (cached && cached.notAfter > Date.now() + 30_000) {
       this.install(cached);
       this.log(`identity ${this.uri}: using cached certificate valid until ${new Date(cached.notAfter).toISOString()}`);
@@ -151,4 +162,9 @@ function safeRead(file: string): WorkloadCert | undefined {
   } catch {
     return undefined;
   }
+}
+
+function sameBundle(a: string, b: string): boolean {
+  const norm = (s: string) => s.replace(/\s+/g, '');
+  return norm(a) === norm(b);
 }

@@ -112,7 +112,7 @@ export class MetricsRegistry {
         out.push(`response_total{${s.labels},classification="${cls}",status_code="${code}"} ${n}`);
       }
     }
-    out.push('# HELP response_latency_ms Elapsed times between a request\'s headers being received and its response stream completing', '# TYPE response_latency_ms histogram');
+    out.push('# HELP response_latency_ms Time from a request being received to its response headers (time to first byte), in ms', '# TYPE response_latency_ms histogram');
     for (const s of reqs) {
       if (s.requests === 0) continue;
       let cum = 0;
@@ -142,7 +142,8 @@ export class MetricsRegistry {
       out.push(`# HELP ${name} ${c.help}`, `# TYPE ${name} counter`);
       for (const [labels, v] of c.values) out.push(`${name}{${labels}} ${v}`);
     }
-    for (const [name, fn] of this.gauges) out.push(`# TYPE ${name} gauge`, `${name} ${fn()}`);
+    const base = labelString(this.base);
+    for (const [name, fn] of this.gauges) out.push(`# TYPE ${name} gauge`, `${name}{${base}} ${fn()}`);
     return out.join('\n') + '\n';
   }
 }

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MeshError } from '../util/errors.js';
-import type { Snapshot } from '../model/snapshot.js';
+import type { EndpointInfo, Snapshot } from '../model/snapshot.js';
 import type { StatsFor } from './balancer.js';
 import { RoutingTable } from './table.js';
 import { policyFromSnapshot } from './route-config.js';
@@ -88,9 +88,13 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   metrics.gauge('identity_cert_expiration_timestamp_seconds', () => (identity.current ? identity.current.notAfter / 1000 : 0));
   metrics.gauge('process_start_time_seconds', () => Math.round(performance.timeOrigin / 1000));
   metrics.gauge('process_resident_memory_bytes', () => process.memoryUsage.rss());
+  const dstLabels = (ep: EndpointInfo) => ({
+    dst_namespace: ep.namespace, dst_service: ep.service, dst_deployment: `${ep.service}-${ep.version}`, dst_pod: ep.instance, server_id: ep.identity,
+  });
   const statsFor: StatsFor = (namespace, service, ep) => metrics.requests(ep
-    ? { direction: 'outbound', dst_namespace: namespace, dst_service: service, dst_deployment: `${service}-${ep.version}`, dst_pod: ep.instance, server_id: ep.identity, tls: 'true' }
+    ? { direction: 'outbound', ...dstLabels(ep), tls: 'true' }
     : { direction: 'outbound', dst_namespace: namespace, dst_service: service });
+  statsFor.tcp = (ep) => metrics.tcp({ direction: 'outbound', peer: 'dst', ...dstLabels(ep), tls: 'true' });
 
   const transport: MtlsTransport = {
     agent: newMtlsAgent(metrics.tcp({ direction: 'outbound', peer: 'dst', tls: 'true' })),

@@ -94,6 +94,7 @@ function send(t: MtlsTransport, ex: Exchange): void {
     checkServerIdentity: ep.checkServerIdentity,
     secureContext: t.secureContext,
     setHost: false,
+    meshTcp: ep.tcp,
   } as https.RequestOptions);
   const timeout = ex.rule?.timeoutMs ?? 0;
   if (timeout > 0) {
@@ -123,19 +124,18 @@ function bufferBody(ex: Exchange, then: () => void): void {
   });
 }
 
-export function newMtlsAgent(tcp?: TcpStats): https.Agent {
+/** `meshTcp` in a request's options names the stats its connection (if it makes one) counts under. */
+export function newMtlsAgent(fallback?: TcpStats): https.Agent {
   // LIFO keeps the fewest connections hot; idle ones close before the peer's 60 s keep-alive.
   const agent = new https.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: 'lifo', timeout: 30_000 });
   // Every option that shapes a connection is the same for one endpoint address, so the pool key
   // can be the address alone instead of Node's long per-request string.
   (agent as unknown as { getName: (o: { host: string; port: number }) => string }).getName = (o) => `${o.host}:${o.port}`;
-  if (tcp) {
-    const create = agent.createConnection.bind(agent) as (...a: unknown[]) => Socket;
-    (agent as unknown as { createConnection: (...a: unknown[]) => Socket }).createConnection = (...args: unknown[]) => {
-      const sock = create(...args);
-      tcp.track(sock);
-      return sock;
-    };
-  }
+  const create = agent.createConnection.bind(agent) as (...a: unknown[]) => Socket;
+  (agent as unknown as { createConnection: (...a: unknown[]) => Socket }).createConnection = (...args: unknown[]) => {
+    const sock = create(...args);
+    ((args[0] as { meshTcp?: TcpStats }).meshTcp ?? fallback)?.track(sock);
+    return sock;
+  };
   return agent;
 }
