@@ -31,13 +31,14 @@ function recordedPids(stateDir) {
   return pids;
 }
 
-export async function setupMesh({ repoRoot, serverScript, log }) {
+export async function setupMesh({ repoRoot, serverScript, log, variant = 'mesh' }) {
   if (!existsSync(join(repoRoot, 'dist', 'src', 'cli.js'))) {
     throw new Error('mesh CLI not built (dist/src/cli.js missing): run `npx tsc -p tsconfig.json`, or skip with --only direct,haproxy');
   }
   const stateDir = await makeTempDir('mesh-bench-state-');
   // MESH_HOME too, so nothing can fall back to ~/.mesh.
-  const env = { ...process.env, MESH_HOME: stateDir };
+  // Variants price one feature each: metrics off in the sidecars, or a route in place.
+  const env = { ...process.env, MESH_HOME: stateDir, ...(variant === 'mesh-nometrics' ? { MESH_PROXY_METRICS: 'off' } : {}) };
   const mesh = async (args, extraEnv = {}) => {
     const r = await runCommand(process.execPath, [join(repoRoot, 'bin', 'mesh.js'), ...args],
       { cwd: repoRoot, env: { ...env, ...extraEnv }, timeoutMs: 60_000, teardown: args[0] === 'uninstall' });
@@ -75,6 +76,10 @@ export async function setupMesh({ repoRoot, serverScript, log }) {
     '--port', String(clientPort), '--', process.execPath, '-e', 'setInterval(()=>{},1<<30)'])).stdout);
   remember(client);
   await waitFor200(client.outbound, 'bench-server', { timeoutMs: 60_000, what: `mesh outbound ${client.outbound}` });
+  if (variant === 'mesh-route') {
+    log('mesh route set bench-server v1 --timeout 5s --retries 2');
+    await mesh(['route', 'set', 'bench-server', 'v1', '--timeout', '5s', '--retries', '2', '--state-dir', stateDir]);
+  }
   return {
     url: `http://${client.outbound}/`,
     host: 'bench-server',

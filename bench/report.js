@@ -4,19 +4,26 @@ export const GOALS = {
   addedP50Ms: 2,            // at the fixed rate, over direct
   addedP99Ms: 5,
   rssMB: 80,                // per proxy process, peak VmRSS during load
+  featureCost: 0.05,        // metrics, and a route in place, each cost at most 5% of the hop's throughput
 };
 
 const ok = (r) => r && !r.error && !r.skipped;
 
 export function summarize(paths) {
   const { direct, haproxy, mesh } = paths;
+  const noMetrics = paths['mesh-nometrics'];
+  const withRoute = paths['mesh-route'];
   for (const r of Object.values(paths)) {
     if (ok(r) && ok(direct)) {
       r.added = { p50: r.latency.p50 - direct.latency.p50, p99: r.latency.p99 - direct.latency.p99 };
     }
   }
   const ratio = (a, b) => (ok(a) && ok(b) ? a.throughput.rps / b.throughput.rps : null);
-  const ratios = { meshOverDirect: ratio(mesh, direct), meshOverHaproxy: ratio(mesh, haproxy), haproxyOverDirect: ratio(haproxy, direct) };
+  const ratios = {
+    meshOverDirect: ratio(mesh, direct), meshOverHaproxy: ratio(mesh, haproxy), haproxyOverDirect: ratio(haproxy, direct),
+    meshOverNoMetrics: ratio(mesh, noMetrics), routeOverMesh: ratio(withRoute, mesh),
+  };
+  const cost = (r) => (r === null ? null : 1 - r);
   const meshRss = ok(mesh) ? Math.max(...mesh.proxies.map((p) => p.rssMB)) : null;
   const goal = (name, value, pass, unit) => ({ name, value, unit, status: value === null ? 'SKIP' : pass(value) ? 'PASS' : 'MISS' });
   const goals = [
@@ -24,6 +31,8 @@ export function summarize(paths) {
     goal(`mesh added p50 ≤ ${GOALS.addedP50Ms} ms over direct`, mesh?.added?.p50 ?? null, (v) => v <= GOALS.addedP50Ms, 'ms'),
     goal(`mesh added p99 ≤ ${GOALS.addedP99Ms} ms over direct`, mesh?.added?.p99 ?? null, (v) => v <= GOALS.addedP99Ms, 'ms'),
     goal(`mesh RSS < ${GOALS.rssMB} MB per proxy`, meshRss, (v) => v < GOALS.rssMB, 'MB'),
+    goal(`metrics cost ≤ ${GOALS.featureCost * 100}% of throughput`, cost(ratios.meshOverNoMetrics), (v) => v <= GOALS.featureCost, 'share'),
+    goal(`a route costs ≤ ${GOALS.featureCost * 100}% of throughput`, cost(ratios.routeOverMesh), (v) => v <= GOALS.featureCost, 'share'),
   ];
   return { ratios, goals };
 }
@@ -59,9 +68,10 @@ export function printReport({ config, paths, ratios, goals }) {
   console.log('');
   const x = (v) => (v === null ? '-' : `${v.toFixed(2)}×`);
   console.log(`throughput  mesh/direct ${x(ratios.meshOverDirect)}   mesh/haproxy ${x(ratios.meshOverHaproxy)}   haproxy/direct ${x(ratios.haproxyOverDirect)}`);
+  console.log(`            mesh/mesh-nometrics ${x(ratios.meshOverNoMetrics)}   mesh-route/mesh ${x(ratios.routeOverMesh)}`);
   console.log('');
   for (const g of goals) {
-    const v = g.value === null ? 'not measured' : g.unit === '×' ? `${g.value.toFixed(2)}×` : `${g.value.toFixed(2)} ${g.unit}`;
+    const v = g.value === null ? 'not measured' : g.unit === '×' ? `${g.value.toFixed(2)}×` : g.unit === 'share' ? `${(g.value * 100).toFixed(1)}%` : `${g.value.toFixed(2)} ${g.unit}`;
     console.log(`  ${g.status.padEnd(4)}  ${g.name.padEnd(40)} ${v}`);
   }
   if (notes.length) {

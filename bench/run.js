@@ -16,7 +16,7 @@ import { summarize, printReport, GOALS } from './report.js';
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(benchDir, '..');
 const serverScript = join(benchDir, 'server.js');
-const ALL_PATHS = ['direct', 'haproxy', 'mesh'];
+const ALL_PATHS = ['direct', 'haproxy', 'mesh', 'mesh-nometrics', 'mesh-route'];
 
 const USAGE = `usage: node bench/run.js [options]
 
@@ -89,6 +89,14 @@ const setups = {
   },
   async mesh(log) {
     return setupMesh({ repoRoot, serverScript, log });
+  },
+  // The same hop with the sidecars' request metrics off: mesh / mesh-nometrics is what metrics cost.
+  async 'mesh-nometrics'(log) {
+    return setupMesh({ repoRoot, serverScript, log, variant: 'mesh-nometrics' });
+  },
+  // The same hop with a route (timeout and retries) in place: mesh-route / mesh is what routing costs.
+  async 'mesh-route'(log) {
+    return setupMesh({ repoRoot, serverScript, log, variant: 'mesh-route' });
   },
 };
 

@@ -62,8 +62,16 @@ export class TcpStats {
   }
 }
 
+/** Stats that record nothing: what the bench compares against to price the metrics. */
+class NoopRequestStats extends RequestStats {
+  override observe(): void {}
+  override count(): void {}
+}
+
 export class MetricsRegistry {
   private readonly requestStats = new Map<string, RequestStats>();
+  /** Off only for measuring what metrics cost (MESH_PROXY_METRICS=off). */
+  private readonly enabled = process.env.MESH_PROXY_METRICS !== 'off';
   private readonly tcpStats = new Map<string, TcpStats>();
   private readonly gauges = new Map<string, () => number>();
   private readonly counters = new Map<string, { help: string; values: Map<string, number> }>();
@@ -74,7 +82,7 @@ export class MetricsRegistry {
   requests(labels: Record<string, string>): RequestStats {
     const key = labelString({ ...this.base, ...labels });
     let s = this.requestStats.get(key);
-    if (!s) this.requestStats.set(key, (s = new RequestStats(key)));
+    if (!s) this.requestStats.set(key, (s = this.enabled ? new RequestStats(key) : new NoopRequestStats(key)));
     return s;
   }
 
