@@ -354,6 +354,8 @@ describe('mesh on kubernetes: the CLI against a fake API server', () => {
         { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: 'routes.mesh.io' },
       ]) assert.ok(server.store.get(ref), `${ref.kind} ${ref.name} survives`);
 
+      const purge = await k(['uninstall', '--purge']);
+      assert.match(purge.stderr, /error: --purge is for the local platform/);
       const again = await k(['uninstall', '--apply']);
       assert.equal(again.code, 1);
       assert.match(again.stderr, /error: mesh is not installed on fake — nothing to uninstall/);

@@ -105,7 +105,8 @@ export function addKubeUninstallOptions(c: Command): Command {
     .option('--crds', 'kubernetes: also the CRDs, and with them every Route and Policy');
 }
 
-export async function kubeUninstall(f: { apply?: boolean; crds?: boolean }, cmd: Command): Promise<void> {
+export async function kubeUninstall(f: { apply?: boolean; crds?: boolean; purge?: boolean }, cmd: Command): Promise<void> {
+  if (f.purge) throw new MeshError('--purge is for the local platform (it removes the state directory)', 'on kubernetes, mesh uninstall --apply --crds also removes the CRDs');
   const kube = await kubeContext(cmd);
   const { planUninstall, deleteAll } = await import('../platform/kubernetes/install.js');
   const { toYaml } = await import('../platform/kubernetes/yaml.js');
