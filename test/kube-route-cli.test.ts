@@ -129,4 +129,11 @@ describe('mesh route and mesh policy on kubernetes', () => {
       backend.close();
     }
   });
+
+  it('says how to install the CRDs when the cluster does not serve Routes', async () => {
+    server.store.delete({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: 'routes.mesh.io' });
+    const r = await k(['route', 'list']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /error: the cluster does not serve routes\.mesh\.io \(context fake\) — install them: 'mesh install --crds --apply --platform kubernetes'/);
+  });
 });

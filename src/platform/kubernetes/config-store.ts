@@ -7,6 +7,8 @@ import type { PolicyStore } from '../local/policy-store.js';
 import type { KubeClient } from './client.js';
 import { CRD_GROUP, CRD_VERSION, PROXY_PORTS } from './names.js';
 import { crdConfig, type MeshResource, type Pod } from './resources.js';
+import { getJson } from './list-watch.js';
+import { MeshError } from '../../util/errors.js';
 
 const API_VERSION = `${CRD_GROUP}/${CRD_VERSION}`;
 
@@ -32,17 +34,26 @@ export async function podWorkloads(kube: KubeClient, trustDomain = 'cluster.loca
 
 /**
  * One kind of mesh resource as a config document: read lists them all; write applies (server-side, field manager
- * mesh) the ones that changed and deletes the ones the document no longer has. The version is the highest
- * resourceVersion seen.
+ * mesh) the ones that changed and deletes the ones the document no longer has. The version is a resourceVersion.
  */
 class ResourceDocument {
   constructor(private readonly kube: KubeClient, private readonly kind: 'Route' | 'Policy', private readonly key: 'routes' | 'policies') {}
 
   async read(): Promise<{ docs: Doc[]; stored: StoredConfig }> {
-    const items = await this.kube.list<MeshResource & { apiVersion: string }>(API_VERSION, this.kind);
+    const path = `/apis/${API_VERSION}/${this.key}`;
+    let list: { metadata?: { resourceVersion?: string }; items?: MeshResource[] };
+    try {
+      list = await getJson(this.kube.kc, path);
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) {
+        throw new MeshError(`the cluster does not serve ${this.key}.${CRD_GROUP} (context ${this.kube.contextName})`, "install them: 'mesh install --crds --apply --platform kubernetes'");
+      }
+      throw this.kube.wrap(err, `list ${this.key}.${CRD_GROUP}`);
+    }
+    const items = list.items ?? [];
     const cfg = crdConfig(this.kind === 'Route' ? items : [], this.kind === 'Policy' ? items : [], (l) => process.stderr.write(`‼ ${l}\n`));
     const docs = (cfg[this.key] as unknown as Record<string, Doc[]>)[this.key]!;
-    return { docs, stored: { value: { [this.key]: docs }, version: maxVersion(items) } };
+    return { docs, stored: { value: { [this.key]: docs }, version: list.metadata?.resourceVersion ?? '' } };
   }
 
   async write(value: unknown): Promise<StoredConfig> {
@@ -59,12 +70,10 @@ class ResourceDocument {
       versions.push((applied as MeshResource).metadata?.resourceVersion ?? '');
     }
     for (const d of old.values()) await this.kube.delete({ apiVersion: API_VERSION, kind: this.kind, name: d.metadata.name, namespace: d.metadata.namespace });
-    return { value: { [this.key]: next }, version: versions.sort((a, b) => Number(b) - Number(a))[0] ?? '' };
+    // A delete answers with no new resourceVersion of its own: the collection's, read again, stands for it.
+    const version = versions.sort((a, b) => Number(b) - Number(a))[0] || (await this.read()).stored.version;
+    return { value: { [this.key]: next }, version };
   }
-}
-
-function maxVersion(items: MeshResource[]): string {
-  return String(Math.max(0, ...items.map((i) => Number(i.metadata?.resourceVersion ?? 0)).filter(Number.isFinite)));
 }
 
 /** Kubernetes stores: the proxies pick changes up from the control plane's watch, so the CLI does not wait for them. */
