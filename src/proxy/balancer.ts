@@ -25,6 +25,8 @@ export interface BreakerSettings {
 export const DEFAULT_BREAKER: BreakerSettings = { consecutiveFailures: 7, minEjectMs: 1000, maxEjectMs: 60_000, maxInflight: 1000 };
 
 const DECAY_MS = 10_000;
+/** One cost must be below this share of the other to win outright. */
+const TIE = 0.75;
 const DEFAULT_RTT_MS = 5;
 
 export class Endpoint {
@@ -74,7 +76,14 @@ export class Endpoint {
     return this.inflight < this.breaker.maxInflight;
   }
 
+  /** A success; `rttMs` < 0 when the request's time is not a latency sample. */
   succeeded(rttMs: number, now: number): void {
+    this.failures = 0;
+    if (this.probing || this.ejections) {
+      this.probing = false;
+      this.ejections = 0;
+    }
+    if (rttMs < 0) return;
     const elapsed = now - this.stamp;
     // Peak-sensitive: a slower sample takes over at once, faster ones pull the average down slowly.
     if (rttMs > this.ewma) this.ewma = rttMs;
@@ -83,11 +92,6 @@ export class Endpoint {
       this.ewma = this.ewma * w + rttMs * (1 - w);
     }
     this.stamp = now;
-    this.failures = 0;
-    if (this.probing || this.ejections) {
-      this.probing = false;
-      this.ejections = 0;
-    }
   }
 
   /** A refused connection ejects at once; other failures accrue to the threshold. Returns true on ejection. */
@@ -150,7 +154,15 @@ export class Target {
     let b: Endpoint | null = eps[j]!;
     if (!a.available(now)) a = null;
     if (!b.available(now)) b = null;
-    if (a && b) return a.cost(now) <= b.cost(now) ? a : b;
+    if (a && b) {
+      // Costs within measurement noise of each other are a tie, broken at random: otherwise
+      // sequential traffic sticks to whichever endpoint happened to measure a hair faster.
+      const ca = a.cost(now);
+      const cb = b.cost(now);
+      if (ca < cb * TIE) return a;
+      if (cb < ca * TIE) return b;
+      return Math.random() < 0.5 ? a : b;
+    }
     if (a || b) return a ?? b;
     // Both samples unavailable: a bounded scan finds any that is.
     let best: Endpoint | null = null;

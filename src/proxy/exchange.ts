@@ -28,6 +28,8 @@ export class Exchange {
   body: Buffer | null = null;
   /** When the current attempt was sent upstream (time to first byte is measured from here). */
   sent = 0;
+  /** The current attempt opened a new connection, so its time includes the handshake. */
+  freshConnection = false;
   attempts = 0;
   /** Whether the request can be sent again after a connect failure (no body was read). */
   replayable = true;

@@ -47,6 +47,7 @@ function onResponse(this: ClientRequest & Carrier, upRes: IncomingMessage & Carr
   const a = this[ATTEMPT]!;
   const { ex } = a;
   const status = upRes.statusCode!;
+  ex.freshConnection = !this.reusedSocket;
   if (a.hooks.response(ex, status)) {
     upRes.resume();
     a.finish();

@@ -53,7 +53,8 @@ const hooks: RelayHooks = {
       ejected(ex, now, false);
       return ex.rule?.retry?.on5xx === true && mayRetry(ex);
     }
-    ex.endpoint!.succeeded(performance.now() - ex.sent, now);
+    // A handshake's time says nothing about the endpoint's load: count the success, not the latency.
+    ex.endpoint!.succeeded(ex.freshConnection ? -1 : performance.now() - ex.sent, now);
     return false;
   },
   failed(ex, err, connectFailure, reused) {
