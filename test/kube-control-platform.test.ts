@@ -123,6 +123,13 @@ describe('the control plane on kubernetes (fake API server)', () => {
     await waitFor(() => (registry.snapshot.config?.routes as Obj).routes.length === 0, 'the route removed');
   });
 
+  it("does not route to a proxy's own registration once the platform supplies the endpoints", () => {
+    registry.upsert({ instance: 'self-registered', namespace: 'default', service: 'reviews', version: 'v1', address: '127.0.0.1', port: 4143, identity: 'spiffe://cluster.local/ns/default/sa/reviews', registeredAt: new Date().toISOString() });
+    assert.ok(registry.list().some((e) => e.instance === 'self-registered'));
+    assert.ok(!endpointsOf(registry.snapshot, 'reviews').some((e) => e.startsWith('127.0.0.1')));
+    registry.remove('self-registered');
+  });
+
   it('refuses config written through the control plane, pointing at the resources, and changes nothing', () => {
     const before = registry.snapshot.version;
     assert.throws(() => registry.setConfig('routes', { routes: [] }), (e: Error & { status?: number }) => e.status === 405 && /Route resources: use 'mesh route --platform kubernetes' or kubectl apply/.test(e.message));

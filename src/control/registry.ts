@@ -27,6 +27,7 @@ export class Registry extends EventEmitter {
   private readonly config: Partial<Record<ConfigKind, unknown>> = {};
   /** Instances set by replaceEndpoints (the platform's own view), as opposed to registered by proxies. */
   private pushed = new Set<string>();
+  private platformSourced = false;
 
   constructor(
     private readonly trustDomain: string,
@@ -92,6 +93,7 @@ export class Registry extends EventEmitter {
       dirty = true;
     }
     this.pushed = new Set(next.keys());
+    if (!this.platformSourced) dirty = this.platformSourced = true;
     if (dirty) this.changed();
   }
 
@@ -142,6 +144,9 @@ export class Registry extends EventEmitter {
     const sorted = [...this.endpoints.values()].sort((a, b) => a.instance.localeCompare(b.instance));
     for (const ep of sorted) {
       if (ep.port === 0) continue;
+      // Once the platform is the source of endpoints, a proxy's own registration (address as the control plane
+      // saw it) is kept for heartbeats and lists but never routed to.
+      if (this.platformSourced && !this.pushed.has(ep.instance)) continue;
       const key = serviceKey(ep.namespace, ep.service);
       let svc = services.get(key);
       if (!svc) services.set(key, (svc = { namespace: ep.namespace, name: ep.service, endpoints: [] }));
