@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import https from 'node:https';
-import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
@@ -136,6 +137,54 @@ describe('mesh control --platform kubernetes as a child process', () => {
       snap = (await call('GET', `/v1/watch?since=${encodeURIComponent(snap.version)}`)).body as Snapshot;
     }
     assert.deepEqual(snap.services[0]!.endpoints.map((e) => e.version), ['v1', 'v2']);
+  });
+
+  it('bootstraps an injected sidecar (mesh proxy --platform kubernetes) with its projected token', { timeout: 60_000 }, async () => {
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, 'projected-reviews\n');
+    const proxyEnv = {
+      ...process.env, MESH_NAMESPACE: 'default', MESH_POD_NAME: 'reviews-v1-a', MESH_SERVICE_ACCOUNT: 'reviews', MESH_VERSION: 'v1',
+      MESH_TRUST_DOMAIN: 'cluster.local', MESH_CONTROL_ADDRESS: `127.0.0.1:${port}`, MESH_IDENTITY_TOKEN_FILE: tokenFile,
+      MESH_TRUST_ANCHORS: fixture('kube', 'anchor.crt'), MESH_APP_PORT: '8080',
+    };
+    const proxy = spawn(process.execPath, [MESH_BIN, '--platform', 'kubernetes', 'proxy', '--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0'], { env: proxyEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proxy.stdout!.on('data', (c) => (out += c));
+    proxy.stderr!.on('data', (c) => (out += c));
+    try {
+      const addrs = await new Promise<{ admin: string }>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the proxy did not start in 30s:\n${out}`)), 30_000);
+        proxy.stdout!.on('data', () => {
+          const line = out.split('\n').find((l) => l.startsWith('{'));
+          if (line) {
+            clearTimeout(timer);
+            resolve(JSON.parse(line) as { admin: string });
+          }
+        });
+        proxy.on('exit', (code) => reject(new Error(`the proxy exited (${code}):\n${out}`)));
+      });
+      const adminPort = Number(addrs.admin.split(':').pop());
+      const get = (path: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port: adminPort, path }, (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        }).on('error', reject);
+      });
+      let ready = 0;
+      for (let i = 0; i < 100 && ready !== 200; i++) {
+        ready = (await get('/ready')).status;
+        if (ready !== 200) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(ready, 200, out);
+      const metrics = (await get('/metrics')).body;
+      const expiry = Number(/^identity_cert_expiration_timestamp_seconds\{[^}]*\} (\S+)$/m.exec(metrics)?.[1]);
+      assert.ok(expiry > Date.now() / 1000, 'the sidecar holds a certificate from the control plane');
+      assert.match(out, /identity spiffe:\/\/cluster.local\/ns\/default\/sa\/reviews: certificate valid until/);
+    } finally {
+      proxy.kill('SIGTERM');
+      await new Promise((r) => (proxy.exitCode === null ? proxy.once('exit', r) : r(null)));
+    }
   });
 
   it('refuses to change routes through its own API, pointing at the Route resources', async () => {

@@ -1,7 +1,7 @@
 // mesh proxy: the sidecar this binary embeds, for an app started separately.
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { context, checked } from './context.js';
+import { context, checked, platformOf } from './context.js';
 import { startProxy } from '../proxy/runtime.js';
 import { portInUse, sleep } from '../util/net.js';
 import { checkName } from '../model/snapshot.js';
@@ -13,16 +13,20 @@ export function registerProxy(program: Command): void {
   program
     .command('proxy')
     .description('run a sidecar proxy for an app started separately')
-    .requiredOption('--name <service>', 'service of the app')
+    .option('--name <service>', 'service of the app (Kubernetes: the pod\'s ServiceAccount)')
     .option('--version <version>', 'version of the service', 'v1')
     .option('-n, --namespace <namespace>', 'namespace', 'default')
-    .requiredOption('--app-port <port>', 'port the app listens on (127.0.0.1)')
-    .requiredOption('--instance <name>', 'instance name')
+    .option('--app-port <port>', 'port the app listens on (127.0.0.1)')
+    .option('--instance <name>', 'instance name (Kubernetes: the pod name)')
     .option('--inbound-port <port>', 'mTLS inbound listener port', '0')
     .option('--outbound-port <port>', 'outbound listener port', '0')
     .option('--admin-port <port>', 'admin listener port', '0')
     .option('--trust-anchors <file>', 'trust anchor bundle (default: from the state dir)')
     .action(async (f: Record<string, string>, cmd: Command) => {
+      if (platformOf(cmd) === 'kubernetes') return runKubernetesProxy(f);
+      for (const k of ['name', 'appPort', 'instance']) {
+        if (f[k] === undefined) throw new MeshError(`mesh proxy needs --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, 'see mesh proxy --help');
+      }
       const { state } = context(cmd, true);
       const cfg = state.config();
       checked(() => { checkName(f.name!, 'service name'); checkName(f.version!, 'version'); checkName(f.namespace!, 'namespace'); checkName(f.instance!, 'instance'); }, 'names are lower-case letters, digits and -');
@@ -54,3 +58,41 @@ export function registerProxy(program: Command): void {
     });
 }
 
+
+/**
+ * The injected sidecar: everything comes from the pod (downward API env, the projected
+ * ServiceAccount token, the trust anchors); endpoints come from the cluster, not from registration.
+ */
+async function runKubernetesProxy(f: Record<string, string>): Promise<void> {
+  const env = (name: string): string => {
+    const v = process.env[name];
+    if (!v) throw new MeshError(`${name} is not set`, 'mesh proxy --platform kubernetes runs in a pod injected by mesh inject');
+    return v;
+  };
+  const tokenFile = env('MESH_IDENTITY_TOKEN_FILE');
+  const readToken = () => {
+    try {
+      return readFileSync(tokenFile, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const namespace = env('MESH_NAMESPACE');
+  const service = env('MESH_SERVICE_ACCOUNT');
+  const pod = env('MESH_POD_NAME');
+  const port = (v: string, what: string, zero = true) => checked(() => parsePort(v, what, zero), `pass ${what} 0-65535`);
+  const proxy = await startProxy({
+    mode: 'sidecar', namespace, service, version: process.env.MESH_VERSION || 'v1', instance: pod,
+    trustDomain: env('MESH_TRUST_DOMAIN'), trustAnchorsPem: env('MESH_TRUST_ANCHORS'), controlAddress: env('MESH_CONTROL_ADDRESS'),
+    joinToken: readToken, appPort: port(process.env.MESH_APP_PORT ?? '80', 'MESH_APP_PORT', false),
+    inboundPort: port(f.inboundPort!, '--inbound-port'), outboundPort: port(f.outboundPort!, '--outbound-port'), adminPort: port(f.adminPort!, '--admin-port'),
+    // Peers reach the inbound listener, and the kubelet the admin one, on the pod's address.
+    listenHost: '0.0.0.0',
+    log: (m) => process.stderr.write(`[proxy ${pod}] ${m}\n`),
+  });
+  console.log(JSON.stringify({ outbound: proxy.outbound, inbound: proxy.inbound, admin: proxy.admin }));
+  // Heartbeats only report the config this proxy applied: the cluster is the source of endpoints.
+  proxy.register(process.pid);
+  await waitForSignal();
+  await proxy.close();
+}

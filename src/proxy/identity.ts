@@ -38,7 +38,7 @@ export class IdentityManager extends EventEmitter {
   constructor(
     readonly identity: Identity,
     private readonly client: ControlClient,
-    private readonly joinToken: string | undefined,
+    private readonly joinToken: string | (() => string | undefined) | undefined,
     private readonly cacheFile: string | undefined,
     private readonly log: (msg: string) => void = () => {},
   ) {
@@ -96,7 +96,7 @@ export class IdentityManager extends EventEmitter {
       namespace: this.identity.namespace,
       serviceAccount: this.identity.serviceAccount,
       csr,
-    }, { bearer: this.joinToken });
+    }, { bearer: typeof this.joinToken === 'function' ? this.joinToken() : this.joinToken });
     if (status !== 200 || !body?.certificate) {
       throw new MeshError(`control plane refused a certificate for ${this.uri}: ${body?.error ?? `HTTP ${status}`}`, 'check that the join credential belongs to this mesh');
     }

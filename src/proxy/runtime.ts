@@ -29,7 +29,8 @@ export interface ProxyOptions {
   trustDomain: string;
   trustAnchorsPem: string;
   controlAddress: string;
-  joinToken?: string;
+  /** Bootstrap credential: a join token, or (Kubernetes) a function reading the projected token file. */
+  joinToken?: string | (() => string | undefined);
   /** Where the certificate and last config are cached, for restarts while the control plane is away. */
   cacheDir?: string;
   appPort?: number;
@@ -38,6 +39,8 @@ export interface ProxyOptions {
   adminPort?: number;
   /** The ingress listens here (127.0.0.1 by default) and sends names it does not know to this service. */
   outboundHost?: string;
+  /** Where the inbound and admin listeners bind: 127.0.0.1 locally, every address in a pod. */
+  listenHost?: string;
   defaultService?: string;
   /** Access logs and trace export switched on locally (the control plane's settings can too). */
   accessLog?: boolean;
@@ -158,13 +161,13 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     if (o.mode === 'sidecar') {
       if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');
       const inbound = createInboundServer({ namespace: o.namespace, service: o.service, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort: o.appPort, log });
-      state.inbound = await listen(inbound, o.inboundPort ?? 0, 'inbound');
+      state.inbound = await listen(inbound, o.inboundPort ?? 0, 'inbound', o.listenHost);
     }
     const admin = createAdminServer({
       ready: () => identity.current !== null && watcher.snapshot !== null,
       metrics: () => metrics.render(),
     });
-    state.admin = await listen(admin, o.adminPort ?? 0, 'admin');
+    state.admin = await listen(admin, o.adminPort ?? 0, 'admin', o.listenHost);
   } catch (err) {
     await closeAll();
     identity.stop();

@@ -85,7 +85,7 @@ function portList(value: unknown, what: string, warnings: string[]): string[] {
   return out;
 }
 
-function proxyContainer(o: InjectOptions): Obj {
+function proxyContainer(o: InjectOptions, appPort: number): Obj {
   const { inbound, outbound, admin } = PROXY_PORTS;
   const field = (fieldPath: string) => ({ valueFrom: { fieldRef: { fieldPath } } });
   const probe = (path: string) => ({ httpGet: { path, port: admin } });
@@ -105,6 +105,7 @@ function proxyContainer(o: InjectOptions): Obj {
       { name: 'MESH_TRUST_DOMAIN', value: o.trustDomain },
       { name: 'MESH_CONTROL_ADDRESS', value: o.controlAddress ?? `${controlHost()}:${CONTROL_PORT}` },
       { name: 'MESH_IDENTITY_TOKEN_FILE', value: `${TOKEN_PATH}/token` },
+      { name: 'MESH_APP_PORT', value: String(appPort) },
       { name: 'MESH_TRUST_ANCHORS', value: o.trustAnchorsPem.replace(/\r\n/g, '\n') },
     ],
     ports: [
@@ -189,7 +190,11 @@ export function injectTemplate(template: Obj, o: InjectOptions, owner?: Obj): Po
   const userInit = Array.isArray(spec.initContainers) ? spec.initContainers : [];
   // mesh-init first (rules in place before anything runs), then the proxy, then the pod's own init containers,
   // which so already have the mesh.
-  spec.initContainers = [initContainer(o, initScript(skipIn, skipOut)), proxyContainer(o), ...userInit];
+  // The proxy forwards inbound requests to the app's first declared TCP port (without it, to 80).
+  const appPort = (Array.isArray(spec.containers) ? spec.containers : [])
+    .flatMap((c: Obj) => (Array.isArray(c?.ports) ? c.ports : []))
+    .find((p: Obj) => (p?.protocol ?? 'TCP') === 'TCP' && Number.isInteger(p?.containerPort))?.containerPort as number | undefined;
+  spec.initContainers = [initContainer(o, initScript(skipIn, skipOut)), proxyContainer(o, appPort ?? 80), ...userInit];
   const tokenVolume = {
     name: TOKEN_VOLUME,
     projected: { sources: [{ serviceAccountToken: { audience: TOKEN_AUDIENCE, expirationSeconds: o.tokenExpirationSeconds ?? 600, path: 'token' } }] },
