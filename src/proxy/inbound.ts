@@ -100,10 +100,10 @@ export function createInboundServer(o: InboundOptions): https.Server {
     ex.path = req.url ?? '/';
     const decision = authorize(peer, ex.path);
     if (!decision.allowed) {
-      ex.stats.count('inbound_http_authz_deny_total');
+      ex.stats.denied();
       return respondError(ex, new ProxyError(403, decision.reason));
     }
-    ex.stats.count('inbound_http_authz_allow_total');
+    ex.stats.allowed();
     // The verified peer identity replaces anything a client sent under that name.
     ex.headers = forwardHeaders(req.rawHeaders, false, IDENTITY_HEADER);
     ex.headers.push(IDENTITY_HEADER, peer);
@@ -122,10 +122,10 @@ export function createInboundServer(o: InboundOptions): https.Server {
     const decision = authorize(peer, req.url ?? '/');
     const stats = (req.socket as PeerSocket)[STATS]!;
     if (!decision.allowed) {
-      stats.count('inbound_http_authz_deny_total');
+      stats.denied();
       return refuseUpgrade(socket, 403, decision.reason);
     }
-    stats.count('inbound_http_authz_allow_total');
+    stats.allowed();
     const headers = forwardHeaders(req.rawHeaders, true, IDENTITY_HEADER);
     headers.push(IDENTITY_HEADER, peer);
     const up = http.request({

@@ -17,18 +17,21 @@ export function labelString(labels: Record<string, string>): string {
 /** Request counts, status codes and time-to-first-byte for one label set. */
 export class RequestStats {
   requests = 0;
-  readonly status = new Map<number, number>();
+  /** Responses by status code (100-599): an array, so counting is an index, not a map lookup. */
+  readonly statusCounts = new Float64Array(600);
   /** Cumulative counts are derived at render time; observe only bumps one bucket. */
   readonly buckets = new Float64Array(NB + 1);
   latencySum = 0;
-  /** Extra route counters (retries, timeouts, ejections) keyed by name. */
+  /** Extra counters (retries, timeouts, ejections, authorization decisions) keyed by name. */
   readonly extra = new Map<string, number>();
+  authzAllow = 0;
+  authzDeny = 0;
 
   constructor(readonly labels: string) {}
 
   observe(status: number, ms: number): void {
     this.requests++;
-    this.status.set(status, (this.status.get(status) ?? 0) + 1);
+    this.statusCounts[status >= 100 && status < 600 ? status : 599]!++;
     let i = 0;
     while (i < NB && ms > LATENCY_BUCKETS_MS[i]!) i++;
     this.buckets[i]!++;
@@ -37,6 +40,15 @@ export class RequestStats {
 
   count(name: string, by = 1): void {
     this.extra.set(name, (this.extra.get(name) ?? 0) + by);
+  }
+
+  /** Per-request authorization decisions: plain fields, not the extra map. */
+  allowed(): void {
+    this.authzAllow++;
+  }
+
+  denied(): void {
+    this.authzDeny++;
   }
 }
 
@@ -66,6 +78,8 @@ export class TcpStats {
 class NoopRequestStats extends RequestStats {
   override observe(): void {}
   override count(): void {}
+  override allowed(): void {}
+  override denied(): void {}
 }
 
 export class MetricsRegistry {
@@ -110,12 +124,14 @@ export class MetricsRegistry {
   render(): string {
     const out: string[] = [];
     // Only series that saw traffic, as Linkerd emits them.
-    const reqs = [...this.requestStats.values()].filter((s) => s.requests > 0 || s.extra.size > 0);
+    const reqs = [...this.requestStats.values()].filter((s) => s.requests > 0 || s.extra.size > 0 || s.authzAllow > 0 || s.authzDeny > 0);
     out.push('# HELP request_total Total count of HTTP requests.', '# TYPE request_total counter');
     for (const s of reqs) out.push(`request_total{${s.labels}} ${s.requests}`);
     out.push('# HELP response_total Total count of HTTP responses.', '# TYPE response_total counter');
     for (const s of reqs) {
-      for (const [code, n] of s.status) {
+      for (let code = 100; code < 600; code++) {
+        const n = s.statusCounts[code]!;
+        if (n === 0) continue;
         const cls = code >= 500 ? 'failure' : 'success';
         out.push(`response_total{${s.labels},classification="${cls}",status_code="${code}"} ${n}`);
       }
@@ -134,7 +150,12 @@ export class MetricsRegistry {
       out.push(`response_latency_ms_count{${s.labels}} ${cum}`);
     }
     const extras = new Map<string, string[]>();
-    for (const s of reqs) for (const [name, n] of s.extra) (extras.get(name) ?? extras.set(name, []).get(name)!).push(`${name}{${s.labels}} ${n}`);
+    const extra = (name: string, s: RequestStats, n: number) => (extras.get(name) ?? extras.set(name, []).get(name)!).push(`${name}{${s.labels}} ${n}`);
+    for (const s of reqs) {
+      for (const [name, n] of s.extra) extra(name, s, n);
+      if (s.authzAllow) extra('inbound_http_authz_allow_total', s, s.authzAllow);
+      if (s.authzDeny) extra('inbound_http_authz_deny_total', s, s.authzDeny);
+    }
     for (const [name, lines] of extras) out.push(`# TYPE ${name} counter`, ...lines);
     const tcps = [...this.tcpStats.values()].filter((t) => t.opened > 0);
     const tcpLine = (name: string, type: string, help: string, value: (t: TcpStats) => number) => {
