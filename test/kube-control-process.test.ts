@@ -140,12 +140,16 @@ describe('mesh control --platform kubernetes as a child process', () => {
   });
 
   it('bootstraps an injected sidecar (mesh proxy --platform kubernetes) with its projected token', { timeout: 60_000 }, async () => {
+    // The app behind the sidecar, for plaintext callers (a kubelet probe) through the inbound port.
+    const app = http.createServer((_req, res) => res.end('app ok'));
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    const appPort = (app.address() as { port: number }).port;
     const tokenFile = join(dir, 'token');
     writeFileSync(tokenFile, 'projected-reviews\n');
     const proxyEnv = {
       ...process.env, MESH_NAMESPACE: 'default', MESH_POD_NAME: 'reviews-v1-a', MESH_SERVICE_ACCOUNT: 'reviews', MESH_VERSION: 'v1',
       MESH_TRUST_DOMAIN: 'cluster.local', MESH_CONTROL_ADDRESS: `127.0.0.1:${port}`, MESH_IDENTITY_TOKEN_FILE: tokenFile,
-      MESH_TRUST_ANCHORS: fixture('kube', 'anchor.crt'), MESH_APP_PORT: '8080',
+      MESH_TRUST_ANCHORS: fixture('kube', 'anchor.crt'), MESH_APP_PORT: String(appPort),
     };
     const proxy = spawn(process.execPath, [MESH_BIN, '--platform', 'kubernetes', 'proxy', '--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0'], { env: proxyEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -181,7 +185,18 @@ describe('mesh control --platform kubernetes as a child process', () => {
       const expiry = Number(/^identity_cert_expiration_timestamp_seconds\{[^}]*\} (\S+)$/m.exec(metrics)?.[1]);
       assert.ok(expiry > Date.now() / 1000, 'the sidecar holds a certificate from the control plane');
       assert.match(out, /identity spiffe:\/\/cluster.local\/ns\/default\/sa\/reviews: certificate valid until/);
+      // A plaintext request on the inbound port (what iptables sends a kubelet probe to) reaches the app.
+      const inboundPort = Number((JSON.parse(out.split('\n').find((l) => l.startsWith('{'))!) as { inbound: string }).inbound.split(':').pop());
+      const probe = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port: inboundPort, path: '/healthz' }, (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        }).on('error', reject);
+      });
+      assert.deepEqual(probe, { status: 200, body: 'app ok' });
     } finally {
+      app.close();
       proxy.kill('SIGTERM');
       await new Promise((r) => (proxy.exitCode === null ? proxy.once('exit', r) : r(null)));
     }

@@ -88,6 +88,8 @@ async function runKubernetesProxy(f: Record<string, string>): Promise<void> {
     inboundPort: port(f.inboundPort!, '--inbound-port'), outboundPort: port(f.outboundPort!, '--outbound-port'), adminPort: port(f.adminPort!, '--admin-port'),
     // Peers reach the inbound listener, and the kubelet the admin one, on the pod's address.
     listenHost: '0.0.0.0',
+    // kubelet probes and unmeshed clients reach the app through the same redirected port.
+    inboundPlaintext: true,
     log: (m) => process.stderr.write(`[proxy ${pod}] ${m}\n`),
   });
   console.log(JSON.stringify({ outbound: proxy.outbound, inbound: proxy.inbound, admin: proxy.admin }));

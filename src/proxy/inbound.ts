@@ -2,6 +2,7 @@
 // every connection), plain HTTP out to the app on localhost.
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { verifyPeer, formatIdentity } from '../identity/spiffe.js';
@@ -25,6 +26,11 @@ export interface InboundOptions {
   identity: IdentityManager;
   trustDomain: string;
   appPort: number;
+  /**
+   * Also take plaintext on the same port (Kubernetes: iptables sends every inbound connection
+   * here, kubelet probes and unmeshed clients among them). They have no identity: policy decides.
+   */
+  plaintext?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -42,7 +48,7 @@ const appHooks = (appPort: number): RelayHooks => ({
   describe: () => `app on 127.0.0.1:${appPort}`,
 });
 
-export function createInboundServer(o: InboundOptions): https.Server {
+export function createInboundServer(o: InboundOptions): net.Server {
   const appAgent = new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: 'lifo', timeout: 4_000 });
   const hooks = appHooks(o.appPort);
   const server = https.createServer({
@@ -81,21 +87,15 @@ export function createInboundServer(o: InboundOptions): https.Server {
 
   // One request object reused for every check: the check is synchronous and allocates nothing.
   const authz: AuthzRequest = { namespace: o.namespace, toService: o.service, clientIdentity: null, port: o.appPort, path: '/' };
-  const authorize = (peer: string, path: string) => {
+  const authorize = (peer: string | null, path: string) => {
     authz.clientIdentity = peer;
     authz.path = path;
     return o.policy().check(authz);
   };
 
-  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const sock = req.socket as PeerSocket;
-    const peer = sock[PEER];
-    if (!peer) {
-      sock.destroy();
-      return;
-    }
-    const ex = new Exchange(req, res, sock[STATS]!);
-    ex.peer = peer;
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse, peer: string | null, stats: RequestStats): void => {
+    const ex = new Exchange(req, res, stats);
+    ex.peer = peer ?? '';
     if (hostCount(req.rawHeaders) > 1) return respondError(ex, new ProxyError(400, 'request has more than one Host header'));
     ex.path = req.url ?? '/';
     const decision = authorize(peer, ex.path);
@@ -106,13 +106,23 @@ export function createInboundServer(o: InboundOptions): https.Server {
     ex.stats.allowed();
     // The verified peer identity replaces anything a client sent under that name.
     ex.headers = forwardHeaders(req.rawHeaders, false, IDENTITY_HEADER);
-    ex.headers.push(IDENTITY_HEADER, peer);
+    if (peer !== null) ex.headers.push(IDENTITY_HEADER, peer);
     o.telemetry.traceContext(ex, 'server');
     o.telemetry.watch(ex, 'inbound');
     const cl = req.headers['content-length'];
     ex.replayable = req.headers['transfer-encoding'] === undefined && (cl === undefined || cl === '0');
     ex.rebalance = toApp;
     toApp(ex);
+  };
+
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const sock = req.socket as PeerSocket;
+    const peer = sock[PEER];
+    if (!peer) {
+      sock.destroy();
+      return;
+    }
+    handle(req, res, peer, sock[STATS]!);
   });
 
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -142,5 +152,29 @@ export function createInboundServer(o: InboundOptions): https.Server {
 
   o.identity.on('rotated', () => server.setSecureContext({ ...o.identity.serverOptions() }));
   server.on('close', () => appAgent.destroy());
-  return server;
+  if (!o.plaintext) return server;
+
+  // One port for both: a TLS handshake starts with 0x16; anything else is taken as plain HTTP.
+  const plainStats = o.metrics.requests({ direction: 'inbound', client_id: '', tls: 'false' });
+  const plainTcp = o.metrics.tcp({ direction: 'inbound', peer: 'src', tls: 'false' });
+  const plain = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => handle(req, res, null, plainStats));
+  const front = net.createServer((sock) => {
+    sock.once('data', (first: Buffer) => {
+      sock.pause();
+      sock.unshift(first);
+      if (first[0] === 0x16) server.emit('connection', sock);
+      else {
+        plainTcp.track(sock);
+        plain.emit('connection', sock);
+      }
+      sock.resume();
+    });
+    sock.on('error', () => sock.destroy());
+  });
+  front.on('close', () => {
+    server.closeAllConnections();
+    plain.closeAllConnections();
+    appAgent.destroy();
+  });
+  return front;
 }

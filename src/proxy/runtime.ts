@@ -1,6 +1,7 @@
 // `mesh proxy`: assembles a sidecar (or the ingress) from its parts and keeps it in step with the
 // control plane: identity, config watch, outbound/inbound/admin listeners, endpoint registration.
 import type http from 'node:http';
+import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -41,6 +42,8 @@ export interface ProxyOptions {
   outboundHost?: string;
   /** Where the inbound and admin listeners bind: 127.0.0.1 locally, every address in a pod. */
   listenHost?: string;
+  /** The inbound port also takes plaintext (in a pod, where iptables sends it every connection). */
+  inboundPlaintext?: boolean;
   defaultService?: string;
   /** Access logs and trace export switched on locally (the control plane's settings can too). */
   accessLog?: boolean;
@@ -134,8 +137,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   watcher.on('snapshot', applySnapshot);
   watcher.start();
 
-  const servers: http.Server[] = [];
-  const listen = (server: http.Server, port: number, what: string, host = '127.0.0.1') =>
+  const servers: net.Server[] = [];
+  const listen = (server: net.Server, port: number, what: string, host = '127.0.0.1') =>
     new Promise<string>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) =>
         reject(err.code === 'EADDRINUSE' ? new MeshError(`${what} port ${host}:${port} is in use`, `choose another port for the ${what} listener`) : err));
@@ -147,7 +150,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
 
   const closeAll = async () => {
     for (const s of servers) {
-      s.closeAllConnections();
+      (s as Partial<http.Server>).closeAllConnections?.();
       await new Promise<void>((r) => s.close(() => r()));
     }
   };
@@ -160,7 +163,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     state.outbound = await listen(outbound, o.outboundPort ?? 0, o.mode === 'ingress' ? 'ingress' : 'outbound', o.outboundHost);
     if (o.mode === 'sidecar') {
       if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');
-      const inbound = createInboundServer({ namespace: o.namespace, service: o.service, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort: o.appPort, log });
+      const inbound = createInboundServer({ plaintext: o.inboundPlaintext, namespace: o.namespace, service: o.service, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort: o.appPort, log });
       state.inbound = await listen(inbound, o.inboundPort ?? 0, 'inbound', o.listenHost);
     }
     const admin = createAdminServer({
