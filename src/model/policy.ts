@@ -2,6 +2,7 @@
 // clients (service names or SPIFFE identities) to services. Plain, JSON-able resources, the same on
 // the local platform (the `policies` config kind) and in a Kubernetes CRD. Pure: validation here,
 // request-path normalisation in path.ts, and a compiled form the inbound proxy checks per request.
+import { describe, Walker, type Obj } from './walker.js';
 import { checkName } from './snapshot.js';
 import { normalizePath } from './path.js';
 
@@ -92,35 +93,8 @@ export interface Validation<T> {
 // ---------------------------------------------------------------------------------------------
 // Validation
 
-type Obj = Record<string, unknown>;
 const SPIFFE = /^spiffe:\/\/([a-z0-9.\-_]+)\/ns\/([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/sa\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/;
 
-const describe = (v: unknown): string =>
-  v === undefined ? 'nothing' : v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'string' ? `'${v}'` : typeof v === 'object' ? 'an object' : String(v);
-
-class Walker {
-  readonly errors: string[] = [];
-  readonly warnings: string[] = [];
-  err(path: string, msg: string): void {
-    this.errors.push(path ? `${path}: ${msg}` : msg);
-  }
-  obj(v: unknown, path: string, fields: string[]): Obj | undefined {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-      this.err(path, `must be an object (got ${describe(v)})`);
-      return undefined;
-    }
-    for (const k of Object.keys(v)) if (!fields.includes(k)) this.err(path ? `${path}.${k}` : k, `unknown field (known: ${fields.join(', ')})`);
-    return v as Obj;
-  }
-  name(v: unknown, path: string, what: string): string | undefined {
-    if (typeof v !== 'string') return this.err(path, `must be a string (got ${describe(v)})`), undefined;
-    try {
-      return checkName(v, what);
-    } catch (e) {
-      return this.err(path, (e as Error).message), undefined;
-    }
-  }
-}
 
 /** Why `from` is not a client reference, or undefined when it is one. */
 export function fromError(from: string): string | undefined {

@@ -2,6 +2,7 @@
 // JSON-able resource per service, the same on the local platform (config/routes.json) and in the
 // Kubernetes CRD; pure validation here, CLI parsing in route-parse.ts, rendering in route-render.ts.
 import { checkName } from './snapshot.js';
+import { describe, Walker as BaseWalker, type Obj } from './walker.js';
 
 export const ROUTE_API_VERSION = 'mesh.io/v1alpha1';
 
@@ -119,56 +120,9 @@ export const MAX_RETRY_ATTEMPTS = 10;
 const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|-]+$/;
 const METHOD = /^[A-Z]+$/;
 
-type Obj = Record<string, unknown>;
 
-/** Collects errors by path while walking an untrusted document. */
-class Walker {
-  readonly errors: string[] = [];
-  readonly warnings: string[] = [];
-  err(path: string, msg: string): void {
-    this.errors.push(path ? `${path}: ${msg}` : msg);
-  }
-  obj(v: unknown, path: string, fields: string[]): Obj | undefined {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-      this.err(path, `must be an object (got ${describe(v)})`);
-      return undefined;
-    }
-    for (const k of Object.keys(v)) {
-      if (!fields.includes(k)) this.err(path ? `${path}.${k}` : k, `unknown field (known: ${fields.join(', ')})`);
-    }
-    return v as Obj;
-  }
-  int(v: unknown, path: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      this.err(path, `must be an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`} (got ${describe(v)})`);
-      return undefined;
-    }
-    return v;
-  }
-  num(v: unknown, path: string, min: number, max: number): number | undefined {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
-      this.err(path, `must be a number from ${min} to ${max} (got ${describe(v)})`);
-      return undefined;
-    }
-    return v;
-  }
-  str(v: unknown, path: string): string | undefined {
-    if (typeof v !== 'string') {
-      this.err(path, `must be a string (got ${describe(v)})`);
-      return undefined;
-    }
-    return v;
-  }
-  name(v: unknown, path: string, what: string): string | undefined {
-    const s = this.str(v, path);
-    if (s === undefined) return undefined;
-    try {
-      return checkName(s, what);
-    } catch (e) {
-      this.err(path, (e as Error).message);
-      return undefined;
-    }
-  }
+/** The base walker plus the route model's durations. */
+class Walker extends BaseWalker {
   /** A duration string like 500ms, 2s or 1m30s, at least 1 ms; returned in canonical form. */
   duration(v: unknown, path: string): string | undefined {
     const ms = typeof v === 'string' ? durationMs(v) : undefined;
@@ -177,17 +131,6 @@ class Walker {
       return undefined;
     }
     return formatDuration(ms);
-  }
-  list(v: unknown, path: string, nonEmpty: string): unknown[] | undefined {
-    if (!Array.isArray(v)) {
-      this.err(path, `must be a list (got ${describe(v)})`);
-      return undefined;
-    }
-    if (v.length === 0) {
-      this.err(path, nonEmpty);
-      return undefined;
-    }
-    return v;
   }
 }
 
@@ -210,14 +153,6 @@ export function formatDuration(ms: number): string {
   return `${ms}ms`;
 }
 
-function describe(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (typeof v === 'string') return `'${v}'`;
-  if (Array.isArray(v)) return 'a list';
-  if (v === null) return 'null';
-  if (typeof v === 'object') return 'an object';
-  return String(v);
-}
 
 function match(w: Walker, v: unknown, path: string): Match | undefined {
   const o = w.obj(v, path, ['headers', 'pathPrefix', 'method']);
