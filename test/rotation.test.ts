@@ -57,3 +57,27 @@ describe('certificate rotation', () => {
     for (const [who, set] of Object.entries(seen)) assert.ok(set.size >= 3, `${who} certificates seen: ${[...set].join(', ')}`);
   });
 });
+
+describe('issuer rotation with 24-hour certificates', () => {
+  const m = new TestMesh();
+  let web: WorkloadInfo;
+  let client: WorkloadInfo;
+
+  before(async () => {
+    await m.install();
+    web = await m.run('web');
+    client = await m.run('client');
+  });
+  after(() => m.cleanup());
+
+  it('has every proxy renew within seconds of the rotation, not at 70% of a day', { timeout: 60_000 }, async () => {
+    await waitFor('traffic to flow', async () => (await request(client.outbound, { headers: { host: 'web' } })).status === 200);
+    const before = { web: await expiry(web.admin), client: await expiry(client.admin) };
+    const r = await m.cli(['identity', 'rotate-issuer']);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('both sidecars to renew', async () =>
+      (await expiry(web.admin)) !== before.web && (await expiry(client.admin)) !== before.client, 10_000, 200);
+    const after = await request(client.outbound, { headers: { host: 'web' } });
+    assert.equal(after.status, 200);
+  });
+});

@@ -1,5 +1,6 @@
 // `mesh control`: runs the control plane in the foreground (mesh install starts it in the background).
 import { rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { generateKey, certInfo, splitPem, DAY, type Issuer } from '../identity/ca.js';
 import { loadIdentity } from '../platform/local/identity.js';
@@ -13,6 +14,11 @@ import { Registry } from './registry.js';
 import { createControlServer } from './server.js';
 import { Telemetry } from './telemetry/index.js';
 import { CONFIG_VALIDATORS } from './validators.js';
+
+/** Names the identity a proxy's certificate should come from: trust anchors and issuer. */
+export function identityEpoch(anchorsPem: string, issuerCertPem: string): string {
+  return createHash('sha256').update(anchorsPem.replace(/\s+/g, '')).update(issuerCertPem.replace(/\s+/g, '')).digest('hex').slice(0, 16);
+}
 
 export const CONTROL_IDENTITY = (trustDomain: string) =>
   formatIdentity({ trustDomain, namespace: 'mesh-system', serviceAccount: 'mesh-control' });
@@ -42,6 +48,7 @@ export async function runControl(state: StateDir, opts: { port?: number; scrapeI
   };
 
   const registry = new Registry(cfg.trustDomain, new LocalControlPlatform(state));
+  registry.setIdentityEpoch(identityEpoch(anchorPem, issuerCertPem));
   const telemetry = new Telemetry(registry, { scrapeIntervalMs: opts.scrapeIntervalMs ?? cfg.scrapeIntervalMs, log: (m) => console.error(m) });
   const server = createControlServer({
     trustDomain: cfg.trustDomain,
@@ -58,6 +65,7 @@ export async function runControl(state: StateDir, opts: { port?: number; scrapeI
       const next = loadIdentity(state, true);
       const tls = await serverTls(next.issuer, next.issuerCertPem);
       ({ anchorsPem: anchorPem, issuerCertPem, issuer } = next);
+      registry.setIdentityEpoch(identityEpoch(anchorPem, issuerCertPem));
       console.log(`control plane: identity reloaded (${splitPem(anchorPem).length} trust anchor(s), issuer valid until ${certInfo(issuerCertPem).notAfter.toISOString()})`);
       return { trustAnchorsPem: next.anchorsPem, issuer: next.issuer, issuerCertPem: next.issuerCertPem, certLifetimeMs: next.certLifetimeMs, tls };
     },

@@ -108,6 +108,16 @@ export class Registry extends EventEmitter {
     clearInterval(this.sweeper);
   }
 
+  private identityEpoch: string | undefined;
+
+  /** Marks a new trust bundle or issuer in the snapshot (see Snapshot.identityEpoch). */
+  setIdentityEpoch(epoch: string): void {
+    if (epoch === this.identityEpoch) return;
+    this.identityEpoch = epoch;
+    this.snap = this.build();
+    this.emit('change', this.snap);
+  }
+
   getConfig(kind: ConfigKind): unknown {
     return this.config[kind];
   }
@@ -153,7 +163,7 @@ export class Registry extends EventEmitter {
       const { instance, namespace, service, version, address, port, identity } = ep;
       svc.endpoints.push({ instance, namespace, service, version, address, port, identity });
     }
-    return { version: `${this.epoch}.${++this.counter}`, trustDomain: this.trustDomain, services: [...services.values()], config: { ...this.config } };
+    return { version: `${this.epoch}.${++this.counter}`, trustDomain: this.trustDomain, services: [...services.values()], config: { ...this.config }, ...(this.identityEpoch ? { identityEpoch: this.identityEpoch } : {}) };
   }
 }
 

@@ -26,6 +26,11 @@ export interface Snapshot {
   version: string;
   trustDomain: string;
   services: ServiceInfo[];
+  /**
+   * Changes when the trust anchors or the issuer do: proxies renew their certificate at once
+   * instead of at 70% of its life, so a rotation phase takes seconds, not hours.
+   */
+  identityEpoch?: string;
   /** Stored config by kind; a kind never set is absent. Shapes live in src/model/<kind>.ts. */
   config?: Partial<Record<ConfigKind, unknown>>;
 }

@@ -89,6 +89,15 @@ export class IdentityManager extends EventEmitter {
     clearTimeout(this.timer);
   }
 
+  /**
+   * Renews ahead of schedule (the control plane's trust anchors or issuer changed), after a short
+   * random delay so a whole mesh does not ask in the same instant.
+   */
+  renewSoon(maxDelayMs = 1000): void {
+    if (this.stopped || !this.current) return;
+    this.arm(Math.random() * maxDelayMs, true);
+  }
+
   async renew(): Promise<void> {
     const kp = await generateKey();
     const csr = buildCsr(kp.keyPem, this.uri);
@@ -132,17 +141,17 @@ export class IdentityManager extends EventEmitter {
     this.arm(Math.max(0, at - Date.now()));
   }
 
-  private arm(delay: number): void {
+  private arm(delay: number, now = false): void {
     clearTimeout(this.timer);
     // Timers past 2^31 ms fire at once; long lifetimes re-arm in steps.
-    this.timer = setTimeout(() => void this.tick(), Math.min(delay, 2 ** 30));
+    this.timer = setTimeout(() => void this.tick(now), Math.min(delay, 2 ** 30));
     this.timer.unref();
   }
 
-  private async tick(): Promise<void> {
+  private async tick(now = false): Promise<void> {
     if (this.stopped || !this.current) return;
     const { notBefore, notAfter } = this.current;
-    if (Date.now() < notBefore + RENEW_AT * (notAfter - notBefore)) return this.schedule();
+    if (!now && Date.now() < notBefore + RENEW_AT * (notAfter - notBefore)) return this.schedule();
     try {
       await this.renew();
       this.schedule();

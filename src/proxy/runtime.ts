@@ -122,7 +122,13 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
 
   const routing = new RoutingTable(o.trustDomain, o.namespace, statsFor, policyFromSnapshot, o.defaultService);
   let policy: CompiledPolicy = compilePolicy(null);
+  let identityEpoch: string | undefined;
   const applySnapshot = (s: Snapshot) => {
+    // A new trust bundle or issuer: renew now rather than at 70% of the certificate's life.
+    if (s.identityEpoch !== undefined) {
+      if (identityEpoch !== undefined && identityEpoch !== s.identityEpoch) identity.renewSoon();
+      identityEpoch = s.identityEpoch;
+    }
     routing.apply(s);
     try {
       policy = compilePolicy(s.config?.policies ?? null);
