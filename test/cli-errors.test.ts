@@ -6,18 +6,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
-import { mesh, TestMesh, freePort, ECHO_APP, type CliResult } from './support/mesh.js';
+import { mesh, TestMesh, freePort, ECHO_APP, assertOneLineError } from './support/mesh.js';
 
 /** The error line: exactly one line starting with error:, with a hint after the dash. */
-function assertOneLineError(r: CliResult, pattern: RegExp): void {
-  assert.notEqual(r.code, 0, `expected a failure, got: ${r.stdout}`);
-  const lines = r.stderr.split('\n').filter((l) => l.startsWith('error'));
-  assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0]!, pattern);
-  assert.match(lines[0]!, / — /, 'a hint follows the error');
-  assert.doesNotMatch(r.stderr, /\n\s+at .+:\d+:\d+/, 'no stack trace');
-}
-
 describe('mesh on bad input', () => {
   const empty = mkdtempSync(join(tmpdir(), 'mesh-empty-'));
   after(() => rmSync(empty, { recursive: true, force: true }));

@@ -2,16 +2,7 @@
 // hint and exit 0, or one line saying what is wrong and how to fix it.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestMesh, freePort, type CliResult } from './support/mesh.js';
-
-function assertOneLineError(r: CliResult, pattern: RegExp): void {
-  assert.notEqual(r.code, 0, `expected a failure, got: ${r.stdout}`);
-  const lines = r.stderr.split('\n').filter((l) => l.startsWith('error'));
-  assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0]!, pattern);
-  assert.match(lines[0]!, / — /, 'a hint follows the error');
-  assert.doesNotMatch(r.stderr, /\n\s+at .+:\d+:\d+/, 'no stack trace');
-}
+import { TestMesh, freePort, assertOneLineError } from './support/mesh.js';
 
 describe('mesh stat on an empty mesh and in bad states', () => {
   const m = new TestMesh();

@@ -20,16 +20,10 @@ import {
   setDefault,
   type RuleFlags,
 } from '../model/policy-edit.js';
-import { waitForPropagation } from '../control/propagation.js';
+import { storeAndWait, waitOptions, type WaitFlags } from './config-commit.js';
 import type { PolicyStore } from '../platform/local/policy-store.js';
-import { parseDuration } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
 import { json, step } from '../ui/output.js';
-
-interface WaitFlags {
-  wait: boolean;
-  waitTimeout: string;
-}
 
 function edit<T>(fn: () => T): T {
   try {
@@ -55,40 +49,10 @@ function validated(next: PolicyConfig): PolicyConfig {
 }
 
 /** Change second: stores the document unless it is unchanged, then waits for the proxies. */
-async function commit(store: PolicyStore & Waits, before: unknown, next: PolicyConfig, what: string, w: WaitFlags): Promise<void> {
-  const timeoutMs = checked(() => parseDuration(w.waitTimeout, '--wait-timeout'), 'e.g. --wait-timeout 30s');
+function commit(store: PolicyStore & Waits, before: unknown, next: PolicyConfig, what: string, w: WaitFlags): Promise<void> {
   const value = validated(next);
-  if (JSON.stringify(sortPolicies(policiesOf(before))) === JSON.stringify(value.policies)) {
-    console.log(`${what}: unchanged`);
-    return;
-  }
-  const stored = await store.putPolicies(value);
-  if (store.waitsForProxies === false) {
-    console.log(`${what} (resourceVersion ${stored.version}); the control plane pushes it to the proxies`);
-    return;
-  }
-  if (!w.wait) {
-    console.log(`${what} (config version ${stored.version}); not waiting for proxies`);
-    return;
-  }
-  await step('waiting for every proxy to apply it', async () => {
-    const r = await waitForPropagation(() => store.endpoints(), stored.version, { timeoutMs });
-    const total = r.upToDate.length + r.lagging.length;
-    if (r.lagging.length) {
-      const who = r.lagging.map((x) => `${x.instance} (at ${x.configVersion ?? 'none'})`).join(', ');
-      throw new MeshError(
-        `${what}: stored as config version ${stored.version}, but ${r.lagging.length}/${total} proxies have not applied it after ${w.waitTimeout}: ${who}`,
-        "they get it when they reach the control plane again; 'mesh workloads' shows whether they run",
-      );
-    }
-    return total;
-  }, (total) => `${what}; ${total}/${total} proxies up to date`);
-}
-
-function waitOptions(c: Command): Command {
-  return c
-    .option('--no-wait', 'do not wait for the proxies to apply the change')
-    .option('--wait-timeout <duration>', 'how long to wait for every proxy', '30s');
+  const unchanged = JSON.stringify(sortPolicies(policiesOf(before))) === JSON.stringify(value.policies);
+  return storeAndWait(store, unchanged, () => store.putPolicies(value), { unchanged: `${what}: unchanged`, done: what, stored: `${what}:` }, w);
 }
 
 export function registerPolicy(program: Command): void {

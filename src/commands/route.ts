@@ -9,17 +9,11 @@ import { routeStoreFor, type Waits } from './config-stores.js';
 import { checkName } from '../model/snapshot.js';
 import { findRoute, routesOf, sortRoutes, validateRoute, withRoute, type KnownServices, type Route, type RouteConfig } from '../model/route.js';
 import { parseRouteDocuments, ruleFromCli, setRule, SpecError, type RuleFlags } from '../model/route-parse.js';
-import { waitForPropagation } from '../control/propagation.js';
+import { storeAndWait, waitOptions, type WaitFlags } from './config-commit.js';
 import type { RouteStore } from '../platform/local/route-store.js';
 import type { EndpointRecord } from '../control/registry.js';
-import { parseDuration } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
 import { step } from '../ui/output.js';
-
-interface WaitFlags {
-  wait: boolean;
-  waitTimeout: string;
-}
 
 interface Loaded {
   config: unknown;
@@ -78,39 +72,9 @@ function validated(route: unknown, known: KnownServices, what: string): Route {
 }
 
 /** Change second: stores the document unless it is unchanged, then waits for the proxies. */
-async function commit(store: RouteStore & Waits, before: Loaded, next: RouteConfig, what: string, verb: string, w: WaitFlags): Promise<void> {
-  const timeoutMs = checked(() => parseDuration(w.waitTimeout, '--wait-timeout'), 'e.g. --wait-timeout 30s');
-  if (JSON.stringify(sortRoutes(routesOf(before.config))) === JSON.stringify(next.routes)) {
-    console.log(`${what} unchanged`);
-    return;
-  }
-  const stored = await store.putRoutes(next);
-  if (store.waitsForProxies === false) {
-    console.log(`${what} ${verb} (resourceVersion ${stored.version}); the control plane pushes it to the proxies`);
-    return;
-  }
-  if (!w.wait) {
-    console.log(`${what} ${verb} (config version ${stored.version}); not waiting for proxies`);
-    return;
-  }
-  await step('waiting for every proxy to apply it', async () => {
-    const r = await waitForPropagation(() => store.endpoints(), stored.version, { timeoutMs });
-    const total = r.upToDate.length + r.lagging.length;
-    if (r.lagging.length) {
-      const who = r.lagging.map((x) => `${x.instance} (at ${x.configVersion ?? 'none'})`).join(', ');
-      throw new MeshError(
-        `${what} stored as config version ${stored.version}, but ${r.lagging.length}/${total} proxies have not applied it after ${w.waitTimeout}: ${who}`,
-        "they get it when they reach the control plane again; 'mesh workloads' shows whether they run",
-      );
-    }
-    return total;
-  }, (total) => `${what} ${verb}; ${total}/${total} proxies up to date`);
-}
-
-function waitOptions(c: Command): Command {
-  return c
-    .option('--no-wait', 'do not wait for the proxies to apply the change')
-    .option('--wait-timeout <duration>', 'how long to wait for every proxy', '30s');
+function commit(store: RouteStore & Waits, before: Loaded, next: RouteConfig, what: string, verb: string, w: WaitFlags): Promise<void> {
+  const unchanged = JSON.stringify(sortRoutes(routesOf(before.config))) === JSON.stringify(next.routes);
+  return storeAndWait(store, unchanged, () => store.putRoutes(next), { unchanged: `${what} unchanged`, done: `${what} ${verb}`, stored: what }, w);
 }
 
 export function registerRoute(program: Command): void {

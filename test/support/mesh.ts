@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import net from 'node:net';
+import assert from 'node:assert/strict';
 import http from 'node:http';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -84,15 +84,18 @@ export interface WorkloadInfo {
   appPort: number;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
+import { freePort } from '../../src/util/net.js';
+
+export { freePort };
+
+/** The error line: exactly one line starting with error:, with a hint after the dash, no stack. */
+export function assertOneLineError(r: CliResult, pattern: RegExp): void {
+  assert.notEqual(r.code, 0, `expected a failure, got: ${r.stdout}`);
+  const lines = r.stderr.split('\n').filter((l) => l.startsWith('error'));
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, pattern);
+  assert.match(lines[0]!, / — /, 'a hint follows the error');
+  assert.doesNotMatch(r.stderr, /\n\s+at .+:\d+:\d+/, 'no stack trace');
 }
 
 export interface Reply {
