@@ -1,5 +1,5 @@
-// Change second: the step `mesh route` and `mesh policy` share after validating a document —
-// store it unless unchanged, then wait (bounded) until every proxy has applied it.
+// Change second: the step `mesh route` and `mesh policy` share: store the edited (and validated) document unless
+// unchanged, then wait (bounded) until every proxy has applied it.
 import type { Command } from 'commander';
 import { checked } from './context.js';
 import type { Waits } from './config-stores.js';
@@ -30,19 +30,24 @@ export interface CommitText {
   stored: string;
 }
 
+/**
+ * Stores through update (which runs the command's edit on the document read, possibly again after a write conflict)
+ * unless the edit changes nothing, then waits for the proxies.
+ */
 export async function storeAndWait(
   store: Waits & { endpoints(): Promise<EndpointRecord[]> },
-  unchanged: boolean,
-  put: () => Promise<StoredConfig>,
-  text: CommitText,
+  update: () => Promise<StoredConfig | undefined>,
+  said: CommitText | (() => CommitText),
   w: WaitFlags,
 ): Promise<void> {
   const timeoutMs = checked(() => parseDuration(w.waitTimeout, '--wait-timeout'), 'e.g. --wait-timeout 30s');
-  if (unchanged) {
+  const stored = await update();
+  // Said after the update: what was done may depend on the attempt that was stored.
+  const text = typeof said === 'function' ? said() : said;
+  if (!stored) {
     console.log(text.unchanged);
     return;
   }
-  const stored = await put();
   if (store.waitsForProxies === false) {
     console.log(`${text.done} (resourceVersion ${stored.version}); the control plane pushes it to the proxies`);
     return;

@@ -15,6 +15,7 @@ import {
   LIST_HEAD,
   listRows,
   PolicyEditError,
+  type NumberedRule,
   resetNamespace,
   ruleFromFlags,
   setDefault,
@@ -36,7 +37,12 @@ function edit<T>(fn: () => T): T {
 
 const namespaceOk = (ns: string) => checked(() => checkName(ns, 'namespace'), 'use a namespace name like default or shop');
 
-const warn = (msg: string) => process.stderr.write(`${chalk.yellow('‼')} ${msg}\n`);
+// An edit retried after a write conflict runs again: each warning is said once.
+const warned = new Set<string>();
+const warn = (msg: string) => {
+  if (!warned.has(msg)) process.stderr.write(`${chalk.yellow('‼')} ${msg}\n`);
+  warned.add(msg);
+};
 
 /** Validation first: the whole next document, as the control plane will check it. */
 function validated(next: PolicyConfig): PolicyConfig {
@@ -48,11 +54,17 @@ function validated(next: PolicyConfig): PolicyConfig {
   return v.value;
 }
 
-/** Change second: stores the document unless it is unchanged, then waits for the proxies. */
-function commit(store: PolicyStore & Waits, before: unknown, next: PolicyConfig, what: string, w: WaitFlags): Promise<void> {
-  const value = validated(next);
-  const unchanged = JSON.stringify(sortPolicies(policiesOf(before))) === JSON.stringify(value.policies);
-  return storeAndWait(store, unchanged, () => store.putPolicies(value), { unchanged: `${what}: unchanged`, done: what, stored: `${what}:` }, w);
+/**
+ * Change second: edit runs on the policies as stored (again on a fresh read if someone else wrote meanwhile); its
+ * validated result is stored unless unchanged, then the proxies are waited for.
+ */
+function commit(store: PolicyStore & Waits, edit: (config: unknown) => PolicyConfig, what: string | (() => string), w: WaitFlags, unchanged?: string): Promise<void> {
+  const update = () => store.updatePolicies((config) => {
+    const value = validated(edit(config));
+    return JSON.stringify(sortPolicies(policiesOf(config))) === JSON.stringify(value.policies) ? undefined : value;
+  });
+  const said = () => (typeof what === 'string' ? what : what());
+  return storeAndWait(store, update, () => ({ unchanged: unchanged ?? `${said()}: unchanged`, done: said(), stored: `${said()}:` }), w);
 }
 
 export function registerPolicy(program: Command): void {
@@ -69,15 +81,16 @@ export function registerPolicy(program: Command): void {
       if (def !== 'allow' && def !== 'deny') throw new MeshError(`unknown default '${def}'`, 'use mesh policy default allow or mesh policy default deny');
       namespaceOk(f.namespace);
       const store = await policyStoreFor(cmd);
-      const before = (await store.policies()).value;
-      const next = setDefault(before, f.namespace, def);
-      if (def === 'allow' && effectiveDefault(next, f.namespace) === 'deny') {
-        throw new MeshError(`namespace ${f.namespace} has another policy that denies by default`, "remove it ('mesh policy list' shows the policies there are), or keep deny");
-      }
-      if (def === 'deny' && !policiesOf(before).some((p) => p.metadata.namespace === f.namespace && p.spec.rules.length)) {
-        warn(`namespace ${f.namespace} has no allow rules: every request to its services will be denied (403) until 'mesh policy allow ... -n ${f.namespace}'`);
-      }
-      await commit(store, before, next, `namespace ${f.namespace}: default ${def}`, f);
+      await commit(store, (before) => {
+        const next = setDefault(before, f.namespace, def);
+        if (def === 'allow' && effectiveDefault(next, f.namespace) === 'deny') {
+          throw new MeshError(`namespace ${f.namespace} has another policy that denies by default`, "remove it ('mesh policy list' shows the policies there are), or keep deny");
+        }
+        if (def === 'deny' && !policiesOf(before).some((p) => p.metadata.namespace === f.namespace && p.spec.rules.length)) {
+          warn(`namespace ${f.namespace} has no allow rules: every request to its services will be denied (403) until 'mesh policy allow ... -n ${f.namespace}'`);
+        }
+        return next;
+      }, `namespace ${f.namespace}: default ${def}`, f);
     });
 
   waitOptions(policy
@@ -92,16 +105,17 @@ export function registerPolicy(program: Command): void {
       namespaceOk(f.namespace);
       const rule = edit(() => ruleFromFlags(f));
       const store = await policyStoreFor(cmd);
-      const [before, endpoints] = await Promise.all([store.policies(), store.endpoints()]);
-      const { config, added } = addRule(before.value, f.namespace, rule);
-      if (!added) return void console.log(`namespace ${f.namespace} already allows ${describeRule(rule)}: unchanged`);
+      const endpoints = await store.endpoints();
       if (rule.to !== '*' && !endpoints.some((e) => e.namespace === f.namespace && e.service === rule.to)) {
         warn(`service ${rule.to} has no live endpoint in namespace ${f.namespace} (yet); the rule applies once it runs`);
       }
-      if (effectiveDefault(config, f.namespace) === 'allow') {
-        warn(`namespace ${f.namespace} allows every client by default, so this rule changes nothing until 'mesh policy default deny -n ${f.namespace}'`);
-      }
-      await commit(store, before.value, config, `namespace ${f.namespace}: allowed ${describeRule(rule)}`, f);
+      await commit(store, (before) => {
+        const { config, added } = addRule(before, f.namespace, rule);
+        if (added && effectiveDefault(config, f.namespace) === 'allow') {
+          warn(`namespace ${f.namespace} allows every client by default, so this rule changes nothing until 'mesh policy default deny -n ${f.namespace}'`);
+        }
+        return config;
+      }, `namespace ${f.namespace}: allowed ${describeRule(rule)}`, f, `namespace ${f.namespace} already allows ${describeRule(rule)}: unchanged`);
     });
 
   policy
@@ -146,12 +160,17 @@ export function registerPolicy(program: Command): void {
       }
       const rule = byFields ? edit(() => ruleFromFlags(f)) : undefined;
       const store = await policyStoreFor(cmd);
-      const before = (await store.policies()).value;
       if (f.all) {
-        if (!policiesOf(before).some((p) => p.metadata.namespace === f.namespace)) return void console.log(`namespace ${f.namespace} has no policy: unchanged`);
-        return commit(store, before, resetNamespace(before, f.namespace), `namespace ${f.namespace}: policies removed, every client allowed`, f);
+        return commit(store, (before) => resetNamespace(before, f.namespace), `namespace ${f.namespace}: policies removed, every client allowed`, f,
+          `namespace ${f.namespace} has no policy: unchanged`);
       }
-      const { config, removed } = edit(() => deleteRules(before, f.namespace, { index: n, rule }));
-      await commit(store, before, config, `namespace ${f.namespace}: deleted ${removed.map((r) => `rule ${r.index} (${describeRule(r.rule)})`).join(', ')}`, f);
+      // The rules removed are those of the attempt that was stored (a retry may number them differently).
+      let removed: NumberedRule[] = [];
+      const done = () => `namespace ${f.namespace}: deleted ${removed.map((r) => `rule ${r.index} (${describeRule(r.rule)})`).join(', ')}`;
+      await commit(store, (before) => {
+        const r = edit(() => deleteRules(before, f.namespace, { index: n, rule }));
+        removed = r.removed;
+        return r.config;
+      }, done, f);
     });
 }

@@ -15,13 +15,6 @@ import type { EndpointRecord } from '../control/registry.js';
 import { MeshError } from '../util/errors.js';
 import { step } from '../ui/output.js';
 
-interface Loaded {
-  config: unknown;
-  version: string;
-  endpoints: EndpointRecord[];
-  known: KnownServices;
-}
-
 const collect = (v: string, prev: string[]) => [...prev, v];
 
 /** SpecErrors (bad CLI input) become one-line errors with their hint. */
@@ -54,10 +47,10 @@ export function knownServices(endpoints: EndpointRecord[]): KnownServices {
   return known;
 }
 
-async function load(store: RouteStore): Promise<Loaded> {
-  const [cfg, endpoints] = await Promise.all([store.routes(), store.endpoints()]);
-  return { config: cfg.value, version: cfg.version, endpoints, known: knownServices(endpoints) };
-}
+const known = async (store: RouteStore): Promise<KnownServices> => knownServices(await store.endpoints());
+
+// An edit retried after a write conflict validates again: each warning is said once.
+const warned = new Set<string>();
 
 /** Validation first: the route as stored, or a one-line error; warnings go to stderr. */
 function validated(route: unknown, known: KnownServices, what: string): Route {
@@ -67,14 +60,23 @@ function validated(route: unknown, known: KnownServices, what: string): Route {
     const hint = /no live endpoint/.test(v.errors[0]!) ? "check the name and -n; 'mesh workloads' lists what runs" : 'nothing was changed';
     throw new MeshError(`${what}: ${v.errors[0]}${more}`, hint);
   }
-  for (const w of v.warnings) process.stderr.write(`${chalk.yellow('‼')} ${w}\n`);
+  for (const w of v.warnings) {
+    if (!warned.has(w)) process.stderr.write(`${chalk.yellow('‼')} ${w}\n`);
+    warned.add(w);
+  }
   return v.value;
 }
 
-/** Change second: stores the document unless it is unchanged, then waits for the proxies. */
-function commit(store: RouteStore & Waits, before: Loaded, next: RouteConfig, what: string, verb: string, w: WaitFlags): Promise<void> {
-  const unchanged = JSON.stringify(sortRoutes(routesOf(before.config))) === JSON.stringify(next.routes);
-  return storeAndWait(store, unchanged, () => store.putRoutes(next), { unchanged: `${what} unchanged`, done: `${what} ${verb}`, stored: what }, w);
+/**
+ * Change second: edit runs on the routes as stored (again on a fresh read if someone else wrote meanwhile); its
+ * result is stored unless unchanged, then the proxies are waited for.
+ */
+function commit(store: RouteStore & Waits, edit: (config: unknown) => RouteConfig, what: string, verb: string, w: WaitFlags): Promise<void> {
+  const update = () => store.updateRoutes((config) => {
+    const next = edit(config);
+    return JSON.stringify(sortRoutes(routesOf(config))) === JSON.stringify(next.routes) ? undefined : next;
+  });
+  return storeAndWait(store, update, { unchanged: `${what} unchanged`, done: `${what} ${verb}`, stored: what }, w);
 }
 
 export function registerRoute(program: Command): void {
@@ -98,9 +100,11 @@ export function registerRoute(program: Command): void {
       names(service, f.namespace);
       const rule = spec(() => ruleFromCli(versions, f));
       const store = await routeStoreFor(cmd);
-      const before = await load(store);
-      const next = validated(setRule(findRoute(before.config, f.namespace, service), f.namespace, service, rule), before.known, `route ${service}`);
-      await commit(store, before, withRoute(before.config, f.namespace, service, next), `route ${service}`, 'applied', f);
+      const live = await known(store);
+      await commit(store, (config) => {
+        const next = validated(setRule(findRoute(config, f.namespace, service), f.namespace, service, rule), live, `route ${service}`);
+        return withRoute(config, f.namespace, service, next);
+      }, `route ${service}`, 'applied', f);
     });
 
   route
@@ -160,12 +164,11 @@ export function registerRoute(program: Command): void {
     .action(async (service: string, f: WaitFlags & { namespace: string }, cmd: Command) => {
       names(service, f.namespace);
       const store = await routeStoreFor(cmd);
-      const before = await load(store);
-      if (!findRoute(before.config, f.namespace, service)) {
+      if (!findRoute((await store.routes()).value, f.namespace, service)) {
         console.log(`service ${service} has no route: its requests spread evenly over all live versions`);
         return;
       }
-      await commit(store, before, withRoute(before.config, f.namespace, service, undefined), `route ${service}`, 'cleared', f);
+      await commit(store, (config) => withRoute(config, f.namespace, service, undefined), `route ${service}`, 'cleared', f);
     });
 
   waitOptions(route
@@ -183,8 +186,8 @@ export function registerRoute(program: Command): void {
       }
       const docs = spec(() => parseRouteDocuments(text, f.filename === '-' ? 'stdin' : f.filename));
       const store = await routeStoreFor(cmd);
-      const before = await load(store);
-      let config: RouteConfig = { routes: routesOf(before.config) };
+      const live = await known(store);
+      const routes: Route[] = [];
       const seen = new Set<string>();
       docs.forEach((doc, i) => {
         const md = (doc as { metadata?: { namespace?: unknown; name?: unknown } } | null)?.metadata;
@@ -193,13 +196,13 @@ export function registerRoute(program: Command): void {
           throw new MeshError(`document ${i + 1} is in namespace ${String(md.namespace)}, not ${f.namespace}`, 'drop -n, or fix metadata.namespace');
         }
         const what = `document ${i + 1}${typeof md?.name === 'string' ? ` (route ${md.name})` : ''}`;
-        const r = validated(doc, before.known, what);
+        const r = validated(doc, live, what);
         const key = `${r.metadata.namespace}/${r.metadata.name}`;
         if (seen.has(key)) throw new MeshError(`${what} is a second route for ${key}`, 'a service has one route: merge their rules');
         seen.add(key);
-        config = withRoute(config, r.metadata.namespace, r.metadata.name, r);
+        routes.push(r);
       });
       const what = docs.length === 1 ? `route ${[...seen][0]!.split('/')[1]}` : `${docs.length} routes`;
-      await commit(store, before, config, what, 'applied', f);
+      await commit(store, (current) => routes.reduce<RouteConfig>((config, r) => withRoute(config, r.metadata.namespace, r.metadata.name, r), { routes: routesOf(current) }), what, 'applied', f);
     });
 }

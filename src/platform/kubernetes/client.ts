@@ -20,6 +20,14 @@ export interface TargetOptions {
   context?: string;
 }
 
+/** A write refused because the object changed (or appeared, or went) since it was read: 409, or 404 on a replace. */
+export class ConflictError extends Error {
+  constructor(readonly object: string, message: string) {
+    super(message);
+    this.name = 'ConflictError';
+  }
+}
+
 export interface ObjectRef {
   apiVersion: string;
   kind: string;
@@ -127,6 +135,36 @@ export class KubeClient {
     });
   }
 
+  /**
+   * Writes that never overwrite a concurrent change, as kubectl edit does: create (POST: 409 if it exists by
+   * now), replace (PUT carrying the resourceVersion it was read at: 409 if it changed since) and delete with that
+   * resourceVersion as a precondition. Those refusals throw ConflictError; a delete of what is gone is done.
+   */
+  async guardedWrite<T extends KubernetesObject>(verb: 'create' | 'replace' | 'delete', obj: T): Promise<T | undefined> {
+    const what = describe(obj);
+    return this.call(`${verb} ${what}`, async () => {
+      const path = await (this.objects as unknown as { specUriPath(o: KubernetesObject, a: string): Promise<string> }).specUriPath(structuredClone(obj), verb);
+      const url = new URL(this.server.replace(/\/+$/, '') + path);
+      if (verb !== 'delete') url.searchParams.set('fieldManager', FIELD_MANAGER);
+      const body = verb === 'delete'
+        ? JSON.stringify({ apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: 'Background', preconditions: { resourceVersion: obj.metadata?.resourceVersion } })
+        : JSON.stringify(obj);
+      const r = await this.raw(verb === 'create' ? 'POST' : verb === 'replace' ? 'PUT' : 'DELETE', url, body);
+      if (r.status === 409 || (r.status === 404 && verb === 'replace')) {
+        let message = `HTTP ${r.status}`;
+        try {
+          message = (JSON.parse(r.body) as { message?: string }).message ?? message;
+        } catch {
+          // not a Status body
+        }
+        throw new ConflictError(what, message);
+      }
+      if (r.status === 404 && verb === 'delete') return undefined;
+      if (r.status < 200 || r.status > 299) throw new this.k8s.ApiException(r.status, `${verb} failed`, r.body, {});
+      return verb === 'delete' ? undefined : JSON.parse(r.body) as T;
+    });
+  }
+
   /** The server's version, and its clock (the Date header) for skew checks. */
   async version(): Promise<{ gitVersion: string; major: number; minor: number; serverTime?: number }> {
     return this.call('read the server version', async () => {
@@ -153,7 +191,9 @@ export class KubeClient {
 
   /** One request with the kubeconfig's TLS and credentials. */
   private async raw(method: string, url: URL, body?: string, contentType = 'application/json'): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
-    const opts: https.RequestOptions = { method, headers: { 'Content-Type': contentType, Accept: 'application/json' } };
+    // Node sends a DELETE's body without a length unless told: the server would read it as the next request.
+    const length = body === undefined ? {} : { 'Content-Length': Buffer.byteLength(body) };
+    const opts: https.RequestOptions = { method, headers: { 'Content-Type': contentType, Accept: 'application/json', ...length } };
     await this.kc.applyToHTTPSOptions(opts);
     const request = url.protocol === 'http:' ? http.request : https.request;
     return new Promise((resolve, reject) => {
@@ -211,6 +251,7 @@ export class KubeClient {
     try {
       return await fn();
     } catch (err) {
+      if (err instanceof ConflictError) throw err; // the caller re-reads and retries
       throw this.wrap(err, what);
     }
   }

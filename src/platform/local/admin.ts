@@ -12,6 +12,12 @@ export interface StoredConfig {
   version: string;
 }
 
+/**
+ * A change to a config document, as a function of the document read: the next document (validated again on every
+ * call), or undefined when nothing would change. Stores may call it more than once (after a write conflict).
+ */
+export type ConfigEdit = (current: unknown) => unknown | undefined;
+
 export function adminGet<T>(state: StateDir, path: string, timeoutMs = 15_000): Promise<T> {
   return adminCall<T>(state, 'GET', path, undefined, { timeoutMs });
 }

@@ -1,23 +1,27 @@
 // Where `mesh policy` reads and writes on the local platform: the control plane's admin API
 // (GET/PUT /v1/config/policies, GET /v1/endpoints), with failures as one-line errors.
 import type { EndpointRecord } from '../../control/registry.js';
-import { adminCall, type StoredConfig } from './admin.js';
+import { adminCall, type ConfigEdit, type StoredConfig } from './admin.js';
 import type { StateDir } from './state.js';
 
-export type { StoredConfig } from './admin.js';
+export type { ConfigEdit, StoredConfig } from './admin.js';
 
 /** What the policy command needs from a platform (the Kubernetes one reads CRDs instead). */
 export interface PolicyStore {
   policies(): Promise<StoredConfig>;
-  /** Stores the whole policies document; resolves with the snapshot version that carries it. */
-  putPolicies(value: unknown): Promise<StoredConfig>;
+  /** Applies edit to the stored document: the snapshot version carrying the result, or undefined if unchanged. */
+  updatePolicies(edit: ConfigEdit): Promise<StoredConfig | undefined>;
   endpoints(): Promise<EndpointRecord[]>;
 }
 
 export function localPolicyStore(state: StateDir): PolicyStore {
   return {
     policies: () => adminCall<StoredConfig>(state, 'GET', '/v1/config/policies'),
-    putPolicies: (value) => adminCall<StoredConfig>(state, 'PUT', '/v1/config/policies', value, { what: 'the policies' }),
+    // One control plane serialises the writes it gets; two CLIs racing here is last-writer-wins (as before).
+    updatePolicies: async (edit) => {
+      const next = edit((await adminCall<StoredConfig>(state, 'GET', '/v1/config/policies')).value);
+      return next === undefined ? undefined : adminCall<StoredConfig>(state, 'PUT', '/v1/config/policies', next, { what: 'the policies' });
+    },
     endpoints: () => adminCall<EndpointRecord[]>(state, 'GET', '/v1/endpoints'),
   };
 }

@@ -1,23 +1,27 @@
 // Where `mesh route` reads and writes routes on the local platform: the control plane's admin API
 // (GET/PUT /v1/config/routes, GET /v1/endpoints), with failures as one-line errors.
 import type { EndpointRecord } from '../../control/registry.js';
-import { adminCall, type StoredConfig } from './admin.js';
+import { adminCall, type ConfigEdit, type StoredConfig } from './admin.js';
 import type { StateDir } from './state.js';
 
-export type { StoredConfig } from './admin.js';
+export type { ConfigEdit, StoredConfig } from './admin.js';
 
 /** What the route command needs from a platform (the Kubernetes one will read CRDs instead). */
 export interface RouteStore {
   routes(): Promise<StoredConfig>;
-  /** Stores the whole routes document; resolves with the snapshot version that carries it. */
-  putRoutes(value: unknown): Promise<StoredConfig>;
+  /** Applies edit to the stored document: the snapshot version carrying the result, or undefined if unchanged. */
+  updateRoutes(edit: ConfigEdit): Promise<StoredConfig | undefined>;
   endpoints(): Promise<EndpointRecord[]>;
 }
 
 export function localRouteStore(state: StateDir): RouteStore {
   return {
     routes: () => adminCall<StoredConfig>(state, 'GET', '/v1/config/routes'),
-    putRoutes: (value) => adminCall<StoredConfig>(state, 'PUT', '/v1/config/routes', value, { what: 'the routes' }),
+    // One control plane serialises the writes it gets; two CLIs racing here is last-writer-wins (as before).
+    updateRoutes: async (edit) => {
+      const next = edit((await adminCall<StoredConfig>(state, 'GET', '/v1/config/routes')).value);
+      return next === undefined ? undefined : adminCall<StoredConfig>(state, 'PUT', '/v1/config/routes', next, { what: 'the routes' });
+    },
     endpoints: () => adminCall<EndpointRecord[]>(state, 'GET', '/v1/endpoints'),
   };
 }

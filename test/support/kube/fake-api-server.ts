@@ -83,6 +83,11 @@ export interface FakeApiServer {
   serviceProxy: Map<string, string>;
   /** The last 1000 requests (method, path, query, content type, user), for asserting what a client sent. */
   requests: RecordedRequest[];
+  /**
+   * beforeRequest runs before each request is handled (its method, path and query known): a test can change the
+   * store there to play another client writing between two of the client's requests. Set and unset at will.
+   */
+  hooks: { beforeRequest?: (r: RecordedRequest) => void | Promise<void> };
   /** Forget the watch history: any watch (re)started from an older resourceVersion gets 410 Gone. */
   compactHistory(): void;
   /** End all open watches, gracefully (default: clients see the stream end and re-watch) or abruptly (socket reset). */
@@ -174,7 +179,8 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
   const auth = new Authority(token, opts.user ?? { username: 'kubernetes-admin', groups: ['system:masters', 'system:authenticated'] }, opts.deny, opts.tokenReviews);
   const backends = new Map(Object.entries(opts.serviceProxy ?? {}));
   const requests: RecordedRequest[] = [];
-  const deps = { store: inner, hub, auth, backends, versionInfo: versionInfo(opts.gitVersion ?? 'v1.31.0'), anonymous: opts.anonymous ?? false, requests };
+  const hooks: FakeApiServer['hooks'] = {};
+  const deps = { store: inner, hub, auth, backends, versionInfo: versionInfo(opts.gitVersion ?? 'v1.31.0'), anonymous: opts.anonymous ?? false, requests, hooks };
 
   if (opts.namespaceDefaults ?? true) namespaceController(inner, store, cert?.caPem ?? '');
   if (opts.seedDefaults ?? true) seed(store);
@@ -192,7 +198,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
   let closed: Promise<void> | undefined;
 
   return {
-    url, token, caPem: cert?.caPem, kubeconfigYaml, store, requests,
+    url, token, caPem: cert?.caPem, kubeconfigYaml, store, requests, hooks,
     deny: auth.deny, tokens: auth.tokens, serviceProxy: backends,
     writeKubeconfig(dir: string) {
       const path = join(dir, 'kubeconfig');

@@ -26,6 +26,8 @@ export interface RouterDeps {
   versionInfo: JsonObject;
   anonymous: boolean;
   requests: RecordedRequest[];
+  /** Runs before each request is handled (after it is recorded), e.g. to play a concurrent writer. */
+  hooks: { beforeRequest?: (r: RecordedRequest) => void | Promise<void> };
 }
 
 function send(res: ServerResponse, code: number, body: Json): void {
@@ -76,6 +78,7 @@ async function route(deps: RouterDeps, req: IncomingMessage, res: ServerResponse
   const record: RecordedRequest = { method, path: url.pathname, query: Object.fromEntries(url.searchParams), contentType: req.headers['content-type'] };
   deps.requests.push(record);
   if (deps.requests.length > 1000) deps.requests.shift();
+  await deps.hooks.beforeRequest?.(record);
   let user: UserInfo;
   try {
     user = deps.auth.authenticate(req.headers.authorization);
