@@ -7,7 +7,7 @@ import { MeshError } from '../../util/errors.js';
 import { YAML_OPTIONS } from './yaml.js';
 import {
   CONTROL_NAMESPACE, CONTROL_NS_LABEL, CONTROL_PORT, INIT_CONTAINER, INJECT_ANNOTATION, PROXY_CONTAINER, PROXY_PORTS, PROXY_UID,
-  PROXY_VERSION_ANNOTATION, TOKEN_AUDIENCE, TOKEN_PATH, TOKEN_VOLUME, controlHost,
+  PROXY_VERSION_ANNOTATION, SERVICE_ACCOUNT_ANNOTATION, TOKEN_AUDIENCE, TOKEN_PATH, TOKEN_VOLUME, controlHost,
 } from './names.js';
 
 export interface InjectOptions {
@@ -145,7 +145,10 @@ function initContainer(o: InjectOptions, script: string): Obj {
 
 /** Takes mesh's own parts out of a pod template (in place), keeping the keys so re-injecting keeps key order. */
 function uninject(meta: Obj, spec: Obj): void {
-  if (isObj(meta.annotations)) delete meta.annotations[PROXY_VERSION_ANNOTATION];
+  if (isObj(meta.annotations)) {
+    delete meta.annotations[PROXY_VERSION_ANNOTATION];
+    delete meta.annotations[SERVICE_ACCOUNT_ANNOTATION];
+  }
   if (isObj(meta.labels)) delete meta.labels[CONTROL_NS_LABEL];
   if (Array.isArray(spec.initContainers)) spec.initContainers = spec.initContainers.filter((c: Obj) => c?.name !== INIT_CONTAINER && c?.name !== PROXY_CONTAINER);
   if (Array.isArray(spec.volumes)) spec.volumes = spec.volumes.filter((v: Obj) => v?.name !== TOKEN_VOLUME);
@@ -185,7 +188,8 @@ export function injectTemplate(template: Obj, o: InjectOptions, owner?: Obj): Po
   uninject(meta, spec);
   const skipIn = portList(meta.annotations?.['mesh.io/skip-inbound-ports'], 'mesh.io/skip-inbound-ports', warnings);
   const skipOut = portList(meta.annotations?.['mesh.io/skip-outbound-ports'], 'mesh.io/skip-outbound-ports', warnings);
-  meta.annotations = { ...(isObj(meta.annotations) ? meta.annotations : {}), [PROXY_VERSION_ANNOTATION]: o.version };
+  const serviceAccount = String(spec.serviceAccountName || spec.serviceAccount || 'default');
+  meta.annotations = { ...(isObj(meta.annotations) ? meta.annotations : {}), [PROXY_VERSION_ANNOTATION]: o.version, [SERVICE_ACCOUNT_ANNOTATION]: serviceAccount };
   meta.labels = { ...(isObj(meta.labels) ? meta.labels : {}), [CONTROL_NS_LABEL]: CONTROL_NAMESPACE };
   const userInit = Array.isArray(spec.initContainers) ? spec.initContainers : [];
   // mesh-init first (rules in place before anything runs), then the proxy, then the pod's own init containers,

@@ -34,6 +34,8 @@ export const ownedLabels = (version = VERSION, component?: string): Record<strin
 export const INJECT_ANNOTATION = 'mesh.io/inject';
 export const INJECT_LABEL = 'mesh.io/inject';
 export const PROXY_VERSION_ANNOTATION = 'mesh.io/proxy-version';
+/** The pod's ServiceAccount, recorded by inject where Prometheus' pod discovery can see it (the identity label). */
+export const SERVICE_ACCOUNT_ANNOTATION = 'mesh.io/service-account';
 export const CONTROL_NS_LABEL = 'mesh.io/control-plane-ns';
 export const PROXY_CONTAINER = 'mesh-proxy';
 export const INIT_CONTAINER = 'mesh-init';
