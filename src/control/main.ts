@@ -1,6 +1,5 @@
 // `mesh control`: runs the control plane in the foreground (mesh install starts it in the background).
 import { rmSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { generateKey, certInfo, splitPem, DAY, type Issuer } from '../identity/ca.js';
 import { loadIdentity } from '../platform/local/identity.js';
@@ -14,11 +13,9 @@ import { Registry } from './registry.js';
 import { createControlServer } from './server.js';
 import { Telemetry } from './telemetry/index.js';
 import { CONFIG_VALIDATORS } from './validators.js';
+import { identityEpoch } from '../identity/epoch.js';
 
-/** Names the identity a proxy's certificate should come from: trust anchors and issuer. */
-export function identityEpoch(anchorsPem: string, issuerCertPem: string): string {
-  return createHash('sha256').update(anchorsPem.replace(/\s+/g, '')).update(issuerCertPem.replace(/\s+/g, '')).digest('hex').slice(0, 16);
-}
+export { identityEpoch };
 
 export const CONTROL_IDENTITY = (trustDomain: string) =>
   formatIdentity({ trustDomain, namespace: 'mesh-system', serviceAccount: 'mesh-control' });

@@ -66,7 +66,10 @@ interface CertificateRequest {
 
 const peerIds = new WeakMap<object, Identity | null>();
 
-export function createControlServer(o: ControlServerOptions): https.Server {
+/** The control plane's HTTPS server; applyIdentity swaps the identity in (as POST /v1/identity/reload does). */
+export type ControlServer = https.Server & { applyIdentity(next: IdentityReload): void };
+
+export function createControlServer(o: ControlServerOptions): ControlServer {
   const watchTimeout = o.watchTimeoutMs ?? 20_000;
   const server = https.createServer({
     cert: o.tls.cert,
@@ -103,6 +106,15 @@ export function createControlServer(o: ControlServerOptions): https.Server {
 
   function identityInfo() {
     return { trustDomain: o.trustDomain, trustAnchors: o.trustAnchorsPem, issuer: o.issuerCertPem, certLifetimeMs: o.certLifetimeMs };
+  }
+
+  /** Validated first by the caller; now swap: new certificates come from the new issuer with the new bundle. */
+  function applyIdentity(next: IdentityReload): void {
+    o.trustAnchorsPem = next.trustAnchorsPem;
+    o.issuer = next.issuer;
+    o.issuerCertPem = next.issuerCertPem;
+    o.certLifetimeMs = next.certLifetimeMs;
+    server.setSecureContext({ ...next.tls, ca: next.trustAnchorsPem, minVersion: 'TLSv1.3' });
   }
 
   function requireAdmin(req: IncomingMessage): void {
@@ -165,12 +177,7 @@ export function createControlServer(o: ControlServerOptions): https.Server {
       } catch (err) {
         throw new HttpError(422, (err as Error).message);
       }
-      // Validated first; now swap: new certificates come from the new issuer with the new bundle.
-      o.trustAnchorsPem = next.trustAnchorsPem;
-      o.issuer = next.issuer;
-      o.issuerCertPem = next.issuerCertPem;
-      o.certLifetimeMs = next.certLifetimeMs;
-      server.setSecureContext({ ...next.tls, ca: next.trustAnchorsPem, minVersion: 'TLSv1.3' });
+      applyIdentity(next);
       return sendJson(res, 200, identityInfo());
     }
     if (route === 'GET /v1/snapshot') {
@@ -271,7 +278,7 @@ export function createControlServer(o: ControlServerOptions): https.Server {
       else res.destroy();
     });
   });
-  return server;
+  return Object.assign(server, { applyIdentity });
 }
 
 function bearerMatches(req: IncomingMessage, expected: string): boolean {

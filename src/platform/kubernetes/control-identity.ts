@@ -2,9 +2,12 @@
 // (Secret mesh-identity-issuer, ConfigMap mesh-identity-trust-roots), and workload bootstrap by projected
 // ServiceAccount token checked with a TokenReview (audience mesh.io).
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Issuer } from '../../identity/ca.js';
 import { MeshError } from '../../util/errors.js';
 import type { KubeClient } from './client.js';
+import { ListWatch } from './list-watch.js';
 import { CONTROL_NAMESPACE, ISSUER_SECRET, TOKEN_AUDIENCE, TRUST_ROOTS_CONFIGMAP, WEBHOOK_SECRET } from './names.js';
 
 export interface KubeIdentity {
@@ -29,6 +32,66 @@ export async function readKubeIdentity(kube: KubeClient, namespace = CONTROL_NAM
     throw new MeshError(`the issuer in secret ${namespace}/${ISSUER_SECRET} cannot be read: ${(err as Error).message}`, hint);
   }
   return { trustAnchorsPem: roots.data['ca-bundle.crt'], issuerCertPem, issuer };
+}
+
+/** Where the control plane's identity comes from, and a way to hear that it may have changed. */
+export interface IdentitySource {
+  read(): Promise<KubeIdentity>;
+  /** Calls changed (perhaps spuriously) whenever the identity may have changed, until the returned stop is called. */
+  watch(changed: () => void): Promise<() => void>;
+}
+
+/** As the mesh-control pod has it: the Secret and ConfigMap mounted under dir (issuer/, trust-roots/). */
+export function mountedIdentity(dir: string, pollMs: number): IdentitySource {
+  const files = [join(dir, 'trust-roots', 'ca-bundle.crt'), join(dir, 'issuer', 'tls.crt'), join(dir, 'issuer', 'tls.key')];
+  const hint = 'mount it (see the mesh-control Deployment) or set the MESH_*_DIR variables';
+  const readAll = () => Promise.all(files.map((f) => readFile(f, 'utf8')));
+  // What the last good read() saw: a change that could not be read yet (half written) is signalled again.
+  let seen = '';
+  return {
+    async read() {
+      let texts: string[];
+      try {
+        texts = await readAll();
+      } catch (err) {
+        throw new MeshError(`cannot read the identity under ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, hint);
+      }
+      const [trustAnchorsPem, issuerCertPem, keyPem] = texts as [string, string, string];
+      let issuer: Issuer;
+      try {
+        issuer = new Issuer({ certPem: issuerCertPem, keyPem });
+      } catch (err) {
+        throw new MeshError(`the issuer under ${dir} cannot be read: ${(err as Error).message}`, hint);
+      }
+      seen = texts.join('\n');
+      return { trustAnchorsPem, issuerCertPem, issuer };
+    },
+    // The kubelet swaps a mounted Secret's files (within about a minute of the change): poll their contents.
+    async watch(changed) {
+      const timer = setInterval(() => {
+        void readAll().then((now) => {
+          if (now.join('\n') !== seen) changed();
+        }, () => {});
+      }, pollMs);
+      timer.unref();
+      return () => clearInterval(timer);
+    },
+  };
+}
+
+/** Outside a pod (mesh control --kubeconfig): read, and watched, through the API. */
+export function apiIdentity(kube: KubeClient, o: { namespace?: string; log?: (line: string) => void } = {}): IdentitySource {
+  const namespace = o.namespace ?? CONTROL_NAMESPACE;
+  return {
+    read: () => readKubeIdentity(kube, namespace),
+    async watch(changed) {
+      const one = (collection: string, name: string) =>
+        new ListWatch(kube.kc, `/api/v1/namespaces/${namespace}/${collection}?fieldSelector=${encodeURIComponent(`metadata.name=${name}`)}`, changed, { log: o.log });
+      const watches = [one('secrets', ISSUER_SECRET), one('configmaps', TRUST_ROOTS_CONFIGMAP)];
+      await Promise.all(watches.map((w) => w.start()));
+      return () => watches.forEach((w) => w.stop());
+    },
+  };
 }
 
 const SA_USER = /^system:serviceaccount:([^:]+):([^:]+)$/;

@@ -1,11 +1,14 @@
 // `mesh control --platform kubernetes`: the control plane as the mesh-control Deployment runs it. Identity from
-// the mounted Secret and ConfigMap, Routes and Policies from the CRDs, and the injector webhook beside the API.
+// the mounted Secret and ConfigMap (re-read when they change), Routes and Policies from the CRDs, and the injector
+// webhook beside the API.
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type https from 'node:https';
 import { join } from 'node:path';
-import { DAY, Issuer, generateKey } from '../../identity/ca.js';
+import { DAY, certInfo, generateKey, splitPem, type Issuer } from '../../identity/ca.js';
+import { identityEpoch } from '../../identity/epoch.js';
+import { identityErrors } from '../../identity/chain.js';
 import { formatIdentity } from '../../identity/spiffe.js';
 import { Registry } from '../../control/registry.js';
 import { createControlServer } from '../../control/server.js';
@@ -16,7 +19,7 @@ import type { KubeClient } from './client.js';
 import { CONTROL_NAME, CONTROL_NAMESPACE, defaultImage, webhookDnsNames } from './names.js';
 import { createWebhookServer } from './webhook.js';
 import { KubeControlPlatform } from './control-platform.js';
-import { readKubeIdentity, readKubeWebhookTls, tokenReviewBootstrap } from './control-identity.js';
+import { apiIdentity, mountedIdentity, readKubeWebhookTls, tokenReviewBootstrap, type IdentitySource } from './control-identity.js';
 import { Telemetry } from '../../control/telemetry/index.js';
 
 export interface KubeControlOptions {
@@ -49,34 +52,37 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
   const webhookDir = env.MESH_WEBHOOK_DIR || '/var/run/mesh/webhook';
   const trustDomain = env.MESH_TRUST_DOMAIN || 'cluster.local';
   const certLifetimeMs = parseDuration(env.MESH_CERT_LIFETIME || '24h', 'MESH_CERT_LIFETIME');
+  const pollMs = parseDuration(env.MESH_IDENTITY_POLL_INTERVAL || '10s', 'MESH_IDENTITY_POLL_INTERVAL');
   // Outside a pod (mesh control --kubeconfig, nothing mounted) they come from the Secrets and ConfigMap themselves.
   const fromApi = !env.MESH_IDENTITY_DIR && !existsSync(join(identityDir, 'issuer', 'tls.crt'));
-  const api = fromApi ? await readKubeIdentity(kube) : undefined;
-  const trustAnchorsPem = api?.trustAnchorsPem ?? readMounted(join(identityDir, 'trust-roots', 'ca-bundle.crt'), 'the trust anchors');
-  const issuerCertPem = api?.issuerCertPem ?? readMounted(join(identityDir, 'issuer', 'tls.crt'), 'the issuer certificate');
-  const issuer = api?.issuer ?? new Issuer({ certPem: issuerCertPem, keyPem: readMounted(join(identityDir, 'issuer', 'tls.key'), 'the issuer key') });
+  const source: IdentitySource = fromApi ? apiIdentity(kube, { log: (l) => log(`control: ${l}`) }) : mountedIdentity(identityDir, pollMs);
+  const { trustAnchorsPem, issuerCertPem, issuer } = await source.read();
   const webhookTls = !env.MESH_WEBHOOK_DIR && !existsSync(join(webhookDir, 'tls.crt')) ? await readKubeWebhookTls(kube)
     : { cert: readMounted(join(webhookDir, 'tls.crt'), 'the webhook certificate'), key: readMounted(join(webhookDir, 'tls.key'), 'the webhook key') };
 
   // Endpoints from EndpointSlices and Pods, Routes and Policies from the CRDs, all kept by watches.
   const platform = new KubeControlPlatform(kube.kc, trustDomain, { log: (l) => log(`control: ${l}`) });
   const registry = new Registry(trustDomain, platform);
+  registry.setIdentityEpoch(identityEpoch(trustAnchorsPem, issuerCertPem));
   await platform.start(registry);
   // Proxies' metrics scraped at their admin port (pod IP:4191) for mesh stat, which reaches it by the service proxy.
   const telemetry = new Telemetry(registry, { log });
   telemetry.start();
 
-  const kp = await generateKey();
-  const controlCert = issuer.issueLeaf({
-    uri: formatIdentity({ trustDomain, namespace: CONTROL_NAMESPACE, serviceAccount: CONTROL_NAME }),
-    publicKeyPem: kp.publicKeyPem, lifetimeMs: DAY, dnsNames: [...webhookDnsNames(), 'localhost'], ips: ['127.0.0.1'],
-  });
+  const controlTls = async (signer: Issuer, chainPem: string) => {
+    const kp = await generateKey();
+    const cert = signer.issueLeaf({
+      uri: formatIdentity({ trustDomain, namespace: CONTROL_NAMESPACE, serviceAccount: CONTROL_NAME }),
+      publicKeyPem: kp.publicKeyPem, lifetimeMs: DAY, dnsNames: [...webhookDnsNames(), 'localhost'], ips: ['127.0.0.1'],
+    });
+    return { cert: cert + chainPem, key: kp.keyPem };
+  };
   const control = createControlServer({
     trustDomain, trustAnchorsPem, issuer, issuerCertPem, certLifetimeMs, registry,
     // Proxies bootstrap with their projected ServiceAccount token (TokenReview); there are no join tokens.
     auth: { adminToken: randomBytes(32).toString('base64url'), joinTokenFor: () => randomBytes(32).toString('base64url'), bootstrap: tokenReviewBootstrap(kube, { log }), openTelemetry: true },
     telemetry,
-    tls: { cert: controlCert + issuerCertPem, key: kp.keyPem },
+    tls: await controlTls(issuer, issuerCertPem),
   });
 
   // The webhook asks for namespace labels per pod; a short cache spares the API server during a rollout.
@@ -88,11 +94,33 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
     nsCache.set(name, { at: Date.now(), labels: ns?.metadata?.labels });
     return ns?.metadata?.labels;
   };
-  const webhook = createWebhookServer({
-    tls: webhookTls,
-    namespaceLabels,
-    inject: { version: VERSION, image: env.MESH_PROXY_IMAGE || defaultImage(), trustDomain, trustAnchorsPem },
-    log,
+  const inject = { version: VERSION, image: env.MESH_PROXY_IMAGE || defaultImage(), trustDomain, trustAnchorsPem };
+  const webhook = createWebhookServer({ tls: webhookTls, namespaceLabels, inject, log });
+
+  // A rotation (mesh identity rotate-*, or the Secret/ConfigMap edited) is served without a restart, and the new
+  // identity epoch in the snapshot makes every proxy renew at once. One reload at a time.
+  let epoch = identityEpoch(trustAnchorsPem, issuerCertPem);
+  let reloading = Promise.resolve();
+  const reload = async () => {
+    let next;
+    try {
+      next = await source.read();
+    } catch (err) {
+      return log(`control: identity changed but not reloaded (the previous one stays): ${(err as Error).message}`);
+    }
+    const nextEpoch = identityEpoch(next.trustAnchorsPem, next.issuerCertPem);
+    if (nextEpoch === epoch) return;
+    // As the local reload does: never sign with an issuer no proxy would trust (or half of an edit in progress).
+    const errors = identityErrors({ anchorsPem: next.trustAnchorsPem, issuerCertPem: next.issuerCertPem, issuerKeyPem: next.issuer.issuer.keyPem });
+    if (errors.length) return log(`control: identity changed but not reloaded (the previous one stays): ${errors.join('; ')}`);
+    control.applyIdentity({ ...next, certLifetimeMs, tls: await controlTls(next.issuer, next.issuerCertPem) });
+    inject.trustAnchorsPem = next.trustAnchorsPem;
+    epoch = nextEpoch;
+    registry.setIdentityEpoch(epoch);
+    log(`control: identity reloaded (${splitPem(next.trustAnchorsPem).length} trust anchor(s), issuer valid until ${certInfo(next.issuerCertPem).notAfter.toISOString()}); proxies renew now`);
+  };
+  const stopIdentityWatch = await source.watch(() => {
+    reloading = reloading.then(reload).catch((err: unknown) => log(`control: identity reload failed: ${(err as Error).message}`));
   });
 
   const listen = (server: https.Server, port: number, what: string) => new Promise<number>((resolve, reject) => {
@@ -106,6 +134,8 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
   return {
     port, webhookPort,
     async close() {
+      stopIdentityWatch();
+      await reloading;
       platform.stop();
       await telemetry.close();
       registry.close();
