@@ -289,6 +289,58 @@ describe('HTTP through the sidecars', () => {
     assert.deepEqual([...counts.keys()].sort(), [web1.instance, web2.instance].sort());
   });
 
+  /** Sum of one metric's series in the client sidecar whose labels contain every `want`. */
+  const clientMetric = async (name: string, ...want: string[]): Promise<number> => {
+    const text = (await request(client.admin, { path: '/metrics' })).body;
+    let sum = 0;
+    for (const line of text.split('\n')) {
+      if (line.startsWith(`${name}{`) && want.every((w) => line.includes(w))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    return sum;
+  };
+
+  it('carries concurrent requests to an endpoint as streams of one mTLS connection (mesh/1)', async () => {
+    const dst = ['direction="outbound"', 'peer="dst"'];
+    const opened = await clientMetric('tcp_open_total', ...dst);
+    const results = await Promise.all(Array.from({ length: 60 }, (_, i) => send({ path: `/mux/${i}` })));
+    for (const r of results) assert.equal(r.status, 200);
+    // At most one connection per web endpoint, the ones earlier tests opened.
+    assert.ok(await clientMetric('tcp_open_connections', ...dst) <= 2);
+    assert.equal(await clientMetric('tcp_open_total', ...dst), opened);
+  });
+
+  it('echoes 40 concurrent bodies of mixed sizes and framings, every byte back to its sender', { timeout: 60_000 }, async () => {
+    // Sizes on both sides of a stream's 256 KiB window, so windows open and close mid-body.
+    const sizes = Array.from({ length: 40 }, (_, i) => [0, 1, 1000, 64 * 1024, 300 * 1024, 700 * 1024][i % 6]!);
+    await Promise.all(sizes.map(async (size, i) => {
+      const body = randomBytes(size);
+      const parts = size > 0 ? [body.subarray(0, size >> 1), body.subarray(size >> 1)].filter((p) => p.length > 0) : [];
+      const headers: Record<string, string> = i % 2 ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(size) };
+      const r = await send({ method: 'POST', path: '/echo', headers, body: parts });
+      assert.equal(r.status, 200);
+      assert.ok(r.body.equals(body), `body ${i} (${size} bytes) came back as ${r.body.length} different bytes`);
+    }));
+  });
+
+  it('holds up no other request while a client stops reading a large response', { timeout: 60_000 }, async (t) => {
+    const stalled = openRaw(t);
+    let got = 0;
+    stalled.sock.removeAllListeners('data');
+    stalled.sock.on('data', (d: Buffer) => {
+      got += d.length;
+      stalled.sock.pause();
+    });
+    stalled.sock.write(`GET /bytes/${LARGE} HTTP/1.1\r\nHost: web\r\n\r\n`);
+    await waitFor('the large response to start', () => got > 0, 10_000, 10);
+    const base = rss(client.pid);
+    const started = Date.now();
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => send({ path: `/beside/${i}` })));
+    for (const r of results) assert.equal(r.status, 200);
+    assert.ok(Date.now() - started < 5_000, `the other requests took ${Date.now() - started} ms`);
+    // The stalled stream's window bounds what the client proxy holds for it.
+    assert.ok(rss(client.pid) - base < 20 * MB, `the client proxy grew by ${((rss(client.pid) - base) / MB).toFixed(1)} MB`);
+  });
+
   // Last: it kills web2. Requests may fail while the mesh notices; within 10 s none may.
   it('drops an endpoint whose app and sidecar died, within 10 s', { timeout: 60_000 }, async () => {
     const killedAt = Date.now();

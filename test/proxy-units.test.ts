@@ -1,7 +1,7 @@
 // The proxy's decision-making parts alone, without sockets: budget, balancer, breaker, routing.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
+import type { Req } from '../src/proxy/h1-server.js';
 import { RetryBudget, ServiceRouter, pickBackend, type CompiledRule } from '../src/proxy/routing.js';
 import { Target, DEFAULT_BREAKER } from '../src/proxy/balancer.js';
 import { MetricsRegistry, LATENCY_BUCKETS_MS } from '../src/proxy/metrics.js';
@@ -119,7 +119,7 @@ describe('routing', () => {
     const api = rule([['v2', 1]], { matches: [{ headers: [], pathPrefix: '/api', method: 'GET' }] });
     const dflt = rule([['v1', 1]]);
     router.rules = [jason, api, dflt];
-    const req = (headers: Record<string, string>, method = 'GET') => ({ headers, method }) as unknown as IncomingMessage;
+    const req = (headers: Record<string, string>, method = 'GET') => ({ header: (n: string) => headers[n], method }) as unknown as Req;
     assert.equal(router.match(req({ 'end-user': 'jason' }), '/'), jason);
     assert.equal(router.match(req({ 'end-user': 'json' }), '/'), dflt);
     assert.equal(router.match(req({}), '/api/x'), api);

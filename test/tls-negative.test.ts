@@ -12,6 +12,7 @@ import forge from 'node-forge';
 import { createIssuer, createTrustAnchor, generateKey, Issuer, type KeyPair } from '../src/identity/ca.js';
 import { formatIdentity, verifyPeer } from '../src/identity/spiffe.js';
 import { TestMesh, ROOT, freePort, request, waitFor, type WorkloadInfo } from './support/mesh.js';
+import { ALPN } from '../src/proxy/mux.js';
 
 const RECORDING_APP = join(ROOT, 'test', 'fixtures', 'recording-app.mjs');
 const TD = 'cluster.local';
@@ -161,6 +162,48 @@ describe('the inbound mTLS listener', () => {
     assert.ok(saw.includes('GET /accepted/raw'));
     // This request came after every refused one, so any of those forwarded late would be here by now.
     assert.deepEqual(saw.filter((r) => r.includes('/refused/')), []);
+  });
+
+  /** One mesh/1 frame, as a peer proxy would send it. */
+  const frame = (type: number, flags: number, id: number, payload: string): Buffer => {
+    const body = Buffer.from(payload, 'latin1');
+    const h = Buffer.alloc(10);
+    h[0] = type;
+    h[1] = flags;
+    h.writeUInt32BE(id, 2);
+    h.writeUInt32BE(body.length, 6);
+    return Buffer.concat([h, body]);
+  };
+
+  it('speaks mesh/1 to a client that offers it, and resets a stream whose body overruns its Content-Length', { timeout: 30_000 }, async (t) => {
+    const [host, port] = web.inbound.split(':') as [string, string];
+    const sock = tls.connect({ host, port: Number(port), ...clientTls({ cert: validCert, key: key.keyPem, ALPNProtocols: [ALPN] }) });
+    t.after(() => sock.destroy());
+    await new Promise<void>((resolve, reject) => sock.once('secureConnect', resolve).once('error', reject));
+    assert.equal(sock.alpnProtocol, ALPN);
+    const frames: Array<{ type: number; flags: number; id: number; payload: string }> = [];
+    let buf = Buffer.alloc(0);
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 10 && buf.length >= 10 + buf.readUInt32BE(6)) {
+        const len = buf.readUInt32BE(6);
+        frames.push({ type: buf[0]!, flags: buf[1]!, id: buf.readUInt32BE(2), payload: buf.subarray(10, 10 + len).toString('latin1') });
+        buf = buf.subarray(10 + len);
+      }
+    });
+    // Stream 1 hides a second request after its declared 5 bytes; stream 3 is an honest GET.
+    sock.write(Buffer.concat([
+      frame(1, 0, 1, 'POST /mux/smuggle HTTP/1.1\r\nHost: web\r\nContent-Length: 5\r\n\r\n'),
+      frame(2, 1, 1, 'helloGET /refused/mux-hidden HTTP/1.1\r\nHost: web\r\n\r\n'),
+      frame(1, 1, 3, 'GET /accepted/mux HTTP/1.1\r\nHost: web\r\n\r\n'),
+    ]));
+    await waitFor('a reset of stream 1 and the end of stream 3', () =>
+      frames.some((f) => f.id === 1 && f.type === 3) && frames.some((f) => f.id === 3 && (f.flags & 1) === 1), 10_000, 10);
+    const head3 = frames.find((f) => f.id === 3 && f.type === 1);
+    assert.match(head3?.payload ?? '', /^HTTP\/1\.1 200 /);
+    const saw = await appSaw();
+    assert.ok(saw.includes('GET /accepted/mux'));
+    assert.ok(!saw.some((r) => r.includes('mux-hidden')), 'the hidden request reached the app');
   });
 
   const mtlsGet = (path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> => {

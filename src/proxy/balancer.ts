@@ -2,7 +2,8 @@
 // (as Linkerd balances), with failure accrual that ejects an endpoint for a jittered back-off and
 // probes it before it returns, and a per-endpoint concurrency limit that sheds load fast.
 import { X509Certificate } from 'node:crypto';
-import type { PeerCertificate } from 'node:tls';
+import type { PeerCertificate, SecureContext } from 'node:tls';
+import type { TlsOptions } from './mux.js';
 import type { EndpointInfo } from '../model/snapshot.js';
 import { verifyPeer } from '../identity/spiffe.js';
 import type { RequestStats, TcpStats } from './metrics.js';
@@ -61,6 +62,15 @@ export class Endpoint {
         return err as Error;
       }
     };
+  }
+
+  private tlsOptions: TlsOptions | null = null;
+
+  /** What a new connection to this endpoint needs, kept until the client certificate changes. */
+  tls(secureContext: SecureContext): TlsOptions {
+    const t = this.tlsOptions;
+    if (t !== null && t.secureContext === secureContext) return t;
+    return (this.tlsOptions = { servername: this.servername, checkServerIdentity: this.checkServerIdentity, secureContext });
   }
 
   /** Expected cost of one more request: peak-EWMA latency scaled by the load already there. */

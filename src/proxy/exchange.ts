@@ -1,5 +1,5 @@
 // One request's passage through the proxy, and the layer shape every step of it takes.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Req, Res } from './h1-server.js';
 import { performance } from 'node:perf_hooks';
 import type { Endpoint, Target } from './balancer.js';
 import type { RequestStats } from './metrics.js';
@@ -43,7 +43,7 @@ export class Exchange {
   span: object | null = null;
 
   /** Where this exchange is counted: the proxy's catch-all until routing knows better. */
-  constructor(readonly req: IncomingMessage, readonly res: ServerResponse, public stats: RequestStats) {}
+  constructor(readonly req: Req, readonly res: Res, public stats: RequestStats) {}
 
   /** Records the response status and time to first byte, once per exchange. */
   observe(status: number): void {
@@ -68,11 +68,12 @@ export function respondError(ex: Exchange, err: ProxyError): void {
     return;
   }
   ex.observe(err.status);
-  const body = `${err.reason}\n`;
-  res.writeHead(err.status, [
+  // A reason can carry an upstream's words: one line of Latin-1 in the header, UTF-8 in the body.
+  const body = Buffer.from(`${err.reason}\n`);
+  res.writeHead(err.status, undefined, [
     'content-type', 'text/plain; charset=utf-8',
-    'content-length', String(Buffer.byteLength(body)),
-    ERROR_HEADER, err.reason,
+    'content-length', String(body.length),
+    ERROR_HEADER, err.reason.replace(/[^\x20-\x7e]/g, ' '),
   ]);
   res.end(body);
 }

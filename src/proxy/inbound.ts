@@ -1,13 +1,14 @@
 // The inbound listener: mutual TLS in from other proxies (the peer's SPIFFE identity checked on
 // every connection), plain HTTP out to the app on localhost.
 import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
-import type { TLSSocket } from 'node:tls';
-import type { Duplex } from 'node:stream';
+import tls, { type TLSSocket } from 'node:tls';
 import { verifyPeer, formatIdentity } from '../identity/spiffe.js';
 import { Exchange, ProxyError, respondError } from './exchange.js';
-import { forwardHeaders, hostCount, IDENTITY_HEADER } from './http-util.js';
+import { forwardHeaders, IDENTITY_HEADER } from './http-util.js';
+import { serveH1, trackConnections, type H1Handlers, type Req, type Res } from './h1-server.js';
+import { Pool } from './h1-client.js';
+import { ALPN, serveMux } from './mux.js';
 import { relay, type RelayHooks } from './relay.js';
 import { refuseUpgrade, relayUpgrade } from './upgrade.js';
 import type { IdentityManager } from './identity.js';
@@ -49,14 +50,16 @@ const appHooks = (appPort: number): RelayHooks => ({
 });
 
 export function createInboundServer(o: InboundOptions): net.Server {
-  const appAgent = new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: 'lifo', timeout: 4_000 });
+  // Idle connections close before a Node app's default 5 s keep-alive would close them under us.
+  const appPool = new Pool({ idleMs: 4_000, maxIdle: 64 });
   const hooks = appHooks(o.appPort);
-  const server = https.createServer({
+  const server = trackConnections(tls.createServer({
     ...o.identity.serverOptions(),
     requestCert: true,
     rejectUnauthorized: true,
-    keepAliveTimeout: 60_000,
-  });
+    // Other proxies speak mesh/1; anything else (curl, a raw TLS client) gets HTTP/1.1.
+    ALPNProtocols: [ALPN, 'http/1.1'],
+  }));
   const tcp = o.metrics.tcp({ direction: 'inbound', peer: 'src', tls: 'true' });
   server.on('secureConnection', (sock: PeerSocket) => {
     try {
@@ -65,6 +68,8 @@ export function createInboundServer(o: InboundOptions): net.Server {
       // Stats per caller identity, looked up once per connection rather than per request.
       sock[STATS] = o.metrics.requests({ direction: 'inbound', client_id: peer, tls: 'true' });
       tcp.track(sock);
+      if (sock.alpnProtocol === ALPN) serveMux(sock, tlsHandlers);
+      else serveH1(sock, tlsHandlers);
     } catch (err) {
       o.log?.(`inbound: refused a connection: ${(err as Error).message}`);
       sock.destroy();
@@ -73,15 +78,7 @@ export function createInboundServer(o: InboundOptions): net.Server {
   server.on('tlsClientError', () => {});
 
   const toApp = (ex: Exchange): void => {
-    const up = http.request({
-      agent: appAgent,
-      host: '127.0.0.1',
-      port: o.appPort,
-      method: ex.req.method,
-      path: ex.path,
-      headers: ex.headers as unknown as Record<string, string>,
-      setHost: false,
-    });
+    const up = appPool.request({ host: '127.0.0.1', port: o.appPort, method: ex.req.method, path: ex.path, headers: ex.headers });
     relay(ex, up, hooks);
   };
 
@@ -93,11 +90,11 @@ export function createInboundServer(o: InboundOptions): net.Server {
     return o.policy().check(authz);
   };
 
-  const handle = (req: http.IncomingMessage, res: http.ServerResponse, peer: string | null, stats: RequestStats): void => {
+  const handle = (req: Req, res: Res, peer: string | null, stats: RequestStats): void => {
     const ex = new Exchange(req, res, stats);
     ex.peer = peer ?? '';
-    if (hostCount(req.rawHeaders) > 1) return respondError(ex, new ProxyError(400, 'request has more than one Host header'));
-    ex.path = req.url ?? '/';
+    if (req.hosts > 1) return respondError(ex, new ProxyError(400, 'request has more than one Host header'));
+    ex.path = req.url;
     const decision = authorize(peer, ex.path);
     if (!decision.allowed) {
       ex.stats.denied();
@@ -109,35 +106,21 @@ export function createInboundServer(o: InboundOptions): net.Server {
     if (peer !== null) ex.headers.push(IDENTITY_HEADER, peer);
     o.telemetry.traceContext(ex, 'server');
     o.telemetry.watch(ex, 'inbound');
-    const cl = req.headers['content-length'];
-    ex.replayable = req.headers['transfer-encoding'] === undefined && (cl === undefined || cl === '0');
+    ex.replayable = !req.hasBody;
     ex.rebalance = toApp;
     toApp(ex);
   };
 
-  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const sock = req.socket as PeerSocket;
-    const peer = sock[PEER];
-    if (!peer) {
-      sock.destroy();
-      return;
-    }
-    handle(req, res, peer, sock[STATS]!);
-  });
-
-  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    const peer = (req.socket as PeerSocket)[PEER];
-    if (!peer) return socket.destroy();
-    if (hostCount(req.rawHeaders) > 1) return refuseUpgrade(socket, 400, 'request has more than one Host header');
-    const decision = authorize(peer, req.url ?? '/');
-    const stats = (req.socket as PeerSocket)[STATS]!;
+  const upgrade = (req: Req, socket: net.Socket, head: Buffer, peer: string | null, stats: RequestStats): void => {
+    if (req.hosts > 1) return refuseUpgrade(socket, 400, 'request has more than one Host header');
+    const decision = authorize(peer, req.url);
     if (!decision.allowed) {
       stats.denied();
       return refuseUpgrade(socket, 403, decision.reason);
     }
     stats.allowed();
     const headers = forwardHeaders(req.rawHeaders, true, IDENTITY_HEADER);
-    headers.push(IDENTITY_HEADER, peer);
+    if (peer !== null) headers.push(IDENTITY_HEADER, peer);
     const up = http.request({
       agent: false,
       host: '127.0.0.1',
@@ -147,34 +130,48 @@ export function createInboundServer(o: InboundOptions): net.Server {
       headers: headers as unknown as Record<string, string>,
       setHost: false,
     });
-    relayUpgrade(req, socket, head, up);
-  });
+    relayUpgrade(socket, head, up);
+  };
+
+  const tlsHandlers: H1Handlers = {
+    request(req, res) {
+      const sock = req.socket as PeerSocket;
+      handle(req, res, sock[PEER]!, sock[STATS]!);
+    },
+    upgrade(req, socket, head) {
+      const sock = socket as PeerSocket;
+      upgrade(req, socket, head, sock[PEER]!, sock[STATS]!);
+    },
+  };
 
   o.identity.on('rotated', () => server.setSecureContext({ ...o.identity.serverOptions() }));
-  server.on('close', () => appAgent.destroy());
+  server.on('close', () => appPool.destroy());
   if (!o.plaintext) return server;
 
   // One port for both: a TLS handshake starts with 0x16; anything else is taken as plain HTTP.
   const plainStats = o.metrics.requests({ direction: 'inbound', client_id: '', tls: 'false' });
   const plainTcp = o.metrics.tcp({ direction: 'inbound', peer: 'src', tls: 'false' });
-  const plain = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => handle(req, res, null, plainStats));
-  const front = net.createServer((sock) => {
+  const plainHandlers: H1Handlers = {
+    request: (req, res) => handle(req, res, null, plainStats),
+    upgrade: (req, socket, head) => upgrade(req, socket, head, null, plainStats),
+  };
+  const front = trackConnections(net.createServer((sock) => {
     sock.once('data', (first: Buffer) => {
       sock.pause();
       sock.unshift(first);
       if (first[0] === 0x16) server.emit('connection', sock);
       else {
         plainTcp.track(sock);
-        plain.emit('connection', sock);
+        serveH1(sock, plainHandlers);
       }
       sock.resume();
     });
     sock.on('error', () => sock.destroy());
-  });
+  }));
   front.on('close', () => {
     server.closeAllConnections();
-    plain.closeAllConnections();
-    appAgent.destroy();
+    front.closeAllConnections();
+    appPool.destroy();
   });
   return front;
 }

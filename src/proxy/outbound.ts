@@ -1,8 +1,7 @@
 // The outbound listener: the app's plain HTTP in (Host header or an absolute-form HTTP_PROXY
 // request names the service), mutual TLS out to a chosen endpoint of that service.
-import http from 'node:http';
 import https from 'node:https';
-import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import { Exchange, stack, type Layer } from './exchange.js';
 import type { Telemetry } from './telemetry.js';
 import { normalize } from './layers/normalize.js';
@@ -10,12 +9,13 @@ import { route, type RouteTable } from './layers/route.js';
 import { balance } from './layers/balance.js';
 import { fault } from './layers/fault.js';
 import { mtlsForward, type MtlsTransport } from './layers/forward.js';
-import { forwardHeaders, hostCount, hostOnly, IDENTITY_HEADER, requestTarget } from './http-util.js';
+import { forwardHeaders, hostOnly, IDENTITY_HEADER, requestTarget } from './http-util.js';
+import { createH1Server, type H1Server, type Req } from './h1-server.js';
 import { refuseUpgrade, relayUpgrade } from './upgrade.js';
 import { pickBackend } from './routing.js';
 import type { MetricsRegistry } from './metrics.js';
 
-export function createOutboundServer(table: () => RouteTable, transport: MtlsTransport, metrics: MetricsRegistry, tel: Telemetry): http.Server {
+export function createOutboundServer(table: () => RouteTable, transport: MtlsTransport, metrics: MetricsRegistry, tel: Telemetry): H1Server {
   const observe: Layer = (next) => (ex) => {
     tel.traceContext(ex, 'client');
     tel.watch(ex, 'outbound');
@@ -24,11 +24,9 @@ export function createOutboundServer(table: () => RouteTable, transport: MtlsTra
   const handler = stack([normalize, observe, route(table), fault, balance], mtlsForward(transport));
   // Requests refused before routing (bad requests, unknown services) are counted here.
   const unrouted = metrics.requests({ direction: 'outbound', dst_service: '' });
-  const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => handler(new Exchange(req, res, unrouted)));
   const tcp = metrics.tcp({ direction: 'outbound', peer: 'src', tls: 'false' });
-  server.on('connection', (sock) => tcp.track(sock));
-  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    const rt = requestTarget(req.url ?? '/', req.headers.host, hostCount(req.rawHeaders));
+  const upgrade = (req: Req, socket: Socket, head: Buffer) => {
+    const rt = requestTarget(req.url, req.host, req.hosts);
     if (typeof rt === 'string') return refuseUpgrade(socket, 400, rt);
     const { authority, path: url } = rt;
     const t = table();
@@ -51,7 +49,7 @@ export function createOutboundServer(table: () => RouteTable, transport: MtlsTra
       secureContext: transport.secureContext,
       setHost: false,
     } as https.RequestOptions);
-    relayUpgrade(req, socket, head, up, () => ep.inflight--);
-  });
-  return server;
+    relayUpgrade(socket, head, up, () => ep.inflight--);
+  };
+  return createH1Server({ request: (req, res) => handler(new Exchange(req, res, unrouted)), upgrade }, (sock) => tcp.track(sock));
 }

@@ -2,7 +2,8 @@
 // streaming bodies both ways and mapping upstream failures to the status they mean.
 // The listeners are module-level functions that find their exchange on the emitter: a request
 // allocates no closures here, and bodies are forwarded without pipe()'s listener set-up.
-import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { Upstream, UpstreamResponse } from './h1-client.js';
+import type { Res } from './h1-server.js';
 import { Exchange, ProxyError, respondError } from './exchange.js';
 import { forwardHeaders } from './http-util.js';
 
@@ -26,12 +27,12 @@ const ATTEMPT = Symbol('mesh.attempt');
 /** One try of an exchange upstream; hung on the emitters so listeners can find it. */
 class Attempt {
   finished = false;
-  upRes: IncomingMessage | null = null;
+  upRes: UpstreamResponse | null = null;
   /** Body bytes still to come when the length is known (-1 when not), so the last chunk ends the response. */
   remaining = -1;
   ended = false;
 
-  constructor(readonly ex: Exchange, readonly up: ClientRequest, readonly hooks: RelayHooks) {}
+  constructor(readonly ex: Exchange, readonly up: Upstream, readonly hooks: RelayHooks) {}
 
   finish(): void {
     if (!this.finished) {
@@ -43,7 +44,7 @@ class Attempt {
 
 type Carrier = { [ATTEMPT]?: Attempt };
 
-function onResponse(this: ClientRequest & Carrier, upRes: IncomingMessage & Carrier): void {
+function onResponse(this: Upstream & Carrier, upRes: UpstreamResponse & Carrier): void {
   const a = this[ATTEMPT]!;
   const { ex } = a;
   const status = upRes.statusCode!;
@@ -55,7 +56,7 @@ function onResponse(this: ClientRequest & Carrier, upRes: IncomingMessage & Carr
     return;
   }
   ex.observe(status);
-  const res = ex.res as ServerResponse & Carrier;
+  const res = ex.res as Res & Carrier;
   // Node frames the body for this client itself: chunked for HTTP/1.1, close-delimited for 1.0.
   res.writeHead(status, upRes.statusMessage, forwardHeaders(upRes.rawHeaders, false, 'transfer-encoding'));
   a.upRes = upRes;
@@ -67,7 +68,7 @@ function onResponse(this: ClientRequest & Carrier, upRes: IncomingMessage & Carr
   upRes.on('aborted', onUpAborted);
 }
 
-function onUpData(this: IncomingMessage & Carrier, chunk: Buffer): void {
+function onUpData(this: UpstreamResponse & Carrier, chunk: Buffer): void {
   const a = this[ATTEMPT]!;
   const res = a.ex.res;
   if (a.remaining > 0) {
@@ -85,23 +86,23 @@ function onUpData(this: IncomingMessage & Carrier, chunk: Buffer): void {
   }
 }
 
-function onResDrain(this: ServerResponse & Carrier): void {
+function onResDrain(this: Res & Carrier): void {
   this[ATTEMPT]?.upRes?.resume();
 }
 
-function onUpEnd(this: IncomingMessage & Carrier): void {
+function onUpEnd(this: UpstreamResponse & Carrier): void {
   const a = this[ATTEMPT]!;
   if (!a.ended) a.ex.res.end();
   a.finish();
 }
 
-function onUpAborted(this: IncomingMessage & Carrier): void {
+function onUpAborted(this: UpstreamResponse & Carrier): void {
   const a = this[ATTEMPT]!;
   a.finish();
   a.ex.res.destroy();
 }
 
-function onUpError(this: ClientRequest & Carrier, err: NodeJS.ErrnoException): void {
+function onUpError(this: Upstream & Carrier, err: NodeJS.ErrnoException): void {
   const a = this[ATTEMPT]!;
   const { ex } = a;
   const { res } = ex;
@@ -122,7 +123,7 @@ function onUpError(this: ClientRequest & Carrier, err: NodeJS.ErrnoException): v
 }
 
 /** The client went away (or the response is complete): an unfinished upstream is cut. */
-function onResClose(this: ServerResponse & Carrier): void {
+function onResClose(this: Res & Carrier): void {
   const a = this[ATTEMPT];
   if (!a) return;
   if (!this.writableFinished) a.up.destroy();
@@ -139,10 +140,10 @@ function contentLength(raw: string[]): number {
   return -1;
 }
 
-export function relay(ex: Exchange, up: ClientRequest, hooks: RelayHooks): void {
+export function relay(ex: Exchange, up: Upstream, hooks: RelayHooks): void {
   const a = new Attempt(ex, up, hooks);
-  (up as ClientRequest & Carrier)[ATTEMPT] = a;
-  const res = ex.res as ServerResponse & Carrier;
+  (up as Upstream & Carrier)[ATTEMPT] = a;
+  const res = ex.res as Res & Carrier;
   // One close listener per response, however many attempts: it follows the current one.
   if (res[ATTEMPT] === undefined) res.on('close', onResClose);
   res[ATTEMPT] = a;

@@ -1,6 +1,6 @@
 // A service's traffic policy, compiled once per config push: ordered rules that match requests
 // and split them over version subsets, with timeouts, retries (bounded by a budget) and faults.
-import type { IncomingMessage } from 'node:http';
+import type { Req } from './h1-server.js';
 import type { Target } from './balancer.js';
 import type { Exchange } from './exchange.js';
 
@@ -88,7 +88,7 @@ export class ServiceRouter {
   }
 
   /** The first rule that matches, or null when the service has no route (all endpoints, evenly). */
-  match(req: IncomingMessage, path: string): CompiledRule | null {
+  match(req: Req, path: string): CompiledRule | null {
     const rules = this.rules;
     for (let i = 0; i < rules.length; i++) {
       const r = rules[i]!;
@@ -98,7 +98,7 @@ export class ServiceRouter {
   }
 }
 
-function matchesAny(ms: CompiledMatch[], req: IncomingMessage, path: string): boolean {
+function matchesAny(ms: CompiledMatch[], req: Req, path: string): boolean {
   for (let i = 0; i < ms.length; i++) {
     const m = ms[i]!;
     if (m.method !== undefined && req.method !== m.method) continue;
@@ -106,8 +106,7 @@ function matchesAny(ms: CompiledMatch[], req: IncomingMessage, path: string): bo
     let ok = true;
     for (let h = 0; h < m.headers.length && ok; h++) {
       const hm = m.headers[h]!;
-      const v = req.headers[hm.name];
-      const value = Array.isArray(v) ? v.join(',') : v;
+      const value = req.header(hm.name);
       if (value === undefined) ok = false;
       else if (hm.exact !== undefined) ok = value === hm.exact;
       else if (hm.regex !== undefined) ok = hm.regex.test(value);

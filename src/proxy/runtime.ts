@@ -19,7 +19,7 @@ import { IdentityManager } from './identity.js';
 import { createAdminServer } from './admin.js';
 import { createInboundServer } from './inbound.js';
 import { createOutboundServer } from './outbound.js';
-import { newMtlsAgent, type MtlsTransport } from './layers/forward.js';
+import { newMtlsSessions, type MtlsTransport } from './layers/forward.js';
 
 export interface ProxyOptions {
   mode: 'sidecar' | 'ingress';
@@ -103,7 +103,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   statsFor.tcp = (ep) => metrics.tcp({ direction: 'outbound', peer: 'dst', ...dstLabels(ep), tls: 'true' });
 
   const transport: MtlsTransport = {
-    agent: newMtlsAgent(metrics.tcp({ direction: 'outbound', peer: 'dst', tls: 'true' })),
+    sessions: newMtlsSessions(metrics.tcp({ direction: 'outbound', peer: 'dst', tls: 'true' })),
     secureContext: identity.secureContext!,
   };
   identity.on('rotated', () => {
@@ -231,7 +231,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       watcher.stop();
       identity.stop();
       await closeAll();
-      transport.agent.destroy();
+      transport.sessions.destroy();
       client.close();
     },
   };

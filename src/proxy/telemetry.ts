@@ -94,18 +94,16 @@ export class Telemetry {
   /** Called once per exchange when access logs or tracing are on. */
   watch(ex: Exchange, direction: 'inbound' | 'outbound'): void {
     if (!this.settings.accessLog && ex.span === null) return;
-    const sock = ex.res.socket;
-    const written0 = sock?.bytesWritten ?? 0;
     ex.res.once('close', () => {
       const ms = performance.now() - ex.start;
       const status = ex.res.statusCode;
-      const authority = ex.req.headers.host ?? ex.host;
+      const authority = ex.req.host ?? ex.host;
       const server = direction === 'inbound' ? this.own.identity : ex.endpoint?.info.identity ?? '';
       const client = direction === 'inbound' ? ex.peer : this.own.identity;
       if (this.settings.accessLog) {
         this.write(JSON.stringify({
           time: new Date().toISOString(), direction, method: ex.req.method, authority, path: ex.path, status,
-          duration_ms: Math.round(ms * 1000) / 1000, bytes: (sock?.bytesWritten ?? 0) - written0,
+          duration_ms: Math.round(ms * 1000) / 1000, bytes: ex.res.bodyBytes,
           client_id: client, server_id: server, trace_id: ex.traceId,
           ...(direction === 'outbound' && ex.endpoint ? { dst: ex.endpoint.info.instance } : {}),
         }) + '\n');

@@ -18,7 +18,7 @@ export function refuseUpgrade(socket: Duplex, status: number, reason: string): v
 }
 
 /** Joins a downstream socket that asked to upgrade with the upstream request made for it. */
-export function relayUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, up: ClientRequest, onDone?: () => void): void {
+export function relayUpgrade(socket: Duplex, head: Buffer, up: ClientRequest, onDone?: () => void): void {
   let settled = false;
   const settle = () => {
     if (!settled) {
@@ -53,5 +53,6 @@ export function relayUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
     settle();
     refuseUpgrade(socket, 502, `upgrade failed: ${err.message}`);
   });
-  req.pipe(up);
+  // An upgrade request has no body: what follows its head is the new protocol's, sent after the 101.
+  up.end();
 }

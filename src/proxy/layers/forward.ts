@@ -1,16 +1,15 @@
 // The outbound transport: the request goes to the chosen endpoint's proxy over mutual TLS, on
-// pooled keep-alive connections, under the rule's timeout and retry policy.
-import https from 'node:https';
+// its mesh/1 session (see mux.ts), under the rule's timeout and retry policy.
 import type { SecureContext } from 'node:tls';
-import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { ProxyError, respondError, type Handler, type Exchange } from '../exchange.js';
 import { relay, type RelayHooks } from '../relay.js';
 import { retryable } from '../routing.js';
 import type { TcpStats } from '../metrics.js';
+import { SessionPool } from '../mux.js';
 
 export interface MtlsTransport {
-  agent: https.Agent;
+  sessions: SessionPool;
   /** The current client certificate; replaced on rotation, so new connections use the new one. */
   secureContext: SecureContext;
 }
@@ -84,19 +83,7 @@ function send(t: MtlsTransport, ex: Exchange): void {
   const ep = ex.endpoint!;
   ep.inflight++;
   ex.sent = performance.now();
-  const up = https.request({
-    agent: t.agent,
-    host: ep.info.address,
-    port: ep.info.port,
-    method: ex.req.method,
-    path: ex.path,
-    headers: ex.headers as unknown as Record<string, string>,
-    servername: ep.servername,
-    checkServerIdentity: ep.checkServerIdentity,
-    secureContext: t.secureContext,
-    setHost: false,
-    meshTcp: ep.tcp,
-  } as https.RequestOptions);
+  const up = t.sessions.request(ep.info.address, ep.info.port, ep.tls(t.secureContext), ex.req.method, ex.path, ex.headers, ep.tcp);
   const timeout = ex.rule?.timeoutMs ?? 0;
   if (timeout > 0) {
     // Per try, as the route model says; a timed-out try is never retried.
@@ -109,8 +96,8 @@ export function mtlsForward(t: MtlsTransport): Handler {
   return (ex: Exchange) => {
     // With retries on, a small body is read first so it can be sent again.
     if (ex.attempts === 1 && ex.rule?.retry && !ex.replayable && ex.body === null && retryable(ex)) {
-      const cl = Number(ex.req.headers['content-length'] ?? NaN);
-      if (cl <= MAX_RETRY_BODY) return bufferBody(ex, () => send(t, ex));
+      const cl = ex.req.contentLength;
+      if (cl >= 0 && cl <= MAX_RETRY_BODY) return bufferBody(ex, () => send(t, ex));
     }
     send(t, ex);
   };
@@ -118,25 +105,19 @@ export function mtlsForward(t: MtlsTransport): Handler {
 
 function bufferBody(ex: Exchange, then: () => void): void {
   const chunks: Buffer[] = [];
-  ex.req.on('data', (c: Buffer) => chunks.push(c));
-  ex.req.on('end', () => {
-    ex.body = Buffer.concat(chunks);
-    then();
+  ex.req.pipe({
+    write(c: Buffer) {
+      chunks.push(c);
+      return true;
+    },
+    end() {
+      ex.body = Buffer.concat(chunks);
+      then();
+    },
   });
 }
 
-/** `meshTcp` in a request's options names the stats its connection (if it makes one) counts under. */
-export function newMtlsAgent(fallback?: TcpStats): https.Agent {
-  // LIFO keeps the fewest connections hot; idle ones close before the peer's 60 s keep-alive.
-  const agent = new https.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: 'lifo', timeout: 30_000 });
-  // Every option that shapes a connection is the same for one endpoint address, so the pool key
-  // can be the address alone instead of Node's long per-request string.
-  (agent as unknown as { getName: (o: { host: string; port: number }) => string }).getName = (o) => `${o.host}:${o.port}`;
-  const create = agent.createConnection.bind(agent) as (...a: unknown[]) => Socket;
-  (agent as unknown as { createConnection: (...a: unknown[]) => Socket }).createConnection = (...args: unknown[]) => {
-    const sock = create(...args);
-    ((args[0] as { meshTcp?: TcpStats }).meshTcp ?? fallback)?.track(sock);
-    return sock;
-  };
-  return agent;
+/** One mTLS session per peer proxy; an idle one closes before the peer's 60 s idle timeout. */
+export function newMtlsSessions(fallback?: TcpStats): SessionPool {
+  return new SessionPool({ idleMs: 30_000, tcp: fallback });
 }

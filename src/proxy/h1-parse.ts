@@ -1,0 +1,341 @@
+// HTTP/1.1 message heads and body framing, parsed the way an intermediary must (RFC 9112): strictly
+// enough that a request this proxy forwards means the same thing to the next hop. Node's `http`
+// objects cost more CPU than the proxying itself, so the data path parses for itself.
+
+export const MAX_HEAD = 16 * 1024;
+
+export class ParseError extends Error {
+  constructor(readonly status: number, reason: string) {
+    super(reason);
+  }
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Field values: visible ASCII, obs-text, space and tab; no other control characters (CR, LF, NUL).
+const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
+const DIGITS = /^[0-9]{1,15}$/;
+
+/** A request or response head; the framing fields are what the body decoder needs. */
+export class Head {
+  method = '';
+  url = '';
+  status = 0;
+  reason = '';
+  /** HTTP/1.minor */
+  minor = 1;
+  raw: string[] = [];
+  /** -1 when there is no Content-Length. */
+  contentLength = -1;
+  chunked = false;
+  /** Transfer-Encoding present but not ending in chunked (responses only: read until close). */
+  otherCoding = false;
+  hosts = 0;
+  host: string | undefined = undefined;
+  connClose = false;
+  connKeepAlive = false;
+  connUpgrade = false;
+  upgrade = false;
+  expectContinue = false;
+}
+
+function trimOws(s: string, from: number): string {
+  let a = from;
+  let b = s.length;
+  while (a < b && (s.charCodeAt(a) === 32 || s.charCodeAt(a) === 9)) a++;
+  while (b > a && (s.charCodeAt(b - 1) === 32 || s.charCodeAt(b - 1) === 9)) b--;
+  return s.slice(a, b);
+}
+
+/** Reads the fields after the start line into `h`; throws ParseError on anything malformed. */
+function parseFields(s: string, pos: number, h: Head, request: boolean): void {
+  const raw = h.raw;
+  let te = '';
+  while (pos < s.length) {
+    let eol = s.indexOf('\r\n', pos);
+    if (eol < 0) eol = s.length;
+    const c0 = s.charCodeAt(pos);
+    if (c0 === 32 || c0 === 9) throw new ParseError(400, 'obsolete line folding in a header');
+    const colon = s.indexOf(':', pos);
+    if (colon < 0 || colon > eol) throw new ParseError(400, 'header line without a colon');
+    const name = s.slice(pos, colon);
+    if (!TOKEN.test(name)) throw new ParseError(400, 'invalid header name');
+    const value = trimOws(s.slice(colon + 1, eol), 0);
+    if (BAD_VALUE.test(value)) throw new ParseError(400, `invalid character in header ${name}`);
+    raw.push(name, value);
+    pos = eol + 2;
+    // Only the few names that shape framing are looked at, found by length before lower-casing.
+    switch (name.length) {
+      case 4:
+        if (name.toLowerCase() === 'host') {
+          h.hosts++;
+          if (h.host === undefined) h.host = value;
+        }
+        break;
+      case 6:
+        if (request && name.toLowerCase() === 'expect' && value.toLowerCase() === '100-continue') h.expectContinue = true;
+        break;
+      case 7:
+        if (name.toLowerCase() === 'upgrade') h.upgrade = true;
+        break;
+      case 10:
+        if (name.toLowerCase() === 'connection') {
+          for (const t of value.toLowerCase().split(',')) {
+            const tok = t.trim();
+            if (tok === 'close') h.connClose = true;
+            else if (tok === 'keep-alive') h.connKeepAlive = true;
+            else if (tok === 'upgrade') h.connUpgrade = true;
+          }
+        }
+        break;
+      case 14:
+        if (name.toLowerCase() === 'content-length') {
+          if (!DIGITS.test(value)) throw new ParseError(400, 'invalid Content-Length');
+          const n = Number(value);
+          if (h.contentLength >= 0 && (request || n !== h.contentLength)) throw new ParseError(400, 'more than one Content-Length');
+          h.contentLength = n;
+        }
+        break;
+      case 17:
+        if (name.toLowerCase() === 'transfer-encoding') te = te ? `${te},${value}` : value;
+        break;
+    }
+  }
+  if (te !== '') {
+    const codings = te.toLowerCase().split(',');
+    const last = codings[codings.length - 1]!.trim();
+    if (request) {
+      if (codings.length !== 1 || last !== 'chunked') throw new ParseError(400, 'unsupported Transfer-Encoding');
+      if (h.contentLength >= 0) throw new ParseError(400, 'both Content-Length and Transfer-Encoding');
+    }
+    if (last === 'chunked') h.chunked = true;
+    else h.otherCoding = true;
+    // Transfer-Encoding overrides Content-Length (RFC 9112 6.3).
+    h.contentLength = -1;
+  }
+}
+
+function checkLines(s: string): void {
+  // Every line ends in CRLF: a bare CR or LF would split differently at the next hop.
+  let i = s.indexOf('\n');
+  while (i >= 0) {
+    if (s.charCodeAt(i - 1) !== 13) throw new ParseError(400, 'bare LF in the head');
+    i = s.indexOf('\n', i + 1);
+  }
+  i = s.indexOf('\r');
+  while (i >= 0) {
+    if (s.charCodeAt(i + 1) !== 10) throw new ParseError(400, 'bare CR in the head');
+    i = s.indexOf('\r', i + 1);
+  }
+}
+
+function version(v: string): number {
+  if (v === 'HTTP/1.1') return 1;
+  if (v === 'HTTP/1.0') return 0;
+  if (/^HTTP\/[0-9]\.[0-9]$/.test(v)) throw new ParseError(505, `${v} is not supported`);
+  throw new ParseError(400, 'invalid HTTP version');
+}
+
+/** Parses a request head; `end` is where its CRLFCRLF starts. */
+export function parseRequestHead(buf: Buffer, end: number): Head {
+  const s = buf.toString('latin1', 0, end);
+  checkLines(s);
+  const h = new Head();
+  let eol = s.indexOf('\r\n');
+  if (eol < 0) eol = s.length;
+  const sp1 = s.indexOf(' ');
+  const sp2 = sp1 < 0 ? -1 : s.indexOf(' ', sp1 + 1);
+  if (sp1 <= 0 || sp2 < 0 || sp2 > eol) throw new ParseError(400, 'invalid request line');
+  h.method = s.slice(0, sp1);
+  h.url = s.slice(sp1 + 1, sp2);
+  if (!TOKEN.test(h.method)) throw new ParseError(400, 'invalid method');
+  if (!TARGET.test(h.url)) throw new ParseError(400, 'invalid request target');
+  h.minor = version(s.slice(sp2 + 1, eol));
+  parseFields(s, eol + 2, h, true);
+  return h;
+}
+
+/** Parses a response head; `end` is where its CRLFCRLF starts. */
+export function parseResponseHead(buf: Buffer, end: number): Head {
+  const s = buf.toString('latin1', 0, end);
+  checkLines(s);
+  const h = new Head();
+  let eol = s.indexOf('\r\n');
+  if (eol < 0) eol = s.length;
+  const line = s.slice(0, eol);
+  h.minor = version(line.slice(0, 8));
+  const code = line.slice(9, 12);
+  if (line.charCodeAt(8) !== 32 || !/^[1-9][0-9][0-9]$/.test(code)) throw new ParseError(502, 'invalid status line');
+  h.status = Number(code);
+  h.reason = line.length > 13 ? line.slice(13) : '';
+  parseFields(s, eol + 2, h, false);
+  return h;
+}
+
+const enum Mode { Done, Length, Chunked, UntilClose }
+const enum Chunk { Size, Data, DataEnd, Trailer }
+
+export interface BodyTarget {
+  onBody(chunk: Buffer): void;
+  onBodyEnd(): void;
+}
+
+/**
+ * Reads one message body from a connection's bytes, handing the payload on as it comes: length
+ * delimited, chunked (re-framed by whoever writes it next) or until the connection closes.
+ */
+export class BodyDecoder {
+  private mode = Mode.Done;
+  private remaining = 0;
+  private state = Chunk.Size;
+  private line = '';
+  private trailerBytes = 0;
+
+  get done(): boolean {
+    return this.mode === Mode.Done;
+  }
+
+  get untilClose(): boolean {
+    return this.mode === Mode.UntilClose;
+  }
+
+  start(h: Head, noBody: boolean): void {
+    if (noBody) this.mode = Mode.Done;
+    else if (h.chunked) {
+      this.mode = Mode.Chunked;
+      this.state = Chunk.Size;
+      this.line = '';
+    } else if (h.contentLength > 0) {
+      this.mode = Mode.Length;
+      this.remaining = h.contentLength;
+    } else if (h.otherCoding || (h.status !== 0 && h.contentLength < 0)) {
+      this.mode = Mode.UntilClose;
+    } else this.mode = Mode.Done;
+  }
+
+  /** Consumes body bytes from buf[at..]; returns where the body ended (or buf.length). */
+  feed(buf: Buffer, at: number, t: BodyTarget): number {
+    if (this.mode === Mode.Length) {
+      const n = Math.min(this.remaining, buf.length - at);
+      this.remaining -= n;
+      if (this.remaining === 0) this.mode = Mode.Done;
+      if (n > 0) t.onBody(at === 0 && n === buf.length ? buf : buf.subarray(at, at + n));
+      if (this.mode === Mode.Done) t.onBodyEnd();
+      return at + n;
+    }
+    if (this.mode === Mode.UntilClose) {
+      if (at < buf.length) t.onBody(at === 0 ? buf : buf.subarray(at));
+      return buf.length;
+    }
+    if (this.mode === Mode.Chunked) return this.chunked(buf, at, t);
+    return at;
+  }
+
+  /** The connection ended: a close-delimited body is complete, any other is cut short. */
+  close(t: BodyTarget): boolean {
+    if (this.mode === Mode.UntilClose) {
+      this.mode = Mode.Done;
+      t.onBodyEnd();
+      return true;
+    }
+    return this.mode === Mode.Done;
+  }
+
+  private chunked(buf: Buffer, at: number, t: BodyTarget): number {
+    while (at < buf.length && this.mode === Mode.Chunked) {
+      switch (this.state) {
+        case Chunk.Size: {
+          const nl = buf.indexOf(10, at);
+          const end = nl < 0 ? buf.length : nl + 1;
+          this.line += buf.toString('latin1', at, end);
+          at = end;
+          if (this.line.length > 4096) throw new ParseError(400, 'chunk size line too long');
+          if (nl < 0) break;
+          this.remaining = chunkSize(this.line);
+          this.line = '';
+          if (this.remaining === 0) {
+            this.state = Chunk.Trailer;
+            this.trailerBytes = 0;
+          } else this.state = Chunk.Data;
+          break;
+        }
+        case Chunk.Data: {
+          const n = Math.min(this.remaining, buf.length - at);
+          t.onBody(buf.subarray(at, at + n));
+          at += n;
+          this.remaining -= n;
+          if (this.remaining === 0) {
+            this.state = Chunk.DataEnd;
+            this.line = '';
+          }
+          break;
+        }
+        case Chunk.DataEnd: {
+          // The CRLF after the data may come split across reads.
+          while (at < buf.length && this.line.length < 2) this.line += String.fromCharCode(buf[at++]!);
+          if (this.line.length < 2) break;
+          if (this.line !== '\r\n') throw new ParseError(400, 'chunk data not followed by CRLF');
+          this.line = '';
+          this.state = Chunk.Size;
+          break;
+        }
+        case Chunk.Trailer: {
+          const nl = buf.indexOf(10, at);
+          const end = nl < 0 ? buf.length : nl + 1;
+          this.line += buf.toString('latin1', at, end);
+          this.trailerBytes += end - at;
+          at = end;
+          if (this.trailerBytes > MAX_HEAD) throw new ParseError(400, 'trailers too large');
+          if (nl < 0) break;
+          if (!this.line.endsWith('\r\n')) throw new ParseError(400, 'bare LF in chunked trailers');
+          // Trailers are not forwarded: an empty line ends the body.
+          if (this.line === '\r\n') {
+            this.mode = Mode.Done;
+            t.onBodyEnd();
+          }
+          this.line = '';
+          break;
+        }
+      }
+    }
+    return at;
+  }
+}
+
+function chunkSize(line: string): number {
+  if (!line.endsWith('\r\n')) throw new ParseError(400, 'bare LF in a chunk size line');
+  const semi = line.indexOf(';');
+  const hex = semi < 0 ? line.slice(0, -2) : line.slice(0, semi);
+  if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new ParseError(400, 'invalid chunk size');
+  if (semi >= 0 && BAD_VALUE.test(line.slice(semi, -2))) throw new ParseError(400, 'invalid chunk extension');
+  return parseInt(hex, 16);
+}
+
+const CRLF = Buffer.from('\r\n');
+const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+
+/** Frames a body chunk for a chunked message. */
+export function chunkFrame(chunk: Buffer): Buffer {
+  const size = `${chunk.length.toString(16)}\r\n`;
+  const out = Buffer.allocUnsafe(size.length + chunk.length + 2);
+  out.write(size, 0, 'latin1');
+  chunk.copy(out, size.length);
+  CRLF.copy(out, size.length + chunk.length);
+  return out;
+}
+
+export { LAST_CHUNK };
+
+/** Head text and a body chunk in one buffer, so a small message is one write (and one TLS record). */
+export function withHead(head: string, chunk: Buffer | null): Buffer {
+  const hl = Buffer.byteLength(head, 'latin1');
+  const out = Buffer.allocUnsafe(hl + (chunk?.length ?? 0));
+  out.write(head, 0, 'latin1');
+  if (chunk) chunk.copy(out, hl);
+  return out;
+}
+
+/** Finds the end of a head (the CRLFCRLF), or -1. */
+export function headEnd(buf: Buffer): number {
+  return buf.indexOf('\r\n\r\n', 0, 'latin1');
+}
