@@ -206,6 +206,26 @@ describe('the inbound mTLS listener', () => {
     assert.ok(!saw.some((r) => r.includes('mux-hidden')), 'the hidden request reached the app');
   });
 
+  it('serves no request on a session whose client certificate has expired since the handshake', { timeout: 30_000 }, async (t) => {
+    const [host, port] = web.inbound.split(':') as [string, string];
+    const shortLived = issuer.issueLeaf({ uri: TESTER_ID, publicKeyPem: key.publicKeyPem, lifetimeMs: 3_000 }) + issuerPem;
+    const validTo = Date.parse(new X509Certificate(shortLived).validTo);
+    const sock = tls.connect({ host, port: Number(port), ...clientTls({ cert: shortLived, key: key.keyPem, ALPNProtocols: [ALPN] }) });
+    t.after(() => sock.destroy());
+    let got = '';
+    let closed = false;
+    sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    sock.on('error', () => {});
+    sock.on('close', () => (closed = true));
+    await new Promise<void>((resolve, reject) => sock.once('secureConnect', resolve).once('error', reject));
+    sock.write(frame(1, 1, 1, 'GET /accepted/fresh HTTP/1.1\r\nHost: web\r\n\r\n'));
+    await waitFor('the first answer', () => got.includes('HTTP/1.1 200'), 10_000, 10);
+    await new Promise((r) => setTimeout(r, Math.max(0, validTo - Date.now()) + 1_100));
+    sock.write(frame(1, 1, 3, 'GET /refused/stale HTTP/1.1\r\nHost: web\r\n\r\n'));
+    await waitFor('the proxy to close the session', () => closed, 10_000, 10);
+    assert.ok(!(await appSaw()).some((r) => r.includes('/refused/stale')));
+  });
+
   const mtlsGet = (path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> => {
     const [host, port] = web.inbound.split(':') as [string, string];
     return new Promise((resolve, reject) => {

@@ -37,7 +37,8 @@ export interface InboundOptions {
 
 const PEER = Symbol('mesh.peer');
 const STATS = Symbol('mesh.stats');
-type PeerSocket = TLSSocket & { [PEER]?: string; [STATS]?: RequestStats };
+const EXPIRES = Symbol('mesh.expires');
+type PeerSocket = TLSSocket & { [PEER]?: string; [STATS]?: RequestStats; [EXPIRES]?: number };
 
 const appHooks = (appPort: number): RelayHooks => ({
   done() {},
@@ -63,8 +64,10 @@ export function createInboundServer(o: InboundOptions): net.Server {
   const tcp = o.metrics.tcp({ direction: 'inbound', peer: 'src', tls: 'true' });
   server.on('secureConnection', (sock: PeerSocket) => {
     try {
-      const peer = formatIdentity(verifyPeer(sock.getPeerX509Certificate(), o.trustDomain));
+      const cert = sock.getPeerX509Certificate();
+      const peer = formatIdentity(verifyPeer(cert, o.trustDomain));
       sock[PEER] = peer;
+      sock[EXPIRES] = Date.parse(cert!.validTo);
       // Stats per caller identity, looked up once per connection rather than per request.
       sock[STATS] = o.metrics.requests({ direction: 'inbound', client_id: peer, tls: 'true' });
       tcp.track(sock);
@@ -136,6 +139,12 @@ export function createInboundServer(o: InboundOptions): net.Server {
   const tlsHandlers: H1Handlers = {
     request(req, res) {
       const sock = req.socket as PeerSocket;
+      // A long-lived session must not outlive the certificate it was opened with: the peer
+      // reconnects (and shows its renewed certificate) or is refused at the handshake.
+      if (Date.now() > sock[EXPIRES]!) {
+        sock.destroy();
+        return;
+      }
       handle(req, res, sock[PEER]!, sock[STATS]!);
     },
     upgrade(req, socket, head) {

@@ -351,9 +351,11 @@ export class MuxSession implements FrameSink {
   private nextId = 1;
   connected = false;
   closed = false;
+  /** Replaced (the client certificate rotated): takes no new streams, closes when its last one ends. */
+  draining = false;
   idleSince = Date.now();
 
-  constructor(readonly sock: tls.TLSSocket, readonly key: string, private readonly onClose: (s: MuxSession) => void) {
+  constructor(readonly sock: tls.TLSSocket, readonly key: string, readonly secureContext: tls.SecureContext, private readonly onClose: (s: MuxSession) => void) {
     this.w = new FrameWriter(sock);
     this.reader = new FrameReader(this);
     sock.setNoDelay(true);
@@ -392,7 +394,10 @@ export class MuxSession implements FrameSink {
     const s = this.streams.get(id);
     if (s === undefined) return;
     s.onFrame(type, flags, payload);
-    if (this.streams.size === 0) this.idleSince = Date.now();
+    if (this.streams.size === 0) {
+      this.idleSince = Date.now();
+      if (this.draining) this.close(resetError('replaced'));
+    }
   }
 
   close(err: Error): void {
@@ -414,6 +419,7 @@ export interface SessionPoolOptions {
 /** One session per peer address, opened on first use. */
 export class SessionPool {
   private readonly sessions = new Map<string, MuxSession>();
+  private readonly draining = new Set<MuxSession>();
   private sweeper: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: SessionPoolOptions) {}
@@ -421,15 +427,21 @@ export class SessionPool {
   request(host: string, port: number, t: TlsOptions, method: string, path: string, headers: string[], tcp?: TcpStats): ClientStream {
     const key = `${host}:${port}`;
     let s = this.sessions.get(key);
-    if (s === undefined || s.closed || s.exhausted) {
+    // A rotated client certificate: new streams go to a session that presents the new one.
+    if (s === undefined || s.closed || s.exhausted || s.secureContext !== t.secureContext) {
       const sock = tls.connect({ host, port, servername: t.servername, checkServerIdentity: t.checkServerIdentity, secureContext: t.secureContext, ALPNProtocols: [ALPN] });
       (tcp ?? this.o.tcp)?.track(sock);
       const old = s;
-      s = new MuxSession(sock, key, (gone) => {
+      s = new MuxSession(sock, key, t.secureContext, (gone) => {
         if (this.sessions.get(gone.key) === gone) this.sessions.delete(gone.key);
+        this.draining.delete(gone);
       });
       this.sessions.set(key, s);
-      if (old !== undefined && old.streams.size === 0) old.close(resetError('replaced'));
+      if (old !== undefined && !old.closed) {
+        old.draining = true;
+        if (old.streams.size === 0) old.close(resetError('replaced'));
+        else this.draining.add(old);
+      }
       this.startSweeper();
     }
     return s.request(method, path, headers);
@@ -440,7 +452,9 @@ export class SessionPool {
     this.sweeper = setInterval(() => {
       const cutoff = Date.now() - this.o.idleMs;
       for (const s of [...this.sessions.values()]) if (s.streams.size === 0 && s.idleSince < cutoff) s.close(resetError('idle'));
-      if (this.sessions.size === 0 && this.sweeper !== null) {
+      // A draining session whose streams ended by a path that did not close it.
+      for (const s of [...this.draining]) if (s.streams.size === 0) s.close(resetError('replaced'));
+      if (this.sessions.size === 0 && this.draining.size === 0 && this.sweeper !== null) {
         clearInterval(this.sweeper);
         this.sweeper = null;
       }
@@ -451,7 +465,7 @@ export class SessionPool {
   destroy(): void {
     if (this.sweeper !== null) clearInterval(this.sweeper);
     this.sweeper = null;
-    for (const s of [...this.sessions.values()]) s.close(resetError('proxy shutting down'));
+    for (const s of [...this.sessions.values(), ...this.draining]) s.close(resetError('proxy shutting down'));
   }
 }
 
