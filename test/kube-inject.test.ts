@@ -9,6 +9,7 @@ import { MeshError } from '../src/util/errors.js';
 import { validateK8s } from './support/k8s-openapi.js';
 import { fixture, golden } from './support/golden.js';
 import { injectOpts } from './support/kube-fixtures.js';
+import { assignInboundPorts, formatInboundPorts, parseInboundPorts } from '../src/platform/kubernetes/inbound-ports.js';
 
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -40,6 +41,21 @@ describe('mesh inject (pure transform)', () => {
       'statefulset "ratings" skipped (mesh.io/inject: disabled)',
       'configmap "settings" skipped',
     ]);
+  });
+
+  it('gives a multi-port pod one inbound listener per declared TCP port, redirected port by port', () => {
+    const r = injectYaml(fixture('kube', 'multiport.yaml'), injectOpts());
+    golden('kube-inject-multiport.yaml', r.output);
+    const spec = docs(r.output)[0]!.spec.template.spec;
+    const [init, proxy] = spec.initContainers as Obj[];
+    const env = Object.fromEntries((proxy!.env as Obj[]).map((e) => [e.name, e.value ?? e.valueFrom.fieldRef.fieldPath]));
+    // 9100 is skipped; 4144 is the sidecar's own port, so listeners go round it.
+    assert.equal(env.MESH_INBOUND_PORTS, '4143=8080,4145=9090,4146=4144');
+    assert.equal(env.MESH_APP_PORT, '8080');
+    assert.match(init!.args[0], /--dports 4143,4145,4146,4191,9100 -j RETURN\n/);
+    assert.match(init!.args[0], /--dport 9090 -j REDIRECT --to-ports 4145\n.*--dport 4144 -j REDIRECT --to-ports 4146\n.*-j REDIRECT --to-ports 4143\n/s);
+    assert.doesNotThrow(() => validateK8s(docs(r.output)[0]!));
+    assert.equal(injectYaml(r.output, injectOpts()).output, r.output, 'the same mapping when injected again');
   });
 
   it('keeps documents in order and leaves other kinds and skipped workloads as they were', () => {
@@ -183,6 +199,37 @@ describe('mesh inject (pure transform)', () => {
   });
 });
 
+describe('inbound listener ports', () => {
+  const cases: { app: number[]; declared?: number[]; skip?: string[]; expected: string }[] = [
+    { app: [], expected: '4143=80' },
+    { app: [9080], expected: '4143=9080' },
+    { app: [8080, 9090], expected: '4143=8080,4144=9090' },
+    { app: [8080, 8080, 9090], expected: '4143=8080,4144=9090' },
+    // Never a port a container declares, nor the proxy's own (4140, 4191), nor a skipped one.
+    { app: [8080, 9090, 4144], expected: '4143=8080,4145=9090,4146=4144' },
+    { app: [8080, 9090], declared: [4144, 4145], expected: '4143=8080,4146=9090' },
+    { app: [8080, 9090], skip: ['4144:4150'], expected: '4143=8080,4151=9090' },
+    { app: [9100, 8080, 9090], skip: ['9100'], expected: '4143=8080,4144=9090' },
+    { app: [9100], skip: ['9000:9200'], expected: '4143=9100' },
+    { app: [4191, 4140, 8080], expected: '4143=4191,4144=4140,4145=8080' },
+  ];
+  for (const c of cases) {
+    it(`maps ${JSON.stringify(c.app)}${c.declared ? ` (declared ${c.declared})` : ''}${c.skip ? ` (skip ${c.skip})` : ''} to ${c.expected}`, () => {
+      const ports = assignInboundPorts(c.app, { declared: c.declared, skipInbound: c.skip });
+      assert.equal(formatInboundPorts(ports), c.expected);
+      assert.deepEqual(parseInboundPorts(c.expected), ports, 'parse(format(x)) is x');
+    });
+  }
+
+  it('refuses a malformed MESH_INBOUND_PORTS, saying which entry', () => {
+    for (const [text, error] of [['4143', /entry '4143' is not LISTENER_PORT=APP_PORT/], ['4143=x', /'4143=x'/], ['0=80', /'0=80'/],
+      ['4143=70000', /'4143=70000'/], ['4143=80,4143=81', /listener port 4143 twice/]] as const) {
+      assert.throws(() => parseInboundPorts(text), error);
+    }
+    assert.deepEqual(parseInboundPorts(' 4143=80 , '), [{ listener: 4143, app: 80 }]);
+  });
+});
+
 describe('mesh-init iptables script', () => {
   const haveTools = spawnSync('unshare', ['-n', 'iptables', '-t', 'nat', '-S']).status === 0;
 
@@ -202,6 +249,19 @@ describe('mesh-init iptables script', () => {
       '-A MESH_OUTBOUND -o lo -j RETURN',
       '-A MESH_OUTBOUND -p tcp -m multiport --dports 5432 -j RETURN',
       '-A MESH_OUTBOUND -p tcp -j REDIRECT --to-ports 4140',
+    ]);
+  });
+
+  it('redirects each declared app port to its own listener, and splits long port lists (multiport takes 15)', { skip: !haveTools && 'needs root, unshare and iptables' }, () => {
+    const skip = Array.from({ length: 14 }, (_, i) => String(10000 + i));
+    const script = initScript(skip, [], parseInboundPorts('4143=8080,4144=9090'));
+    const rules = execFileSync('unshare', ['-n', 'sh', '-c', `${script}\n${script}\niptables -t nat -S MESH_INBOUND`], { encoding: 'utf8' }).trim().split('\n');
+    assert.deepEqual(rules, [
+      '-N MESH_INBOUND',
+      `-A MESH_INBOUND -p tcp -m multiport --dports 4143,4144,4191,${skip.slice(0, 12).join(',')} -j RETURN`,
+      `-A MESH_INBOUND -p tcp -m multiport --dports ${skip.slice(12).join(',')} -j RETURN`,
+      '-A MESH_INBOUND -p tcp -m tcp --dport 9090 -j REDIRECT --to-ports 4144',
+      '-A MESH_INBOUND -p tcp -j REDIRECT --to-ports 4143',
     ]);
   });
 });

@@ -81,18 +81,31 @@ async function runKubernetesProxy(f: Record<string, string>): Promise<void> {
   const service = env('MESH_SERVICE_ACCOUNT');
   const pod = env('MESH_POD_NAME');
   const port = (v: string, what: string, zero = true) => checked(() => parsePort(v, what, zero), `pass ${what} 0-65535`);
+  const inboundPort = port(f.inboundPort!, '--inbound-port');
+  const outboundPort = port(f.outboundPort!, '--outbound-port');
+  const adminPort = port(f.adminPort!, '--admin-port');
+  const { parseInboundPorts, DEFAULT_APP_PORT, INBOUND_PORTS_ENV } = await import('../platform/kubernetes/inbound-ports.js');
+  // One listener per declared app port (MESH_INBOUND_PORTS, from inject); the one on --inbound-port is the default,
+  // where mesh-init sends every other port. Pods injected before it have only MESH_APP_PORT.
+  const mapping = checked(() => parseInboundPorts(process.env[INBOUND_PORTS_ENV] ?? ''), "re-inject the pod ('mesh inject', or restart it for the webhook)");
+  const own = [outboundPort, adminPort].filter(Boolean);
+  const clash = mapping.find((m) => own.includes(m.listener));
+  if (clash) throw new MeshError(`${INBOUND_PORTS_ENV} puts an inbound listener on port ${clash.listener}, which the proxy uses itself`, "re-inject the pod ('mesh inject', or restart it for the webhook)");
+  const appPort = mapping.find((m) => m.listener === inboundPort)?.app ?? port(process.env.MESH_APP_PORT || String(DEFAULT_APP_PORT), 'MESH_APP_PORT', false);
+  const extraInbound = mapping.filter((m) => m.listener !== inboundPort).map((m) => ({ port: m.listener, appPort: m.app }));
   const proxy = await startProxy({
     mode: 'sidecar', namespace, service, version: process.env.MESH_VERSION || 'v1', instance: pod,
     trustDomain: env('MESH_TRUST_DOMAIN'), trustAnchorsPem: env('MESH_TRUST_ANCHORS'), controlAddress: env('MESH_CONTROL_ADDRESS'),
-    joinToken: readToken, appPort: port(process.env.MESH_APP_PORT ?? '80', 'MESH_APP_PORT', false),
-    inboundPort: port(f.inboundPort!, '--inbound-port'), outboundPort: port(f.outboundPort!, '--outbound-port'), adminPort: port(f.adminPort!, '--admin-port'),
+    joinToken: readToken, appPort, extraInbound, inboundPort, outboundPort, adminPort,
     // Peers reach the inbound listener, and the kubelet the admin one, on the pod's address.
     listenHost: '0.0.0.0',
     // kubelet probes and unmeshed clients reach the app through the same redirected port.
     inboundPlaintext: true,
     log: (m) => process.stderr.write(`[proxy ${pod}] ${m}\n`),
   });
-  console.log(JSON.stringify({ outbound: proxy.outbound, inbound: proxy.inbound, admin: proxy.admin }));
+  console.log(JSON.stringify({ outbound: proxy.outbound, inbound: proxy.inbound, admin: proxy.admin, inboundPorts: [
+    { address: proxy.inbound, appPort }, ...proxy.extraInbound.map((x) => ({ address: x.address, appPort: x.appPort })),
+  ] }));
   // Heartbeats only report the config this proxy applied: the cluster is the source of endpoints.
   proxy.register(process.pid);
   await waitForSignal();

@@ -36,6 +36,8 @@ export interface ProxyOptions {
   cacheDir?: string;
   appPort?: number;
   inboundPort?: number;
+  /** More inbound listeners, each forwarding to its own app port (the other declared ports of a Kubernetes pod). */
+  extraInbound?: { port: number; appPort: number }[];
   outboundPort?: number;
   adminPort?: number;
   /** The ingress listens here (127.0.0.1 by default) and sends names it does not know to this service. */
@@ -60,6 +62,8 @@ export interface MeshSettings {
 export interface RunningProxy {
   outbound: string;
   inbound?: string;
+  /** The extraInbound listeners: address and the app port each forwards to. */
+  extraInbound: { address: string; appPort: number }[];
   admin: string;
   identity: IdentityManager;
   config: ConfigWatcher;
@@ -163,14 +167,17 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
 
   let registered = false;
   let heartbeat: NodeJS.Timeout | undefined;
-  const state = { outbound: '', inbound: undefined as string | undefined, admin: '' };
+  const state = { outbound: '', inbound: undefined as string | undefined, extraInbound: [] as RunningProxy['extraInbound'], admin: '' };
   try {
     const outbound = createOutboundServer(() => routing.current, transport, metrics, telemetry);
     state.outbound = await listen(outbound, o.outboundPort ?? 0, o.mode === 'ingress' ? 'ingress' : 'outbound', o.outboundHost);
     if (o.mode === 'sidecar') {
       if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');
-      const inbound = createInboundServer({ plaintext: o.inboundPlaintext, namespace: o.namespace, service: o.service, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort: o.appPort, log });
-      state.inbound = await listen(inbound, o.inboundPort ?? 0, 'inbound', o.listenHost);
+      const inboundFor = (appPort: number) => createInboundServer({ plaintext: o.inboundPlaintext, namespace: o.namespace, service: o.service, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort, log });
+      state.inbound = await listen(inboundFor(o.appPort), o.inboundPort ?? 0, 'inbound', o.listenHost);
+      for (const x of o.extraInbound ?? []) {
+        state.extraInbound.push({ address: await listen(inboundFor(x.appPort), x.port, `inbound (app port ${x.appPort})`, o.listenHost), appPort: x.appPort });
+      }
     }
     const admin = createAdminServer({
       ready: () => identity.current !== null && watcher.snapshot !== null,

@@ -5,6 +5,7 @@
 import { parseAllDocuments } from 'yaml';
 import { MeshError } from '../../util/errors.js';
 import { YAML_OPTIONS } from './yaml.js';
+import { assignInboundPorts, formatInboundPorts, INBOUND_PORTS_ENV, type InboundPort } from './inbound-ports.js';
 import {
   CONTROL_NAMESPACE, CONTROL_NS_LABEL, CONTROL_PORT, INIT_CONTAINER, INJECT_ANNOTATION, PROXY_CONTAINER, PROXY_PORTS, PROXY_UID,
   PROXY_VERSION_ANNOTATION, SERVICE_ACCOUNT_ANNOTATION, TOKEN_AUDIENCE, TOKEN_PATH, TOKEN_VOLUME, controlHost,
@@ -50,22 +51,44 @@ const FOREIGN_SIDECARS = ['linkerd-proxy', 'istio-proxy', 'envoy', 'envoy-sideca
 
 const nameOf = (o: Obj) => String(o.metadata?.name ?? o.metadata?.generateName ?? '<unnamed>');
 
-/** The iptables rules mesh-init applies, as a script (in the container args, so `kubectl get pod -o yaml` shows it). */
-export function initScript(skipInbound: string[] = [], skipOutbound: string[] = []): string {
-  const { inbound, outbound, admin } = PROXY_PORTS;
-  const inSkip = [String(inbound), String(admin), ...skipInbound].join(',');
+/** iptables' multiport takes at most 15 ports, a range counting two: longer lists take several rules. */
+function multiport(ports: string[]): string[] {
+  const groups: string[][] = [[]];
+  let weight = 0;
+  for (const p of ports) {
+    const w = p.includes(':') ? 2 : 1;
+    if (weight + w > 15) {
+      groups.push([]);
+      weight = 0;
+    }
+    groups[groups.length - 1]!.push(p);
+    weight += w;
+  }
+  return groups.filter((g) => g.length).map((g) => g.join(','));
+}
+
+/**
+ * The iptables rules mesh-init applies, as a script (in the container args, so `kubectl get pod -o yaml` shows it).
+ * `inbound` maps app ports to the proxy's listeners: each is redirected to its own, any other port to the default.
+ */
+export function initScript(skipInbound: string[] = [], skipOutbound: string[] = [], inbound: InboundPort[] = []): string {
+  const { inbound: defaultListener, outbound, admin } = PROXY_PORTS;
+  const perPort = inbound.filter((p) => p.listener !== defaultListener);
+  const own = [defaultListener, ...perPort.map((p) => p.listener), admin];
+  const inSkip = [...own.map(String), ...skipInbound];
   return [
     'set -eu',
-    `# mesh-init: the pod's TCP traffic goes through the mesh proxy: inbound to ${inbound}, outbound to ${outbound}.`,
-    `# The proxy's own ports (${inbound}, ${admin}) and its own traffic (uid ${PROXY_UID}) are left alone, or it would loop.`,
+    `# mesh-init: the pod's TCP traffic goes through the mesh proxy: inbound to ${defaultListener}${perPort.length ? ` (${perPort.map((p) => `${p.app} to ${p.listener}`).join(', ')})` : ''}, outbound to ${outbound}.`,
+    `# The proxy's own ports (${own.join(', ')}) and its own traffic (uid ${PROXY_UID}) are left alone, or it would loop.`,
     'ipt() { iptables -w 5 -t nat "$@"; }',
     'for chain in MESH_INBOUND MESH_OUTBOUND; do ipt -N "$chain" 2>/dev/null || ipt -F "$chain"; done',
-    `ipt -A MESH_INBOUND -p tcp -m multiport --dports ${inSkip} -j RETURN`,
-    `ipt -A MESH_INBOUND -p tcp -j REDIRECT --to-ports ${inbound}`,
+    ...multiport(inSkip).map((ports) => `ipt -A MESH_INBOUND -p tcp -m multiport --dports ${ports} -j RETURN`),
+    ...perPort.map((p) => `ipt -A MESH_INBOUND -p tcp --dport ${p.app} -j REDIRECT --to-ports ${p.listener}`),
+    `ipt -A MESH_INBOUND -p tcp -j REDIRECT --to-ports ${defaultListener}`,
     'ipt -C PREROUTING -p tcp -j MESH_INBOUND 2>/dev/null || ipt -A PREROUTING -p tcp -j MESH_INBOUND',
     `ipt -A MESH_OUTBOUND -m owner --uid-owner ${PROXY_UID} -j RETURN`,
     'ipt -A MESH_OUTBOUND -o lo -j RETURN',
-    ...(skipOutbound.length ? [`ipt -A MESH_OUTBOUND -p tcp -m multiport --dports ${skipOutbound.join(',')} -j RETURN`] : []),
+    ...multiport(skipOutbound).map((ports) => `ipt -A MESH_OUTBOUND -p tcp -m multiport --dports ${ports} -j RETURN`),
     `ipt -A MESH_OUTBOUND -p tcp -j REDIRECT --to-ports ${outbound}`,
     'ipt -C OUTPUT -p tcp -j MESH_OUTBOUND 2>/dev/null || ipt -A OUTPUT -p tcp -j MESH_OUTBOUND',
     '',
@@ -85,7 +108,7 @@ function portList(value: unknown, what: string, warnings: string[]): string[] {
   return out;
 }
 
-function proxyContainer(o: InjectOptions, appPort: number): Obj {
+function proxyContainer(o: InjectOptions, inboundPorts: InboundPort[]): Obj {
   const { inbound, outbound, admin } = PROXY_PORTS;
   const field = (fieldPath: string) => ({ valueFrom: { fieldRef: { fieldPath } } });
   const probe = (path: string) => ({ httpGet: { path, port: admin } });
@@ -105,7 +128,9 @@ function proxyContainer(o: InjectOptions, appPort: number): Obj {
       { name: 'MESH_TRUST_DOMAIN', value: o.trustDomain },
       { name: 'MESH_CONTROL_ADDRESS', value: o.controlAddress ?? `${controlHost()}:${CONTROL_PORT}` },
       { name: 'MESH_IDENTITY_TOKEN_FILE', value: `${TOKEN_PATH}/token` },
-      { name: 'MESH_APP_PORT', value: String(appPort) },
+      // The default listener's app port, for proxies older than MESH_INBOUND_PORTS.
+      { name: 'MESH_APP_PORT', value: String(inboundPorts[0]!.app) },
+      { name: INBOUND_PORTS_ENV, value: formatInboundPorts(inboundPorts) },
       { name: 'MESH_TRUST_ANCHORS', value: o.trustAnchorsPem.replace(/\r\n/g, '\n') },
     ],
     ports: [
@@ -194,11 +219,13 @@ export function injectTemplate(template: Obj, o: InjectOptions, owner?: Obj): Po
   const userInit = Array.isArray(spec.initContainers) ? spec.initContainers : [];
   // mesh-init first (rules in place before anything runs), then the proxy, then the pod's own init containers,
   // which so already have the mesh.
-  // The proxy forwards inbound requests to the app's first declared TCP port (without it, to 80).
-  const appPort = (Array.isArray(spec.containers) ? spec.containers : [])
-    .flatMap((c: Obj) => (Array.isArray(c?.ports) ? c.ports : []))
-    .find((p: Obj) => (p?.protocol ?? 'TCP') === 'TCP' && Number.isInteger(p?.containerPort))?.containerPort as number | undefined;
-  spec.initContainers = [initContainer(o, initScript(skipIn, skipOut)), proxyContainer(o, appPort ?? 80), ...userInit];
+  // One inbound listener per declared TCP port of the app containers; other ports go to the first one's (or 80).
+  const portsOf = (list: unknown) => (Array.isArray(list) ? list : []).flatMap((c: Obj) => (Array.isArray(c?.ports) ? c.ports : []))
+    .filter((p: Obj) => Number.isInteger(p?.containerPort)) as Obj[];
+  const appPorts = portsOf(spec.containers).filter((p) => (p.protocol ?? 'TCP') === 'TCP').map((p) => p.containerPort as number);
+  const declared = [...portsOf(spec.containers), ...portsOf(userInit)].map((p) => p.containerPort as number);
+  const inboundPorts = assignInboundPorts(appPorts, { declared, skipInbound: skipIn });
+  spec.initContainers = [initContainer(o, initScript(skipIn, skipOut, inboundPorts)), proxyContainer(o, inboundPorts), ...userInit];
   const tokenVolume = {
     name: TOKEN_VOLUME,
     projected: { sources: [{ serviceAccountToken: { audience: TOKEN_AUDIENCE, expirationSeconds: o.tokenExpirationSeconds ?? 600, path: 'token' } }] },
