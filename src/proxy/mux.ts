@@ -104,24 +104,53 @@ interface FrameSink {
   onFrame(type: number, flags: number, id: number, payload: Buffer): void;
 }
 
-/** Splits a connection's bytes into frames; payloads are views of the read buffers where they can be. */
+/**
+ * Splits a connection's bytes into frames. DATA payloads are handed on as they arrive, as views of
+ * the read buffers (END only on the last piece): a large body is never gathered or copied here.
+ */
 class FrameReader {
   private buf: Buffer | null = null;
+  /** The DATA frame whose payload is still arriving. */
+  private dataId = 0;
+  private dataFlags = 0;
+  private dataLeft = 0;
 
   constructor(private readonly sink: FrameSink) {}
 
   push(chunk: Buffer): void {
-    let buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
     let at = 0;
+    if (this.dataLeft > 0) at = this.data(chunk, 0);
+    let buf = chunk;
+    if (this.buf !== null) {
+      buf = Buffer.concat([this.buf, chunk.subarray(at)]);
+      at = 0;
+      this.buf = null;
+    }
     while (buf.length - at >= HDR) {
+      const type = buf[at]!;
       const len = buf.readUInt32BE(at + 6);
       if (len > MAX_FRAME) throw new ParseError(400, 'mesh/1 frame too large');
+      if (type === T.Data && buf.length - at < HDR + len) {
+        this.dataFlags = buf[at + 1]!;
+        this.dataId = buf.readUInt32BE(at + 2);
+        this.dataLeft = len;
+        at = this.data(buf, at + HDR);
+        continue;
+      }
       if (buf.length - at < HDR + len) break;
-      this.sink.onFrame(buf[at]!, buf[at + 1]!, buf.readUInt32BE(at + 2), buf.subarray(at + HDR, at + HDR + len));
+      this.sink.onFrame(type, buf[at + 1]!, buf.readUInt32BE(at + 2), buf.subarray(at + HDR, at + HDR + len));
       at += HDR + len;
     }
-    this.buf = at === buf.length ? null : buf.subarray(at);
-    buf = null!;
+    if (at < buf.length) this.buf = buf.subarray(at);
+  }
+
+  /** Hands on what is here of the current DATA frame's payload; returns where it stopped. */
+  private data(buf: Buffer, at: number): number {
+    const n = Math.min(this.dataLeft, buf.length - at);
+    this.dataLeft -= n;
+    const last = this.dataLeft === 0;
+    if (n > 0 || last) this.sink.onFrame(T.Data, last ? this.dataFlags : this.dataFlags & ~END, this.dataId, buf.subarray(at, at + n));
+    return at + n;
   }
 }
 
@@ -174,6 +203,11 @@ class Sender {
       this.endHeld = false;
       this.w.frame(T.Data, END, this.id, null);
     }
+  }
+
+  /** Nothing held back: everything (and the end, if given) is in frames. */
+  get idle(): boolean {
+    return this.held === null && !this.endHeld;
   }
 
   /** The peer opened the window: send what waited; true when a waiting source may go on. */
@@ -621,6 +655,7 @@ export class MuxServerConn implements FrameSink {
       if (flags & END) this.requestEnd(st);
     } else if (type === T.Window) {
       if (st.tx.opened(payload.readUInt32BE(0))) st.res?.emit('drain');
+      this.maybeClose(st);
     } else if (type === T.Reset) {
       this.reset(st);
     }
@@ -650,7 +685,7 @@ export class MuxServerConn implements FrameSink {
     if (st.remaining > 0) return this.refuse(st, 'request body shorter than its Content-Length');
     st.requestDone = true;
     st.req!.finish();
-    if (st.res!.writableFinished) this.streams.delete(st.id);
+    this.maybeClose(st);
   }
 
   private refuse(st: ServerStream, why: string): void {
@@ -659,13 +694,18 @@ export class MuxServerConn implements FrameSink {
   }
 
   responseDone(st: ServerStream): void {
-    if (st.requestDone) this.streams.delete(st.id);
-    else {
+    this.maybeClose(st);
+  }
+
+  /** A stream is over when its response is ended and sent (the window may hold its tail back). */
+  private maybeClose(st: ServerStream): void {
+    if (!st.res?.writableFinished || !st.tx.idle || this.streams.get(st.id) !== st) return;
+    if (!st.requestDone) {
       // The rest of the request body is not wanted: the peer stops sending on the reset.
       st.req!.discard();
       this.w.frame(T.Reset, 0, st.id, null);
-      this.streams.delete(st.id);
     }
+    this.streams.delete(st.id);
   }
 
   reset(st: ServerStream): void {
