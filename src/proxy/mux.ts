@@ -100,7 +100,7 @@ function flushWriter(w: FrameWriter): void {
   w.flush();
 }
 
-interface FrameSink {
+export interface FrameSink {
   onFrame(type: number, flags: number, id: number, payload: Buffer): void;
 }
 
@@ -108,7 +108,7 @@ interface FrameSink {
  * Splits a connection's bytes into frames. DATA payloads are handed on as they arrive, as views of
  * the read buffers (END only on the last piece): a large body is never gathered or copied here.
  */
-class FrameReader {
+export class FrameReader {
   private buf: Buffer | null = null;
   /** The DATA frame whose payload is still arriving. */
   private dataId = 0;
