@@ -122,10 +122,9 @@ describe('mesh proxy --platform kubernetes in a multi-port pod', () => {
     assert.deepEqual(line.inboundPorts.map((p) => [Number(p.address.split(':').pop()), p.appPort]), [[listeners[0], appPorts[0]], [listeners[1], appPorts[1]]]);
   });
 
-  // The inbound port of a pod also takes plaintext: it reads the first bytes, then hands TLS to the TLS server, which
-  // reads the native socket and never sees the ClientHello already read, so the handshake hangs (src/proxy/inbound.ts,
-  // being rewritten elsewhere). The in-process test below shows the per-port listeners over mTLS without that path.
-  it('forwards each listener to its own app port over mTLS, with the caller verified', { todo: 'mTLS through the plaintext-sniffing inbound port hangs (inbound.ts)' }, async () => {
+  // The inbound port of a pod also takes plaintext: it reads the first bytes to tell TLS from HTTP, so this also
+  // checks that the TLS server still sees the ClientHello those bytes were.
+  it('forwards each listener to its own app port over mTLS, with the caller verified', async () => {
     // The proxy takes a moment to get its certificate from the control plane.
     await waitFor('the proxy to serve mTLS', async () => (await mtlsGet(listeners[0]!, '/ready').catch(() => ({ status: 0 }))).status === 200, 8_000, 200)
       .catch((err: Error) => { throw new Error(`${err.message}\n${out}`); });

@@ -3,6 +3,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
+import { Duplex } from 'node:stream';
 import { verifyPeer, formatIdentity } from '../identity/spiffe.js';
 import { Exchange, ProxyError, respondError } from './exchange.js';
 import { forwardHeaders, IDENTITY_HEADER } from './http-util.js';
@@ -168,7 +169,9 @@ export function createInboundServer(o: InboundOptions): net.Server {
     sock.once('data', (first: Buffer) => {
       sock.pause();
       sock.unshift(first);
-      if (first[0] === 0x16) server.emit('connection', sock);
+      // TLS reads a socket's handle directly and would never see the bytes read here: it gets
+      // a stream over the socket, which starts with them.
+      if (first[0] === 0x16) server.emit('connection', Duplex.from({ readable: sock, writable: sock }));
       else {
         plainTcp.track(sock);
         serveH1(sock, plainHandlers);
