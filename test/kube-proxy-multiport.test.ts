@@ -101,9 +101,9 @@ describe('mesh proxy --platform kubernetes in a multi-port pod', () => {
   });
 
   /** A request over mTLS to a listener, checking the server is the shop's proxy by its SPIFFE identity. */
-  const mtlsGet = (port: number, path: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
+  const mtlsGet = (port: number, path: string, headers: Record<string, string> = {}) => new Promise<{ status: number; body: string }>((resolve, reject) => {
     const req = https.get({
-      host: '127.0.0.1', port, path, agent: false, ca: anchor.certPem, cert: client.cert, key: client.key, servername: 'shop',
+      host: '127.0.0.1', port, path, headers, agent: false, ca: anchor.certPem, cert: client.cert, key: client.key, servername: 'shop',
       checkServerIdentity: (_h, cert) => {
         const id = formatIdentity(verifyPeer(new X509Certificate(cert.raw), TD));
         return id === SHOP_ID ? undefined : new Error(`the server is ${id}`);
@@ -133,6 +133,14 @@ describe('mesh proxy --platform kubernetes in a multi-port pod', () => {
     assert.deepEqual(await mtlsGet(listeners[1]!, '/b'), { status: 200, body: 'admin /b' });
     assert.deepEqual(await mtlsGet(listeners[1]!, '/c'), { status: 200, body: 'admin /c' });
     assert.deepEqual(seen, [{ app: 'http', clientId: CLIENT_ID }, { app: 'admin', clientId: CLIENT_ID }, { app: 'admin', clientId: CLIENT_ID }]);
+  });
+
+  it('sends a meshed request on the default listener to the declared port its Host names', async () => {
+    // Peers dial the default inbound port whatever the service port: the Host says which app port.
+    assert.deepEqual(await mtlsGet(listeners[0]!, '/d', { host: `shop:${appPorts[1]}` }), { status: 200, body: 'admin /d' });
+    assert.deepEqual(await mtlsGet(listeners[0]!, '/e', { host: `shop:${appPorts[0]}` }), { status: 200, body: 'http /e' });
+    // A port the pod does not declare goes to the default app port, never anywhere else.
+    assert.deepEqual(await mtlsGet(listeners[0]!, '/f', { host: 'shop:1' }), { status: 200, body: 'http /f' });
   });
 
   it('forwards plaintext (a kubelet probe, an unmeshed client) on each listener to its own app port', async () => {

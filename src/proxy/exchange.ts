@@ -33,6 +33,8 @@ export class Exchange {
   attempts = 0;
   /** Whether the request can be sent again after a connect failure (no body was read). */
   replayable = true;
+  /** Inbound: the app port this exchange goes to. */
+  appPort = 0;
   /** Verified peer identity on inbound. */
   peer = '';
   /** Endpoint selection, for the transport to try another endpoint after a connect failure. */

@@ -29,6 +29,11 @@ export interface InboundOptions {
   trustDomain: string;
   appPort: number;
   /**
+   * Other app ports a request may name in its Host (Kubernetes: the pod's other declared ports).
+   * Peers dial the default inbound port whatever the service port, so `shop:9090` says where it goes.
+   */
+  hostPorts?: ReadonlySet<number>;
+  /**
    * Also take plaintext on the same port (Kubernetes: iptables sends every inbound connection
    * here, kubelet probes and unmeshed clients among them). They have no identity: policy decides.
    */
@@ -41,20 +46,29 @@ const STATS = Symbol('mesh.stats');
 const EXPIRES = Symbol('mesh.expires');
 type PeerSocket = TLSSocket & { [PEER]?: string; [STATS]?: RequestStats; [EXPIRES]?: number };
 
-const appHooks = (appPort: number): RelayHooks => ({
+const appHooks: RelayHooks = {
   done() {},
   response: () => false,
   failed(ex, err, _connect, reused) {
     // The app closed an idle keep-alive connection as we reused it: nothing was processed.
     return reused && err.code === 'ECONNRESET' && ex.replayable && ex.attempts++ < 2 ? 'retry' : 'fail';
   },
-  describe: () => `app on 127.0.0.1:${appPort}`,
-});
+  describe: (ex) => `app on 127.0.0.1:${ex.appPort}`,
+};
+
+/** The app port a request goes to: the one its Host names, if the pod declares it, else the listener's. */
+function appPortFor(o: InboundOptions, host: string | undefined): number {
+  if (o.hostPorts === undefined || host === undefined) return o.appPort;
+  const colon = host.lastIndexOf(':');
+  if (colon < 0 || host.endsWith(']')) return o.appPort;
+  const p = Number(host.slice(colon + 1));
+  return o.hostPorts.has(p) ? p : o.appPort;
+}
 
 export function createInboundServer(o: InboundOptions): net.Server {
   // Idle connections close before a Node app's default 5 s keep-alive would close them under us.
   const appPool = new Pool({ idleMs: 4_000, maxIdle: 64 });
-  const hooks = appHooks(o.appPort);
+  const hooks = appHooks;
   const server = trackConnections(tls.createServer({
     ...o.identity.serverOptions(),
     requestCert: true,
@@ -82,15 +96,16 @@ export function createInboundServer(o: InboundOptions): net.Server {
   server.on('tlsClientError', () => {});
 
   const toApp = (ex: Exchange): void => {
-    const up = appPool.request({ host: '127.0.0.1', port: o.appPort, method: ex.req.method, path: ex.path, headers: ex.headers });
+    const up = appPool.request({ host: '127.0.0.1', port: ex.appPort, method: ex.req.method, path: ex.path, headers: ex.headers });
     relay(ex, up, hooks);
   };
 
   // One request object reused for every check: the check is synchronous and allocates nothing.
   const authz: AuthzRequest = { namespace: o.namespace, toService: o.service, clientIdentity: null, port: o.appPort, path: '/' };
-  const authorize = (peer: string | null, path: string) => {
+  const authorize = (peer: string | null, path: string, port: number) => {
     authz.clientIdentity = peer;
     authz.path = path;
+    authz.port = port;
     return o.policy().check(authz);
   };
 
@@ -99,7 +114,8 @@ export function createInboundServer(o: InboundOptions): net.Server {
     ex.peer = peer ?? '';
     if (req.hosts > 1) return respondError(ex, new ProxyError(400, 'request has more than one Host header'));
     ex.path = req.url;
-    const decision = authorize(peer, ex.path);
+    ex.appPort = appPortFor(o, req.host);
+    const decision = authorize(peer, ex.path, ex.appPort);
     if (!decision.allowed) {
       ex.stats.denied();
       return respondError(ex, new ProxyError(403, decision.reason));
@@ -117,7 +133,8 @@ export function createInboundServer(o: InboundOptions): net.Server {
 
   const upgrade = (req: Req, socket: net.Socket, head: Buffer, peer: string | null, stats: RequestStats): void => {
     if (req.hosts > 1) return refuseUpgrade(socket, 400, 'request has more than one Host header');
-    const decision = authorize(peer, req.url);
+    const appPort = appPortFor(o, req.host);
+    const decision = authorize(peer, req.url, appPort);
     if (!decision.allowed) {
       stats.denied();
       return refuseUpgrade(socket, 403, decision.reason);
@@ -128,7 +145,7 @@ export function createInboundServer(o: InboundOptions): net.Server {
     const up = http.request({
       agent: false,
       host: '127.0.0.1',
-      port: o.appPort,
+      port: appPort,
       method: req.method,
       path: req.url,
       headers: headers as unknown as Record<string, string>,

@@ -173,8 +173,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     state.outbound = await listen(outbound, o.outboundPort ?? 0, o.mode === 'ingress' ? 'ingress' : 'outbound', o.outboundHost);
     if (o.mode === 'sidecar') {
       if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');
-      const inboundFor = (appPort: number) => createInboundServer({ plaintext: o.inboundPlaintext, namespace: o.namespace, service: o.service, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort, log });
-      state.inbound = await listen(inboundFor(o.appPort), o.inboundPort ?? 0, 'inbound', o.listenHost);
+      const inboundFor = (appPort: number, hostPorts?: Set<number>) => createInboundServer({ plaintext: o.inboundPlaintext, namespace: o.namespace, service: o.service, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort, hostPorts, log });
+      // Peers dial the default listener; a Host naming another declared port goes to that port.
+      const others = o.extraInbound?.length ? new Set(o.extraInbound.map((x) => x.appPort)) : undefined;
+      state.inbound = await listen(inboundFor(o.appPort, others), o.inboundPort ?? 0, 'inbound', o.listenHost);
       for (const x of o.extraInbound ?? []) {
         state.extraInbound.push({ address: await listen(inboundFor(x.appPort), x.port, `inbound (app port ${x.appPort})`, o.listenHost), appPort: x.appPort });
       }
