@@ -243,6 +243,13 @@ describe('HTTP through the sidecars', () => {
     assert.equal((JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as Echoed).path, '/http10');
   });
 
+  it('answers pipelined requests in order, and none after one that asked to close', async (t) => {
+    const text = await raw(t, 'GET /p1 HTTP/1.1\r\nHost: web\r\n\r\nGET /p2 HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\nGET /p3 HTTP/1.1\r\nHost: web\r\n\r\n');
+    const paths = [...text.matchAll(/"path":"([^"]+)"/g)].map((m) => m[1]);
+    assert.deepEqual(paths, ['/p1', '/p2']);
+    assert.equal(text.match(/^HTTP\/1\.1 200 /gm)?.length, 2);
+  });
+
   it('answers 502 naming the service when the Host is not in the mesh', async () => {
     const r = await request(client.outbound, { path: '/', headers: { host: 'nosuch.default:8080' } });
     assert.equal(r.status, 502);

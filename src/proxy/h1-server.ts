@@ -250,6 +250,7 @@ export class ServerConn implements BodyTarget, BodyFlow {
   private req: Req | null = null;
   private res: H1Res | null = null;
   private readonly body = new BodyDecoder();
+  /** The connection is no longer ours to parse (upgraded, or closing after its last response). */
   private upgraded = false;
 
   constructor(readonly sock: net.Socket, private readonly h: H1Handlers) {}
@@ -333,6 +334,10 @@ export class ServerConn implements BodyTarget, BodyFlow {
     this.res = null;
     const req = this.req!;
     if (!res.shouldKeepAlive) {
+      // Nothing after this response is read: a request pipelined behind it is not answered.
+      this.upgraded = true;
+      this.buf = null;
+      this.sock.removeListener('data', onSockData);
       this.sock.end();
       return;
     }
