@@ -1,9 +1,13 @@
 // mesh/1 framing: whatever way a connection's bytes are split across reads, every frame comes out
 // whole, in order, and a DATA frame's payload comes out as its bytes with END on the last piece.
-import { describe, it } from 'node:test';
+// And sessions: one whose peer went silent fails its streams; one whose peer answers pings lives.
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import tls from 'node:tls';
 import fc from 'fast-check';
-import { FrameReader } from '../src/proxy/mux.js';
+import { ALPN, FrameReader, serveMux, SessionPool } from '../src/proxy/mux.js';
+import { createIssuer, createTrustAnchor, generateKey, Issuer } from '../src/identity/ca.js';
 import { ParseError } from '../src/proxy/h1-parse.js';
 
 interface Frame {
@@ -75,3 +79,67 @@ describe('mesh/1 frame reader', () => {
   });
 });
 
+
+describe('mesh/1 session liveness', () => {
+  const TD = 'cluster.local';
+  let server: tls.Server;
+  let port = 0;
+  let ca = '';
+  /** What the test peer does with a connection: nothing at all, or mesh/1 with a handler that never answers. */
+  let mode: 'silent' | 'mux' = 'silent';
+  const open = new Set<net.Socket>();
+
+  before(async () => {
+    const anchor = await createTrustAnchor(TD);
+    const issuer = await createIssuer(TD, anchor);
+    const key = await generateKey();
+    const leaf = new Issuer(issuer).issueLeaf({ uri: `spiffe://${TD}/ns/default/sa/peer`, publicKeyPem: key.publicKeyPem, lifetimeMs: 3600_000 });
+    ca = anchor.certPem;
+    server = tls.createServer({ cert: leaf + issuer.certPem, key: key.keyPem, ALPNProtocols: [ALPN] }, (sock) => {
+      open.add(sock);
+      sock.on('close', () => open.delete(sock));
+      sock.on('error', () => {});
+      if (mode === 'mux') serveMux(sock, { request: () => {}, upgrade: (_r, s) => s.destroy() });
+      else sock.resume();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as net.AddressInfo).port;
+  });
+  after(async () => {
+    for (const s of open) s.destroy();
+    await new Promise((r) => server.close(r));
+  });
+
+  const waitingStream = (pool: SessionPool) => {
+    const t = { servername: 'peer', checkServerIdentity: () => undefined, secureContext: tls.createSecureContext({ ca }) };
+    const s = pool.request('127.0.0.1', port, t, 'GET', '/slow', ['host', 'peer']);
+    const outcome = new Promise<Error>((resolve) => s.once('error', resolve));
+    s.end();
+    return outcome;
+  };
+
+  it('fails the streams of a session whose peer stopped answering, after a ping goes unanswered', { timeout: 10_000 }, async () => {
+    mode = 'silent';
+    const pool = new SessionPool({ idleMs: 30_000, pingAfterMs: 200, pingTimeoutMs: 300 });
+    try {
+      const started = Date.now();
+      const err = await waitingStream(pool);
+      assert.match(err.message, /peer stopped answering/);
+      assert.ok(Date.now() - started < 3_000, `took ${Date.now() - started} ms`);
+    } finally {
+      pool.destroy();
+    }
+  });
+
+  it('keeps a session whose peer answers pings, however long the response takes', { timeout: 10_000 }, async () => {
+    mode = 'mux';
+    const pool = new SessionPool({ idleMs: 30_000, pingAfterMs: 200, pingTimeoutMs: 300 });
+    try {
+      const outcome = waitingStream(pool);
+      const first = await Promise.race([outcome, new Promise<null>((r) => setTimeout(() => r(null), 1_500))]);
+      assert.equal(first, null, `the stream failed: ${(first as Error | null)?.message}`);
+    } finally {
+      pool.destroy();
+    }
+  });
+});

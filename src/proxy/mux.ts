@@ -21,8 +21,10 @@ export interface TlsOptions {
   secureContext: tls.SecureContext;
 }
 
-const enum T { Headers = 1, Data = 2, Reset = 3, Window = 4 }
+const enum T { Headers = 1, Data = 2, Reset = 3, Window = 4, Ping = 5 }
 const END = 1;
+/** On a PING: this one answers another. */
+const ACK = 1;
 const HDR = 10;
 /** Bytes a sender may have in flight per stream before the receiver's window update. */
 const WINDOW = 256 * 1024;
@@ -388,6 +390,11 @@ export class MuxSession implements FrameSink {
   /** Replaced (the client certificate rotated): takes no new streams, closes when its last one ends. */
   draining = false;
   idleSince = Date.now();
+  /** Reads so far, and what the liveness check saw last: a count, so reading costs no clock call. */
+  reads = 0;
+  seenReads = 0;
+  quietSince = Date.now();
+  pingAt = 0;
 
   constructor(readonly sock: tls.TLSSocket, readonly key: string, readonly secureContext: tls.SecureContext, private readonly onClose: (s: MuxSession) => void) {
     this.w = new FrameWriter(sock);
@@ -401,6 +408,7 @@ export class MuxSession implements FrameSink {
       this.connected = true;
     });
     sock.on('data', (chunk: Buffer) => {
+      this.reads++;
       try {
         this.reader.push(chunk);
       } catch (err) {
@@ -409,6 +417,27 @@ export class MuxSession implements FrameSink {
     });
     sock.on('error', (err) => this.close(err));
     sock.on('close', () => this.close(resetError('socket hang up')));
+  }
+
+  /**
+   * Streams wait on a peer that may be gone without a word (a node lost, a cable cut): when
+   * nothing has come for a while, ask; no answer in time fails the streams, which may be retried.
+   */
+  checkLive(now: number, pingAfterMs: number, pingTimeoutMs: number): void {
+    if (this.reads !== this.seenReads || this.streams.size === 0) {
+      this.seenReads = this.reads;
+      this.quietSince = now;
+      this.pingAt = 0;
+      return;
+    }
+    if (this.pingAt === 0) {
+      if (now - this.quietSince >= pingAfterMs) {
+        this.pingAt = now;
+        this.w.frame(T.Ping, 0, 0, null);
+      }
+    } else if (now - this.pingAt >= pingTimeoutMs) {
+      this.close(resetError(`peer stopped answering (no reply to a ping in ${pingTimeoutMs} ms)`));
+    }
   }
 
   request(method: string, path: string, headers: string[]): ClientStream {
@@ -426,7 +455,10 @@ export class MuxSession implements FrameSink {
 
   onFrame(type: number, flags: number, id: number, payload: Buffer): void {
     const s = this.streams.get(id);
-    if (s === undefined) return;
+    if (s === undefined) {
+      if (type === T.Ping && (flags & ACK) === 0) this.w.frame(T.Ping, ACK, 0, payload.length > 0 ? Buffer.from(payload) : null);
+      return;
+    }
     s.onFrame(type, flags, payload);
     if (this.streams.size === 0) {
       this.idleSince = Date.now();
@@ -447,6 +479,10 @@ export class MuxSession implements FrameSink {
 export interface SessionPoolOptions {
   /** Sessions with no streams close after this long. */
   idleMs: number;
+  /** A session with streams that has read nothing this long is pinged (default 10 s)... */
+  pingAfterMs?: number;
+  /** ...and closed if no reply comes within this (default 5 s). */
+  pingTimeoutMs?: number;
   tcp?: TcpStats;
 }
 
@@ -483,8 +519,12 @@ export class SessionPool {
 
   private startSweeper(): void {
     if (this.sweeper !== null) return;
+    const pingAfter = this.o.pingAfterMs ?? 10_000;
+    const pingTimeout = this.o.pingTimeoutMs ?? 5_000;
     this.sweeper = setInterval(() => {
-      const cutoff = Date.now() - this.o.idleMs;
+      const now = Date.now();
+      const cutoff = now - this.o.idleMs;
+      for (const s of [...this.sessions.values(), ...this.draining]) s.checkLive(now, pingAfter, pingTimeout);
       for (const s of [...this.sessions.values()]) if (s.streams.size === 0 && s.idleSince < cutoff) s.close(resetError('idle'));
       // A draining session whose streams ended by a path that did not close it.
       for (const s of [...this.draining]) if (s.streams.size === 0) s.close(resetError('replaced'));
@@ -492,7 +532,7 @@ export class SessionPool {
         clearInterval(this.sweeper);
         this.sweeper = null;
       }
-    }, Math.min(1000, this.o.idleMs));
+    }, Math.min(1000, this.o.idleMs, pingAfter / 2, pingTimeout / 2));
     this.sweeper.unref();
   }
 
@@ -625,6 +665,10 @@ export class MuxServerConn implements FrameSink {
   }
 
   onFrame(type: number, flags: number, id: number, payload: Buffer): void {
+    if (type === T.Ping) {
+      if ((flags & ACK) === 0) this.w.frame(T.Ping, ACK, 0, payload.length > 0 ? Buffer.from(payload) : null);
+      return;
+    }
     let st = this.streams.get(id);
     if (type === T.Headers && st === undefined) {
       // Ids only grow: an old id is a stream already over, whose late frames are dropped.
