@@ -323,10 +323,9 @@ export class ClientStream extends EventEmitter implements Upstream {
     if (this.done) return;
     if (type === T.Headers) {
       if (this.res !== null) return this.protocolError('a second response head');
-      const end = headEndOf(payload);
       let h: Head;
       try {
-        h = parseResponseHead(payload, end);
+        h = parseResponseHead(payload, headEndOf(payload));
       } catch (err) {
         return this.protocolError((err as Error).message);
       }
