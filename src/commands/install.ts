@@ -56,7 +56,7 @@ export function registerInstall(program: Command): void {
     .description('install the mesh: trust anchor, issuer and a running control plane')
     .option('--trust-domain <domain>', 'trust domain of the SPIFFE identities', 'cluster.local')
     .option('--control-port <port>', 'control plane port on 127.0.0.1 (default: a free port)')
-    .option('--cert-lifetime <duration>', 'lifetime of workload certificates', '24h')
+    .option('--cert-lifetime <duration>', "lifetime of workload certificates and of the control plane's own", '24h')
     .option('--scrape-interval <duration>', 'how often the control plane scrapes proxy metrics for mesh stat', '10s')
     .action(async (flags: InstallFlags, cmd: Command) => {
       if (platformOf(cmd) === 'kubernetes') return kubeInstall(flags, cmd);

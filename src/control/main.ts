@@ -32,17 +32,20 @@ export async function runControl(state: StateDir, opts: { port?: number; scrapeI
   const joinKey = state.readSecret(state.joinKeyPath, 'the join key');
   const adminToken = state.adminToken();
 
-  const serverTls = async (signer: Issuer = issuer, chainPem: string = issuerCertPem) => {
+  // The control plane's own certificate lives as long as a workload's (mesh install --cert-lifetime) and is renewed
+  // like one, at ~70% of its life (ControlServerOptions.renewTls).
+  const serverTls = async (signer: Issuer, chainPem: string, lifetimeMs: number) => {
     const kp = await generateKey();
     const cert = signer.issueLeaf({
       uri: CONTROL_IDENTITY(cfg.trustDomain),
       publicKeyPem: kp.publicKeyPem,
-      lifetimeMs: DAY,
+      lifetimeMs,
       ips: ['127.0.0.1'],
       dnsNames: ['localhost'],
     });
     return { cert: cert + chainPem, key: kp.keyPem };
   };
+  const lifetimeMs = cfg.certLifetimeMs > 0 ? cfg.certLifetimeMs : DAY;
 
   const registry = new Registry(cfg.trustDomain, new LocalControlPlatform(state));
   registry.setIdentityEpoch(identityEpoch(anchorPem, issuerCertPem));
@@ -52,31 +55,23 @@ export async function runControl(state: StateDir, opts: { port?: number; scrapeI
     trustAnchorsPem: anchorPem,
     issuer,
     issuerCertPem,
-    certLifetimeMs: cfg.certLifetimeMs,
+    certLifetimeMs: lifetimeMs,
     registry,
     telemetry,
     validators: CONFIG_VALIDATORS,
     auth: { adminToken, joinTokenFor: (ns, sa) => joinTokenFor(joinKey, ns, sa) },
-    tls: await serverTls(),
+    tls: await serverTls(issuer, issuerCertPem, lifetimeMs),
+    renewTls: serverTls,
+    log: (line) => console.log(line),
     reloadIdentity: async () => {
       const next = loadIdentity(state, true);
-      const tls = await serverTls(next.issuer, next.issuerCertPem);
+      const tls = await serverTls(next.issuer, next.issuerCertPem, next.certLifetimeMs > 0 ? next.certLifetimeMs : DAY);
       ({ anchorsPem: anchorPem, issuerCertPem, issuer } = next);
       registry.setIdentityEpoch(identityEpoch(anchorPem, issuerCertPem));
       console.log(`control plane: identity reloaded (${splitPem(anchorPem).length} trust anchor(s), issuer valid until ${certInfo(issuerCertPem).notAfter.toISOString()})`);
       return { trustAnchorsPem: next.anchorsPem, issuer: next.issuer, issuerCertPem: next.issuerCertPem, certLifetimeMs: next.certLifetimeMs, tls };
     },
   });
-  // The control plane's own certificate is short-lived too.
-  const renew = setInterval(async () => {
-    try {
-      server.setSecureContext({ ...(await serverTls()), ca: anchorPem, minVersion: 'TLSv1.3' });
-    } catch (err) {
-      console.error(`control: renewing own certificate failed: ${(err as Error).message}`);
-    }
-  }, 0.7 * DAY);
-  renew.unref();
-
   const port = opts.port ?? cfg.controlPort;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
@@ -93,7 +88,6 @@ export async function runControl(state: StateDir, opts: { port?: number; scrapeI
   return {
     port: actual,
     async close() {
-      clearInterval(renew);
       registry.close();
       await telemetry.close();
       server.closeAllConnections();

@@ -6,6 +6,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { URL } from 'node:url';
 import { formatIdentity, parseIdentity, verifyPeer, type Identity } from '../identity/spiffe.js';
 import type { Issuer } from '../identity/ca.js';
+import { ServingCertRenewer, type MakeServingTls, type ServingTls } from './serving-cert.js';
 import { checkName, type ConfigKind, type Snapshot } from '../model/snapshot.js';
 import { HttpError, readJsonBody, sendJson } from '../util/http.js';
 import type { EndpointRecord, Registry } from './registry.js';
@@ -37,7 +38,14 @@ export interface ControlServerOptions {
   certLifetimeMs: number;
   registry: Registry;
   auth: ControlAuth;
-  tls: { cert: string; key: string };
+  /** The server's own certificate (leaf and chain) and key. */
+  tls: ServingTls;
+  /**
+   * Makes the server's own certificate from the current issuer with the current leaf lifetime (certLifetimeMs):
+   * when given, the server renews its certificate at ~70% of its life and swaps it in without dropping connections.
+   */
+  renewTls?: MakeServingTls;
+  log?: (line: string) => void;
   watchTimeoutMs?: number;
   /** Checks a config document before it is stored; throws with a message saying what is wrong. */
   validators?: Partial<Record<ConfigKind, (value: unknown, snapshot: Snapshot) => unknown>>;
@@ -55,7 +63,7 @@ export interface IdentityReload {
   issuer: Issuer;
   issuerCertPem: string;
   certLifetimeMs: number;
-  tls: { cert: string; key: string };
+  tls: ServingTls;
 }
 
 interface CertificateRequest {
@@ -80,6 +88,15 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
     rejectUnauthorized: false,
     minVersion: 'TLSv1.3',
   });
+  const installTls = (tls: ServingTls) => server.setSecureContext({ ...tls, ca: o.trustAnchorsPem, minVersion: 'TLSv1.3' });
+  const renewer = o.renewTls && new ServingCertRenewer({
+    make: o.renewTls,
+    signer: () => ({ issuer: o.issuer, chainPem: o.issuerCertPem, lifetimeMs: o.certLifetimeMs }),
+    install: installTls,
+    log: o.log,
+  });
+  renewer?.adopt(o.tls);
+  server.on('close', () => renewer?.stop());
 
   function peer(req: IncomingMessage): Identity | null {
     const sock = req.socket as TLSSocket;
@@ -114,7 +131,8 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
     o.issuer = next.issuer;
     o.issuerCertPem = next.issuerCertPem;
     o.certLifetimeMs = next.certLifetimeMs;
-    server.setSecureContext({ ...next.tls, ca: next.trustAnchorsPem, minVersion: 'TLSv1.3' });
+    installTls(next.tls);
+    renewer?.adopt(next.tls);
   }
 
   function requireAdmin(req: IncomingMessage): void {

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type https from 'node:https';
 import { join } from 'node:path';
-import { DAY, certInfo, generateKey, splitPem, type Issuer } from '../../identity/ca.js';
+import { certInfo, generateKey, splitPem, type Issuer } from '../../identity/ca.js';
 import { identityEpoch } from '../../identity/epoch.js';
 import { identityErrors } from '../../identity/chain.js';
 import { formatIdentity } from '../../identity/spiffe.js';
@@ -69,11 +69,13 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
   const telemetry = new Telemetry(registry, { log });
   telemetry.start();
 
-  const controlTls = async (signer: Issuer, chainPem: string) => {
+  // The API's own certificate lives as long as a workload's (MESH_CERT_LIFETIME, from mesh install --cert-lifetime) and
+  // is renewed like one, at ~70% of its life, as well as when the identity is reloaded (ControlServerOptions.renewTls).
+  const controlTls = async (signer: Issuer, chainPem: string, lifetimeMs: number = certLifetimeMs) => {
     const kp = await generateKey();
     const cert = signer.issueLeaf({
       uri: formatIdentity({ trustDomain, namespace: CONTROL_NAMESPACE, serviceAccount: CONTROL_NAME }),
-      publicKeyPem: kp.publicKeyPem, lifetimeMs: DAY, dnsNames: [...webhookDnsNames(), 'localhost'], ips: ['127.0.0.1'],
+      publicKeyPem: kp.publicKeyPem, lifetimeMs, dnsNames: [...webhookDnsNames(), 'localhost'], ips: ['127.0.0.1'],
     });
     return { cert: cert + chainPem, key: kp.keyPem };
   };
@@ -83,6 +85,8 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
     auth: { adminToken: randomBytes(32).toString('base64url'), joinTokenFor: () => randomBytes(32).toString('base64url'), bootstrap: tokenReviewBootstrap(kube, { log }), openTelemetry: true },
     telemetry,
     tls: await controlTls(issuer, issuerCertPem),
+    renewTls: controlTls,
+    log,
   });
 
   // The webhook asks for namespace labels per pod; a short cache spares the API server during a rollout.
