@@ -6,6 +6,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { URL } from 'node:url';
 import { formatIdentity, parseIdentity, verifyPeer, type Identity } from '../identity/spiffe.js';
 import type { Issuer } from '../identity/ca.js';
+import { configVersion, conflictStatus, expectedVersion } from './config-version.js';
 import { ServingCertRenewer, type MakeServingTls, type ServingTls } from './serving-cert.js';
 import { checkName, type ConfigKind, type Snapshot } from '../model/snapshot.js';
 import { HttpError, readJsonBody, sendJson } from '../util/http.js';
@@ -163,9 +164,17 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
     if (cfg) {
       requireAdmin(req);
       const kind = cfg[1] as ConfigKind;
-      if (req.method === 'GET') return sendJson(res, 200, { kind, value: o.registry.getConfig(kind) ?? null, version: o.registry.snapshot.version });
+      if (req.method === 'GET') return sendConfig(res, kind);
       if (req.method === 'PUT') {
         const body = await readJsonBody<unknown>(req);
+        // From here to setConfig nothing awaits: the version check and the (atomic) write are one step of this
+        // single-threaded server, so no other write can come between them.
+        const expected = expectedVersion(req, url);
+        const current = configVersion(o.registry.getConfig(kind) ?? null);
+        if (expected !== undefined && expected !== current) {
+          o.log?.(`control: refused a write of the ${kind} made at resourceVersion ${expected} (now ${current})`);
+          return sendJson(res, 409, conflictStatus(kind, expected, current));
+        }
         let value = body;
         const validate = o.validators?.[kind];
         try {
@@ -174,7 +183,7 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
           throw new HttpError(422, (err as Error).message);
         }
         o.registry.setConfig(kind, value);
-        return sendJson(res, 200, { kind, value, version: o.registry.snapshot.version });
+        return sendConfig(res, kind);
       }
     }
     if (o.telemetry?.handles(req.method, url.pathname)) {
@@ -203,6 +212,14 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
       return sendJson(res, 200, o.registry.snapshot);
     }
     throw new HttpError(404, `no such API: ${route}`);
+  }
+
+  /** A config document with the snapshot version that carries it and its own resourceVersion (also as ETag). */
+  function sendConfig(res: ServerResponse, kind: ConfigKind): void {
+    const value = o.registry.getConfig(kind) ?? null;
+    const resourceVersion = configVersion(value);
+    res.setHeader('etag', `"${resourceVersion}"`);
+    sendJson(res, 200, { kind, value, version: o.registry.snapshot.version, resourceVersion });
   }
 
   async function bootstrapAllowed(req: IncomingMessage, namespace: string, serviceAccount: string): Promise<boolean> {

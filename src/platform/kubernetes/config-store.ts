@@ -4,6 +4,7 @@ import type { EndpointRecord } from '../../control/registry.js';
 import { formatIdentity } from '../../identity/spiffe.js';
 import type { ConfigEdit, RouteStore, StoredConfig } from '../local/route-store.js';
 import type { PolicyStore } from '../local/policy-store.js';
+import { WRITE_ATTEMPTS } from '../local/admin.js';
 import { ConflictError, type KubeClient } from './client.js';
 import { CRD_GROUP, CRD_VERSION, PROXY_PORTS } from './names.js';
 import { crdConfig, type MeshResource, type Pod } from './resources.js';
@@ -32,8 +33,8 @@ export async function podWorkloads(kube: KubeClient, trustDomain = 'cluster.loca
   });
 }
 
-/** Attempts of a read-modify-write before giving up on a resource others keep changing. */
-export const WRITE_ATTEMPTS = 3;
+/** Attempts of a read-modify-write before giving up on a resource others keep changing (as on the local platform). */
+export { WRITE_ATTEMPTS };
 
 /**
  * One kind of mesh resource as a config document. Writes are read-modify-write under optimistic concurrency, as

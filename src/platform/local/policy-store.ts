@@ -1,7 +1,7 @@
 // Where `mesh policy` reads and writes on the local platform: the control plane's admin API
 // (GET/PUT /v1/config/policies, GET /v1/endpoints), with failures as one-line errors.
 import type { EndpointRecord } from '../../control/registry.js';
-import { adminCall, type ConfigEdit, type StoredConfig } from './admin.js';
+import { adminCall, updateConfig, type ConfigEdit, type StoredConfig } from './admin.js';
 import type { StateDir } from './state.js';
 
 export type { ConfigEdit, StoredConfig } from './admin.js';
@@ -17,11 +17,8 @@ export interface PolicyStore {
 export function localPolicyStore(state: StateDir): PolicyStore {
   return {
     policies: () => adminCall<StoredConfig>(state, 'GET', '/v1/config/policies'),
-    // One control plane serialises the writes it gets; two CLIs racing here is last-writer-wins (as before).
-    updatePolicies: async (edit) => {
-      const next = edit((await adminCall<StoredConfig>(state, 'GET', '/v1/config/policies')).value);
-      return next === undefined ? undefined : adminCall<StoredConfig>(state, 'PUT', '/v1/config/policies', next, { what: 'the policies' });
-    },
+    // Read, edit, and write at the version read: a concurrent write is never lost (retried on a conflict).
+    updatePolicies: (edit) => updateConfig(state, 'policies', edit),
     endpoints: () => adminCall<EndpointRecord[]>(state, 'GET', '/v1/endpoints'),
   };
 }

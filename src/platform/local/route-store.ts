@@ -1,7 +1,7 @@
 // Where `mesh route` reads and writes routes on the local platform: the control plane's admin API
 // (GET/PUT /v1/config/routes, GET /v1/endpoints), with failures as one-line errors.
 import type { EndpointRecord } from '../../control/registry.js';
-import { adminCall, type ConfigEdit, type StoredConfig } from './admin.js';
+import { adminCall, updateConfig, type ConfigEdit, type StoredConfig } from './admin.js';
 import type { StateDir } from './state.js';
 
 export type { ConfigEdit, StoredConfig } from './admin.js';
@@ -17,11 +17,8 @@ export interface RouteStore {
 export function localRouteStore(state: StateDir): RouteStore {
   return {
     routes: () => adminCall<StoredConfig>(state, 'GET', '/v1/config/routes'),
-    // One control plane serialises the writes it gets; two CLIs racing here is last-writer-wins (as before).
-    updateRoutes: async (edit) => {
-      const next = edit((await adminCall<StoredConfig>(state, 'GET', '/v1/config/routes')).value);
-      return next === undefined ? undefined : adminCall<StoredConfig>(state, 'PUT', '/v1/config/routes', next, { what: 'the routes' });
-    },
+    // Read, edit, and write at the version read: a concurrent write is never lost (retried on a conflict).
+    updateRoutes: (edit) => updateConfig(state, 'routes', edit),
     endpoints: () => adminCall<EndpointRecord[]>(state, 'GET', '/v1/endpoints'),
   };
 }
