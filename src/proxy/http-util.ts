@@ -23,7 +23,7 @@ export const IDENTITY_HEADER = 'mesh-client-id';
 
 /**
  * Copies a raw header list minus hop-by-hop headers, the headers Connection names, and `drop`.
- * Transfer-Encoding stays: Node re-frames the body and needs it to choose chunked framing.
+ * Transfer-Encoding stays: whoever writes the request next re-frames the body and needs it to choose chunked framing.
  * With `upgrade`, Connection and Upgrade are kept so the upstream sees the upgrade request.
  */
 export function forwardHeaders(raw: string[], upgrade: boolean, drop?: string): string[] {
@@ -58,13 +58,6 @@ export function forwardHeaders(raw: string[], upgrade: boolean, drop?: string): 
     out.push(n, raw[i + 1]!);
   }
   return out;
-}
-
-/** Counts the Host headers: Node keeps the first of two, RFC 9112 says refuse. */
-export function hostCount(raw: string[]): number {
-  let n = 0;
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') n++;
-  return n;
 }
 
 /** "Reviews.default:9080" → "reviews.default"; IPv6 literals keep their brackets. */

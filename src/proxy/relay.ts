@@ -57,7 +57,7 @@ function onResponse(this: Upstream & Carrier, upRes: UpstreamResponse & Carrier)
   }
   ex.observe(status);
   const res = ex.res as Res & Carrier;
-  // Node frames the body for this client itself: chunked for HTTP/1.1, close-delimited for 1.0.
+  // The response writer frames the body for this client: chunked for HTTP/1.1, close-delimited for 1.0, frames on mesh/1.
   res.writeHead(status, upRes.statusMessage, forwardHeaders(upRes.rawHeaders, false, 'transfer-encoding'));
   a.upRes = upRes;
   a.remaining = contentLength(upRes.rawHeaders);
