@@ -28,6 +28,8 @@ export class Exchange {
   body: Buffer | null = null;
   /** When the current attempt was sent upstream (time to first byte is measured from here). */
   sent = 0;
+  /** The current attempt's timeout (rules with a timeout only). */
+  timer: NodeJS.Timeout | null = null;
   /** The current attempt opened a new connection, so its time includes the handshake. */
   freshConnection = false;
   attempts = 0;

@@ -7,6 +7,7 @@ import { relay, type RelayHooks } from '../relay.js';
 import { retryable } from '../routing.js';
 import type { TcpStats } from '../metrics.js';
 import { SessionPool } from '../mux.js';
+import type { Upstream } from '../h1-client.js';
 
 export interface MtlsTransport {
   sessions: SessionPool;
@@ -22,7 +23,9 @@ class Timeout extends Error {
   }
 }
 
-const timers = new WeakMap<Exchange, NodeJS.Timeout>();
+function expire(up: Upstream, ms: number): void {
+  up.destroy(new Timeout(ms));
+}
 
 function ejected(ex: Exchange, now: number, connect: boolean): void {
   if (ex.endpoint!.failed(now, connect)) ex.router?.target.stats.count('outbound_endpoint_ejections_total');
@@ -43,8 +46,10 @@ function mayRetry(ex: Exchange): boolean {
 const hooks: RelayHooks = {
   done(ex) {
     ex.endpoint!.inflight--;
-    const t = timers.get(ex);
-    if (t) clearTimeout(t);
+    if (ex.timer !== null) {
+      clearTimeout(ex.timer);
+      ex.timer = null;
+    }
   },
   response(ex, status) {
     const now = Date.now();
@@ -87,7 +92,7 @@ function send(t: MtlsTransport, ex: Exchange): void {
   const timeout = ex.rule?.timeoutMs ?? 0;
   if (timeout > 0) {
     // Per try, as the route model says; a timed-out try is never retried.
-    timers.set(ex, setTimeout(() => up.destroy(new Timeout(timeout)), timeout));
+    ex.timer = setTimeout(expire, timeout, up, timeout);
   }
   relay(ex, up, hooks);
 }
