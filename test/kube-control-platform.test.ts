@@ -1,6 +1,6 @@
-// The control plane's Kubernetes platform against the fake API server: endpoints from EndpointSlices and Pods, routes
-// from Route resources, kept by watches that resume after a cut and re-list after 410 Gone; certificates for workloads
-// that prove their ServiceAccount with a token (TokenReview), and only for that ServiceAccount.
+// The control plane's Kubernetes platform against the fake API server: endpoints from EndpointSlices and Pods, their
+// Services' ports, routes from Route resources, kept by watches that resume after a cut and re-list after 410 Gone;
+// certificates for workloads that prove their ServiceAccount with a token (TokenReview), and only for that ServiceAccount.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import https from 'node:https';
@@ -121,6 +121,26 @@ describe('the control plane on kubernetes (fake API server)', () => {
     await waitFor(() => weights() === '50/50', 'the changed route');
     server.store.delete({ apiVersion: 'mesh.io/v1alpha1', kind: 'Route', name: 'reviews', namespace: 'default' });
     await waitFor(() => (registry.snapshot.config?.routes as Obj).routes.length === 0, 'the route removed');
+  });
+
+  it("publishes a meshed Service's ports with named targetPorts resolved through its EndpointSlice, and follows changes", async () => {
+    const portsOf = (service: string) => JSON.stringify(registry.snapshot.services.find((s) => s.name === service)?.ports);
+    const svc = (ports: Obj[]): Obj => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'reviews', namespace: 'default' }, spec: { selector: { app: 'reviews' }, ports } });
+    assert.equal(portsOf('reviews'), undefined, 'no ports before there is a Service');
+    // The slice's port 'http' is 9080: what the named targetPort resolved to.
+    server.store.create(svc([{ name: 'http', port: 80, targetPort: 'http' }, { name: 'grpc', port: 81, targetPort: 9081 }]));
+    await waitFor(() => portsOf('reviews') === JSON.stringify([{ port: 80, targetPort: 9080 }, { port: 81, targetPort: 9081 }]), 'the ports in the snapshot');
+    server.store.put(svc([{ name: 'http', port: 80, targetPort: 9443 }]));
+    await waitFor(() => portsOf('reviews') === JSON.stringify([{ port: 80, targetPort: 9443 }]), 'the changed ports');
+    // A Service with no meshed endpoints is not in the snapshot, and changing it pushes nothing.
+    const version = registry.snapshot.version;
+    server.store.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'plain', namespace: 'default' }, spec: { ports: [{ port: 80, targetPort: 8080 }] } });
+    await waitFor(() => platform.services.items.has('default/plain'), 'the other Service seen');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(registry.snapshot.version, version);
+    server.store.delete({ apiVersion: 'v1', kind: 'Service', name: 'reviews', namespace: 'default' });
+    await waitFor(() => portsOf('reviews') === undefined, 'the ports gone with the Service');
+    assert.deepEqual(endpointsOf(registry.snapshot, 'reviews'), ['10.0.1.1:4143 v1 spiffe://cluster.local/ns/default/sa/reviews']);
   });
 
   it("does not route to a proxy's own registration once the platform supplies the endpoints", () => {

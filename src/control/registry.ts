@@ -1,6 +1,6 @@
 // Which endpoints serve which service: registered by proxies, kept alive by heartbeats (leases).
 import { EventEmitter } from 'node:events';
-import type { ConfigKind, EndpointInfo, ServiceInfo, Snapshot } from '../model/snapshot.js';
+import type { ConfigKind, EndpointInfo, ServiceInfo, ServicePort, Snapshot } from '../model/snapshot.js';
 import { serviceKey } from '../model/snapshot.js';
 import type { ControlPlatform } from './platform.js';
 
@@ -28,6 +28,9 @@ export class Registry extends EventEmitter {
   /** Instances set by replaceEndpoints (the platform's own view), as opposed to registered by proxies. */
   private pushed = new Set<string>();
   private platformSourced = false;
+  /** Service ports by namespace/name, when the platform knows them (Kubernetes Services). */
+  private servicePorts: ReadonlyMap<string, ServicePort[]> = new Map();
+  private servicePortsKey = '[]';
 
   constructor(
     private readonly trustDomain: string,
@@ -74,11 +77,20 @@ export class Registry extends EventEmitter {
 
   /**
    * Replaces the endpoints a platform is the source of (Kubernetes: EndpointSlices and Pods), which need no
-   * heartbeat lease; endpoints proxies registered themselves are kept. A new snapshot only when the set changes.
+   * heartbeat lease; endpoints proxies registered themselves are kept. With servicePorts (namespace/name → the
+   * Service's ports), a service in the snapshot also carries its ports. A new snapshot only when either changes.
    */
-  replaceEndpoints(list: EndpointRecord[]): void {
+  replaceEndpoints(list: EndpointRecord[], servicePorts?: ReadonlyMap<string, ServicePort[]>): void {
     const next = new Map(list.map((ep) => [ep.instance, ep]));
     let dirty = false;
+    if (servicePorts) {
+      const key = JSON.stringify([...servicePorts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      if (key !== this.servicePortsKey) {
+        this.servicePorts = servicePorts;
+        this.servicePortsKey = key;
+        dirty = true;
+      }
+    }
     for (const instance of this.pushed) {
       if (next.has(instance)) continue;
       this.endpoints.delete(instance);
@@ -159,7 +171,10 @@ export class Registry extends EventEmitter {
       if (this.platformSourced && !this.pushed.has(ep.instance)) continue;
       const key = serviceKey(ep.namespace, ep.service);
       let svc = services.get(key);
-      if (!svc) services.set(key, (svc = { namespace: ep.namespace, name: ep.service, endpoints: [] }));
+      if (!svc) {
+        const ports = this.servicePorts.get(key);
+        services.set(key, (svc = { namespace: ep.namespace, name: ep.service, endpoints: [], ...(ports ? { ports } : {}) }));
+      }
       const { instance, namespace, service, version, address, port, identity } = ep;
       svc.endpoints.push({ instance, namespace, service, version, address, port, identity });
     }

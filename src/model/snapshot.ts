@@ -12,10 +12,21 @@ export interface EndpointInfo {
   identity: string;
 }
 
+/** A service port and the container port it targets (Kubernetes: a named targetPort already resolved). */
+export interface ServicePort {
+  port: number;
+  targetPort: number;
+}
+
 export interface ServiceInfo {
   namespace: string;
   name: string;
   endpoints: EndpointInfo[];
+  /**
+   * Kubernetes only: the Service's TCP ports. Peers dial a pod's one inbound port whatever the service port, so
+   * its sidecar maps the port a request's Host names to the app port it targets. Absent in older snapshots.
+   */
+  ports?: ServicePort[];
 }
 
 /** Config documents the control plane stores and pushes, by kind (routes, policies, ...). */
@@ -39,6 +50,27 @@ export const serviceKey = (namespace: string, name: string) => `${namespace}/${n
 
 export function emptySnapshot(trustDomain: string): Snapshot {
   return { version: '0', trustDomain, services: [] };
+}
+
+const isPort = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
+
+/**
+ * A service entry's port → targetPort map (empty when it has none). The ports come over the wire: an entry that is
+ * not two valid port numbers makes the whole list invalid, reported through the error and otherwise ignored.
+ */
+export function servicePortMap(svc: ServiceInfo | undefined): { map: Map<number, number>; error?: string } {
+  const map = new Map<number, number>();
+  const ports: unknown = svc?.ports;
+  if (ports === undefined) return { map };
+  const bad = (why: string) => ({ map: new Map<number, number>(), error: `service ${svc!.namespace}/${svc!.name}: ${why}; its port map is ignored` });
+  if (!Array.isArray(ports)) return bad('ports is not a list');
+  for (const [i, p] of ports.entries()) {
+    const { port, targetPort } = (p ?? {}) as Partial<ServicePort>;
+    if (!isPort(port) || !isPort(targetPort)) return bad(`ports[${i}] is not {port, targetPort} with ports 1-65535`);
+    if (map.has(port)) return bad(`ports[${i}] names port ${port} twice`);
+    map.set(port, targetPort);
+  }
+  return { map };
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;

@@ -34,6 +34,11 @@ export interface InboundOptions {
    */
   hostPorts?: ReadonlySet<number>;
   /**
+   * The workload's Service ports → the ports they target (Kubernetes; swapped on config pushes), so `shop:80` goes
+   * to the app port behind Service port 80. Only used with hostPorts.
+   */
+  servicePorts?: () => ReadonlyMap<number, number>;
+  /**
    * Also take plaintext on the same port (Kubernetes: iptables sends every inbound connection
    * here, kubelet probes and unmeshed clients among them). They have no identity: policy decides.
    */
@@ -56,13 +61,18 @@ const appHooks: RelayHooks = {
   describe: (ex) => `app on 127.0.0.1:${ex.appPort}`,
 };
 
-/** The app port a request goes to: the one its Host names, if the pod declares it, else the listener's. */
+/**
+ * The app port a request goes to: the one its Host's port targets (a Service port maps to its targetPort, any other
+ * port stands for itself), if the pod declares it, else the listener's. A Host without a port is port 80 for the
+ * Service port map only.
+ */
 function appPortFor(o: InboundOptions, host: string | undefined): number {
   if (o.hostPorts === undefined || host === undefined) return o.appPort;
   const colon = host.lastIndexOf(':');
-  if (colon < 0 || host.endsWith(']')) return o.appPort;
-  const p = Number(host.slice(colon + 1));
-  return o.hostPorts.has(p) ? p : o.appPort;
+  const bare = colon < 0 || host.endsWith(']');
+  const p = bare ? 80 : Number(host.slice(colon + 1));
+  const target = o.servicePorts?.().get(p) ?? (bare ? o.appPort : p);
+  return o.hostPorts.has(target) ? target : o.appPort;
 }
 
 export function createInboundServer(o: InboundOptions): net.Server {

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MeshError } from '../util/errors.js';
-import type { EndpointInfo, Snapshot } from '../model/snapshot.js';
+import { servicePortMap, type EndpointInfo, type Snapshot } from '../model/snapshot.js';
 import type { StatsFor } from './balancer.js';
 import { RoutingTable } from './table.js';
 import { policyFromSnapshot } from './route-config.js';
@@ -127,6 +127,9 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const routing = new RoutingTable(o.trustDomain, o.namespace, statsFor, policyFromSnapshot, o.defaultService);
   let policy: CompiledPolicy = compilePolicy(null);
   let identityEpoch: string | undefined;
+  // Its own Service's ports → target ports (Kubernetes), rebuilt here so the inbound path only looks them up.
+  let servicePorts: ReadonlyMap<number, number> = new Map();
+  let servicePortsError: string | undefined;
   const applySnapshot = (s: Snapshot) => {
     // A new trust bundle or issuer: renew now rather than at 70% of the certificate's life.
     if (s.identityEpoch !== undefined) {
@@ -141,6 +144,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       log(`ignoring invalid policies: ${(err as Error).message}`);
     }
     applySettings(s.config?.settings as MeshSettings | undefined);
+    const ports = servicePortMap(s.services.find((svc) => svc.namespace === o.namespace && svc.name === o.service));
+    servicePorts = ports.map;
+    if (ports.error && ports.error !== servicePortsError) log(ports.error);
+    servicePortsError = ports.error;
   };
   if (watcher.snapshot) applySnapshot(watcher.snapshot);
   else applySnapshot({ version: '', trustDomain: o.trustDomain, services: [] });
@@ -173,8 +180,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     state.outbound = await listen(outbound, o.outboundPort ?? 0, o.mode === 'ingress' ? 'ingress' : 'outbound', o.outboundHost);
     if (o.mode === 'sidecar') {
       if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');
-      const inboundFor = (appPort: number, hostPorts?: Set<number>) => createInboundServer({ plaintext: o.inboundPlaintext, namespace: o.namespace, service: o.service, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort, hostPorts, log });
-      // Peers dial the default listener; a Host naming another declared port goes to that port.
+      const inboundFor = (appPort: number, hostPorts?: Set<number>) => createInboundServer({ plaintext: o.inboundPlaintext, namespace: o.namespace, service: o.service, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort, hostPorts, servicePorts: () => servicePorts, log });
+      // Peers dial the default listener; a Host naming another declared port (or a Service port targeting one) goes to that port.
       const others = o.extraInbound?.length ? new Set(o.extraInbound.map((x) => x.appPort)) : undefined;
       state.inbound = await listen(inboundFor(o.appPort, others), o.inboundPort ?? 0, 'inbound', o.listenHost);
       for (const x of o.extraInbound ?? []) {

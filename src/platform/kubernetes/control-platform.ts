@@ -1,14 +1,14 @@
-// The control plane's view of Kubernetes: endpoints from EndpointSlices and their Pods, routes and policies from the
-// Route and Policy custom resources, all kept current by watches and pushed into the Registry.
+// The control plane's view of Kubernetes: endpoints from EndpointSlices and their Pods, service ports from Services,
+// routes and policies from the Route and Policy custom resources, all kept current by watches and pushed into the Registry.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ControlPlatform } from '../../control/platform.js';
 import type { EndpointRecord, Registry } from '../../control/registry.js';
 import { formatIdentity } from '../../identity/spiffe.js';
-import type { ConfigKind } from '../../model/snapshot.js';
+import { serviceKey, type ConfigKind, type ServicePort } from '../../model/snapshot.js';
 import { HttpError } from '../../util/http.js';
 import { ListWatch, type ListWatchOptions } from './list-watch.js';
 import { CRD_GROUP, CRD_VERSION, PROXY_CONTAINER, PROXY_PORTS } from './names.js';
-import { crdConfig, type EndpointSlice, type MeshResource, type Pod } from './resources.js';
+import { crdConfig, type EndpointSlice, type MeshResource, type Pod, type Service } from './resources.js';
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
@@ -52,6 +52,42 @@ export function endpointsFrom(slices: Iterable<EndpointSlice>, pods: ReadonlyMap
   return [...out.values()];
 }
 
+const isTcp = (protocol: string | null | undefined) => (protocol ?? 'TCP') === 'TCP';
+
+/**
+ * Each Service's TCP ports with the container port they target, by namespace/name. Meshed peers dial a pod's one
+ * inbound port, so its sidecar needs this to send `shop:80` to the app port behind port 80. A named targetPort is
+ * resolved as the EndpointSlice controller did: the slice's port named like the Service port holds the container
+ * port (the first slice by name that has it; a port not resolved yet is left out). Pure, for tests.
+ */
+export function servicePortsFrom(services: Iterable<Service>, slices: Iterable<EndpointSlice>): Map<string, ServicePort[]> {
+  const resolved = new Map<string, Map<string, number>>();
+  const sorted = [...slices].sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+  for (const slice of sorted) {
+    const service = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
+    if (!service) continue;
+    const key = serviceKey(slice.metadata?.namespace ?? '', service);
+    let names = resolved.get(key);
+    if (!names) resolved.set(key, (names = new Map()));
+    for (const p of slice.ports ?? []) {
+      if (isTcp(p.protocol) && typeof p.port === 'number' && !names.has(p.name ?? '')) names.set(p.name ?? '', p.port);
+    }
+  }
+  const out = new Map<string, ServicePort[]>();
+  for (const svc of services) {
+    const key = serviceKey(svc.metadata?.namespace ?? '', svc.metadata?.name ?? '');
+    const ports: ServicePort[] = [];
+    for (const p of svc.spec?.ports ?? []) {
+      if (!isTcp(p.protocol) || typeof p.port !== 'number' || ports.some((x) => x.port === p.port)) continue;
+      const target = p.targetPort ?? p.port;
+      const targetPort = typeof target === 'number' ? target : resolved.get(key)?.get(p.name ?? '');
+      if (targetPort !== undefined) ports.push({ port: p.port, targetPort });
+    }
+    if (ports.length) out.set(key, ports.sort((a, b) => a.port - b.port));
+  }
+  return out;
+}
+
 /**
  * On Kubernetes the API server is the store: nothing is saved by the control plane. Config documents come from
  * the Route and Policy resources; writing them through the control plane's API is refused with a hint.
@@ -60,6 +96,7 @@ export class KubeControlPlatform implements ControlPlatform {
   readonly name = 'kubernetes' as const;
   readonly pods: ListWatch<Pod>;
   readonly slices: ListWatch<EndpointSlice>;
+  readonly services: ListWatch<Service>;
   readonly routes: ListWatch<MeshResource>;
   readonly policies: ListWatch<MeshResource>;
   private registry?: Registry;
@@ -75,19 +112,20 @@ export class KubeControlPlatform implements ControlPlatform {
     const changed = () => this.schedule();
     this.pods = new ListWatch<Pod>(kc, '/api/v1/pods', changed, o);
     this.slices = new ListWatch<EndpointSlice>(kc, '/apis/discovery.k8s.io/v1/endpointslices', changed, o);
+    this.services = new ListWatch<Service>(kc, '/api/v1/services', changed, o);
     this.routes = new ListWatch<MeshResource>(kc, `/apis/${CRD_GROUP}/${CRD_VERSION}/routes`, changed, o);
     this.policies = new ListWatch<MeshResource>(kc, `/apis/${CRD_GROUP}/${CRD_VERSION}/policies`, changed, o);
   }
 
   /** Lists everything once (so the first snapshot is complete), then keeps the registry current. */
   async start(registry: Registry): Promise<void> {
-    await Promise.all([this.pods, this.slices, this.routes, this.policies].map((w) => w.start()));
+    await Promise.all([this.pods, this.slices, this.services, this.routes, this.policies].map((w) => w.start()));
     this.registry = registry;
     this.sync();
   }
 
   stop(): void {
-    for (const w of [this.pods, this.slices, this.routes, this.policies]) w.stop();
+    for (const w of [this.pods, this.slices, this.services, this.routes, this.policies]) w.stop();
   }
 
   loadEndpoints(): EndpointRecord[] {
@@ -124,7 +162,12 @@ export class KubeControlPlatform implements ControlPlatform {
   private sync(): void {
     const registry = this.registry;
     if (!registry) return;
-    registry.replaceEndpoints(endpointsFrom(this.slices.items.values(), this.pods.items, this.trustDomain));
+    const endpoints = endpointsFrom(this.slices.items.values(), this.pods.items, this.trustDomain);
+    // Only the meshed services' ports: a change to any other Service is no new snapshot.
+    const meshedServices = new Set(endpoints.map((ep) => serviceKey(ep.namespace, ep.service)));
+    const ports = servicePortsFrom(this.services.items.values(), this.slices.items.values());
+    for (const key of ports.keys()) if (!meshedServices.has(key)) ports.delete(key);
+    registry.replaceEndpoints(endpoints, ports);
     // An invalid resource is reported once, not at every sync while it stays.
     const warnings = new Set<string>();
     const config = crdConfig([...this.routes.items.values()], [...this.policies.items.values()], (l) => warnings.add(l));

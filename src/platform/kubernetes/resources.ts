@@ -11,7 +11,14 @@ export interface Pod {
 
 export interface EndpointSlice {
   metadata?: { name?: string; namespace?: string; labels?: Record<string, string>; resourceVersion?: string };
+  /** Named after the Service's ports; port is the container port a named targetPort resolved to. */
+  ports?: { name?: string | null; port?: number | null; protocol?: string | null }[] | null;
   endpoints?: { addresses?: string[]; conditions?: { ready?: boolean | null; terminating?: boolean | null }; targetRef?: { kind?: string; name?: string; namespace?: string } }[];
+}
+
+export interface Service {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+  spec?: { type?: string; ports?: { name?: string; port?: number; targetPort?: number | string; protocol?: string }[] };
 }
 
 export interface MeshResource {
