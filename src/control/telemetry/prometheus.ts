@@ -133,22 +133,31 @@ export interface PrometheusConfigOptions {
 
 const q = (s: string) => JSON.stringify(s);
 
-/** A prometheus.yml that scrapes every proxy's /metrics; honor_labels keeps the proxies' own labels. */
-export function renderPrometheusConfig(targets: ScrapeTarget[], o: PrometheusConfigOptions): string {
-  const interval = formatMs(o.scrapeIntervalMs);
-  const timeout = formatMs(Math.min(o.scrapeIntervalMs, 10_000));
-  const lines = [
-    `# Prometheus scrape config for the mesh's proxies${o.generatedBy ? ` (${o.generatedBy})` : ''}.`,
-    '# Each target carries namespace, deployment, pod, service, role and identity labels, which',
-    "# 'mesh stat --prometheus' and 'mesh edges --prometheus' group by.",
+/** The start of a scrape config for the proxies' job, up to its metrics path; both platforms add to it. */
+export function scrapeConfigHead(comments: string[], scrapeIntervalMs: number): string[] {
+  const interval = formatMs(scrapeIntervalMs);
+  return [
+    ...comments.map((c) => `# ${c}`),
     'global:',
     `  scrape_interval: ${interval}`,
     `  evaluation_interval: ${interval}`,
     'scrape_configs:',
     `  - job_name: ${PROMETHEUS_JOB}`,
     `    scrape_interval: ${interval}`,
-    `    scrape_timeout: ${timeout}`,
+    `    scrape_timeout: ${formatMs(Math.min(scrapeIntervalMs, 10_000))}`,
     '    metrics_path: /metrics',
+  ];
+}
+
+/** A prometheus.yml that scrapes every proxy's /metrics; honor_labels keeps the proxies' own labels. */
+export function renderPrometheusConfig(targets: ScrapeTarget[], o: PrometheusConfigOptions): string {
+  const interval = formatMs(o.scrapeIntervalMs);
+  const lines = [
+    ...scrapeConfigHead([
+      `Prometheus scrape config for the mesh's proxies${o.generatedBy ? ` (${o.generatedBy})` : ''}.`,
+      'Each target carries namespace, deployment, pod, service, role and identity labels, which',
+      "'mesh stat --prometheus' and 'mesh edges --prometheus' group by.",
+    ], o.scrapeIntervalMs),
     '    honor_labels: true',
   ];
   if (o.fileSd) {

@@ -1,8 +1,7 @@
 // `mesh prometheus-config --platform kubernetes`: a scrape config in the spirit of Linkerd's linkerd-proxy job.
 // Prometheus finds the meshed pods itself (kubernetes_sd, role pod) and gives each proxy's admin port the labels
 // the local config gives its targets, so 'mesh stat --prometheus' and 'mesh edges --prometheus' work unchanged.
-import { PROMETHEUS_JOB } from '../../control/telemetry/prometheus.js';
-import { formatMs } from '../../control/telemetry/source.js';
+import { scrapeConfigHead } from '../../control/telemetry/prometheus.js';
 import { PROXY_CONTAINER, SERVICE_ACCOUNT_ANNOTATION } from './names.js';
 
 /** The admin port's name on the proxy container, as inject declares it. */
@@ -22,8 +21,6 @@ const annotationOf = (name: string) => meta(`annotation_${name.replace(/[^a-zA-Z
 const q = (s: string) => JSON.stringify(s);
 
 export function renderKubePrometheusConfig(o: KubePrometheusOptions): string {
-  const interval = formatMs(o.scrapeIntervalMs);
-  const timeout = formatMs(Math.min(o.scrapeIntervalMs, 10_000));
   const relabel = (rule: { source?: string[]; separator?: string; regex?: string; action?: string; target?: string; replacement?: string }) => {
     const out: string[] = [];
     const first = (l: string) => out.push(`${out.length ? '        ' : '      - '}${l}`);
@@ -36,18 +33,12 @@ export function renderKubePrometheusConfig(o: KubePrometheusOptions): string {
     return out;
   };
   const lines = [
-    `# Prometheus scrape config for the mesh's proxies on Kubernetes${o.generatedBy ? ` (${o.generatedBy})` : ''}.`,
-    `# Prometheus discovers the pods whose ${PROXY_CONTAINER} container declares the ${ADMIN_PORT_NAME} port and labels each`,
-    "# with namespace, deployment, pod, service, role and identity, which 'mesh stat --prometheus' and",
-    "# 'mesh edges --prometheus' group by. Prometheus needs get, list and watch on pods (as Linkerd's does).",
-    'global:',
-    `  scrape_interval: ${interval}`,
-    `  evaluation_interval: ${interval}`,
-    'scrape_configs:',
-    `  - job_name: ${PROMETHEUS_JOB}`,
-    `    scrape_interval: ${interval}`,
-    `    scrape_timeout: ${timeout}`,
-    '    metrics_path: /metrics',
+    ...scrapeConfigHead([
+      `Prometheus scrape config for the mesh's proxies on Kubernetes${o.generatedBy ? ` (${o.generatedBy})` : ''}.`,
+      `Prometheus discovers the pods whose ${PROXY_CONTAINER} container declares the ${ADMIN_PORT_NAME} port and labels each`,
+      "with namespace, deployment, pod, service, role and identity, which 'mesh stat --prometheus' and",
+      "'mesh edges --prometheus' group by. Prometheus needs get, list and watch on pods (as Linkerd's does).",
+    ], o.scrapeIntervalMs),
     // The pod's labels as Kubernetes has them win over what a proxy reports of itself (its deployment label
     // comes from its ServiceAccount); the proxy's own namespace/deployment/pod become exported_*.
     '    honor_labels: false',
