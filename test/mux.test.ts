@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
 import fc from 'fast-check';
-import { ALPN, FrameReader, serveMux, SessionPool } from '../src/proxy/mux.js';
+import { ALPN, FrameReader } from '../src/proxy/wire/mux-frames.js';
+import { serveMux } from '../src/proxy/wire/mux-server.js';
+import { SessionPool } from '../src/proxy/wire/mux-client.js';
 import { createIssuer, createTrustAnchor, generateKey, Issuer } from '../src/identity/ca.js';
 import { ParseError } from '../src/proxy/h1-parse.js';
 

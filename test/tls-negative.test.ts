@@ -12,7 +12,7 @@ import forge from 'node-forge';
 import { createIssuer, createTrustAnchor, generateKey, Issuer, type KeyPair } from '../src/identity/ca.js';
 import { formatIdentity, verifyPeer } from '../src/identity/spiffe.js';
 import { TestMesh, ROOT, freePort, request, waitFor, type WorkloadInfo } from './support/mesh.js';
-import { ALPN } from '../src/proxy/mux.js';
+import { ALPN } from '../src/proxy/wire/mux-frames.js';
 
 const RECORDING_APP = join(ROOT, 'test', 'fixtures', 'recording-app.mjs');
 const TD = 'cluster.local';

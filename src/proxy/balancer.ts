@@ -3,7 +3,7 @@
 // probes it before it returns, and a per-endpoint concurrency limit that sheds load fast.
 import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate, SecureContext } from 'node:tls';
-import type { TlsOptions } from './mux.js';
+import type { TlsOptions } from './wire/mux-client.js';
 import type { EndpointInfo } from '../model/snapshot.js';
 import { verifyPeer } from '../identity/spiffe.js';
 import type { RequestStats, TcpStats } from './metrics.js';

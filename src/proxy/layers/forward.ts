@@ -6,7 +6,7 @@ import { ProxyError, respondError, type Handler, type Exchange } from '../exchan
 import { relay, type RelayHooks } from '../relay.js';
 import { retryable } from '../routing.js';
 import type { TcpStats } from '../metrics.js';
-import { SessionPool } from '../mux.js';
+import { SessionPool } from '../wire/mux-client.js';
 import type { Upstream } from '../h1-client.js';
 
 export interface MtlsTransport {

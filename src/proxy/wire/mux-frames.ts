@@ -1,0 +1,171 @@
+// mesh/1 framing: how sidecars talk to each other. One mutual-TLS connection per peer carries many
+// exchanges as streams of frames; the frames of everything that happened in one turn of the event
+// loop leave in one write (one TLS record, one syscall) instead of one write per request. Message
+// heads are HTTP/1.1 text, parsed by the same strict parser as the app-facing sides; bodies are
+// DATA frames under a per-stream window, so one slow reader never stalls the others.
+// Negotiated by ALPN: clients that do not offer it (curl, raw TLS) get HTTP/1.1 on the same port.
+// Client side: mux-client.ts; server side: mux-server.ts; windows: mux-flow.ts.
+import type net from 'node:net';
+import { ParseError } from '../h1-parse.js';
+
+export const ALPN = 'mesh1';
+
+export const enum T { Headers = 1, Data = 2, Reset = 3, Window = 4, Ping = 5 }
+export const END = 1;
+/** On a PING: this one answers another. */
+export const ACK = 1;
+export const HDR = 10;
+/** Bytes a sender may have in flight per stream before the receiver's window update. */
+export const WINDOW = 256 * 1024;
+export const MAX_DATA = 64 * 1024;
+export const MAX_FRAME = 1 << 20;
+export const MAX_STREAMS = 4096;
+
+/** Frames queued this turn, written together when the turn is over. */
+export class FrameWriter {
+  private out: Buffer[] = [];
+  private size = 0;
+  private scheduled = false;
+
+  constructor(readonly sock: net.Socket) {}
+
+  frame(type: number, flags: number, id: number, payload: Buffer | null): void {
+    const h = Buffer.allocUnsafe(HDR);
+    h[0] = type;
+    h[1] = flags;
+    h.writeUInt32BE(id, 2);
+    h.writeUInt32BE(payload?.length ?? 0, 6);
+    this.out.push(h);
+    this.size += HDR;
+    if (payload !== null && payload.length > 0) {
+      this.out.push(payload);
+      this.size += payload.length;
+    }
+    this.schedule();
+  }
+
+  /** A HEADERS frame from head text: one buffer, no copy of the string. */
+  head(flags: number, id: number, head: string): void {
+    const len = Buffer.byteLength(head, 'latin1');
+    const b = Buffer.allocUnsafe(HDR + len);
+    b[0] = T.Headers;
+    b[1] = flags;
+    b.writeUInt32BE(id, 2);
+    b.writeUInt32BE(len, 6);
+    b.write(head, HDR, 'latin1');
+    this.out.push(b);
+    this.size += b.length;
+    this.schedule();
+  }
+
+  window(id: number, n: number): void {
+    const b = Buffer.allocUnsafe(HDR + 4);
+    b[0] = T.Window;
+    b[1] = 0;
+    b.writeUInt32BE(id, 2);
+    b.writeUInt32BE(4, 6);
+    b.writeUInt32BE(n, HDR);
+    this.out.push(b);
+    this.size += b.length;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // setImmediate runs after every ready socket of this poll has been read: that is the batch.
+    setImmediate(flushWriter, this);
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    const out = this.out;
+    if (out.length === 0 || this.sock.destroyed) return;
+    this.sock.write(out.length === 1 ? out[0]! : Buffer.concat(out, this.size));
+    this.out = [];
+    this.size = 0;
+  }
+}
+
+function flushWriter(w: FrameWriter): void {
+  w.flush();
+}
+
+export interface FrameSink {
+  onFrame(type: number, flags: number, id: number, payload: Buffer): void;
+}
+
+/**
+ * Splits a connection's bytes into frames. DATA payloads are handed on as they arrive, as views of
+ * the read buffers (END only on the last piece): a large body is never gathered or copied here.
+ */
+export class FrameReader {
+  private buf: Buffer | null = null;
+  /** The DATA frame whose payload is still arriving. */
+  private dataId = 0;
+  private dataFlags = 0;
+  private dataLeft = 0;
+
+  constructor(private readonly sink: FrameSink) {}
+
+  push(chunk: Buffer): void {
+    let at = 0;
+    if (this.dataLeft > 0) at = this.data(chunk, 0);
+    let buf = chunk;
+    if (this.buf !== null) {
+      buf = Buffer.concat([this.buf, chunk.subarray(at)]);
+      at = 0;
+      this.buf = null;
+    }
+    while (buf.length - at >= HDR) {
+      const type = buf[at]!;
+      const len = buf.readUInt32BE(at + 6);
+      if (len > MAX_FRAME) throw new ParseError(400, 'mesh/1 frame too large');
+      if (type === T.Data && buf.length - at < HDR + len) {
+        this.dataFlags = buf[at + 1]!;
+        this.dataId = buf.readUInt32BE(at + 2);
+        this.dataLeft = len;
+        at = this.data(buf, at + HDR);
+        continue;
+      }
+      if (buf.length - at < HDR + len) break;
+      this.sink.onFrame(type, buf[at + 1]!, buf.readUInt32BE(at + 2), buf.subarray(at + HDR, at + HDR + len));
+      at += HDR + len;
+    }
+    if (at < buf.length) this.buf = buf.subarray(at);
+  }
+
+  /** Hands on what is here of the current DATA frame's payload; returns where it stopped. */
+  private data(buf: Buffer, at: number): number {
+    const n = Math.min(this.dataLeft, buf.length - at);
+    this.dataLeft -= n;
+    const last = this.dataLeft === 0;
+    if (n > 0 || last) this.sink.onFrame(T.Data, last ? this.dataFlags : this.dataFlags & ~END, this.dataId, buf.subarray(at, at + n));
+    return at + n;
+  }
+}
+
+export function headText(first: string, raw: string[]): string {
+  let head = first;
+  for (let i = 0; i < raw.length; i += 2) head += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  return head + '\r\n';
+}
+
+export function resetError(reason: string): NodeJS.ErrnoException {
+  const e: NodeJS.ErrnoException = new Error(reason);
+  e.code = 'ECONNRESET';
+  return e;
+}
+
+
+export const EMPTY = Buffer.alloc(0);
+
+export function headEndOf(payload: Buffer): number {
+  // A head frame holds exactly one head: its text ends with CRLFCRLF.
+  const n = payload.length;
+  if (n < 4 || payload[n - 4] !== 13 || payload[n - 3] !== 10 || payload[n - 2] !== 13 || payload[n - 1] !== 10) {
+    throw new ParseError(400, 'mesh/1 head frame does not end with CRLFCRLF');
+  }
+  return n - 4;
+}
+

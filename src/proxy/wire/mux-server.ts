@@ -1,0 +1,227 @@
+// mesh/1, server side (the inbound sidecar): a peer proxy's streams become requests to the handlers.
+import { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import { STATUS_CODES } from 'node:http';
+import { Head, parseRequestHead, ParseError } from '../h1-parse.js';
+import { Req, type BodyFlow, type H1Handlers, type Res } from '../h1-server.js';
+import { T, END, ACK, EMPTY, MAX_STREAMS, FrameReader, FrameWriter, headEndOf, headText, type FrameSink } from './mux-frames.js';
+import { Receiver, Sender } from './mux-flow.js';
+
+class ServerStream implements BodyFlow {
+  req: Req | null = null;
+  res: MuxRes | null = null;
+  readonly tx: Sender;
+  readonly rx: Receiver;
+  /** Request body bytes its Content-Length still allows (-1: not given). */
+  remaining = -1;
+  requestDone = false;
+
+  constructor(readonly conn: MuxServerConn, readonly id: number) {
+    this.tx = new Sender(conn.w, id);
+    this.rx = new Receiver(conn.w, id);
+  }
+
+  get sock(): net.Socket {
+    return this.conn.sock;
+  }
+
+  pauseBody(): void {
+    this.rx.pause();
+  }
+
+  resumeBody(): void {
+    this.rx.resume();
+  }
+}
+
+/** A response sent back as HEADERS and DATA frames on its stream. */
+class MuxRes extends EventEmitter implements Res {
+  statusCode = 200;
+  headersSent = false;
+  writableFinished = false;
+  destroyed = false;
+  shouldKeepAlive = true;
+  bodyBytes = 0;
+  private head = '';
+  private noBody = false;
+
+  constructor(private readonly st: ServerStream, private readonly method: string) {
+    super();
+  }
+
+  get socket(): net.Socket {
+    return this.st.conn.sock;
+  }
+
+  writeHead(status: number, reason: string | undefined, raw: string[]): this {
+    this.statusCode = status;
+    this.noBody = status < 200 || status === 204 || status === 304 || this.method === 'HEAD';
+    this.head = headText(`HTTP/1.1 ${status} ${reason || STATUS_CODES[status] || ''}\r\n`, raw);
+    return this;
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.destroyed || this.writableFinished) return false;
+    if (!this.headersSent) {
+      this.headersSent = true;
+      this.st.conn.w.head(0, this.st.id, this.head);
+    }
+    if (this.noBody || chunk.length === 0) return true;
+    this.bodyBytes += chunk.length;
+    return this.st.tx.data(chunk, false);
+  }
+
+  end(chunk?: Buffer): void {
+    if (this.destroyed || this.writableFinished) return;
+    const body = this.noBody || chunk === undefined ? EMPTY : chunk;
+    this.bodyBytes += body.length;
+    if (!this.headersSent) {
+      this.headersSent = true;
+      this.st.conn.w.head(body.length === 0 ? END : 0, this.st.id, this.head);
+      if (body.length > 0) this.st.tx.data(body, true);
+    } else this.st.tx.data(body, true);
+    this.writableFinished = true;
+    this.st.conn.responseDone(this.st);
+    this.emit('close');
+  }
+
+  destroy(): void {
+    if (this.destroyed || this.writableFinished) return;
+    this.st.conn.w.frame(T.Reset, 0, this.st.id, null);
+    this.st.conn.reset(this.st);
+  }
+
+  aborted(): void {
+    if (this.destroyed || this.writableFinished) return;
+    this.destroyed = true;
+    this.emit('close');
+  }
+}
+
+/** A peer proxy's connection to this inbound listener. */
+export class MuxServerConn implements FrameSink {
+  readonly w: FrameWriter;
+  private readonly reader: FrameReader;
+  private readonly streams = new Map<number, ServerStream>();
+  private lastId = 0;
+
+  constructor(readonly sock: net.Socket, private readonly h: H1Handlers) {
+    this.w = new FrameWriter(sock);
+    this.reader = new FrameReader(this);
+    sock.setNoDelay(true);
+    sock.setTimeout(60_000);
+    sock.on('data', (chunk: Buffer) => {
+      try {
+        this.reader.push(chunk);
+      } catch {
+        sock.destroy();
+      }
+    });
+    sock.on('timeout', () => {
+      if (this.streams.size === 0) sock.destroy();
+    });
+    sock.on('error', () => sock.destroy());
+    sock.on('close', () => {
+      for (const st of [...this.streams.values()]) this.reset(st);
+    });
+  }
+
+  onFrame(type: number, flags: number, id: number, payload: Buffer): void {
+    if (type === T.Ping) {
+      if ((flags & ACK) === 0) this.w.frame(T.Ping, ACK, 0, payload.length > 0 ? Buffer.from(payload) : null);
+      return;
+    }
+    let st = this.streams.get(id);
+    if (type === T.Headers && st === undefined) {
+      // Ids only grow: an old id is a stream already over, whose late frames are dropped.
+      if (id <= this.lastId || (id & 1) === 0) return;
+      this.lastId = id;
+      st = new ServerStream(this, id);
+      if (this.streams.size >= MAX_STREAMS) {
+        this.w.frame(T.Reset, 0, id, null);
+        return;
+      }
+      this.streams.set(id, st);
+      this.begin(st, flags, payload);
+      return;
+    }
+    if (st === undefined) return;
+    if (type === T.Data) {
+      const req = st.req!;
+      if (st.requestDone) return;
+      if (payload.length > 0) {
+        if (st.remaining >= 0) {
+          st.remaining -= payload.length;
+          // The app gets the body under the Content-Length it was told: more would be a second request.
+          if (st.remaining < 0) return this.refuse(st, 'request body longer than its Content-Length');
+        } else if (!req.chunked) return this.refuse(st, 'request body without Content-Length or Transfer-Encoding');
+        req.push(payload);
+        st.rx.consumed(payload.length);
+      }
+      if (flags & END) this.requestEnd(st);
+    } else if (type === T.Window) {
+      if (st.tx.opened(payload.readUInt32BE(0))) st.res?.emit('drain');
+      this.maybeClose(st);
+    } else if (type === T.Reset) {
+      this.reset(st);
+    }
+  }
+
+  private begin(st: ServerStream, flags: number, payload: Buffer): void {
+    let h: Head;
+    try {
+      h = parseRequestHead(payload, headEndOf(payload));
+    } catch (err) {
+      const e = err instanceof ParseError ? err : new ParseError(400, (err as Error).message);
+      const msg = `${e.message}\n`;
+      this.w.head(0, st.id, headText(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\n`, ['content-type', 'text/plain', 'content-length', String(msg.length)]));
+      this.w.frame(T.Data, END, st.id, Buffer.from(msg, 'latin1'));
+      this.streams.delete(st.id);
+      return;
+    }
+    const req = new Req(h, st);
+    st.req = req;
+    st.remaining = h.contentLength;
+    st.res = new MuxRes(st, h.method);
+    if (flags & END) this.requestEnd(st);
+    this.h.request(req, st.res);
+  }
+
+  private requestEnd(st: ServerStream): void {
+    if (st.remaining > 0) return this.refuse(st, 'request body shorter than its Content-Length');
+    st.requestDone = true;
+    st.req!.finish();
+    this.maybeClose(st);
+  }
+
+  private refuse(st: ServerStream, why: string): void {
+    this.w.frame(T.Reset, 0, st.id, Buffer.from(why, 'latin1'));
+    this.reset(st);
+  }
+
+  responseDone(st: ServerStream): void {
+    this.maybeClose(st);
+  }
+
+  /** A stream is over when its response is ended and sent (the window may hold its tail back). */
+  private maybeClose(st: ServerStream): void {
+    if (!st.res?.writableFinished || !st.tx.idle || this.streams.get(st.id) !== st) return;
+    if (!st.requestDone) {
+      // The rest of the request body is not wanted: the peer stops sending on the reset.
+      st.req!.discard();
+      this.w.frame(T.Reset, 0, st.id, null);
+    }
+    this.streams.delete(st.id);
+  }
+
+  reset(st: ServerStream): void {
+    this.streams.delete(st.id);
+    const req = st.req;
+    if (req !== null && !req.complete) req.aborted = true;
+    st.res?.aborted();
+  }
+}
+
+export function serveMux(sock: net.Socket, h: H1Handlers): void {
+  new MuxServerConn(sock, h);
+}
