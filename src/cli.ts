@@ -19,6 +19,7 @@ const MODULES: { names: string[]; load: () => Promise<Register> }[] = [
   { names: ['policy'], load: async () => (await import('./commands/policy.js')).registerPolicy },
   { names: ['identity'], load: async () => (await import('./commands/identity.js')).registerIdentity },
   { names: ['check'], load: async () => (await import('./commands/check.js')).registerCheck },
+  { names: ['tap'], load: async () => (await import('./commands/tap.js')).registerTap },
 ];
 
 /** The subcommand named on the command line, if it is one we know. */

@@ -13,6 +13,8 @@ import { HttpError, readJsonBody, sendJson } from '../util/http.js';
 import type { EndpointRecord, Registry } from './registry.js';
 import type { Telemetry } from './telemetry/index.js';
 import { VERSION } from '../version.js';
+import { TapHub } from './tap.js';
+import { tapRoutes } from './tap-routes.js';
 
 export interface ControlAuth {
   /** Bearer credential for the CLI's admin calls. */
@@ -155,6 +157,7 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
       o.registry.remove(instance);
       return sendJson(res, 200, { removed: !!ep });
     }
+    if (await tapApi(req, res, url)) return;
     if (route === 'GET /v1/watch') return watch(req, res, url.searchParams.get('since') ?? '');
     if (route === 'GET /v1/endpoints') {
       requireAdmin(req);
@@ -305,6 +308,10 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
     res.on('close', done);
   }
 
+  const taps = new TapHub(() => o.registry.list(), () => tapRedactions(o.registry.getConfig('settings')));
+  const tapApi = tapRoutes(taps, () => o.registry.list(), { admin: requireAdmin, peer: requirePeer });
+  server.on('close', () => taps.close());
+
   o.registry.setMaxListeners(0);
   server.on('request', (req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -314,6 +321,12 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
     });
   });
   return Object.assign(server, { applyIdentity });
+}
+
+/** Header names the settings add to what tap always redacts: settings.tap.redactHeaders. */
+function tapRedactions(settings: unknown): string[] {
+  const list = (settings as { tap?: { redactHeaders?: unknown } } | undefined)?.tap?.redactHeaders;
+  return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string').map((x) => x.toLowerCase()) : [];
 }
 
 function bearerMatches(req: IncomingMessage, expected: string): boolean {

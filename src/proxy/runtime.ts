@@ -13,6 +13,7 @@ import { policyFromSnapshot } from './route-config.js';
 import { compilePolicy, type CompiledPolicy } from '../model/policy.js';
 import { MetricsRegistry } from './metrics.js';
 import { Telemetry } from './telemetry.js';
+import { Tap } from './tap.js';
 import { ControlClient } from './control-client.js';
 import { ConfigWatcher } from './discovery.js';
 import { IdentityManager } from './identity.js';
@@ -118,6 +119,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     { identity: identity.uri, service: o.service, namespace: o.namespace, deployment, pod: o.instance },
     { accessLog: !!o.accessLog, collector: o.traceCollector ?? null },
   );
+  const tap = (telemetry.tap = new Tap(client, { identity: identity.uri, instance: o.instance }, log));
   const applySettings = (s: MeshSettings | undefined) => {
     const al = s?.accessLog;
     const pushed = al === true || (typeof al === 'object' && al !== null && Array.isArray(al.services) && al.services.includes(o.service));
@@ -239,10 +241,12 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       void beat();
       heartbeat = setInterval(() => void beat(), HEARTBEAT_MS);
       heartbeat.unref();
+      tap.start();
     },
     deregister,
     async close() {
       await deregister();
+      tap.stop();
       telemetry.flush();
       watcher.stop();
       identity.stop();

@@ -4,6 +4,7 @@ import http from 'node:http';
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Exchange } from './exchange.js';
+import type { Tap } from './tap.js';
 
 export interface TelemetrySettings {
   accessLog: boolean;
@@ -39,6 +40,8 @@ interface Span {
 
 export class Telemetry {
   settings: TelemetrySettings;
+  /** Live taps (mesh tap); null or off costs a request one check. */
+  tap: Tap | null = null;
   private spans: Span[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly epochOffsetMs = performance.timeOrigin;
@@ -93,6 +96,7 @@ export class Telemetry {
 
   /** Called once per exchange when access logs or tracing are on. */
   watch(ex: Exchange, direction: 'inbound' | 'outbound'): void {
+    if (this.tap?.on) this.tap.watch(ex, direction);
     if (!this.settings.accessLog && ex.span === null) return;
     ex.res.once('close', () => {
       const ms = performance.now() - ex.start;

@@ -1,0 +1,114 @@
+// mesh tap end to end: real sidecars report the requests a tap selects, through the control plane, to the CLI.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { TestMesh, MESH_BIN, request, waitFor, assertOneLineError, type WorkloadInfo } from './support/mesh.js';
+import { StateDir } from '../src/platform/local/state.js';
+import { adminClient } from '../src/platform/local/control.js';
+
+/** Sends requests client → web at about `rps` until stopped; returns how many were sent. */
+export function load(client: WorkloadInfo, rps: number, headers: Record<string, string> = {}, path = '/hello'): () => Promise<number> {
+  let sent = 0;
+  let stopped = false;
+  const done = (async () => {
+    while (!stopped) {
+      const started = Date.now();
+      await Promise.all(Array.from({ length: Math.max(1, Math.round(rps / 10)) }, () =>
+        request(client.outbound, { path, headers: { host: 'web', ...headers } }).then(() => sent++, () => {})));
+      await new Promise((r) => setTimeout(r, Math.max(0, 100 - (Date.now() - started))));
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await done;
+    return sent;
+  };
+}
+
+/** Runs the CLI in the background, collecting its output. */
+function spawnMesh(m: TestMesh, args: string[]) {
+  const child = spawn(process.execPath, [MESH_BIN, '--state-dir', m.dir, ...args], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '', code: null as number | null };
+  child.stdout.on('data', (c) => (out.stdout += c));
+  child.stderr.on('data', (c) => (out.stderr += c));
+  const exited = new Promise<void>((r) => child.on('close', (code) => {
+    out.code = code;
+    r();
+  }));
+  return { child, out, exited };
+}
+
+describe('mesh tap', () => {
+  const m = new TestMesh();
+  let client: WorkloadInfo;
+
+  before(async () => {
+    await m.install();
+    await m.run('web');
+    client = await m.run('client');
+    await waitFor('traffic to flow', async () => (await request(client.outbound, { headers: { host: 'web' } })).status === 200);
+  });
+  after(() => m.cleanup());
+
+  it('streams the requests of a deployment with identities, status and latency', async () => {
+    const stop = load(client, 20);
+    const r = await m.cli(['tap', 'deploy/web-v1', '--count', '4', '--duration', '20s'], { timeoutMs: 30_000 });
+    await stop();
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.ok(lines.length >= 8, r.stdout);
+    assert.match(lines[0]!, /^req id=web-\S+ proxy=in src=ns\/default\/sa\/client dst=ns\/default\/sa\/web tls=true :method=GET :authority=web :path=\/hello$/);
+    assert.match(lines[1]!, /^rsp .* :status=200 latency=\d+µs duration=\d+µs response-length=\d+B$/);
+  });
+
+  it('taps the outbound side with --to and redacts secrets in -o json', async () => {
+    const stop = load(client, 20, { authorization: 'Bearer s3cret', cookie: 'session=s3cret', 'x-trace-me': 'visible' });
+    const r = await m.cli(['tap', 'deploy/client-v1', '--to', 'deploy/web-v1', '--path', '/hello', '--method', 'get', '-o', 'json', '--count', '3', '--duration', '20s'], { timeoutMs: 30_000 });
+    await stop();
+    assert.equal(r.code, 0, r.stderr);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.ok(events.length >= 3);
+    for (const e of events) {
+      assert.equal(e.direction, 'outbound');
+      assert.equal(e.tls, true);
+      assert.match(e.dst, /\/sa\/web$/);
+      const h = Object.fromEntries(e.requestHeaders.map(([k, v]: string[]) => [k.toLowerCase(), v]));
+      assert.equal(h.authorization, '[redacted]');
+      assert.equal(h.cookie, '[redacted]');
+      assert.equal(h['x-trace-me'], 'visible');
+      assert.ok(Array.isArray(e.responseHeaders));
+    }
+    assert.doesNotMatch(r.stdout, /s3cret/);
+  });
+
+  it('sends at most --max-rps requests per second from each proxy', async () => {
+    const tap = spawnMesh(m, ['tap', 'deploy/web-v1', '-o', 'json', '--max-rps', '5', '--duration', '4s']);
+    // The tap reaches the proxy through its long-poll; load starts once the first event shows it is on.
+    const stop = load(client, 100);
+    await tap.exited;
+    const sent = await stop();
+    assert.equal(tap.out.code, 0, tap.out.stderr);
+    const events = tap.out.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { at: number });
+    assert.ok(events.length > 0, 'some requests were tapped');
+    assert.ok(sent > 200, `load sent ${sent}`);
+    // Per proxy, 5 per rolling second: over 4 s at most 5 × 5 windows.
+    assert.ok(events.length <= 25, `${events.length} events over 4 s at --max-rps 5`);
+  });
+
+  it('is refused without the admin credential', async () => {
+    const c = adminClient(new StateDir(m.dir));
+    try {
+      for (const bearer of [undefined, 'wrong']) {
+        const r = await c.request('GET', '/v1/tap?target=deploy/web-v1', undefined, { bearer });
+        assert.equal(r.status, 401);
+      }
+    } finally {
+      c.close();
+    }
+  });
+
+  it('refuses a bad resource or --max-rps in one line', async () => {
+    assertOneLineError(await m.cli(['tap', 'web']), /TYPE\/NAME/);
+    assertOneLineError(await m.cli(['tap', 'deploy/web-v1', '--max-rps', '0']), /--max-rps/);
+  });
+});
