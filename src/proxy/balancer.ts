@@ -5,7 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate, SecureContext } from 'node:tls';
 import type { TlsOptions } from './wire/mux-client.js';
 import type { EndpointInfo } from '../model/snapshot.js';
-import { verifyPeer } from '../identity/spiffe.js';
+import { PeerIdentityError, verifyPeer } from '../identity/spiffe.js';
 import type { RequestStats, TcpStats } from './metrics.js';
 
 /** Makes the stats an endpoint (or, with no endpoint, a service) is counted under. */
@@ -57,7 +57,7 @@ export class Endpoint {
       try {
         const id = verifyPeer(new X509Certificate(cert.raw), trustDomain);
         const got = `spiffe://${id.trustDomain}/ns/${id.namespace}/sa/${id.serviceAccount}`;
-        return got === want ? undefined : new Error(`peer is ${got}, expected ${want}`);
+        return got === want ? undefined : new PeerIdentityError(`peer is ${got}, expected ${want}`);
       } catch (err) {
         return err as Error;
       }

@@ -4,10 +4,11 @@ import { performance } from 'node:perf_hooks';
 import type { Endpoint, Target } from './balancer.js';
 import type { RequestStats } from './metrics.js';
 import type { CompiledRule, ServiceRouter } from './routing.js';
+import type { ErrorCode } from './errors.js';
 
-/** A failure with the HTTP status it means, so client, metrics and logs agree. */
+/** A failure with the HTTP status it means, so client, metrics and logs agree; `code` is its stable name (errors.ts). */
 export class ProxyError extends Error {
-  constructor(readonly status: number, readonly reason: string) {
+  constructor(readonly status: number, readonly reason: string, readonly code?: ErrorCode) {
     super(reason);
   }
 }

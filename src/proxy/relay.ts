@@ -6,8 +6,7 @@ import type { Upstream, UpstreamResponse } from './h1-client.js';
 import type { Res } from './h1-server.js';
 import { Exchange, ProxyError, respondError } from './exchange.js';
 import { forwardHeaders } from './http-util.js';
-
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+import { codeOf, MeshFault, neverSent, STATUS, type ErrorCode } from './errors.js';
 
 /** What to do after an upstream attempt failed: try again, it was answered already, or 502. */
 export type Outcome = 'retry' | 'handled' | 'fail';
@@ -17,8 +16,8 @@ export interface RelayHooks {
   done(ex: Exchange): void;
   /** Response headers arrived; true sends the request again (the response is dropped unseen). */
   response(ex: Exchange, status: number): boolean;
-  /** A failure before any response. */
-  failed(ex: Exchange, err: NodeJS.ErrnoException, connectFailure: boolean, reused: boolean): Outcome;
+  /** A failure before any response, with its stable code (see errors.ts). */
+  failed(ex: Exchange, err: NodeJS.ErrnoException, code: ErrorCode, reused: boolean): Outcome;
   describe(ex: Exchange): string;
 }
 
@@ -111,15 +110,16 @@ function onUpError(this: Upstream & Carrier, err: NodeJS.ErrnoException): void {
     res.destroy();
     return;
   }
-  const code = err.code ?? '';
-  const connectFailure = CONNECT_ERRORS.has(code);
-  const outcome = a.hooks.failed(ex, err, connectFailure, this.reusedSocket);
+  const code = codeOf(err);
+  const outcome = a.hooks.failed(ex, err, code, this.reusedSocket);
   if (outcome === 'retry') return ex.rebalance!(ex);
   if (outcome === 'handled') return;
-  const reason = connectFailure
-    ? `cannot connect to ${a.hooks.describe(ex)}: ${code}`
-    : `${a.hooks.describe(ex)} failed: ${err.message}`;
-  respondError(ex, new ProxyError(502, reason));
+  const reason = err instanceof MeshFault
+    ? `${a.hooks.describe(ex)}: ${err.message}`
+    : neverSent(code)
+      ? `cannot connect to ${a.hooks.describe(ex)}: ${err.code ?? err.message}`
+      : `${a.hooks.describe(ex)} failed: ${err.message}`;
+  respondError(ex, new ProxyError(STATUS[code], reason, code));
 }
 
 /** The client went away (or the response is complete): an unfinished upstream is cut. */

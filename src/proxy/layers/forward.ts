@@ -7,6 +7,7 @@ import { relay, type RelayHooks } from '../relay.js';
 import { retryable } from '../routing.js';
 import type { TcpStats } from '../metrics.js';
 import { SessionPool } from '../wire/mux-client.js';
+import { neverSent } from '../errors.js';
 import type { Upstream } from '../h1-client.js';
 
 export interface MtlsTransport {
@@ -16,6 +17,8 @@ export interface MtlsTransport {
 }
 
 const MAX_RETRY_BODY = 64 * 1024;
+/** Tries of a request that never reached a server, before the client gets the 502. */
+const MAX_UNSENT_ATTEMPTS = 3;
 
 class Timeout extends Error {
   constructor(readonly ms: number) {
@@ -61,20 +64,22 @@ const hooks: RelayHooks = {
     ex.endpoint!.succeeded(ex.freshConnection ? -1 : performance.now() - ex.sent, now);
     return false;
   },
-  failed(ex, err, connectFailure, reused) {
+  failed(ex, err, code, reused) {
     const now = Date.now();
     if (err instanceof Timeout) {
       // A timed-out request is never retried: it may still be running upstream.
       ejected(ex, now, false);
       ex.router?.target.stats.count('outbound_http_timeouts_total');
-      respondError(ex, new ProxyError(504, `request timed out after ${err.ms} ms`));
+      respondError(ex, new ProxyError(504, `request timed out after ${err.ms} ms`, 'timeout'));
       return 'handled';
     }
-    const tls = err.code?.startsWith('ERR_TLS') || err.message.startsWith('peer ');
-    if (connectFailure || tls) ejected(ex, now, true);
-    // Nothing reached the server: a refused connection, or a reused keep-alive connection the
+    // A peer that cannot be reached or fails verification is ejected at once: it would take every
+    // request the balancer gives it, fail them all, and look fast doing it.
+    const unsent = neverSent(code);
+    if (unsent) ejected(ex, now, code !== 'refused');
+    // Nothing reached the server: a refused connection or stream, or a reused connection the
     // peer closed as we sent. Safe to send elsewhere, whatever the method.
-    if ((connectFailure || (reused && err.code === 'ECONNRESET')) && (ex.replayable || ex.body !== null) && ex.attempts < 3) return 'retry';
+    if ((unsent || (reused && err.code === 'ECONNRESET')) && (ex.replayable || ex.body !== null) && ex.attempts < MAX_UNSENT_ATTEMPTS) return 'retry';
     if (ex.rule?.retry?.onConnect && mayRetry(ex)) return 'retry';
     return 'fail';
   },

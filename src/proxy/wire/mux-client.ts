@@ -6,6 +6,7 @@ import type { Upstream, UpstreamResponse } from '../h1-client.js';
 import type { TcpStats } from '../metrics.js';
 import { ALPN, T, END, ACK, EMPTY, FrameReader, FrameWriter, headEndOf, headText, resetError, type FrameSink } from './mux-frames.js';
 import { Receiver, Sender } from './mux-flow.js';
+import { connectFault, MeshFault } from '../errors.js';
 
 export interface TlsOptions {
   servername: string;
@@ -163,8 +164,9 @@ export class MuxSession implements FrameSink {
         this.close(err as Error);
       }
     });
-    sock.on('error', (err) => this.close(err));
-    sock.on('close', () => this.close(resetError('socket hang up')));
+    // Before the handshake is done nothing was sent: the streams may go to another endpoint.
+    sock.on('error', (err) => this.close(this.connected ? err : connectFault(err, `peer ${key}`)));
+    sock.on('close', () => this.close(this.connected ? resetError('socket hang up') : new MeshFault('connect', `peer ${key} closed the connection during the handshake`)));
   }
 
   /**
@@ -184,7 +186,7 @@ export class MuxSession implements FrameSink {
         this.w.frame(T.Ping, 0, 0, null);
       }
     } else if (now - this.pingAt >= pingTimeoutMs) {
-      this.close(resetError(`peer stopped answering (no reply to a ping in ${pingTimeoutMs} ms)`));
+      this.close(new MeshFault('peer_gone', `peer stopped answering (no reply to a ping in ${pingTimeoutMs} ms)`));
     }
   }
 

@@ -1,0 +1,79 @@
+// The proxy's failures by stable code, and the HTTP status each means (as undici's UND_ERR_* and
+// linkerd2-proxy's error rescue do): error header, metrics, logs and tests tell errors apart by
+// these codes, never by message text.
+import { PeerIdentityError } from '../identity/spiffe.js';
+
+export const STATUS = {
+  bad_request: 400,
+  denied: 403,
+  request_timeout: 408,
+  too_many_requests: 429,
+  head_too_large: 431,
+  unknown_service: 502,
+  /** Nothing reached the peer: refused, unreachable, TLS handshake failed. Safe to send elsewhere. */
+  connect: 502,
+  /** The peer's certificate failed verification (expired, unknown CA, wrong SPIFFE id): a connect failure too. */
+  peer_identity: 502,
+  /** The peer broke mesh/1 (a frame past its window, an oversized frame). */
+  protocol: 502,
+  /** The upstream failed after the request went out (reset, closed, a bad response). */
+  upstream: 502,
+  /** The peer went silent (no answer to a ping). */
+  peer_gone: 502,
+  /** The peer refused a new stream before reading it (at its concurrency limit): safe to send elsewhere. */
+  refused: 503,
+  no_endpoints: 503,
+  overloaded: 503,
+  timeout: 504,
+} as const;
+
+export type ErrorCode = keyof typeof STATUS;
+
+/** A transport failure with its stable code; `errno` keeps the socket's code (ECONNRESET...) when there was one. */
+export class MeshFault extends Error {
+  readonly errno: string | undefined;
+
+  constructor(readonly kind: ErrorCode, message: string, cause?: NodeJS.ErrnoException) {
+    super(message);
+    this.errno = cause?.code;
+  }
+
+  get status(): number {
+    return STATUS[this.kind];
+  }
+}
+
+const CONNECT_ERRNOS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ETIMEDOUT']);
+
+/** OpenSSL's names for a certificate that failed verification, as Node puts them in `err.code`. */
+const VERIFY_CODES = new Set([
+  'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_REVOKED', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'CERT_SIGNATURE_FAILURE',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'INVALID_CA', 'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE', 'HOSTNAME_MISMATCH', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * What a failure to open a connection to a peer was: its certificate failed verification, or
+ * the connection did not come up at all. Both mean nothing was sent.
+ */
+export function connectFault(err: NodeJS.ErrnoException, peer: string): MeshFault {
+  if (err instanceof MeshFault) return err;
+  if (err instanceof PeerIdentityError || VERIFY_CODES.has(err.code ?? '')) {
+    return new MeshFault('peer_identity', `${peer} failed verification: ${err.message}`, err);
+  }
+  return new MeshFault('connect', `cannot connect to ${peer}: ${err.code ?? err.message}`, err);
+}
+
+/** The stable code of any upstream failure. */
+export function codeOf(err: NodeJS.ErrnoException): ErrorCode {
+  if (err instanceof MeshFault) return err.kind;
+  if (CONNECT_ERRNOS.has(err.code ?? '')) return 'connect';
+  if (err instanceof PeerIdentityError || VERIFY_CODES.has(err.code ?? '')) return 'peer_identity';
+  return 'upstream';
+}
+
+/** Nothing reached the peer, so the request may go to another endpoint whatever its method. */
+export function neverSent(code: ErrorCode): boolean {
+  return code === 'connect' || code === 'peer_identity' || code === 'refused';
+}
