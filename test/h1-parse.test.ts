@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { BodyDecoder, chunkFrame, headEnd, parseRequestHead, parseResponseHead, ParseError, type Head } from '../src/proxy/h1-parse.js';
+import { forwardHeaders, requestHeaders, tunnels } from '../src/proxy/http-util.js';
 
 function req(text: string): Head {
   const buf = Buffer.from(text, 'latin1');
@@ -51,7 +52,7 @@ describe('request heads', () => {
     assert.equal(h.hosts, 2);
     assert.equal(h.host, 'a');
     assert.equal(h.minor, 0);
-    assert.ok(h.connKeepAlive && h.connUpgrade && h.upgrade && !h.connClose);
+    assert.ok(h.connKeepAlive && h.connUpgrade && h.upgrades === 1 && h.upgradeTo === 'websocket' && !h.connClose);
   });
 
   it('refuses what Node refuses and what a smuggler relies on', () => {
@@ -74,6 +75,86 @@ describe('request heads', () => {
     refused('GET / HTTP/1.1 extra\r\n\r\n');
     refused('GET / HTTP/2.0\r\n\r\n', 505);
     refused('GET / HTTQ/1.1\r\n\r\n');
+  });
+});
+
+describe('framing, routing and identity headers', () => {
+  it('refuses a Connection header naming a framing, routing or identity header (they are never hop-by-hop)', () => {
+    for (const named of ['content-length', 'Content-Length', 'transfer-encoding', 'host', 'mesh-client-id', 'Mesh_Client_Id', 'mesh_client-id', 'close, content-length']) {
+      refused(`POST / HTTP/1.1\r\nHost: a\r\nConnection: ${named}\r\nContent-Length: 3\r\n\r\n`);
+      refused(`POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: keep-alive\r\nConnection: ${named}\r\n\r\n`);
+    }
+    const buf = Buffer.from('HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 3\r\n\r\n', 'latin1');
+    assert.throws(() => parseResponseHead(buf, headEnd(buf)), ParseError);
+    assert.equal(req('GET / HTTP/1.1\r\nHost: a\r\nConnection: x-custom, upgrade, close\r\n\r\n').connClose, true);
+  });
+
+  it('refuses any Transfer-Encoding that is not exactly chunked: empty, whitespace, lists, parameters, on HTTP/1.0', () => {
+    for (const te of ['', ' ', '\t', ' \t ', ',', 'chunked,', ', chunked', 'chunked, ', 'chunked;x=1', 'xchunked', 'chunked\x0b', 'gzip, chunked', 'identity', '"chunked"']) {
+      refused(`POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ${te}\r\nContent-Length: 3\r\n\r\n`);
+      refused(`POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: ${te}\r\n\r\n`);
+      refused(`POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ${te}\r\n\r\n`);
+    }
+    refused('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: \r\n\r\n');
+    refused('POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n');
+    for (const te of ['chunked', 'Chunked', ' CHUNKED\t']) assert.ok(req(`POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ${te}\r\n\r\n`).chunked);
+  });
+
+  it('refuses a response whose Transfer-Encoding is empty or puts chunked anywhere but last', () => {
+    for (const te of ['', ' ', 'chunked, gzip', 'chunked, chunked', 'gzip,,chunked']) {
+      const buf = Buffer.from(`HTTP/1.1 200 OK\r\nTransfer-Encoding: ${te}\r\nContent-Length: 3\r\n\r\n`, 'latin1');
+      assert.throws(() => parseResponseHead(buf, headEnd(buf)), ParseError, JSON.stringify(te));
+    }
+    const buf = Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n', 'latin1');
+    assert.ok(parseResponseHead(buf, headEnd(buf)).chunked);
+  });
+
+  it('refuses a request target with a fragment', () => {
+    refused('GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n');
+    refused('GET http://a/#x HTTP/1.1\r\nHost: a\r\n\r\n');
+  });
+});
+
+describe('onward headers', () => {
+  const onward = (text: string, identity: string | null = null, authority = 'a') => {
+    const h = req(text);
+    return requestHeaders({ rawHeaders: h.raw, hosts: h.hosts, contentLength: h.contentLength, chunked: h.chunked }, authority, identity);
+  };
+  const framing = (raw: string[]) => raw.filter((_, i) => i % 2 === 0 && /^(content-length|transfer-encoding)$/i.test(raw[i]!));
+
+  it('carry exactly one framing header, the one the body was read by', () => {
+    assert.deepEqual(onward('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n'), ['Host', 'a', 'content-length', '7']);
+    assert.deepEqual(onward('POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: CHUNKED\r\n\r\n'), ['Host', 'a', 'transfer-encoding', 'chunked']);
+    assert.deepEqual(onward('GET / HTTP/1.1\r\nHost: a\r\n\r\n'), ['Host', 'a']);
+    fc.assert(fc.property(fc.constantFrom('Content-Length: 5', 'Transfer-Encoding: chunked', ''), fc.array(fc.constantFrom('X-A: 1', 'Keep-Alive: 5', 'TE: trailers', 'Connection: x-a'), { maxLength: 4 }), (frame, rest) => {
+      const lines = [...rest, ...(frame ? [frame] : [])];
+      const out = framing(onward(`POST / HTTP/1.1\r\nHost: a\r\n${lines.map((l) => `${l}\r\n`).join('')}\r\n`));
+      assert.equal(out.length, frame ? 1 : 0);
+    }), { numRuns: 100 });
+  });
+
+  it('drop the identity header in every spelling and carry only the verified one', () => {
+    const out = onward('GET / HTTP/1.1\r\nHost: a\r\nmesh-client-id: x\r\nMESH_CLIENT_ID: y\r\nMesh_client-Id: z\r\nmesh-client-idx: keep\r\n\r\n', 'spiffe://td/ns/n/sa/s');
+    assert.deepEqual(out, ['Host', 'a', 'mesh-client-idx', 'keep', 'mesh-client-id', 'spiffe://td/ns/n/sa/s']);
+  });
+
+  it('add the Host an absolute-form request named only in its URI', () => {
+    assert.deepEqual(onward('GET http://web:8080/x HTTP/1.1\r\n\r\n', null, 'web:8080'), ['host', 'web:8080']);
+  });
+
+  it('pass on only upgrades to a protocol that is not HTTP, on a GET over HTTP/1.1', () => {
+    const up = (text: string) => tunnels(req(text));
+    assert.ok(up('GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\n'));
+    assert.ok(up('GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n'));
+    for (const proto of ['h2c', 'H2C', 'h2', 'HTTP/2.0', 'http/1.1', 'websocket, h2c', 'h2c, websocket', '']) {
+      assert.ok(!up(`GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: ${proto}\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n`), proto);
+    }
+    assert.ok(!up('GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nUpgrade: websocket\r\n\r\n'));
+    assert.ok(!up('POST / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n'));
+    assert.ok(!up('GET / HTTP/1.0\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n'));
+    assert.ok(!up('GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n'));
+    const h = req('GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMA\r\n\r\n');
+    assert.deepEqual(forwardHeaders(h.raw, false), ['Host', 'a'], 'an upgrade not made leaves no trace');
   });
 });
 

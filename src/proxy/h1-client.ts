@@ -171,7 +171,9 @@ export class ClientConn implements BodyTarget {
         }
         const h = parseResponseHead(buf, end);
         this.buf = end + 4 < buf.length ? buf.subarray(end + 4) : null;
-        // Interim responses (100 Continue and the like) are not passed on.
+        // Interim responses (100 Continue and the like) are not passed on; the proxy never asks this connection to
+        // switch protocols, so a 101 leaves it in a state nothing here can read.
+        if (h.status === 101) throw new ParseError(502, 'the app switched protocols unasked');
         if (h.status < 200) continue;
         this.head = h;
         this.reusable = h.minor === 1 ? !h.connClose : h.connKeepAlive && !h.connClose;

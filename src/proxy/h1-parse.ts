@@ -13,7 +13,8 @@ export class ParseError extends Error {
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values: visible ASCII, obs-text, space and tab; no other control characters (CR, LF, NUL).
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
-const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
+// A request target is visible ASCII (or obs-text) without '#': a fragment is never sent (RFC 9112 3.2).
+const TARGET = /^[\x21-\x22\x24-\x7e\x80-\xff]+$/;
 const DIGITS = /^[0-9]{1,15}$/;
 
 /** A request or response head; the framing fields are what the body decoder needs. */
@@ -35,7 +36,9 @@ export class Head {
   connClose = false;
   connKeepAlive = false;
   connUpgrade = false;
-  upgrade = false;
+  /** How many Upgrade headers there were, and the first one's value (lower case). */
+  upgrades = 0;
+  upgradeTo = '';
   expectContinue = false;
 }
 
@@ -47,10 +50,46 @@ function trimOws(s: string, from: number): string {
   return s.slice(a, b);
 }
 
+/**
+ * Whether a header (lower-case name) says how a message is framed, where it goes or who sent it: such a header is
+ * never hop-by-hop, so a Connection header naming it is an attempt to make the next hop read the message otherwise.
+ */
+export function isProtectedHeader(l: string): boolean {
+  return l === 'content-length' || l === 'transfer-encoding' || l === 'host' || isIdentityHeader(l);
+}
+
+/** The identity header in any spelling a server might fold together: `mesh-client-id`, `mesh_client_id`, ... */
+export function isIdentityHeader(l: string): boolean {
+  if (l.length !== 14) return false;
+  for (let i = 0; i < 14; i++) {
+    const c = l.charCodeAt(i);
+    const want = IDENTITY_CODES[i]!;
+    if (c !== want && !(want === 45 && c === 95)) return false;
+  }
+  return true;
+}
+const IDENTITY_CODES = Array.from('mesh-client-id', (c) => c.charCodeAt(0));
+
+/**
+ * A Transfer-Encoding value as a list of codings (lower case), or null when it is not one: an empty or whitespace-only
+ * value, an empty element, or an element that is not a token (parameters allowed).
+ */
+function codings(te: string): string[] | null {
+  const out: string[] = [];
+  for (const part of te.split(',')) {
+    const c = trimOws(part, 0).toLowerCase();
+    const semi = c.indexOf(';');
+    const name = semi < 0 ? c : trimOws(c.slice(0, semi), 0);
+    if (!TOKEN.test(name)) return null;
+    out.push(c);
+  }
+  return out;
+}
+
 /** Reads the fields after the start line into `h`; throws ParseError on anything malformed. */
 function parseFields(s: string, pos: number, h: Head, request: boolean): void {
   const raw = h.raw;
-  let te = '';
+  let te: string | null = null;
   while (pos < s.length) {
     let eol = s.indexOf('\r\n', pos);
     if (eol < 0) eol = s.length;
@@ -76,15 +115,16 @@ function parseFields(s: string, pos: number, h: Head, request: boolean): void {
         if (request && name.toLowerCase() === 'expect' && value.toLowerCase() === '100-continue') h.expectContinue = true;
         break;
       case 7:
-        if (name.toLowerCase() === 'upgrade') h.upgrade = true;
+        if (name.toLowerCase() === 'upgrade' && h.upgrades++ === 0) h.upgradeTo = value.toLowerCase();
         break;
       case 10:
         if (name.toLowerCase() === 'connection') {
           for (const t of value.toLowerCase().split(',')) {
-            const tok = t.trim();
+            const tok = trimOws(t, 0);
             if (tok === 'close') h.connClose = true;
             else if (tok === 'keep-alive') h.connKeepAlive = true;
             else if (tok === 'upgrade') h.connUpgrade = true;
+            else if (isProtectedHeader(tok)) throw new ParseError(400, `Connection names ${tok}, which is not hop-by-hop`);
           }
         }
         break;
@@ -97,18 +137,21 @@ function parseFields(s: string, pos: number, h: Head, request: boolean): void {
         }
         break;
       case 17:
-        if (name.toLowerCase() === 'transfer-encoding') te = te ? `${te},${value}` : value;
+        if (name.toLowerCase() === 'transfer-encoding') te = te === null ? value : `${te},${value}`;
         break;
     }
   }
-  if (te !== '') {
-    const codings = te.toLowerCase().split(',');
-    const last = codings[codings.length - 1]!.trim();
+  if (te !== null) {
+    // Present at all, even empty, it decides the framing: anything but a clean list is refused, never ignored.
+    const list = codings(te);
+    if (list === null) throw new ParseError(400, 'invalid Transfer-Encoding');
+    const chunkedAt = list.indexOf('chunked');
     if (request) {
-      if (codings.length !== 1 || last !== 'chunked') throw new ParseError(400, 'unsupported Transfer-Encoding');
+      // Only chunked is decoded; other codings would have to be forwarded as they are, so they are refused.
+      if (list.length !== 1 || chunkedAt !== 0) throw new ParseError(400, 'unsupported Transfer-Encoding');
       if (h.contentLength >= 0) throw new ParseError(400, 'both Content-Length and Transfer-Encoding');
-    }
-    if (last === 'chunked') h.chunked = true;
+    } else if (chunkedAt >= 0 && chunkedAt !== list.length - 1) throw new ParseError(400, 'chunked is not the last Transfer-Encoding');
+    if (chunkedAt >= 0) h.chunked = true;
     else h.otherCoding = true;
     // Transfer-Encoding overrides Content-Length (RFC 9112 6.3).
     h.contentLength = -1;
@@ -152,6 +195,8 @@ export function parseRequestHead(buf: Buffer, end: number): Head {
   if (!TARGET.test(h.url)) throw new ParseError(400, 'invalid request target');
   h.minor = version(s.slice(sp2 + 1, eol));
   parseFields(s, eol + 2, h, true);
+  // HTTP/1.0 has no chunked framing: a 1.0 hop behind us would read the body otherwise (RFC 9112 6.1).
+  if (h.minor === 0 && h.chunked) throw new ParseError(400, 'Transfer-Encoding is not allowed in HTTP/1.0');
   return h;
 }
 

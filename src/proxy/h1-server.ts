@@ -4,6 +4,8 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import { BodyDecoder, chunkFrame, Head, headEnd, LAST_CHUNK, MAX_HEAD, parseRequestHead, ParseError, withHead, type BodyTarget } from './h1-parse.js';
+import { tunnels } from './http-util.js';
+import { ERROR_HEADER } from './exchange.js';
 
 /** Where a request body goes: an upstream request, or a buffer for retries. */
 export interface BodySink {
@@ -293,7 +295,9 @@ export class ServerConn implements BodyTarget, BodyFlow {
   private begin(h: Head): void {
     if (h.method === 'CONNECT') throw new ParseError(405, 'CONNECT is not supported');
     const req = new Req(h, this);
-    if (h.upgrade && h.connUpgrade) {
+    if (tunnels(h)) {
+      // Whatever follows the head is the new protocol's: a body would be read as that by the app.
+      if (req.hasBody) throw new ParseError(400, 'an upgrade request has no body');
       // From here on the connection is the upgrade handler's.
       this.upgraded = true;
       const rest = this.buf ?? Buffer.alloc(0);
@@ -354,13 +358,20 @@ export class ServerConn implements BodyTarget, BodyFlow {
   private fail(err: ParseError): void {
     const msg = `${err.message}\n`;
     const res = this.res;
+    // A request already answered (its body was still being read) gets no second response: the connection just ends.
+    if (res === null && this.req !== null && !this.req.complete) {
+      this.upgraded = true;
+      this.sock.removeListener('data', onSockData);
+      this.sock.end();
+      return;
+    }
     if (res !== null && res.headersSent) {
       this.sock.destroy();
       return;
     }
     this.res = null;
     res?.aborted();
-    this.sock.end(`HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\ncontent-type: text/plain\r\ncontent-length: ${msg.length}\r\nconnection: close\r\n\r\n${msg}`);
+    this.sock.end(`HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\ncontent-type: text/plain\r\ncontent-length: ${msg.length}\r\n${ERROR_HEADER}: ${err.message}\r\nconnection: close\r\n\r\n${msg}`);
     this.sock.removeListener('data', onSockData);
   }
 

@@ -1,32 +1,28 @@
-// Header handling as RFC 9110 asks of an intermediary: hop-by-hop headers do not cross the proxy.
+// Header handling as RFC 9110 asks of an intermediary: hop-by-hop headers do not cross the proxy, a message goes on
+// with the framing the proxy read it by (never the one it arrived with), and identity is the proxy's alone to set.
+import { isIdentityHeader } from './h1-parse.js';
 
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade',
-  'proxy-authorization', 'proxy-authenticate',
+  'proxy-authorization', 'proxy-authenticate', 'http2-settings',
 ]);
 
-const HOP_LENGTHS = new Uint8Array(64);
-for (const h of HOP_BY_HOP) HOP_LENGTHS[h.length] = 1;
-const withDrop = new Map<string, Uint8Array>();
-function lengthsWith(drop: string): Uint8Array {
-  let l = withDrop.get(drop);
-  if (!l) {
-    l = HOP_LENGTHS.slice();
-    if (drop.length < l.length) l[drop.length] = 1;
-    withDrop.set(drop, l);
-  }
-  return l;
-}
+// Names to look at, by length: hop-by-hop ones, the framing headers and the identity header (14, like content-length).
+const LOOK_AT = new Uint8Array(64);
+for (const h of HOP_BY_HOP) LOOK_AT[h.length] = 1;
+LOOK_AT[14] = 1;
+LOOK_AT[17] = 1;
 
-/** Headers the mesh sets itself and a client must never be able to supply. */
+/** The header carrying the peer's verified identity to the app: set by the inbound proxy, never passed on. */
 export const IDENTITY_HEADER = 'mesh-client-id';
 
 /**
- * Copies a raw header list minus hop-by-hop headers, the headers Connection names, and `drop`.
- * Transfer-Encoding stays: whoever writes the request next re-frames the body and needs it to choose chunked framing.
+ * Copies a raw header list minus hop-by-hop headers, the headers Connection names, Content-Length and
+ * Transfer-Encoding (whoever writes the message next frames it itself), and the identity header in any spelling.
+ * The parser has already refused a Connection header naming a framing, routing or identity header.
  * With `upgrade`, Connection and Upgrade are kept so the upstream sees the upgrade request.
  */
-export function forwardHeaders(raw: string[], upgrade: boolean, drop?: string): string[] {
+export function forwardHeaders(raw: string[], upgrade: boolean): string[] {
   let named: string[] | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const n = raw[i]!;
@@ -35,7 +31,7 @@ export function forwardHeaders(raw: string[], upgrade: boolean, drop?: string): 
     }
   }
   // Most headers cannot be one to drop by their length alone: only those are lower-cased.
-  let lengths = drop === undefined ? HOP_LENGTHS : lengthsWith(drop);
+  let lengths = LOOK_AT;
   if (named !== undefined) {
     lengths = lengths.slice();
     for (const t of named) if (t.length < lengths.length) lengths[t.length] = 1;
@@ -43,21 +39,58 @@ export function forwardHeaders(raw: string[], upgrade: boolean, drop?: string): 
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const n = raw[i]!;
-    if (n.length < lengths.length && lengths[n.length] === 1) {
-      const l = n.toLowerCase();
-      if (HOP_BY_HOP.has(l)) {
-        if (!upgrade || (l !== 'upgrade' && l !== 'connection')) continue;
-      } else if (named !== undefined && named.includes(l) && !(upgrade && l === 'upgrade')) {
-        continue;
-      } else if (l === drop) {
-        continue;
+    if (n.length < lengths.length) {
+      if (lengths[n.length] === 1) {
+        const l = n.toLowerCase();
+        if (HOP_BY_HOP.has(l)) {
+          if (!upgrade || (l !== 'upgrade' && l !== 'connection')) continue;
+        } else if (l === 'content-length' || l === 'transfer-encoding' || isIdentityHeader(l)) {
+          continue;
+        } else if (named !== undefined && named.includes(l)) {
+          continue;
+        }
       }
-    } else if (n.length >= lengths.length && named !== undefined && named.includes(n.toLowerCase())) {
+    } else if (named !== undefined && named.includes(n.toLowerCase())) {
       continue;
     }
     out.push(n, raw[i + 1]!);
   }
   return out;
+}
+
+/** What a request's onward headers are made from: its head as parsed. */
+export interface Framed {
+  readonly rawHeaders: string[];
+  readonly hosts: number;
+  readonly contentLength: number;
+  readonly chunked: boolean;
+}
+
+/**
+ * A request's headers as they go on: its end-to-end headers, a Host when it named its authority only in the URI,
+ * exactly one framing header (the one its body was read by) and the identity this proxy verified, if any.
+ */
+export function requestHeaders(req: Framed, authority: string, identity: string | null, upgrade = false): string[] {
+  const out = forwardHeaders(req.rawHeaders, upgrade);
+  if (req.hosts === 0) out.push('host', authority);
+  if (req.chunked) out.push('transfer-encoding', 'chunked');
+  else if (req.contentLength >= 0) out.push('content-length', String(req.contentLength));
+  if (identity !== null) out.push(IDENTITY_HEADER, identity);
+  return out;
+}
+
+// Upgrades to another HTTP would carry requests no policy saw: they are not upgrades the proxy makes.
+const HTTP_PROTOCOL = /^(h2c|h2|http)(\/|$)/;
+const PROTOCOL = /^[!#$%&'*+\-.^_`|~0-9a-z]+(\/[!#$%&'*+\-.^_`|~0-9a-z]+)?$/;
+
+/**
+ * Whether a request's Upgrade is one the proxy carries out (the authorization of the request then covers the whole
+ * upgraded connection): a GET on HTTP/1.1 with `Connection: upgrade` and one Upgrade header naming one protocol that
+ * is not HTTP (WebSocket and the like). Any other Upgrade is ignored, as RFC 9110 7.8 allows: the request is served as
+ * an ordinary one and its Upgrade header dropped as hop-by-hop.
+ */
+export function tunnels(h: { method: string; minor: number; connUpgrade: boolean; upgrades: number; upgradeTo: string }): boolean {
+  return h.connUpgrade && h.upgrades === 1 && h.minor === 1 && h.method === 'GET' && PROTOCOL.test(h.upgradeTo) && !HTTP_PROTOCOL.test(h.upgradeTo);
 }
 
 /** "Reviews.default:9080" → "reviews.default"; IPv6 literals keep their brackets. */

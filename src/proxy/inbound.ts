@@ -6,7 +6,8 @@ import tls, { type TLSSocket } from 'node:tls';
 import { Duplex } from 'node:stream';
 import { verifyPeer, formatIdentity } from '../identity/spiffe.js';
 import { Exchange, ProxyError, respondError } from './exchange.js';
-import { forwardHeaders, IDENTITY_HEADER } from './http-util.js';
+import { requestHeaders, requestTarget } from './http-util.js';
+import { readTarget } from './layers/normalize.js';
 import { serveH1, trackConnections, type H1Handlers, type Req, type Res } from './h1-server.js';
 import { Pool } from './h1-client.js';
 import { ALPN } from './wire/mux-frames.js';
@@ -123,42 +124,41 @@ export function createInboundServer(o: InboundOptions): net.Server {
   const handle = (req: Req, res: Res, peer: string | null, stats: RequestStats): void => {
     const ex = new Exchange(req, res, stats);
     ex.peer = peer ?? '';
-    if (req.hosts > 1) return respondError(ex, new ProxyError(400, 'request has more than one Host header'));
-    ex.path = req.url;
-    ex.appPort = appPortFor(o, req.host);
+    // The verified peer identity replaces anything a client sent under that name.
+    const t = readTarget(ex, peer);
+    if (t === null) return;
+    ex.appPort = appPortFor(o, t.authority);
     const decision = authorize(peer, ex.path, ex.appPort);
     if (!decision.allowed) {
       ex.stats.denied();
       return respondError(ex, new ProxyError(403, decision.reason));
     }
     ex.stats.allowed();
-    // The verified peer identity replaces anything a client sent under that name.
-    ex.headers = forwardHeaders(req.rawHeaders, false, IDENTITY_HEADER);
-    if (peer !== null) ex.headers.push(IDENTITY_HEADER, peer);
     o.telemetry.traceContext(ex, 'server');
     o.telemetry.watch(ex, 'inbound');
-    ex.replayable = !req.hasBody;
     ex.rebalance = toApp;
     toApp(ex);
   };
 
   const upgrade = (req: Req, socket: net.Socket, head: Buffer, peer: string | null, stats: RequestStats): void => {
-    if (req.hosts > 1) return refuseUpgrade(socket, 400, 'request has more than one Host header');
-    const appPort = appPortFor(o, req.host);
-    const decision = authorize(peer, req.url, appPort);
+    const t = requestTarget(req.url, req.host, req.hosts);
+    if (typeof t === 'string') return refuseUpgrade(socket, 400, t);
+    const appPort = appPortFor(o, t.authority);
+    // The decision on the upgrade request is the decision for everything the upgraded connection carries
+    // (h1-server only hands over upgrades to a protocol that is not HTTP).
+    const decision = authorize(peer, t.path, appPort);
     if (!decision.allowed) {
       stats.denied();
       return refuseUpgrade(socket, 403, decision.reason);
     }
     stats.allowed();
-    const headers = forwardHeaders(req.rawHeaders, true, IDENTITY_HEADER);
-    if (peer !== null) headers.push(IDENTITY_HEADER, peer);
+    const headers = requestHeaders(req, t.authority, peer, true);
     const up = http.request({
       agent: false,
       host: '127.0.0.1',
       port: appPort,
       method: req.method,
-      path: req.url,
+      path: t.path,
       headers: headers as unknown as Record<string, string>,
       setHost: false,
     });

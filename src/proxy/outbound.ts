@@ -9,7 +9,7 @@ import { route, type RouteTable } from './layers/route.js';
 import { balance } from './layers/balance.js';
 import { fault } from './layers/fault.js';
 import { mtlsForward, type MtlsTransport } from './layers/forward.js';
-import { forwardHeaders, hostOnly, IDENTITY_HEADER, requestTarget } from './http-util.js';
+import { hostOnly, requestHeaders, requestTarget } from './http-util.js';
 import { createH1Server, type H1Server, type Req } from './h1-server.js';
 import { refuseUpgrade, relayUpgrade } from './upgrade.js';
 import { pickBackend } from './routing.js';
@@ -43,7 +43,7 @@ export function createOutboundServer(table: () => RouteTable, transport: MtlsTra
       port: ep.info.port,
       method: req.method,
       path: url,
-      headers: forwardHeaders(req.rawHeaders, true, IDENTITY_HEADER) as unknown as Record<string, string>,
+      headers: requestHeaders(req, authority, null, true) as unknown as Record<string, string>,
       servername: ep.servername,
       checkServerIdentity: ep.checkServerIdentity,
       secureContext: transport.secureContext,

@@ -56,10 +56,13 @@ function onResponse(this: Upstream & Carrier, upRes: UpstreamResponse & Carrier)
   }
   ex.observe(status);
   const res = ex.res as Res & Carrier;
-  // The response writer frames the body for this client: chunked for HTTP/1.1, close-delimited for 1.0, frames on mesh/1.
-  res.writeHead(status, upRes.statusMessage, forwardHeaders(upRes.rawHeaders, false, 'transfer-encoding'));
-  a.upRes = upRes;
+  // The response writer frames the body for this client: by its length when known, else chunked for HTTP/1.1,
+  // close-delimited for 1.0, frames on mesh/1. One Content-Length at most, never the upstream's own framing headers.
+  const headers = forwardHeaders(upRes.rawHeaders, false);
   a.remaining = contentLength(upRes.rawHeaders);
+  if (a.remaining >= 0) headers.push('content-length', String(a.remaining));
+  res.writeHead(status, upRes.statusMessage, headers);
+  a.upRes = upRes;
   upRes[ATTEMPT] = a;
   res[ATTEMPT] = a;
   upRes.on('data', onUpData);
@@ -130,14 +133,18 @@ function onResClose(this: Res & Carrier): void {
   a.finish();
 }
 
+/** The response body's length when its head gives one, and -1 when not (Transfer-Encoding overrides it). */
 function contentLength(raw: string[]): number {
+  let n = -1;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length === 14 && raw[i]!.toLowerCase() === 'content-length') {
-      const n = Number(raw[i + 1]);
-      return Number.isSafeInteger(n) && n >= 0 ? n : -1;
+    const name = raw[i]!;
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return -1;
+    if (n < 0 && name.length === 14 && name.toLowerCase() === 'content-length') {
+      const v = Number(raw[i + 1]);
+      n = Number.isSafeInteger(v) && v >= 0 ? v : -1;
     }
   }
-  return -1;
+  return n;
 }
 
 export function relay(ex: Exchange, up: Upstream, hooks: RelayHooks): void {

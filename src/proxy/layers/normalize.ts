@@ -1,18 +1,27 @@
 // Checks the request line and headers an intermediary must refuse, and names the target authority.
+// The inbound side reads its requests through the same function: one set of rules on every side.
 import { Exchange, ProxyError, respondError, type Layer } from '../exchange.js';
-import { forwardHeaders, hostOnly, IDENTITY_HEADER, requestTarget } from '../http-util.js';
+import { hostOnly, requestHeaders, requestTarget, type RequestTarget } from '../http-util.js';
 
-export const normalize: Layer = (next) => (ex: Exchange) => {
+/**
+ * Reads a request's target into its exchange (host, origin-form path, the headers it goes on with, carrying
+ * `identity` if given); answers 400 and closes the connection, returning null, when the request must be refused.
+ */
+export function readTarget(ex: Exchange, identity: string | null): RequestTarget | null {
   const { req } = ex;
-  if (req.chunked && req.minor === 0) {
-    ex.res.shouldKeepAlive = false;
-    return respondError(ex, new ProxyError(400, 'Transfer-Encoding is not allowed in HTTP/1.0'));
-  }
   const t = requestTarget(req.url, req.host, req.hosts);
-  if (typeof t === 'string') return respondError(ex, new ProxyError(400, t));
+  if (typeof t === 'string') {
+    ex.res.shouldKeepAlive = false;
+    respondError(ex, new ProxyError(400, t));
+    return null;
+  }
   ex.host = hostOnly(t.authority);
   ex.path = t.path;
-  ex.headers = forwardHeaders(req.rawHeaders, false, IDENTITY_HEADER);
+  ex.headers = requestHeaders(req, t.authority, identity);
   ex.replayable = !req.hasBody;
-  next(ex);
+  return t;
+}
+
+export const normalize: Layer = (next) => (ex: Exchange) => {
+  if (readTarget(ex, null) !== null) next(ex);
 };
