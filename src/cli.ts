@@ -20,6 +20,8 @@ const MODULES: { names: string[]; load: () => Promise<Register> }[] = [
   { names: ['identity'], load: async () => (await import('./commands/identity.js')).registerIdentity },
   { names: ['check'], load: async () => (await import('./commands/check.js')).registerCheck },
   { names: ['tap'], load: async () => (await import('./commands/tap.js')).registerTap },
+  { names: ['top'], load: async () => (await import('./commands/top.js')).registerTop },
+  { names: ['authz'], load: async () => (await import('./commands/authz.js')).registerAuthz },
 ];
 
 /** The subcommand named on the command line, if it is one we know. */

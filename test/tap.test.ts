@@ -43,7 +43,7 @@ describe('mesh tap', () => {
   let client: WorkloadInfo;
 
   before(async () => {
-    await m.install();
+    await m.install(['--scrape-interval', '1s']);
     await m.run('web');
     client = await m.run('client');
     await waitFor('traffic to flow', async () => (await request(client.outbound, { headers: { host: 'web' } })).status === 200);
@@ -110,5 +110,43 @@ describe('mesh tap', () => {
   it('refuses a bad resource or --max-rps in one line', async () => {
     assertOneLineError(await m.cli(['tap', 'web']), /TYPE\/NAME/);
     assertOneLineError(await m.cli(['tap', 'deploy/web-v1', '--max-rps', '0']), /--max-rps/);
+  });
+
+  it('mesh top shows the busiest paths with counts, latencies and success rate', async () => {
+    const stop = load(client, 30);
+    const r = await m.cli(['top', 'deploy/web-v1', '-o', 'json', '--duration', '3s', '--refresh', '1s'], { timeoutMs: 30_000 });
+    await stop();
+    assert.equal(r.code, 0, r.stderr);
+    const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    const row = last.rows.find((x: { path: string }) => x.path === '/hello');
+    assert.ok(row, r.stdout);
+    assert.match(row.source, /client/);
+    assert.match(row.destination, /^web-/);
+    assert.equal(row.method, 'GET');
+    assert.ok(row.count > 5 && row.successes === row.count && row.bestUs <= row.worstUs, JSON.stringify(row));
+  });
+
+  it('mesh authz shows which rule lets each client in, and what default deny refuses', async () => {
+    assert.equal((await m.cli(['policy', 'default', 'deny'])).code, 0);
+    assert.equal((await m.cli(['policy', 'allow', '--from', 'client', '--to', 'web'])).code, 0);
+    const intruder = await m.run('intruder');
+    const stops = [load(client, 20), load(intruder, 10)];
+    try {
+      const rows = (await waitFor('authz rows for the rule and the default', async () => {
+        const r = await m.cli(['authz', 'deploy/web-v1', '-o', 'json', '-t', '10s']);
+        const rows = JSON.parse(r.stdout).rows as { rule: string; allowedRps: number; deniedRps: number; clients: string[]; success: number }[];
+        const rule = rows.find((x) => x.rule.startsWith('rule 1 of policy default/'));
+        const deny = rows.find((x) => x.rule === 'default deny');
+        return rule && rule.allowedRps > 0 && deny && deny.deniedRps > 0 ? { rule, deny } : undefined;
+      }, 30_000, 500))!;
+      assert.deepEqual(rows.rule.clients.map((c) => c.split('/').pop()), ['client']);
+      assert.equal(rows.rule.success, 1);
+      assert.deepEqual(rows.deny.clients.map((c) => c.split('/').pop()), ['intruder']);
+      const table = await m.cli(['authz', 'deploy/web-v1', '-t', '10s']);
+      assert.match(table.stdout, /^RULE\s+CLIENTS\s+ALLOWED_RPS\s+DENIED_RPS/);
+      assert.match(table.stdout, /default deny\s+ns\/default\/sa\/intruder/);
+    } finally {
+      for (const s of stops) await s();
+    }
   });
 });

@@ -15,6 +15,7 @@ import type { Telemetry } from './telemetry/index.js';
 import { VERSION } from '../version.js';
 import { TapHub } from './tap.js';
 import { tapRoutes } from './tap-routes.js';
+import { viewRoutes } from '../dashboard/api.js';
 
 export interface ControlAuth {
   /** Bearer credential for the CLI's admin calls. */
@@ -158,6 +159,7 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
       return sendJson(res, 200, { removed: !!ep });
     }
     if (await tapApi(req, res, url)) return;
+    if (await viewApi(req, res, url)) return;
     if (route === 'GET /v1/watch') return watch(req, res, url.searchParams.get('since') ?? '');
     if (route === 'GET /v1/endpoints') {
       requireAdmin(req);
@@ -311,6 +313,7 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
   const taps = new TapHub(() => o.registry.list(), () => tapRedactions(o.registry.getConfig('settings')));
   const tapApi = tapRoutes(taps, () => o.registry.list(), { admin: requireAdmin, peer: requirePeer });
   server.on('close', () => taps.close());
+  const viewApi = viewRoutes({ registry: o.registry, telemetry: o.telemetry, reader: (req) => o.auth.openTelemetry || requireAdmin(req) });
 
   o.registry.setMaxListeners(0);
   server.on('request', (req, res) => {

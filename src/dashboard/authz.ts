@@ -1,0 +1,94 @@
+// mesh authz: a workload's inbound traffic per authorization rule (and the default), as linkerd viz authz
+// shows it. Proxies count decisions per client identity; each identity is attributed to the rule the
+// current policy lets it in by (path- and port-specific rules are attributed as a request to / would be).
+import { compilePolicy } from '../model/policy.js';
+import type { MetricSource } from '../control/telemetry/source.js';
+
+export interface AuthzRow {
+  /** "rule 2 of policy default/default", "default allow", "default deny", "no policy". */
+  rule: string;
+  clients: string[];
+  allowedRps: number;
+  deniedRps: number;
+  success: number | null;
+  latency_ms_p50: number | null;
+  latency_ms_p95: number | null;
+  latency_ms_p99: number | null;
+}
+
+export interface AuthzResult {
+  namespace: string;
+  deployment: string;
+  windowMs: number;
+  rows: AuthzRow[];
+}
+
+export async function computeAuthz(src: MetricSource, policies: unknown, namespace: string, deployment: string, windowMs: number): Promise<AuthzResult> {
+  const pods = await src.pods();
+  const pod = pods.find((p) => p.namespace === namespace && p.deployment === deployment);
+  if (!pod) throw Object.assign(new Error(`no deployment '${deployment}' in namespace ${namespace}`), { status: 404, hint: "'mesh stat deploy' lists them" });
+  const match = { direction: 'inbound', namespace, deployment };
+  const by = ['client_id'];
+  const [allow, deny, responses, p50, p95, p99] = await Promise.all([
+    src.rate('inbound_http_authz_allow_total', match, by, windowMs),
+    src.rate('inbound_http_authz_deny_total', match, by, windowMs),
+    src.rate('response_total', match, ['client_id', 'classification'], windowMs),
+    src.quantile(0.5, 'response_latency_ms', match, by, windowMs),
+    src.quantile(0.95, 'response_latency_ms', match, by, windowMs),
+    src.quantile(0.99, 'response_latency_ms', match, by, windowMs),
+  ]);
+  let compiled;
+  try {
+    compiled = compilePolicy(policies ?? null);
+  } catch {
+    compiled = compilePolicy(null);
+  }
+  const ruleOf = (client: string) => {
+    const d = compiled.check({ namespace, toService: pod.service, clientIdentity: client || null, path: '/' });
+    const m = /^allowed by (rule \d+ of policy \S+)/.exec(d.reason);
+    if (m) return m[1]!;
+    if (d.reason.startsWith('allowed by default')) return 'default allow';
+    if (d.reason.startsWith('denied by default')) return 'default deny';
+    return d.allowed ? 'no policy' : 'denied';
+  };
+  const rows = new Map<string, AuthzRow & { ok: number; all: number; weight: number; q: [number, number, number] }>();
+  const row = (client: string) => {
+    const rule = ruleOf(client);
+    let r = rows.get(rule);
+    if (!r) rows.set(rule, (r = { rule, clients: [], allowedRps: 0, deniedRps: 0, success: null, latency_ms_p50: null, latency_ms_p95: null, latency_ms_p99: null, ok: 0, all: 0, weight: 0, q: [0, 0, 0] }));
+    if (!r.clients.includes(client || '(no identity)')) r.clients.push(client || '(no identity)');
+    return r;
+  };
+  for (const s of allow) row(s.labels.client_id ?? '').allowedRps += s.value;
+  for (const s of deny) row(s.labels.client_id ?? '').deniedRps += s.value;
+  for (const s of responses) {
+    const r = row(s.labels.client_id ?? '');
+    r.all += s.value;
+    if (s.labels.classification === 'success') r.ok += s.value;
+  }
+  // A rule's latency: its clients' quantiles weighted by their request rates (an approximation, said in the help).
+  const rate = new Map(responses.reduce((m, s) => m.set(s.labels.client_id ?? '', (m.get(s.labels.client_id ?? '') ?? 0) + s.value), new Map<string, number>()));
+  [p50, p95, p99].forEach((qs, i) => {
+    for (const s of qs) {
+      if (!Number.isFinite(s.value)) continue;
+      const r = row(s.labels.client_id ?? '');
+      const w = rate.get(s.labels.client_id ?? '') ?? 0;
+      r.q[i]! += s.value * w;
+      if (i === 0) r.weight += w;
+    }
+  });
+  const out: AuthzRow[] = [];
+  for (const r of rows.values()) {
+    const { ok, all, weight, q, ...rest } = r;
+    out.push({
+      ...rest,
+      success: all > 0 ? ok / all : null,
+      latency_ms_p50: weight > 0 ? q[0] / weight : null,
+      latency_ms_p95: weight > 0 ? q[1] / weight : null,
+      latency_ms_p99: weight > 0 ? q[2] / weight : null,
+    });
+  }
+  // Denials first: under default deny, the missing rule is what a broken page needs.
+  out.sort((a, b) => b.deniedRps - a.deniedRps || b.allowedRps - a.allowedRps);
+  return { namespace, deployment, windowMs, rows: out };
+}
