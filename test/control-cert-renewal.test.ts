@@ -9,18 +9,13 @@ import tls from 'node:tls';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { TestMesh, request, waitFor, type WorkloadInfo } from './support/mesh.js';
+import { callJson } from './support/http.js';
 import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
-import { fixture } from './support/golden.js';
-import { renderControlPlane } from '../src/platform/kubernetes/manifests.js';
-import { KubeClient } from '../src/platform/kubernetes/client.js';
+import { kubeClientFor, seedControlPlane } from './support/kube-mesh.js';
 import { runKubeControl, type RunningKubeControl } from '../src/platform/kubernetes/control.js';
-import { TRUST_ROOTS_CONFIGMAP } from '../src/platform/kubernetes/names.js';
 import { createCsr, createIssuer, createTrustAnchor, generateKey, type CertAndKey } from '../src/identity/ca.js';
 import { uriSans } from '../src/identity/spiffe.js';
-
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const LIFETIME_S = 4;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -137,13 +132,8 @@ describe("the Kubernetes control plane's serving certificate", () => {
     server = await startFakeApiServer({ tokenReviews: { 'projected-reviews': { username: 'system:serviceaccount:default:reviews', audiences: ['mesh.io'] } } });
     dir = mkdtempSync(join(tmpdir(), 'mesh-kserving-'));
     const identity = { trustAnchorsPem: anchor.certPem, issuerCertPem: issuer.certPem, issuerKeyPem: issuer.keyPem };
-    const webhook = { caPem: fixture('kube', 'webhook-ca.crt'), certPem: fixture('kube', 'webhook.crt'), keyPem: fixture('kube', 'webhook.key') };
-    for (const o of renderControlPlane({ version: 'test', image: 'mesh:test', trustDomain: 'cluster.local', certLifetime: `${LIFETIME_S}s`, identity, webhook })) {
-      if (o.kind === 'Namespace' || o.kind === 'Secret' || o.metadata.name === TRUST_ROOTS_CONFIGMAP) server.store.create(o as Obj);
-    }
-    const kc = new KubeConfig();
-    kc.loadFromString(server.kubeconfigYaml);
-    const kube = await KubeClient.fromConfig(kc);
+    seedControlPlane(server, identity, { certLifetime: `${LIFETIME_S}s` });
+    const kube = await kubeClientFor(server);
     // As the mesh-control Deployment sets it from mesh install --cert-lifetime.
     control = await runKubeControl(kube, { port: 0, webhookPort: 0, address: '127.0.0.1', env: { MESH_TRUST_DOMAIN: 'cluster.local', MESH_CERT_LIFETIME: `${LIFETIME_S}s` }, log: (l) => logs.push(l) });
   });
@@ -154,21 +144,11 @@ describe("the Kubernetes control plane's serving certificate", () => {
   });
 
   /** A proxy's bootstrap: a certificate for its projected ServiceAccount token, over a new verifying connection. */
-  const certify = async (): Promise<{ status: number; body: Obj }> => {
+  const certify = async () => {
     const kp = await generateKey();
-    const payload = JSON.stringify({ namespace: 'default', serviceAccount: 'reviews', csr: createCsr(kp, 'reviews') });
-    return new Promise((resolve, reject) => {
-      const req = https.request({
-        host: '127.0.0.1', port: control.port, path: '/v1/certificates', method: 'POST', agent: false, ca: anchor.certPem, servername: 'localhost',
-        headers: { 'content-type': 'application/json', authorization: 'Bearer projected-reviews' },
-      }, (res) => {
-        let data = '';
-        res.on('data', (c) => (data += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data ? JSON.parse(data) as Obj : {} }));
-      });
-      req.setTimeout(15_000, () => req.destroy(new Error('timed out')));
-      req.on('error', reject);
-      req.end(payload);
+    return callJson(`https://127.0.0.1:${control.port}/v1/certificates`, {
+      method: 'POST', bearer: 'projected-reviews', json: { namespace: 'default', serviceAccount: 'reviews', csr: createCsr(kp, 'reviews') },
+      timeoutMs: 15_000, tls: { ca: anchor.certPem, servername: 'localhost' },
     });
   };
 

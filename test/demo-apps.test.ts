@@ -2,69 +2,32 @@
 // Host header's service name: versions shown, stars, header propagation, sign-in and failures.
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
+import { freePort, waitFor } from './support/mesh.js';
+import { get as httpGet, type Reply } from './support/http.js';
+import { start, type Started } from './support/process.js';
 
 // dist/test/demo-apps.test.js → ../../demo; MESH_DEMO_DIR overrides it when compiled elsewhere.
 const DEMO_DIR = process.env.MESH_DEMO_DIR ?? fileURLToPath(new URL('../../demo/', import.meta.url));
 const WAIT_MS = 10_000;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-function get(port: number, path: string, headers: http.OutgoingHttpHeaders = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      res.on('error', reject);
-    });
-    req.setTimeout(5000, () => req.destroy(new Error(`GET ${path} on ${port} timed out`)));
-    req.on('error', reject);
-  });
-}
+const get = (port: number, path: string, headers: http.OutgoingHttpHeaders = {}): Promise<Reply> => httpGet(`127.0.0.1:${port}`, path, { headers, timeoutMs: 5000 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface App {
+interface App extends Started {
   name: string;
   port: number;
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
 }
 
 const apps: App[] = [];
 
 function spawnApp(script: string, env: Record<string, string>, port = 0): App {
-  const child = spawn(process.execPath, [join(DEMO_DIR, script)], {
-    env: { PATH: process.env.PATH ?? '', ...(port ? { PORT: String(port) } : {}), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (c) => (out += c));
-  child.stderr!.on('data', (c) => (out += c));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const app: App = { name: `${script} ${env.SERVICE_VERSION ?? ''}`.trim(), port, child, output: () => out, exited };
+  const name = `${script} ${env.SERVICE_VERSION ?? ''}`.trim();
+  const app: App = { ...start(process.execPath, [join(DEMO_DIR, script)], { env: { PATH: process.env.PATH ?? '', ...(port ? { PORT: String(port) } : {}), ...env }, name }), name, port };
   apps.push(app);
   return app;
 }
@@ -72,27 +35,15 @@ function spawnApp(script: string, env: Record<string, string>, port = 0): App {
 /** Spawns an app on a free port and waits (bounded) until its /health answers. */
 async function startApp(script: string, env: Record<string, string>): Promise<App> {
   const app = spawnApp(script, env, await freePort());
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
+  await waitFor(`${app.name} to answer /health`, async () => {
     if (app.child.exitCode !== null) throw new Error(`${app.name} exited with ${app.child.exitCode}:\n${app.output()}`);
-    const ok = await get(app.port, '/health').then((r) => r.status === 200, () => false);
-    if (ok) return app;
-    if (Date.now() > deadline) throw new Error(`${app.name} did not become healthy within ${WAIT_MS} ms:\n${app.output()}`);
-    await sleep(50);
-  }
+    return (await get(app.port, '/health')).status === 200;
+  }, WAIT_MS, 50).catch((err: Error) => { throw new Error(`${err.message}\n${app.output()}`); });
+  return app;
 }
 
 /** SIGTERM, then SIGKILL if it lingers; resolves with the exit code (null if it had to be killed). */
-async function stopApp(app: App): Promise<number | null> {
-  if (app.child.exitCode === null && app.child.signalCode === null) app.child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const code = await Promise.race([app.exited, new Promise<'timeout'>((r) => (timer = setTimeout(r, 3000, 'timeout')))]);
-  clearTimeout(timer);
-  if (code !== 'timeout') return code;
-  app.child.kill('SIGKILL');
-  await app.exited;
-  return null;
-}
+const stopApp = (app: App): Promise<number | null> => app.stop(3000);
 
 interface Seen {
   service: string;

@@ -10,31 +10,9 @@ import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { parseAllDocuments } from 'yaml';
 import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
-import { spawn } from 'node:child_process';
-import { mesh as meshNoStdin, MESH_BIN, ROOT, type CliResult } from './support/mesh.js';
+import { mesh, ROOT, type CliResult } from './support/mesh.js';
 import { validateK8s } from './support/k8s-openapi.js';
 import { fixture } from './support/golden.js';
-
-/** Runs the CLI (bounded), optionally feeding stdin. */
-function mesh(args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: number; stdin?: string } = {}): Promise<CliResult> {
-  if (o.stdin === undefined) return meshNoStdin(args, o);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MESH_BIN, ...args], { env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`mesh ${args.join(' ')} did not finish in time\n${stderr}`));
-    }, o.timeoutMs ?? 60_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 1, stdout, stderr });
-    });
-    child.stdin.end(o.stdin);
-  });
-}
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const FIX = join(ROOT, 'test', 'fixtures', 'kube');

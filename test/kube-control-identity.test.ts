@@ -3,22 +3,17 @@
 // swapped by the kubelet) is picked up without a restart, bumping the epoch so proxies renew at once.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import https from 'node:https';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
-import { fixture } from './support/golden.js';
-import { renderControlPlane } from '../src/platform/kubernetes/manifests.js';
+import { asProxy, kubeClientFor, seedControlPlane } from './support/kube-mesh.js';
 import { KubeClient } from '../src/platform/kubernetes/client.js';
 import { runKubeControl, type RunningKubeControl } from '../src/platform/kubernetes/control.js';
-import { ISSUER_SECRET, TRUST_ROOTS_CONFIGMAP } from '../src/platform/kubernetes/names.js';
+import { ISSUER_SECRET } from '../src/platform/kubernetes/names.js';
 import { createCsr, createIssuer, createTrustAnchor, generateKey, type CertAndKey } from '../src/identity/ca.js';
 import { identityEpoch } from '../src/identity/epoch.js';
 import type { Snapshot } from '../src/model/snapshot.js';
-
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
@@ -39,13 +34,8 @@ describe('the Kubernetes control plane and its identity epoch', () => {
     server = await startFakeApiServer({ tokenReviews: { 'projected-reviews': { username: 'system:serviceaccount:default:reviews', audiences: ['mesh.io'] } } });
     dir = mkdtempSync(join(tmpdir(), 'mesh-kident-'));
     const identity = { trustAnchorsPem: anchor.certPem, issuerCertPem: issuer1.certPem, issuerKeyPem: issuer1.keyPem };
-    const webhook = { caPem: fixture('kube', 'webhook-ca.crt'), certPem: fixture('kube', 'webhook.crt'), keyPem: fixture('kube', 'webhook.key') };
-    for (const o of renderControlPlane({ version: 'test', image: 'mesh:test', trustDomain: 'cluster.local', certLifetime: '24h', identity, webhook })) {
-      if (o.kind === 'Namespace' || o.kind === 'Secret' || o.metadata.name === TRUST_ROOTS_CONFIGMAP) server.store.create(o as Obj);
-    }
-    const kc = new KubeConfig();
-    kc.loadFromString(server.kubeconfigYaml);
-    kube = await KubeClient.fromConfig(kc);
+    seedControlPlane(server, identity);
+    kube = await kubeClientFor(server);
   });
   after(async () => {
     await server.close();
@@ -54,21 +44,7 @@ describe('the Kubernetes control plane and its identity epoch', () => {
 
   /** A proxy's view: a certificate for its projected token, then the snapshot watch with it. */
   async function proxyView(port: number) {
-    let tls: { cert: string; key: string; ca: string } | undefined;
-    const call = (method: string, path: string, o: { bearer?: string; body?: unknown } = {}) => new Promise<{ status: number; body: Obj }>((resolve, reject) => {
-      const req = https.request({
-        host: '127.0.0.1', port, path, method, servername: 'localhost', agent: false,
-        ...(tls ? { cert: tls.cert, key: tls.key, ca: tls.ca } : { rejectUnauthorized: false }),
-        headers: { 'content-type': 'application/json', ...(o.bearer ? { authorization: `Bearer ${o.bearer}` } : {}) },
-      }, (res) => {
-        let data = '';
-        res.on('data', (c) => (data += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data ? JSON.parse(data) as Obj : {} }));
-      });
-      req.setTimeout(30_000, () => req.destroy(new Error('timed out')));
-      req.on('error', reject);
-      req.end(o.body ? JSON.stringify(o.body) : undefined);
-    });
+    const { call, present } = asProxy(port);
     const certify = async () => {
       const kp = await generateKey();
       const r = await call('POST', '/v1/certificates', { bearer: 'projected-reviews', body: { namespace: 'default', serviceAccount: 'reviews', csr: createCsr(kp, 'reviews') } });
@@ -76,7 +52,7 @@ describe('the Kubernetes control plane and its identity epoch', () => {
       return { kp, body: r.body };
     };
     const first = await certify();
-    tls = { cert: first.body.certificate + first.body.chain.join(''), key: first.kp.keyPem, ca: first.body.trustAnchors };
+    present(first.body as { certificate: string; chain: string[]; trustAnchors: string }, first.kp.keyPem);
     const snapshot = async () => (await call('GET', '/v1/watch?since=')).body as Snapshot;
     /** Follows the watch until the snapshot carries epoch `want` (bounded: the last snapshot seen otherwise). */
     const epochBecomes = async (want: string): Promise<Snapshot> => {

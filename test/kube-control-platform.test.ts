@@ -3,12 +3,12 @@
 // certificates for workloads that prove their ServiceAccount with a token (TokenReview), and only for that ServiceAccount.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import https from 'node:https';
+import type https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
 import { kubeConfigFor, waitFor } from './support/kube/testing.js';
-import { seedMeshPod } from './support/kube-mesh.js';
+import { asProxy, seedMeshPod } from './support/kube-mesh.js';
 import { renderCrds } from '../src/platform/kubernetes/crds.js';
 import { renderControlPlane } from '../src/platform/kubernetes/manifests.js';
 import { generateIdentity, generateWebhookCert } from '../src/platform/kubernetes/identity.js';
@@ -182,16 +182,7 @@ describe('the control plane on kubernetes (fake API server)', () => {
 
     const requestCert = async (token: string, serviceAccount: string) => {
       const kp = await generateKey();
-      const body = JSON.stringify({ namespace: 'default', serviceAccount, csr: createCsr(kp, serviceAccount) });
-      return new Promise<{ status: number; body: Obj }>((resolve, reject) => {
-        const req = https.request({ host: '127.0.0.1', port, path: '/v1/certificates', method: 'POST', rejectUnauthorized: false, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' } }, (res) => {
-          let text = '';
-          res.on('data', (c) => (text += c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Obj }));
-        });
-        req.on('error', reject);
-        req.end(body);
-      });
+      return asProxy(port).call('POST', '/v1/certificates', { bearer: token, body: { namespace: 'default', serviceAccount, csr: createCsr(kp, serviceAccount) } });
     };
 
     it('issues exactly the identity of the ServiceAccount the token belongs to', async () => {

@@ -4,7 +4,7 @@
 // discovery would produce (Debian's Prometheus is built without Kubernetes discovery, so they are given statically).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
-import { assertOneLineError, freePort, mesh, waitFor, type CliResult } from './support/mesh.js';
+import { assertOneLineError, mesh, waitFor, type CliResult } from './support/mesh.js';
+import { NO_PROMETHEUS, startPrometheus, which, type RunningPrometheus } from './support/prometheus.js';
 import { golden } from './support/golden.js';
 import { injectOpts } from './support/kube-fixtures.js';
 import { ADMIN_PORT_NAME, renderKubePrometheusConfig } from '../src/platform/kubernetes/prometheus.js';
@@ -21,9 +22,7 @@ import { PROXY_CONTAINER, PROXY_PORTS } from '../src/platform/kubernetes/names.j
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const which = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' }).stdout.trim();
 const PROMTOOL = which('promtool');
-const PROMETHEUS = which('prometheus');
 
 /** The rendered config with pod discovery swapped for static targets carrying what pod discovery would set. */
 function withStaticTargets(yaml: string, targets: { targets: string[]; labels: Record<string, string> }[]): string {
@@ -32,19 +31,6 @@ function withStaticTargets(yaml: string, targets: { targets: string[]; labels: R
   delete job.kubernetes_sd_configs;
   job.static_configs = targets;
   return stringify(cfg);
-}
-
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.setTimeout(5000, () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-  });
 }
 
 describe('mesh prometheus-config on kubernetes', () => {
@@ -119,14 +105,11 @@ describe('mesh prometheus-config on kubernetes', () => {
     });
   });
 
-  describe('applied by a real Prometheus', { skip: !PROMETHEUS && !process.env.CI ? 'the prometheus binary is not installed (apt-get install prometheus); CI requires it' : false }, () => {
-    let prom: ChildProcess | undefined;
+  describe('applied by a real Prometheus', { skip: NO_PROMETHEUS }, () => {
+    let prom: RunningPrometheus | undefined;
     let metrics: http.Server;
-    let url = '';
-    let log = '';
 
     before(async () => {
-      assert.ok(PROMETHEUS, 'prometheus must be installed when CI is set: apt-get install prometheus');
       // A proxy's admin port as Prometheus scrapes it; the proxy names its deployment after its ServiceAccount.
       metrics = http.createServer((req, res) => {
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
@@ -151,34 +134,20 @@ describe('mesh prometheus-config on kubernetes', () => {
       ];
       const file = join(dir, 'prometheus.yml');
       writeFileSync(file, withStaticTargets(renderKubePrometheusConfig({ scrapeIntervalMs: 1000, trustDomain: 'cluster.local' }), targets));
-      const webPort = await freePort();
-      url = `http://127.0.0.1:${webPort}`;
-      prom = spawn(PROMETHEUS, [`--config.file=${file}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${webPort}`, '--log.level=warn'],
-        { stdio: ['ignore', 'ignore', 'pipe'] });
-      prom.stderr!.on('data', (c) => (log = (log + c).slice(-4000)));
-      await waitFor(`Prometheus to be ready on ${url}`, async () => (await get(`${url}/-/ready`).catch(() => ({ status: 0 }))).status === 200, 30_000, 250)
-        .catch((err: Error) => { throw new Error(`${err.message}\n${log}`); });
+      prom = await startPrometheus(file, dir);
     });
     after(async () => {
-      if (prom && prom.exitCode === null) {
-        const exited = new Promise((r) => prom!.once('exit', r));
-        prom.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-        if (prom.exitCode === null) prom.kill('SIGKILL');
-      }
+      await prom?.stop();
       await new Promise((r) => metrics?.close(r));
     });
 
-    const query = async (expr: string) => {
-      const r = JSON.parse((await get(`${url}/api/v1/query?query=${encodeURIComponent(expr)}`)).body) as { data: { result: { metric: Record<string, string> }[] } };
-      return r.data.result.map((x) => x.metric);
-    };
+    const query = async (expr: string) => (await prom!.query(expr)).map((x) => x.metric);
 
     it('keeps one target per running meshed pod, labelled as on the local platform', async () => {
       const up = await waitFor('both proxies scraped', async () => {
         const m = await query('up{job="mesh-proxy"} == 1');
         return m.length === 2 ? m : undefined;
-      }, 30_000, 250).catch((err: Error) => { throw new Error(`${err.message}\n${log}`); });
+      }, 30_000, 250).catch((err: Error) => { throw new Error(`${err.message}\n${prom!.log()}`); });
       const labels = up!.map(({ __name__: _n, instance: _i, job: _j, ...l }) => l).sort((a, b) => a.pod!.localeCompare(b.pod!));
       assert.deepEqual(labels, [
         { namespace: 'default', pod: 'details-7d9', service: 'details', deployment: 'details-default', role: 'sidecar', identity: 'spiffe://cluster.local/ns/default/sa/details-sa' },
@@ -197,7 +166,7 @@ describe('mesh prometheus-config on kubernetes', () => {
     });
 
     it("answers 'mesh stat --prometheus' unchanged", async () => {
-      const r = await mesh(['stat', 'deployments', '-o', 'json', '--prometheus', url], { env: { HOME: join(dir, 'home'), MESH_PLATFORM: '' }, timeoutMs: 60_000 });
+      const r = await mesh(['stat', 'deployments', '-o', 'json', '--prometheus', prom!.url], { env: { HOME: join(dir, 'home'), MESH_PLATFORM: '' }, timeoutMs: 60_000 });
       assert.equal(r.code, 0, r.stderr);
       const rows = JSON.parse(r.stdout) as { name: string; meshed: string }[];
       assert.deepEqual(rows.map((x) => [x.name, x.meshed]), [['details-default', '1/1'], ['reviews-v2', '1/1']]);

@@ -4,7 +4,7 @@
 // also run in-process through startProxy's extraInbound.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import http from 'node:http';
+import { get } from './support/http.js';
 import { assertOneLineError, freePort, mesh, waitFor } from './support/mesh.js';
 import { CLIENT_ID, startShopPod, TD, type ShopPod } from './support/kube-shop.js';
 import { startProxy, type RunningProxy } from '../src/proxy/runtime.js';
@@ -45,13 +45,10 @@ describe('mesh proxy --platform kubernetes in a multi-port pod', () => {
   });
 
   it('forwards plaintext (a kubelet probe, an unmeshed client) on each listener to its own app port', async () => {
-    const plainGet = (port: number, path: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-        let body = '';
-        res.on('data', (c) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      }).on('error', reject).setTimeout(10_000, function (this: http.ClientRequest) { this.destroy(new Error('timed pod.output()')); });
-    });
+    const plainGet = async (port: number, path: string) => {
+      const r = await get(`127.0.0.1:${port}`, path);
+      return { status: r.status, body: r.body };
+    };
     pod.seen.length = 0;
     assert.deepEqual(await plainGet(pod.listeners[0]!, '/healthz'), { status: 200, body: 'http /healthz' });
     assert.deepEqual(await plainGet(pod.listeners[1]!, '/healthz'), { status: 200, body: 'admin /healthz' });

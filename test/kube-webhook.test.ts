@@ -2,16 +2,15 @@
 // `mesh control --platform kubernetes` against the fake API server.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { admit, type AdmissionReview, type PatchOp } from '../src/platform/kubernetes/webhook.js';
 import { injectTemplate } from '../src/platform/kubernetes/inject.js';
 import { HttpError } from '../src/util/http.js';
 import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
-import { MESH_BIN } from './support/mesh.js';
+import { callJson } from './support/http.js';
+import { startKubeControlProcess, type KubeControlProcess } from './support/kube-mesh.js';
 import { validateK8s } from './support/k8s-openapi.js';
 import { fixture } from './support/golden.js';
 import { injectOpts } from './support/kube-fixtures.js';
@@ -105,9 +104,8 @@ describe('injector webhook (handler)', () => {
 describe('mesh control --platform kubernetes', () => {
   let server: FakeApiServer;
   let dir: string;
-  let child: ChildProcess;
+  let control: KubeControlProcess;
   let ports: { control: number; webhook: number };
-  let logs = '';
 
   before(async () => {
     server = await startFakeApiServer();
@@ -120,45 +118,17 @@ describe('mesh control --platform kubernetes', () => {
     writeFileSync(join(dir, 'identity/issuer/tls.key'), fixture('kube', 'issuer.key'));
     writeFileSync(join(dir, 'webhook/tls.crt'), fixture('kube', 'webhook.crt'));
     writeFileSync(join(dir, 'webhook/tls.key'), fixture('kube', 'webhook.key'));
-    const kubeconfig = server.writeKubeconfig(dir);
-    child = spawn(process.execPath, [MESH_BIN, '--platform', 'kubernetes', '--kubeconfig', kubeconfig, 'control', '--port', '0', '--webhook-port', '0'], {
-      env: { ...process.env, HOME: dir, KUBECONFIG: '', MESH_IDENTITY_DIR: join(dir, 'identity'), MESH_WEBHOOK_DIR: join(dir, 'webhook'), MESH_LISTEN_ADDRESS: '127.0.0.1', MESH_PROXY_IMAGE: 'mesh:dev' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout!.on('data', (c) => (logs += c));
-    child.stderr!.on('data', (c) => (logs += c));
-    ports = await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`control plane did not start in 20s:\n${logs}`)), 20_000);
-      const check = () => {
-        const m = /API on :(\d+), injector webhook on :(\d+)/.exec(logs);
-        if (m) {
-          clearTimeout(timer);
-          resolve({ control: Number(m[1]), webhook: Number(m[2]) });
-        }
-      };
-      child.stdout!.on('data', check);
-      child.on('exit', (code) => reject(new Error(`control plane exited (${code}):\n${logs}`)));
-    });
+    control = await startKubeControlProcess(server, dir, { MESH_IDENTITY_DIR: join(dir, 'identity'), MESH_WEBHOOK_DIR: join(dir, 'webhook'), MESH_PROXY_IMAGE: 'mesh:dev' });
+    ports = { control: control.port, webhook: control.webhookPort };
   });
   after(async () => {
-    if (child && child.exitCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    }
+    await control?.process.stop();
     await server.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const call = (port: number, path: string, o: { body?: unknown; ca: string; servername: string }) => new Promise<{ status: number; body: Obj }>((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port, path, method: o.body ? 'POST' : 'GET', ca: o.ca, servername: o.servername, headers: { 'content-type': 'application/json' } }, (res) => {
-      let data = '';
-      res.on('data', (c) => (data += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(data) as Obj }));
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end(o.body ? JSON.stringify(o.body) : undefined);
-  });
+  const call = (port: number, path: string, o: { body?: unknown; ca: string; servername: string }) =>
+    callJson(`https://127.0.0.1:${port}${path}`, { method: o.body ? 'POST' : 'GET', json: o.body, tls: { ca: o.ca, servername: o.servername } });
 
   it('serves the webhook over TLS the API server verifies with the installed CA bundle, reading namespace labels from the cluster', async () => {
     const opts = { ca: fixture('kube', 'webhook-ca.crt'), servername: 'mesh-control.mesh-system.svc' };
@@ -171,11 +141,11 @@ describe('mesh control --platform kubernetes', () => {
     assert.equal(plain.body.response.patch, undefined, 'default is not labelled');
     const bad = await call(ports.webhook, '/inject', { ...opts, body: { hello: 'world' } });
     assert.equal(bad.status, 400);
-    assert.match(logs, /webhook: pod shop\/web-7d9f8- injected/);
+    assert.match(control.process.output(), /webhook: pod shop\/web-7d9f8- injected/);
   });
 
   it('answers the readiness probe on the control port with a certificate from the issuer', async () => {
     const r = await call(ports.control, '/ready', { ca: fixture('kube', 'anchor.crt'), servername: 'mesh-control.mesh-system.svc' });
-    assert.deepEqual(r, { status: 200, body: { ready: true } });
+    assert.deepEqual([r.status, r.body], [200, { ready: true }]);
   });
 });

@@ -4,7 +4,6 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import https from 'node:https';
 import { TestMesh } from './support/mesh.js';
 import { addRule, deleteRules, listRows, PolicyEditError, resetNamespace, ruleFromFlags, setDefault } from '../src/model/policy-edit.js';
 import { validatePolicyConfig, type PolicyConfig } from '../src/model/policy.js';
@@ -90,21 +89,10 @@ describe('mesh policy, end to end', () => {
 
   it('has the control plane refuse an invalid document with 422 and keep the stored one', async () => {
     const before = stored();
-    const token = readFileSync(join(m.dir, 'secrets', 'admin.token'), 'utf8').trim();
-    const port = (JSON.parse(readFileSync(join(m.dir, 'mesh.json'), 'utf8')) as { controlPort: number }).controlPort;
-    const ca = readFileSync(join(m.dir, 'identity', 'trust-anchor.crt'));
-    const body = JSON.stringify({ policies: [{ apiVersion: 'mesh.io/v1alpha1', kind: 'Policy', metadata: { name: 'default', namespace: 'shop' }, spec: { default: 'open', rules: [] } }] });
-    const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = https.request({ host: '127.0.0.1', port, method: 'PUT', path: '/v1/config/policies', ca, checkServerIdentity: () => undefined, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, (res) => {
-        let b = '';
-        res.on('data', (c) => (b += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
+    const doc = { policies: [{ apiVersion: 'mesh.io/v1alpha1', kind: 'Policy', metadata: { name: 'default', namespace: 'shop' }, spec: { default: 'open', rules: [] } }] };
+    const r = await m.api('PUT', '/v1/config/policies', { bearer: m.adminToken(), json: doc });
     assert.equal(r.status, 422);
-    assert.match(r.body, /spec.default: must be allow or deny/);
+    assert.match(String(r.body.error), /spec.default: must be allow or deny/);
     assert.equal(stored(), before);
   });
 

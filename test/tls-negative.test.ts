@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
-import https from 'node:https';
 import forge from 'node-forge';
 import { createIssuer, createTrustAnchor, generateKey, Issuer, type KeyPair } from '../src/identity/ca.js';
 import { formatIdentity, verifyPeer } from '../src/identity/spiffe.js';
 import { TestMesh, ROOT, freePort, request, waitFor, type WorkloadInfo } from './support/mesh.js';
+import { call } from './support/http.js';
 import { ALPN } from '../src/proxy/wire/mux-frames.js';
 
 const RECORDING_APP = join(ROOT, 'test', 'fixtures', 'recording-app.mjs');
@@ -226,20 +226,8 @@ describe('the inbound mTLS listener', () => {
     assert.ok(!(await appSaw()).some((r) => r.includes('/refused/stale')));
   });
 
-  const mtlsGet = (path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> => {
-    const [host, port] = web.inbound.split(':') as [string, string];
-    return new Promise((resolve, reject) => {
-      const req = https.request({ host, port: Number(port), path, headers, agent: false, ...clientTls({ cert: validCert, key: key.keyPem }) }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      });
-      req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
-      req.on('error', reject);
-      req.end();
-    });
-  };
+  const mtlsGet = (path: string, headers: Record<string, string> = {}) =>
+    call(`https://${web.inbound}${path}`, { headers, tls: clientTls({ cert: validCert, key: key.keyPem }) });
 
   it('tells the app the verified SPIFFE ID of a valid client in mesh-client-id', { timeout: 30_000 }, async () => {
     const r = await mtlsGet('/accepted/id');

@@ -1,26 +1,20 @@
 // The bed of the multi-port pod tests: a meshed pod "shop" (ServiceAccount shop) with two app servers, "http" and
 // "admin", an in-process Kubernetes control plane on the fake API server, and the real
 // `mesh proxy --platform kubernetes` for the pod with one inbound listener per app port (MESH_INBOUND_PORTS).
-import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { startFakeApiServer, type FakeApiServer } from './kube/fake-api-server.js';
-import { freePort, MESH_BIN, waitFor } from './mesh.js';
-import { fixture } from './golden.js';
-import { renderControlPlane } from '../../src/platform/kubernetes/manifests.js';
-import { KubeClient } from '../../src/platform/kubernetes/client.js';
+import { freePort, startMesh } from './mesh.js';
+import { call } from './http.js';
+import type { Started } from './process.js';
+import { kubeClientFor, seedControlPlane } from './kube-mesh.js';
 import { runKubeControl, type RunningKubeControl } from '../../src/platform/kubernetes/control.js';
-import { TRUST_ROOTS_CONFIGMAP } from '../../src/platform/kubernetes/names.js';
 import { createIssuer, createTrustAnchor, generateKey, Issuer, type CertAndKey } from '../../src/identity/ca.js';
 import { formatIdentity, verifyPeer } from '../../src/identity/spiffe.js';
-
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 export const TD = 'cluster.local';
 export const SHOP_ID = formatIdentity({ trustDomain: TD, namespace: 'default', serviceAccount: 'shop' });
@@ -54,27 +48,18 @@ export async function startShopPod(o: { tmpPrefix: string; seed?: (server: FakeA
   const appPorts: number[] = [];
   const seen: ShopPod['seen'] = [];
   let control: RunningKubeControl | undefined;
-  let proxy: ChildProcess | undefined;
+  let proxy: Started | undefined;
   let dir: string | undefined;
-  let out = '';
   const close = async () => {
-    if (proxy && proxy.exitCode === null) {
-      const exited = new Promise((r) => proxy!.once('exit', r));
-      proxy.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-      if (proxy.exitCode === null) proxy.kill('SIGKILL');
-    }
+    await proxy?.stop();
     for (const a of apps) a.close();
     await control?.close();
     await server.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const webhook = { caPem: fixture('kube', 'webhook-ca.crt'), certPem: fixture('kube', 'webhook.crt'), keyPem: fixture('kube', 'webhook.key') };
     const identity = { trustAnchorsPem: anchor.certPem, issuerCertPem: issuer.certPem, issuerKeyPem: issuer.keyPem };
-    for (const obj of renderControlPlane({ version: 'test', image: 'mesh:test', trustDomain: TD, certLifetime: '24h', identity, webhook })) {
-      if (obj.kind === 'Namespace' || obj.kind === 'Secret' || obj.metadata.name === TRUST_ROOTS_CONFIGMAP) server.store.create(obj as Obj);
-    }
+    seedControlPlane(server, identity, { trustDomain: TD });
     for (const name of ['http', 'admin']) {
       const app = http.createServer((req, res) => {
         seen.push({ app: name, clientId: req.headers['mesh-client-id'] as string | undefined });
@@ -85,9 +70,7 @@ export async function startShopPod(o: { tmpPrefix: string; seed?: (server: FakeA
       appPorts.push((app.address() as AddressInfo).port);
     }
     o.seed?.(server, appPorts);
-    const kc = new KubeConfig();
-    kc.loadFromString(server.kubeconfigYaml);
-    control = await runKubeControl(await KubeClient.fromConfig(kc), { port: 0, webhookPort: 0, address: '127.0.0.1', env: { MESH_TRUST_DOMAIN: TD }, log: () => {} });
+    control = await runKubeControl(await kubeClientFor(server), { port: 0, webhookPort: 0, address: '127.0.0.1', env: { MESH_TRUST_DOMAIN: TD }, log: () => {} });
     dir = mkdtempSync(join(tmpdir(), o.tmpPrefix));
     writeFileSync(join(dir, 'token'), 'projected-shop\n');
     // A calling workload's certificate, as its own proxy would hold it.
@@ -101,30 +84,20 @@ export async function startShopPod(o: { tmpPrefix: string; seed?: (server: FakeA
       MESH_TRUST_ANCHORS: anchor.certPem, MESH_APP_PORT: '', ...extra,
     });
     const listeners = [await freePort(), await freePort()];
-    proxy = spawn(process.execPath, [MESH_BIN, '--platform', 'kubernetes', 'proxy', '--inbound-port', String(listeners[0]), '--outbound-port', '0', '--admin-port', '0'], {
-      env: { ...process.env, ...proxyEnv({ MESH_INBOUND_PORTS: `${listeners[0]}=${appPorts[0]},${listeners[1]}=${appPorts[1]}` }) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    proxy.stdout!.on('data', (c) => (out += c));
-    proxy.stderr!.on('data', (c) => (out += c));
-    await waitFor('the proxy to report its listeners', () => out.split('\n').some((l) => l.startsWith('{')), 30_000, 100)
-      .catch((err: Error) => { throw new Error(`${err.message}\n${out}`); });
-    const mtlsGet = (port: number, path: string, headers: Record<string, string> = {}) => new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = https.get({
-        host: '127.0.0.1', port, path, headers, agent: false, ca: anchor.certPem, cert: client.cert, key: client.key, servername: 'shop',
+    proxy = startMesh(['--platform', 'kubernetes', 'proxy', '--inbound-port', String(listeners[0]), '--outbound-port', '0', '--admin-port', '0'],
+      proxyEnv({ MESH_INBOUND_PORTS: `${listeners[0]}=${appPorts[0]},${listeners[1]}=${appPorts[1]}` }));
+    await proxy.until('the proxy to report its listeners', (out) => out.split('\n').some((l) => l.startsWith('{')) || undefined, 30_000);
+    const mtlsGet = async (port: number, path: string, headers: Record<string, string> = {}) => {
+      const r = await call(`https://127.0.0.1:${port}${path}`, { headers, tls: {
+        ca: anchor.certPem, cert: client.cert, key: client.key, servername: 'shop',
         checkServerIdentity: (_h, cert) => {
           const id = formatIdentity(verifyPeer(new X509Certificate(cert.raw), TD));
           return id === SHOP_ID ? undefined : new Error(`the server is ${id}`);
         },
-      }, (res) => {
-        let body = '';
-        res.on('data', (c) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.setTimeout(10_000, () => req.destroy(new Error('timed out')));
-      req.on('error', reject);
-    });
-    return { server, control, anchor, appPorts, listeners, seen, output: () => out, proxyEnv, mtlsGet, close };
+      } });
+      return { status: r.status, body: r.body };
+    };
+    return { server, control, anchor, appPorts, listeners, seen, output: () => proxy?.output() ?? '', proxyEnv, mtlsGet, close };
   } catch (err) {
     await close();
     throw err;

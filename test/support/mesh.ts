@@ -1,11 +1,15 @@
 // Test harness: drives the real mesh binary against a temp state dir, and cleans up after itself.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type http from 'node:http';
+import { call, callJson, type CallOptions, type Reply } from './http.js';
+import { start, type Started } from './process.js';
+
+export type { Reply };
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const MESH_BIN = join(ROOT, 'bin', 'mesh.js');
@@ -18,17 +22,17 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `mesh ARGS` to completion (bounded); never throws on a non-zero exit. */
-export function mesh(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+/** Runs `mesh ARGS` to completion (bounded), feeding `stdin` if given; never throws on a non-zero exit. */
+export function mesh(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; stdin?: string } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [MESH_BIN, ...args], {
       env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
+    child.stdout!.on('data', (c) => (stdout += c));
+    child.stderr!.on('data', (c) => (stderr += c));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`mesh ${args.join(' ')} did not finish within ${opts.timeoutMs ?? 60_000} ms\n${stderr}`));
@@ -37,7 +41,13 @@ export function mesh(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?
       clearTimeout(timer);
       resolve({ code: code ?? 1, stdout, stderr });
     });
+    if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
   });
+}
+
+/** Starts a long-running `mesh ARGS` (control plane, proxy) without waiting for it to finish. */
+export function startMesh(args: string[], env: NodeJS.ProcessEnv = {}): Started {
+  return start(process.execPath, [MESH_BIN, ...args], { env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', ...env }, name: `mesh ${args.join(' ')}` });
 }
 
 /** A fresh state dir with an installed mesh; `cleanup` uninstalls and removes it. */
@@ -59,6 +69,17 @@ export class TestMesh {
     const r = await this.cli(['run', '-d', '-o', 'json', '--name', name, '--version', opts.version ?? 'v1', '--port', String(port), ...(opts.extra ?? []), '--', process.execPath, opts.app ?? ECHO_APP], { env: opts.env });
     if (r.code !== 0) throw new Error(`run ${name} failed: ${r.stderr}`);
     return JSON.parse(r.stdout) as WorkloadInfo;
+  }
+
+  /** The control plane's API over TLS, verified against the trust anchor; `bearer` picks the caller. */
+  api<T = Record<string, any>>(method: string, path: string, o: Omit<CallOptions, 'method' | 'tls'> & { cert?: string; key?: string } = {}) { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const file = (...p: string[]) => readFileSync(join(this.dir, ...p), 'utf8');
+    const port = (JSON.parse(file('mesh.json')) as { controlPort: number }).controlPort;
+    return callJson<T>(`https://127.0.0.1:${port}${path}`, { ...o, method, tls: { ca: file('identity', 'trust-anchor.crt'), cert: o.cert, key: o.key, checkServerIdentity: () => undefined } });
+  }
+
+  adminToken(): string {
+    return readFileSync(join(this.dir, 'secrets', 'admin.token'), 'utf8').trim();
   }
 
   controlPid(): number | undefined {
@@ -98,26 +119,9 @@ export function assertOneLineError(r: CliResult, pattern: RegExp): void {
   assert.doesNotMatch(r.stderr, /\n\s+at .+:\d+:\d+/, 'no stack trace');
 }
 
-export interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/** One HTTP request to 127.0.0.1:port (no pooling unless an agent is given). */
+/** One HTTP request to host:port (no pooling unless an agent is given). */
 export function request(address: string, opts: { path?: string; method?: string; headers?: Record<string, string>; body?: string | Buffer; agent?: http.Agent; timeoutMs?: number } = {}): Promise<Reply> {
-  const [host, port] = address.split(':');
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host, port: Number(port), path: opts.path ?? '/', method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent ?? false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.setTimeout(opts.timeoutMs ?? 10_000, () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end(opts.body);
-  });
+  return call(`http://${address}${opts.path ?? '/'}`, opts);
 }
 
 /** Polls `fn` until it returns a truthy value or the deadline passes. */
@@ -149,8 +153,4 @@ export function alive(pid: number | undefined): boolean {
   } catch {
     return false;
   }
-}
-
-export function spawnDetached(args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: 'ignore' });
 }

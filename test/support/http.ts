@@ -1,0 +1,68 @@
+// The tests' one HTTP(S) client: a bounded request to a local server, the whole body read.
+import http from 'node:http';
+import https from 'node:https';
+import type tls from 'node:tls';
+
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+export interface CallOptions {
+  method?: string;
+  headers?: http.OutgoingHttpHeaders;
+  /** Sent as is; `json` instead sends JSON with its content-type. */
+  body?: string | Buffer;
+  json?: unknown;
+  bearer?: string;
+  /** No pooling unless an agent is given. */
+  agent?: http.Agent;
+  timeoutMs?: number;
+  /** For https: ca, cert, key, servername, rejectUnauthorized, checkServerIdentity... */
+  tls?: tls.ConnectionOptions;
+}
+
+/** One request to a URL (http:// or https://); resolves with any status, rejects on a transport error or after timeoutMs. */
+export function call(url: string, o: CallOptions = {}): Promise<Reply> {
+  const u = new URL(url);
+  const secure = u.protocol === 'https:';
+  const payload = o.json !== undefined ? JSON.stringify(o.json) : o.body;
+  const headers: http.OutgoingHttpHeaders = {
+    ...(o.json !== undefined ? { 'content-type': 'application/json' } : {}),
+    ...(o.bearer ? { authorization: `Bearer ${o.bearer}` } : {}),
+    ...o.headers,
+  };
+  const opts = { ...(secure ? o.tls : {}), host: u.hostname, port: Number(u.port), path: u.pathname + u.search, method: o.method ?? 'GET', headers, agent: o.agent ?? false } as https.RequestOptions;
+  return new Promise((resolve, reject) => {
+    const req = (secure ? https : http).request(opts, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.setTimeout(o.timeoutMs ?? 10_000, () => req.destroy(new Error(`${opts.method} ${url} timed out`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+// Tests assert on API bodies field by field.
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** `call`, with the body parsed as JSON ({} when empty). */
+export async function callJson<T = Obj>(url: string, o: CallOptions = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: T }> {
+  const r = await call(url, o);
+  let body: T;
+  try {
+    body = (r.body ? JSON.parse(r.body) : {}) as T;
+  } catch {
+    throw new Error(`${o.method ?? 'GET'} ${url} answered ${r.status} with a body that is not JSON: ${r.body.slice(0, 200)}`);
+  }
+  return { status: r.status, headers: r.headers, body };
+}
+
+/** `call` to host:port over plain HTTP. */
+export function get(address: string, path = '/', o: CallOptions = {}): Promise<Reply> {
+  return call(`http://${address}${path}`, o);
+}
