@@ -1,10 +1,10 @@
 // mesh route and mesh policy on the local platform never overwrite a concurrent change: the control plane writes a
 // config document only at the resourceVersion the writer read (409 otherwise, changing nothing), and the CLI reads
 // again, re-applies and re-validates its change, or gives up after 3 attempts. The CLIs are real processes against a
-// real control plane; MESH_TEST_CONFIG_WRITE_HOLD holds each between its read and its write, so they overlap.
+// real control plane; test/support/hold-config-writes.ts, loaded into each with --import, holds it between its read
+// and its write, so they overlap.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import https from 'node:https';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestMesh, assertOneLineError, type CliResult } from './support/mesh.js';
@@ -19,25 +19,15 @@ describe('concurrent mesh route / mesh policy writers on the local platform', ()
   const file = (...p: string[]) => readFileSync(join(m.dir, ...p), 'utf8');
   const stored = (kind: string) => (existsSync(join(m.dir, 'config', `${kind}.json`)) ? file('config', `${kind}.json`) : null);
   const conflicts = () => (file('logs', 'control.log').match(/refused a write of the \w+ made at resourceVersion/g) ?? []).length;
-  const held = (args: string[], hold: string): Promise<CliResult> => m.cli(args, { env: { MESH_TEST_CONFIG_WRITE_HOLD: hold }, timeoutMs: 60_000 });
+  /** Runs the CLI with its config writes held `holdMs` after it made them (a test-only module loaded with --import). */
+  const held = (args: string[], holdMs: number): Promise<CliResult> => m.cli(args, { env: {
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${new URL('./support/hold-config-writes.js', import.meta.url).href}`.trim(),
+    HOLD_CONFIG_WRITES_MS: String(holdMs),
+  }, timeoutMs: 60_000 });
 
   /** The admin config API, with an expected version as the CLI sends it (?resourceVersion=) or as If-Match. */
-  function api(method: string, path: string, o: { body?: unknown; ifMatch?: string } = {}): Promise<{ status: number; headers: Obj; body: Obj }> {
-    const payload = o.body === undefined ? undefined : JSON.stringify(o.body);
-    return new Promise((resolve, reject) => {
-      const req = https.request({
-        host: '127.0.0.1', port: (JSON.parse(file('mesh.json')) as { controlPort: number }).controlPort, method, path, agent: false,
-        ca: file('identity', 'trust-anchor.crt'), checkServerIdentity: () => undefined,
-        headers: { authorization: `Bearer ${file('secrets', 'admin.token').trim()}`, 'content-type': 'application/json', ...(o.ifMatch ? { 'if-match': o.ifMatch } : {}) },
-      }, (res) => {
-        let b = '';
-        res.on('data', (c) => (b += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: b ? JSON.parse(b) as Obj : {} }));
-      });
-      req.setTimeout(15_000, () => req.destroy(new Error('timed out')));
-      req.on('error', reject);
-      req.end(payload);
-    });
+  function api(method: string, path: string, o: { body?: unknown; ifMatch?: string } = {}) {
+    return m.api(method, path, { bearer: m.adminToken(), json: o.body, headers: o.ifMatch ? { 'if-match': o.ifMatch } : {}, timeoutMs: 15_000 });
   }
 
   before(async () => {
@@ -52,8 +42,8 @@ describe('concurrent mesh route / mesh policy writers on the local platform', ()
     const before = conflicts();
     // Both read the same routes, then hold 2.5 s: the second write is made at a version the first one replaced.
     const [a, b] = await Promise.all([
-      held(['route', 'set', 'reviews', 'v1', '--timeout', '700ms'], '2500ms'),
-      held(['route', 'set', 'ratings', 'v1', '--retries', '2'], '2500ms'),
+      held(['route', 'set', 'reviews', 'v1', '--timeout', '700ms'], 2500),
+      held(['route', 'set', 'ratings', 'v1', '--retries', '2'], 2500),
     ]);
     assert.equal(a.code, 0, a.stderr);
     assert.equal(b.code, 0, b.stderr);
@@ -73,8 +63,8 @@ describe('concurrent mesh route / mesh policy writers on the local platform', ()
   it('keeps both of two mesh policy allow started at once', { timeout: 90_000 }, async () => {
     const before = conflicts();
     const [a, b] = await Promise.all([
-      held(['policy', 'allow', '--from', 'web', '--to', 'reviews'], '2500ms'),
-      held(['policy', 'allow', '--from', 'web', '--to', 'ratings', '--path-prefix', '/ratings'], '2500ms'),
+      held(['policy', 'allow', '--from', 'web', '--to', 'reviews'], 2500),
+      held(['policy', 'allow', '--from', 'web', '--to', 'ratings', '--path-prefix', '/ratings'], 2500),
     ]);
     assert.equal(a.code, 0, a.stderr);
     assert.equal(b.code, 0, b.stderr);
@@ -130,7 +120,7 @@ describe('concurrent mesh route / mesh policy writers on the local platform', ()
     })();
     let r: CliResult;
     try {
-      r = await held(['route', 'set', 'reviews', 'v1'], '1s');
+      r = await held(['route', 'set', 'reviews', 'v1'], 1000);
     } finally {
       stop = true;
       await other;

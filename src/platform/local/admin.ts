@@ -1,9 +1,7 @@
 // The CLI's admin calls to the local control plane: bearer credential from the state dir, and
 // failures turned into one-line errors with a hint.
 import { ControlUnreachable } from '../../proxy/control-client.js';
-import { parseDuration } from '../../util/duration.js';
 import { MeshError } from '../../util/errors.js';
-import { sleep } from '../../util/net.js';
 import { adminClient } from './control.js';
 import type { StateDir } from './state.js';
 
@@ -68,10 +66,6 @@ export async function updateConfig(state: StateDir, kind: 'routes' | 'policies',
     const current = await adminCall<StoredConfig>(state, 'GET', path);
     const next = edit(current.value);
     if (next === undefined) return undefined;
-    // Test hook: hold this long between the read and the write, so a test can line concurrent writers up in that
-    // window (test/config-concurrency.test.ts). Unset in real use.
-    const hold = process.env.MESH_TEST_CONFIG_WRITE_HOLD;
-    if (hold) await sleep(parseDuration(hold, 'MESH_TEST_CONFIG_WRITE_HOLD'));
     // A control plane older than this CLI sends no resourceVersion; the write is then unconditional, as it was.
     const at = current.resourceVersion === undefined ? '' : `?resourceVersion=${encodeURIComponent(current.resourceVersion)}`;
     try {
