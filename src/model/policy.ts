@@ -2,7 +2,7 @@
 // clients (service names or SPIFFE identities) to services. Plain, JSON-able resources, the same on
 // the local platform (the `policies` config kind) and in a Kubernetes CRD. Pure: validation here,
 // request-path normalisation in path.ts, and a compiled form the inbound proxy checks per request.
-import { describe, Walker, type Obj } from './walker.js';
+import { describe, Walker } from './walker.js';
 import { checkName } from './snapshot.js';
 import { normalizePath } from './path.js';
 
@@ -394,17 +394,4 @@ export function compilePolicy(doc: unknown): CompiledPolicy {
       );
     },
   };
-}
-
-const compiledCache = new WeakMap<object, CompiledPolicy>();
-
-/**
- * One decision for one request (the reference the compiled form is tested against). Compiles the
- * document once per object; a proxy should hold the result of `compilePolicy` instead.
- */
-export function authorize(policy: PolicyConfig | null | undefined, req: AuthzRequest): AuthzDecision {
-  if (!policy) return NO_POLICY;
-  let c = compiledCache.get(policy);
-  if (!c) compiledCache.set(policy, (c = compilePolicy(policy)));
-  return c.check(req);
 }

@@ -1,8 +1,7 @@
 // The route model: how a service's requests are matched and split over its versions. One plain,
 // JSON-able resource per service, the same on the local platform (config/routes.json) and in the
 // Kubernetes CRD; pure validation here, CLI parsing in route-parse.ts, rendering in route-render.ts.
-import { checkName } from './snapshot.js';
-import { describe, Walker as BaseWalker, type Obj } from './walker.js';
+import { describe, Walker as BaseWalker } from './walker.js';
 
 export const ROUTE_API_VERSION = 'mesh.io/v1alpha1';
 
