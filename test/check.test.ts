@@ -61,14 +61,13 @@ describe('mesh check on the local platform', () => {
     // Expiring soon: an anchor with 30 days left and an issuer with 10.
     const soonAnchor = await createTrustAnchor('cluster.local', 30 * DAY);
     soon = { anchor: soonAnchor, issuer: await createIssuer('cluster.local', soonAnchor, 10 * DAY), leafExpiry: good.leafExpiry };
-    // Expired for real: a 1 s issuer, waited out.
-    expiredIssuer = { anchor, issuer: await createIssuer('cluster.local', anchor, 1000), leafExpiry: good.leafExpiry };
+    // Expired for real: valid for ten minutes, an hour ago.
+    expiredIssuer = { anchor, issuer: await createIssuer('cluster.local', anchor, 600_000, new Date(Date.now() - 3600_000)), leafExpiry: good.leafExpiry };
     otherAnchor = await createTrustAnchor('cluster.local');
     // An expired workload certificate, issued an hour ago for ten minutes.
     const kp = await generateKey();
     const leaf = new Issuer(good.issuer).issueLeaf({ uri: 'spiffe://cluster.local/ns/default/sa/web', publicKeyPem: kp.publicKeyPem, lifetimeMs: 600_000, notBefore: new Date(Date.now() - 3600_000) });
     expiredLeafNotAfter = certInfo(leaf).notAfter.getTime();
-    await new Promise((r) => setTimeout(r, Math.max(0, certInfo(expiredIssuer.issuer.certPem).notAfter.getTime() - Date.now() + 1100)));
   });
 
   it('passes a healthy mesh (golden)', async () => {

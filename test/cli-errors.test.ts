@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
-import { mesh, TestMesh, freePort, ECHO_APP, assertOneLineError } from './support/mesh.js';
+import { mesh, TestMesh, freePort, ECHO_APP, assertOneLineError, waitFor, alive } from './support/mesh.js';
 
 /** The error line: exactly one line starting with error:, with a hint after the dash. */
 describe('mesh on bad input', () => {
@@ -90,7 +90,7 @@ describe('mesh in bad states', () => {
   it('reports a control plane that is not running when a new service needs a certificate', async () => {
     const pid = m.controlPid()!;
     process.kill(pid, 'SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor('the control plane to exit', () => !alive(pid), 10_000, 50);
     const r = await m.cli(['run', '-d', '--name', 'fresh', '--port', String(await freePort()), '--', process.execPath, ECHO_APP]);
     assertOneLineError(r, /control plane/);
     const back = await m.cli(['install']);

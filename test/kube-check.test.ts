@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
+import { startFakeApiServer } from './support/kube/fake-api-server.js';
 import { mesh, type CliResult } from './support/mesh.js';
 import { createIssuer, createTrustAnchor } from '../src/identity/ca.js';
 import { VERSION } from '../src/version.js';
@@ -120,8 +120,7 @@ describe('mesh check --platform kubernetes', () => {
 
   it('fails once the issuer has expired, unlike Linkerd, which exits 0 on warnings', async () => {
     const anchor = await createTrustAnchor('cluster.local');
-    const issuer = await createIssuer('cluster.local', anchor, 1000);
-    await new Promise((r) => setTimeout(r, 1500));
+    const issuer = await createIssuer('cluster.local', anchor, 600_000, new Date(Date.now() - 3600_000));
     c.server.store.patch({ apiVersion: 'v1', kind: 'ConfigMap', name: 'mesh-identity-trust-roots', namespace: 'mesh-system' }, { data: { 'ca-bundle.crt': anchor.certPem } });
     c.server.store.patch({ apiVersion: 'v1', kind: 'Secret', name: 'mesh-identity-issuer', namespace: 'mesh-system' },
       { data: { 'tls.crt': Buffer.from(issuer.certPem).toString('base64'), 'tls.key': Buffer.from(issuer.keyPem).toString('base64') } });

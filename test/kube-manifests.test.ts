@@ -102,8 +102,8 @@ describe('kubernetes install identity', () => {
     assert.throws(() => validateIdentity({ ...v, issuerKeyPem: fixture('kube', 'webhook.key') }), /does not belong to the issuer/);
     assert.throws(() => validateIdentity({ ...v, issuerCertPem: 'garbage' }), /not a PEM certificate/);
     const anchor = await createTrustAnchor('cluster.local');
-    const short = await createIssuer('cluster.local', anchor, 1000);
-    assert.throws(() => validateIdentity({ trustAnchorsPem: anchor.certPem, issuerCertPem: short.certPem, issuerKeyPem: short.keyPem }, new Date(Date.now() + 3_600_000)), /expired/);
+    const expired = await createIssuer('cluster.local', anchor, 600_000, new Date(Date.now() - 3600_000));
+    assert.throws(() => validateIdentity({ trustAnchorsPem: anchor.certPem, issuerCertPem: expired.certPem, issuerKeyPem: expired.keyPem }), /expired/);
   });
 });
 

@@ -3,7 +3,6 @@
 // trust anchor rotate without a restart while traffic flows.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import https from 'node:https';
 import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -17,6 +16,7 @@ import { joinTokenFor } from '../src/platform/local/state.js';
 
 const WEB = 'spiffe://cluster.local/ns/default/sa/web';
 const CLIENT = 'spiffe://cluster.local/ns/default/sa/client';
+const LIFETIME_MS = 8000;
 
 interface ApiReply {
   status: number;
@@ -29,26 +29,11 @@ describe('securing the local mesh', () => {
   let client: WorkloadInfo;
   const file = (...p: string[]) => readFileSync(join(m.dir, ...p), 'utf8');
   const port = () => (JSON.parse(file('mesh.json')) as { controlPort: number }).controlPort;
-  const adminToken = () => file('secrets', 'admin.token').trim();
+  const adminToken = () => m.adminToken();
   const joinToken = (ns: string, sa: string) => joinTokenFor(file('secrets', 'join.key').trim(), ns, sa);
 
   function api(method: string, path: string, o: { bearer?: string; body?: unknown; cert?: string; key?: string } = {}): Promise<ApiReply> {
-    const payload = o.body === undefined ? undefined : JSON.stringify(o.body);
-    return new Promise((resolve, reject) => {
-      const req = https.request({
-        host: '127.0.0.1', port: port(), method, path, agent: false,
-        ca: file('identity', 'trust-anchor.crt'),
-        cert: o.cert, key: o.key,
-        checkServerIdentity: () => undefined,
-        headers: { ...(o.bearer ? { authorization: `Bearer ${o.bearer}` } : {}), ...(payload ? { 'content-type': 'application/json' } : {}) },
-      }, (res) => {
-        let b = '';
-        res.on('data', (c) => (b += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b ? JSON.parse(b) : {} }));
-      });
-      req.on('error', reject);
-      req.end(payload);
-    });
+    return m.api<ApiReply['body']>(method, path, { bearer: o.bearer, json: o.body, cert: o.cert, key: o.key });
   }
 
   async function certificate(ns: string, sa: string, bearer?: string, auth: { cert?: string; key?: string } = {}, key?: { keyPem: string }) {
@@ -81,9 +66,23 @@ describe('securing the local mesh', () => {
     };
   }
 
+  /** The certificate a proxy presents on its inbound listener now (no client certificate needed to see it). */
+  function servedLeaf(w: WorkloadInfo): Promise<X509Certificate> {
+    const [host, port] = w.inbound.split(':') as [string, string];
+    return new Promise((resolve, reject) => {
+      const s = tls.connect({ host, port: Number(port), rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, () => {
+        const leaf = s.getPeerX509Certificate();
+        s.destroy();
+        leaf ? resolve(leaf) : reject(new Error(`${w.instance} presented no certificate`));
+      });
+      s.setTimeout(5000, () => s.destroy(new Error(`TLS to ${w.instance} timed out`)));
+      s.on('error', reject);
+    });
+  }
+
   before(async () => {
     // Short-lived workload certificates so that rotations complete within the test; long enough for slow machines.
-    await m.install(['--cert-lifetime', '8s']);
+    await m.install(['--cert-lifetime', `${LIFETIME_MS / 1000}s`]);
     web = await m.run('web');
     client = await m.run('client');
     await waitFor('traffic to flow', async () => (await request(client.outbound, { headers: { host: 'web' } })).status === 200);
@@ -223,7 +222,11 @@ describe('securing the local mesh', () => {
       assert.notEqual(after.body.issuer, before.body.issuer);
       assert.equal(after.body.issuer, file('identity', 'issuer.crt').trim() + '\n');
       // Both proxies renew from the new issuer within a lifetime (8 s).
-      await new Promise((res) => setTimeout(res, 8500));
+      const issuer = new X509Certificate(String(after.body.issuer));
+      await waitFor('both proxies to serve a certificate from the new issuer', async () => {
+        const leaves = await Promise.all([web, client].map(servedLeaf));
+        return leaves.every((l) => l.checkIssued(issuer) && l.verify(issuer.publicKey));
+      }, 30_000, 250);
       const { ok, failures } = await done();
       assert.deepEqual(failures, []);
       assert.ok(ok > 20);
@@ -253,11 +256,19 @@ describe('securing the local mesh', () => {
       assert.match(r.stdout, /new issuer under the new trust anchor/);
       r = await m.cli(['identity', 'rotate-anchor', '--phase', 'remove', '--wait', '30s']);
       assert.equal(r.code, 0, r.stderr);
+      const removed = Date.now();
       const bundle = splitPem(file('identity', 'trust-anchor.crt'));
       assert.equal(bundle.length, 1);
       assert.ok(!oldAnchor.includes(bundle[0]!.trim()), 'the old anchor is gone');
-      // Every proxy renews under the new anchor alone; requests keep working.
-      await new Promise((res) => setTimeout(res, 8500));
+      // Every proxy renews under the new anchor alone (its renewal brings the one-anchor bundle); requests keep working.
+      const anchor = new X509Certificate(bundle[0]!);
+      const issuer = new X509Certificate(file('identity', 'issuer.crt'));
+      assert.ok(issuer.checkIssued(anchor) && issuer.verify(anchor.publicKey), 'the issuer is under the new anchor');
+      await waitFor('both proxies to renew after the old anchor was removed', async () => {
+        const leaves = await Promise.all([web, client].map(servedLeaf));
+        // Issue time = notAfter - lifetime, cut to the second: it errs early, so this never passes too soon.
+        return leaves.every((l) => l.verify(issuer.publicKey) && Date.parse(l.validTo) - LIFETIME_MS >= removed);
+      }, 30_000, 250);
       const { ok, failures } = await done();
       assert.deepEqual(failures, []);
       assert.ok(ok > 50);
@@ -286,8 +297,7 @@ describe('securing the local mesh', () => {
 
     it('exits 1 once the issuer has expired', async () => {
       const anchorKey = file('identity', 'trust-anchor.key');
-      const expired = await createIssuer('cluster.local', { certPem: file('identity', 'trust-anchor.crt'), keyPem: anchorKey }, 1000);
-      await new Promise((res) => setTimeout(res, 2100));
+      const expired = await createIssuer('cluster.local', { certPem: file('identity', 'trust-anchor.crt'), keyPem: anchorKey }, 600_000, new Date(Date.now() - 3600_000));
       writeFileSync(join(m.dir, 'identity', 'issuer.crt'), expired.certPem);
       writeFileSync(join(m.dir, 'identity', 'issuer.key'), expired.keyPem);
       const r = await m.cli(['check', '--wait', '0s']);

@@ -78,13 +78,15 @@ export async function createTrustAnchor(trustDomain: string, lifetimeMs = 365 * 
   return { certPem, keyPem: kp.keyPem };
 }
 
-export async function createIssuer(trustDomain: string, anchor: CertAndKey, lifetimeMs = 365 * DAY): Promise<CertAndKey> {
+/** `notBefore` places the validity elsewhere in time (an issuer that has already expired, for checks). */
+export async function createIssuer(trustDomain: string, anchor: CertAndKey, lifetimeMs = 365 * DAY, notBefore?: Date): Promise<CertAndKey> {
   const kp = await generateKey();
   const certPem = sign({
     subjectCN: `identity.${trustDomain}`,
     publicKeyPem: kp.publicKeyPem,
     issuer: { cert: pki.certificateFromPem(anchor.certPem), key: pki.privateKeyFromPem(anchor.keyPem) },
     lifetimeMs,
+    notBefore,
     ca: true,
     pathLen: 0,
   });
