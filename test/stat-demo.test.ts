@@ -3,12 +3,11 @@
 // config `mesh prometheus-config` prints: both must show the same table.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import http from 'node:http';
-import { TestMesh, freePort, waitFor } from './support/mesh.js';
+import { TestMesh, waitFor } from './support/mesh.js';
+import { NO_PROMETHEUS, startPrometheus, type RunningPrometheus } from './support/prometheus.js';
 import { LATENCY_BUCKETS_MS } from '../src/proxy/metrics.js';
 import { bucketIndex } from '../src/control/telemetry/quantile.js';
 
@@ -18,30 +17,29 @@ interface JsonEdge { src: string; dst: string; src_namespace: string; dst_namesp
 const DEPLOYMENTS = ['details-v1', 'productpage-v1', 'ratings-v1', 'reviews-v1', 'reviews-v2', 'reviews-v3'];
 const EDGES = ['ingress→productpage-v1', 'productpage-v1→details-v1', 'productpage-v1→reviews-v1', 'productpage-v1→reviews-v2',
   'productpage-v1→reviews-v3', 'reviews-v2→ratings-v1', 'reviews-v3→ratings-v1'];
-const PROMETHEUS = spawnSync('sh', ['-c', 'command -v prometheus'], { encoding: 'utf8' }).stdout.trim();
-
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.setTimeout(5000, () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-  });
-}
 
 describe('mesh stat and edges on the sample', () => {
   const m = new TestMesh();
+  const dir = mkdtempSync(join(tmpdir(), 'mesh-prometheus-'));
+  let prom: RunningPrometheus | undefined;
 
   before(async () => {
     await m.install(['--scrape-interval', '1s']);
     const r = await m.cli(['demo', '--ingress-port', '0', '--rate', '20'], { timeoutMs: 90_000 });
     if (r.code !== 0) throw new Error(`demo failed: ${r.stderr}`);
+    // Prometheus starts now, so that its window fills while the control plane's is tested.
+    if (!NO_PROMETHEUS) {
+      const cfg = await m.cli(['prometheus-config', '--scrape-interval', '1s']);
+      assert.equal(cfg.code, 0, cfg.stderr);
+      writeFileSync(join(dir, 'prometheus.yml'), cfg.stdout);
+      prom = await startPrometheus(join(dir, 'prometheus.yml'), dir);
+    }
   });
-  after(() => m.cleanup());
+  after(async () => {
+    await prom?.stop();
+    rmSync(dir, { recursive: true, force: true });
+    await m.cleanup();
+  });
 
   const stat = async (args: string[] = []) => {
     const r = await m.cli(['stat', 'deployments', '-o', 'json', ...args]);
@@ -105,39 +103,18 @@ describe('mesh stat and edges on the sample', () => {
     assert.deepEqual((JSON.parse(svc.stdout) as JsonRow[]).map((r) => [r.name, r.meshed]), [['reviews', '3/3']]);
   });
 
-  describe('from a real Prometheus', { skip: !PROMETHEUS && !process.env.CI ? 'the prometheus binary is not installed (apt-get install prometheus); CI requires it' : false }, () => {
-    let prom: ChildProcess | undefined;
+  describe('from a real Prometheus', { skip: NO_PROMETHEUS }, () => {
     let url = '';
-    const dir = mkdtempSync(join(tmpdir(), 'mesh-prometheus-'));
 
     before(async () => {
-      assert.ok(PROMETHEUS, 'prometheus must be installed when CI is set: apt-get install prometheus');
-      const cfg = await m.cli(['prometheus-config', '--scrape-interval', '1s']);
-      assert.equal(cfg.code, 0, cfg.stderr);
-      writeFileSync(join(dir, 'prometheus.yml'), cfg.stdout);
-      const port = await freePort();
-      url = `http://127.0.0.1:${port}`;
-      prom = spawn(PROMETHEUS, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let log = '';
-      prom.stderr!.on('data', (c) => (log = (log + c).slice(-4000)));
-      await waitFor(`Prometheus to be ready on ${url}`, async () => (await get(`${url}/-/ready`)).status === 200, 30_000, 250)
-        .catch((err: Error) => { throw new Error(`${err.message}\n${log}`); });
-      // Every proxy scraped, then enough samples for a 20 s window.
-      await waitFor('Prometheus to scrape every proxy', async () => {
-        const r = JSON.parse((await get(`${url}/api/v1/query?query=${encodeURIComponent('count(up{job="mesh-proxy"} == 1)')}`)).body) as { data: { result: { value: [number, string] }[] } };
-        return Number(r.data.result[0]?.value[1] ?? 0) === 7;
-      }, 30_000, 500);
-      await new Promise((r) => setTimeout(r, 22_000));
-    });
-    after(async () => {
-      if (prom && prom.exitCode === null) {
-        const exited = new Promise((r) => prom!.once('exit', r));
-        prom.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-        if (prom.exitCode === null) prom.kill('SIGKILL');
-      }
-      rmSync(dir, { recursive: true, force: true });
+      assert.ok(prom, 'Prometheus started with the sample');
+      url = prom.url;
+      const scraped = async (expr: string) => Number((await prom!.query(expr))[0]?.value[1] ?? 0);
+      await waitFor('Prometheus to scrape every proxy', async () => (await scraped('count(up{job="mesh-proxy"} == 1)')) === 7, 30_000, 500)
+        .catch((err: Error) => { throw new Error(`${err.message}\n${prom!.log()}`); });
+      // Then enough samples for a 20 s window: every proxy's series goes back 22 s (the time since its first scrape).
+      await waitFor('22 s of samples from every proxy', async () =>
+        (await scraped('time() - max(min_over_time(timestamp(up{job="mesh-proxy"})[5m:1s]))')) >= 22, 60_000, 500);
     });
 
     it('gives the same table as the control plane', async (t) => {
