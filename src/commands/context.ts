@@ -39,8 +39,6 @@ export function context(cmd: Command, quiet = false): Context {
   return { platform: 'local', state };
 }
 
-export type OutputFormat = 'table' | 'json';
-
 export function outputFormat(value: string | undefined, allowed: string[] = ['table', 'json']): string {
   const v = value ?? allowed[0]!;
   if (!allowed.includes(v)) throw new MeshError(`unknown output format '${v}'`, `use -o ${allowed.join(' or -o ')}`);

@@ -15,7 +15,6 @@ import { Telemetry } from './telemetry/index.js';
 import { CONFIG_VALIDATORS } from './validators.js';
 import { identityEpoch } from '../identity/epoch.js';
 
-export { identityEpoch };
 
 export const CONTROL_IDENTITY = (trustDomain: string) =>
   formatIdentity({ trustDomain, namespace: 'mesh-system', serviceAccount: 'mesh-control' });

@@ -5,7 +5,7 @@ import forge from 'node-forge';
 import { generateKey, DAY, type CertAndKey } from './keys.js';
 import { buildCsr } from './der.js';
 
-export { generateKey, certInfo, splitPem, DAY, type KeyPair, type CertAndKey, type CertInfo } from './keys.js';
+export { generateKey, certInfo, splitPem, DAY, type KeyPair, type CertAndKey } from './keys.js';
 
 const pki = forge.pki;
 

@@ -6,7 +6,6 @@ import { describe, Walker } from './walker.js';
 import { checkName } from './snapshot.js';
 import { normalizePath } from './path.js';
 
-export { normalizePath, normalizeTarget } from './path.js';
 
 export const POLICY_API_VERSION = 'mesh.io/v1alpha1';
 

@@ -48,10 +48,6 @@ export interface Snapshot {
 
 export const serviceKey = (namespace: string, name: string) => `${namespace}/${name}`;
 
-export function emptySnapshot(trustDomain: string): Snapshot {
-  return { version: '0', trustDomain, services: [] };
-}
-
 const isPort = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
 
 /**

@@ -5,7 +5,6 @@ import { Scraper } from './scraper.js';
 import { DEFAULT_RETENTION_MS, MetricStore } from './store.js';
 import { LocalSource, podInfo } from './source.js';
 
-export { podInfo };
 import { computeStat, parseStatQuery, StatError } from './stat.js';
 import { computeEdges, parseEdgesQuery } from './edges.js';
 import { DEFAULT_SCRAPE_INTERVAL_MS } from './config.js';

@@ -34,7 +34,6 @@ export async function podWorkloads(kube: KubeClient, trustDomain = 'cluster.loca
 }
 
 /** Attempts of a read-modify-write before giving up on a resource others keep changing (as on the local platform). */
-export { WRITE_ATTEMPTS };
 
 /**
  * One kind of mesh resource as a config document. Writes are read-modify-write under optimistic concurrency, as

@@ -4,8 +4,6 @@ import type { EndpointRecord } from '../../control/registry.js';
 import { adminCall, updateConfig, type ConfigEdit, type StoredConfig } from './admin.js';
 import type { StateDir } from './state.js';
 
-export type { ConfigEdit, StoredConfig } from './admin.js';
-
 /** What the policy command needs from a platform (the Kubernetes one reads CRDs instead). */
 export interface PolicyStore {
   policies(): Promise<StoredConfig>;
