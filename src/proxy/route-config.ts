@@ -1,9 +1,9 @@
 // Adapts the stored route model (src/model/route.ts) to what the proxy compiles.
 import { DEFAULT_RETRY_ON, durationMs, findRoute } from '../model/route.js';
 import type { Snapshot } from '../model/snapshot.js';
-import type { ServicePolicy } from './table.js';
+import type { RouteSettings } from './table.js';
 
-export function policyFromSnapshot(s: Snapshot, namespace: string, service: string): ServicePolicy {
+export function routeSettingsFromSnapshot(s: Snapshot, namespace: string, service: string): RouteSettings {
   const route = findRoute(s.config?.routes, namespace, service);
   if (!route) return { rules: [] };
   const spec = route.spec;

@@ -9,7 +9,7 @@ import { MeshError } from '../util/errors.js';
 import { servicePortMap, type EndpointInfo, type Snapshot } from '../model/snapshot.js';
 import type { StatsFor } from './balancer.js';
 import { RoutingTable } from './table.js';
-import { policyFromSnapshot } from './route-config.js';
+import { routeSettingsFromSnapshot } from './route-config.js';
 import { compilePolicy, type CompiledPolicy } from '../model/policy.js';
 import { MetricsRegistry } from './metrics.js';
 import { Telemetry } from './telemetry.js';
@@ -126,7 +126,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     telemetry.settings = { accessLog: !!o.accessLog || pushed, collector: o.traceCollector ?? s?.tracing?.collector ?? null };
   };
 
-  const routing = new RoutingTable(o.trustDomain, o.namespace, statsFor, policyFromSnapshot, o.defaultService);
+  const routing = new RoutingTable(o.trustDomain, o.namespace, statsFor, routeSettingsFromSnapshot, o.defaultService);
   let policy: CompiledPolicy = compilePolicy(null);
   let identityEpoch: string | undefined;
   // Its own Service's ports → target ports (Kubernetes), rebuilt here so the inbound path only looks them up.

@@ -15,13 +15,13 @@ export interface RuleSpec {
 }
 
 /** Everything about one service's traffic the route model sets. */
-export interface ServicePolicy {
+export interface RouteSettings {
   rules: RuleSpec[];
   retryBudget?: { ratio: number; minPerSecond: number };
   consecutiveFailures?: number;
 }
 
-export type PolicyFor = (snapshot: Snapshot, namespace: string, service: string) => ServicePolicy;
+export type RouteSettingsFor = (snapshot: Snapshot, namespace: string, service: string) => RouteSettings;
 
 export class RoutingTable {
   private readonly routers = new Map<string, ServiceRouter>();
@@ -31,7 +31,7 @@ export class RoutingTable {
     private readonly trustDomain: string,
     private readonly ownNamespace: string,
     private readonly statsFor: StatsFor,
-    private readonly policyFor: PolicyFor,
+    private readonly settingsFor: RouteSettingsFor,
     private readonly defaultService?: string,
   ) {}
 
@@ -49,7 +49,7 @@ export class RoutingTable {
       seen.add(serviceKey(svc.namespace, svc.name));
       const r = this.router(svc.namespace, svc.name);
       r.target.update(svc.endpoints);
-      this.compile(r, this.policyFor(s, svc.namespace, svc.name));
+      this.compile(r, this.settingsFor(s, svc.namespace, svc.name));
       for (const name of hostNames(svc.name, svc.namespace, this.ownNamespace)) hosts.set(name, r);
     }
     for (const [key, r] of this.routers) {
@@ -61,10 +61,10 @@ export class RoutingTable {
     this.current = { hosts, fallback };
   }
 
-  private compile(r: ServiceRouter, policy: ServicePolicy): void {
-    const specs = policy.rules;
-    r.setBudget(policy.retryBudget?.ratio ?? 0.2, policy.retryBudget?.minPerSecond ?? 10);
-    const breaker = { ...DEFAULT_BREAKER, consecutiveFailures: policy.consecutiveFailures ?? DEFAULT_BREAKER.consecutiveFailures };
+  private compile(r: ServiceRouter, settings: RouteSettings): void {
+    const specs = settings.rules;
+    r.setBudget(settings.retryBudget?.ratio ?? 0.2, settings.retryBudget?.minPerSecond ?? 10);
+    const breaker = { ...DEFAULT_BREAKER, consecutiveFailures: settings.consecutiveFailures ?? DEFAULT_BREAKER.consecutiveFailures };
     if (breaker.consecutiveFailures !== r.target.breaker.consecutiveFailures) {
       r.target.breaker = breaker;
       for (const e of r.target.endpoints) e.breaker = breaker;

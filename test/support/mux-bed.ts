@@ -8,7 +8,7 @@ import { ALPN } from '../../src/proxy/wire/mux-frames.js';
 import { serveMux } from '../../src/proxy/wire/mux-server.js';
 import type { H1Handlers } from '../../src/proxy/h1-server.js';
 import { RoutingTable } from '../../src/proxy/table.js';
-import { policyFromSnapshot } from '../../src/proxy/route-config.js';
+import { routeSettingsFromSnapshot } from '../../src/proxy/route-config.js';
 import { MetricsRegistry } from '../../src/proxy/metrics.js';
 import { Telemetry } from '../../src/proxy/telemetry.js';
 import { createOutboundServer } from '../../src/proxy/outbound.js';
@@ -87,7 +87,7 @@ export async function outbound(ca: Ca, endpoints: Array<Pick<EndpointInfo, 'inst
   const statsFor: StatsFor = (namespace, service, ep) => metrics.requests(ep
     ? { direction: 'outbound', dst_namespace: namespace, dst_service: service, dst_pod: ep.instance }
     : { direction: 'outbound', dst_namespace: namespace, dst_service: service });
-  const table = new RoutingTable(TD, 'default', statsFor, policyFromSnapshot);
+  const table = new RoutingTable(TD, 'default', statsFor, routeSettingsFromSnapshot);
   table.apply({
     version: '1', trustDomain: TD,
     services: [{ namespace: 'default', name: 'web', endpoints: endpoints.map((e) => ({ namespace: 'default', service: 'web', version: 'v1', address: '127.0.0.1', ...e })) }],
