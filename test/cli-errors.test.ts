@@ -16,7 +16,7 @@ describe('mesh on bad input', () => {
   const cases: { name: string; args: string[]; error: RegExp }[] = [
     { name: 'an unknown command', args: ['frobnicate'], error: /unknown command 'frobnicate'/ },
     { name: 'an unknown flag', args: ['install', '--frob'], error: /unknown option '--frob'/ },
-    { name: 'a run with nothing installed', args: ['run', '--name', 'web', '--port', '8080', '--', 'true'], error: /not installed.*mesh install/ },
+    { name: 'a run with nothing installed', args: ['run', '--name', 'web', '--port', '8080', '--', 'true'], error: /not installed.*mesh( --state-dir \S+)? install/ },
     { name: 'an uninstall with nothing installed', args: ['uninstall'], error: /not installed/ },
     { name: 'an invalid service name', args: ['run', '--name', 'Web_1', '--port', '8080', '--', 'true'], error: /service name 'Web_1' is not a valid name/ },
     { name: 'a port out of range', args: ['run', '--name', 'web', '--port', '70000', '--', 'true'], error: /port '70000'/ },

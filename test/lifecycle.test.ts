@@ -85,7 +85,7 @@ describe('the local mesh, end to end', () => {
     const r = await m.cli(['run', '-d', '--name', 'newcomer', '--port', String(port), '--', process.execPath, '-e', 'setInterval(()=>{},1e6)']);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /control plane/);
-    assert.match(r.stderr, /mesh install/);
+    assert.match(r.stderr, /mesh( --state-dir \S+)? install/);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   });
 

@@ -32,7 +32,7 @@ describe('mesh route, end to end', () => {
   it('sets a split and waits until every proxy has applied it', async () => {
     const r = await m.cli(['route', 'set', 'reviews', 'v1=80', 'v2=20']);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /route reviews applied; 3\/3 proxies up to date/);
+    assert.match(r.stderr, /route reviews applied \(v1 80%, v2 20%\); 3\/3 proxies up to date/);
     const doc = JSON.parse(stored()!) as { routes: { metadata: { name: string }; spec: { rules: unknown[] } }[] };
     assert.deepEqual(doc.routes.map((x) => x.metadata.name), ['reviews']);
     assert.deepEqual(doc.routes[0]!.spec.rules, [{ backends: [{ version: 'v1', weight: 80 }, { version: 'v2', weight: 20 }] }]);

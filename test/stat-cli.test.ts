@@ -52,7 +52,7 @@ describe('mesh stat on an empty mesh and in bad states', () => {
   it('says when the control plane is not running, and how to start it', async () => {
     const down = await m.cli(['uninstall']);
     assert.equal(down.code, 0, down.stderr);
-    assertOneLineError(await m.cli(['stat', 'deploy']), /no control plane is answering.*mesh install/);
+    assertOneLineError(await m.cli(['stat', 'deploy']), /no control plane is answering.*mesh( --state-dir \S+)? install/);
     assertOneLineError(await m.cli(['edges', 'deploy']), /no control plane is answering/);
     assertOneLineError(await m.cli(['prometheus-config']), /no control plane is answering/);
   });

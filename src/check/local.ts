@@ -17,13 +17,23 @@ export interface ProxyView {
   lastSeen?: string;
 }
 
+export interface ControlProcessView {
+  pid: number;
+  alive: boolean;
+  startedAt?: string;
+  /** When it stopped, if it recorded that; else when it last wrote its log. */
+  stoppedAt?: string;
+  lastLogAt?: string;
+  log: string;
+}
+
 export interface MeshView {
   now(): number;
   cliVersion: string;
   /** Where the state lives, for messages. */
   where: string;
   installed(): boolean;
-  controlProcess(): { pid: number; alive: boolean } | undefined;
+  controlProcess(): ControlProcessView | undefined;
   /** GET /v1/version; throws with a reason when the control plane does not answer. */
   serverVersion(): Promise<string>;
   /** Admin GET /v1/endpoints; throws when refused. */
@@ -36,6 +46,8 @@ export interface MeshView {
   rotation(): { phase: string; addedAt: string; switchedAt?: string } | undefined;
   /** Instances of the local workloads (and ingresses) that run and so should have a proxy registered. */
   runningWorkloads(): string[];
+  /** Workloads whose app exited or is waiting to restart, one line each (instance: what happened). */
+  stoppedApps?(): string[];
   probe(admin: string | undefined): Promise<ProxyHealth>;
 }
 
@@ -121,7 +133,9 @@ const existence: Checker<LocalCheckContext>[] = [
     check: ({ view }) => {
       const p = view.controlProcess();
       if (!p) throw new Error(`no control plane has been started for ${view.where}: run 'mesh install'`);
-      if (!p.alive) throw new Error(`the control plane (pid ${p.pid}) is not running: run 'mesh install' to start it`);
+      if (p.alive) return;
+      const when = p.stoppedAt ? `stopped at ${p.stoppedAt}` : `died${p.lastLogAt ? ` (its last log line was written at ${p.lastLogAt})` : ''}`;
+      throw new Error(`the control plane (pid ${p.pid}${p.startedAt ? `, started at ${p.startedAt}` : ''}) ${when}; its log is ${p.log}: 'mesh install' restarts it`);
     },
   },
   {
@@ -221,6 +235,12 @@ const identity: Checker<LocalCheckContext>[] = [
 ];
 
 const dataPlane: Checker<LocalCheckContext>[] = [
+  {
+    description: "workloads' apps are running",
+    hint: 'data-plane-apps',
+    warning: true,
+    check: ({ view }) => fail(view.stoppedApps?.() ?? []),
+  },
   {
     description: 'data plane proxies are connected to the control plane',
     hint: 'data-plane-connected',

@@ -10,6 +10,8 @@ export interface PreView {
   /** Why the state dir (or the nearest existing parent) cannot be written, or undefined. */
   stateDirProblem(): string | undefined;
   installed(): boolean;
+  /** Whether the installed mesh's control plane runs. */
+  controlRunning(): boolean;
   /** The control port to check: --control-port, or the installed config's when its control plane is not running. */
   controlPort(): number | undefined;
   portInUse(port: number): Promise<boolean>;
@@ -48,8 +50,10 @@ export const PRE_CATEGORIES: Category<PreView>[] = [
         description: 'mesh is not installed in the state directory yet',
         hint: 'pre-not-installed',
         warning: true,
+        describe: (v) => `a mesh is already installed in ${v.where}`,
         check: (v) => {
-          if (v.installed()) throw new Error(`a mesh is already installed in ${v.where}: 'mesh install' would change nothing`);
+          if (!v.installed()) return;
+          throw new Error(v.controlRunning() ? "its control plane runs: 'mesh install' would change nothing" : "its control plane is not running: 'mesh install' starts it");
         },
       },
       {

@@ -7,6 +7,8 @@ export type CheckStatus = 'success' | 'warning' | 'error';
 
 export interface Checker<C> {
   description: string;
+  /** The description when the state makes the static one untrue (e.g. "a mesh is already installed"). */
+  describe?(ctx: C): string | undefined;
   /** Anchor on the checks page: https://mesh.dev/checks#<hint>. */
   hint: string;
   /** A failed warning prints ‼ and does not fail the run. */
@@ -75,7 +77,7 @@ export async function runChecks<C>(categories: Category<C>[], ctx: C, o: RunOpti
         o.onRetry?.({ description: c.description, error });
         await new Promise((r) => setTimeout(r, Math.min(o.retryEveryMs ?? 1000, Math.max(0, deadline - Date.now()))));
       }
-      const r: CheckResult = { description: c.description, hint: HINT_BASE + c.hint, result: error === undefined ? 'success' : c.warning ? 'warning' : 'error' };
+      const r: CheckResult = { description: (error !== undefined && c.describe?.(ctx)) || c.description, hint: HINT_BASE + c.hint, result: error === undefined ? 'success' : c.warning ? 'warning' : 'error' };
       if (error !== undefined) r.error = error;
       out.checks.push(r);
       o.onResult?.(r);

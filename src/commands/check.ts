@@ -9,6 +9,7 @@ import { PRE_CATEGORIES } from '../check/pre.js';
 import { localMeshView, localPreView } from '../platform/local/check-view.js';
 import { categoryHeader, renderJson, resultLines, statusLine } from '../ui/check.js';
 import { parseDuration, parsePort } from '../util/duration.js';
+import { runnable } from '../ui/invocation.js';
 
 interface CheckFlags {
   pre?: boolean;
@@ -39,12 +40,12 @@ export function registerCheck(program: Command): void {
           process.stdout.write((first ? '' : '\n') + categoryHeader(name));
           first = false;
         } : undefined,
-        onResult: stream ? (r: Parameters<typeof resultLines>[0]) => process.stdout.write(resultLines(r, chalk)) : undefined,
+        onResult: stream ? (r: Parameters<typeof resultLines>[0]) => process.stdout.write(runnable(resultLines(r, chalk))) : undefined,
       };
       const report: CheckReport = f.pre
         ? await runChecks(PRE_CATEGORIES, localPreView(state, controlPort), opts)
         : await runChecks(LOCAL_CATEGORIES, new LocalCheckContext(localMeshView(state)), opts);
-      if (format === 'json') process.stdout.write(renderJson(report));
+      if (format === 'json') process.stdout.write(runnable(renderJson(report)));
       else process.stdout.write('\n' + statusLine(report.success, chalk));
       if (!report.success) process.exitCode = 1;
     });

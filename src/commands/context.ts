@@ -67,3 +67,19 @@ export async function kubeContext(cmd: Command, quiet = false): Promise<import('
 export function kubeBanner(contextName: string): void {
   banner('kubernetes', contextName, 'context');
 }
+
+const KIND_WORDS: Record<string, string[]> = {
+  service: ['svc', 'service', 'services'],
+  pod: ['po', 'pod', 'pods'],
+};
+
+/** A resource named as NAME or kubectl's TYPE/NAME (svc/reviews): the NAME, or a one-line error for another TYPE. */
+export function resourceName(arg: string, kind: keyof typeof KIND_WORDS): string {
+  const slash = arg.indexOf('/');
+  if (slash < 0) return arg;
+  const type = arg.slice(0, slash).toLowerCase();
+  if (!KIND_WORDS[kind]!.includes(type)) {
+    throw new MeshError(`'${arg}' is not a ${kind}`, `name it as NAME or ${KIND_WORDS[kind]![0]}/NAME`);
+  }
+  return arg.slice(slash + 1);
+}

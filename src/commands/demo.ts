@@ -15,6 +15,7 @@ import { parsePort } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
 import { step } from '../ui/output.js';
 import { PACKAGE_ROOT } from '../version.js';
+import { meshCmd } from '../ui/invocation.js';
 
 const DEMO_DIR = join(PACKAGE_ROOT, 'demo');
 
@@ -83,20 +84,25 @@ export function registerDemo(program: Command): void {
         const url = `http://${ing.rec.outbound}/productpage`;
         await step('Waiting for the product page', () => waitForPage(url), () => 'The product page answers through the mesh');
         if (f.traffic && rate > 0) startTraffic(state, url, rate);
+        const next: [string, string][] = [
+          ['workloads', 'the apps and their sidecars'],
+          ['stat deployments', 'success rate, RPS, latency (after ~10 s of traffic)'],
+          ['edges deployments', 'who calls whom, with the identities proved'],
+          ['route set reviews v1=80 v2=20', 'split reviews by version'],
+          ['route set reviews v3 --match header:end-user=jason', `then sign in as jason: ${url}?u=jason`],
+          ['policy default deny', 'lock it down (then allow what should pass)'],
+          ['check', 'is everything healthy?'],
+          ['demo --down', 'stop the sample'],
+        ];
+        const cmds = next.map(([c]) => meshCmd(c));
+        const width = Math.max(...cmds.map((c) => c.length)) + 3;
         console.log(`
 The sample is running. Open the product page:
   ${chalk.bold(url)}
 Each load names the reviews version that served it (reviews-v1, -v2 or -v3), all over mutual TLS.
 
 Next:
-  mesh workloads                                    the apps and their sidecars
-  mesh stat deployments                             success rate, RPS, latency (after ~10 s of traffic)
-  mesh edges deployments                            who calls whom, with the identities proved
-  mesh route set reviews v1=80 v2=20                split reviews by version
-  mesh route set reviews v3 --match header:end-user=jason   then sign in as jason: ${url}?u=jason
-  mesh policy default deny                          lock it down (then allow what should pass)
-  mesh check                                        is everything healthy?
-  mesh demo --down                                  stop the sample`);
+${cmds.map((c, i) => `  ${c.padEnd(width)}${next[i]![1]}`).join('\n')}`);
       } catch (err) {
         await stopWorkloads(state, isDemo);
         throw err;
@@ -104,9 +110,14 @@ Next:
     });
 }
 
+const DEFAULT_INGRESS_PORT = 8080;
+
 async function pickIngressPort(flag: string | undefined): Promise<number> {
   if (flag !== undefined) return checked(() => parsePort(flag, 'ingress port', true), 'pass --ingress-port 1-65535');
-  return (await portInUse(8080)) ? freePort() : 8080;
+  if (!(await portInUse(DEFAULT_INGRESS_PORT))) return DEFAULT_INGRESS_PORT;
+  const port = await freePort();
+  process.stderr.write(`${chalk.yellow('‼')} port ${DEFAULT_INGRESS_PORT} is in use by another process: the ingress listens on ${port} instead (--ingress-port picks one)\n`);
+  return port;
 }
 
 function waitForPage(url: string, timeoutMs = 30_000): Promise<void> {

@@ -70,7 +70,11 @@ export function registerInject(program: Command): void {
           throw new MeshError(`cannot read trust anchors ${f.trustAnchorsFile}`, 'pass a readable PEM file');
         }
       } else {
-        const kube = await kubeContext(cmd);
+        // Without a cluster, inject still works offline from a trust anchor file: say so with whatever went wrong.
+        const kube = await kubeContext(cmd).catch((err: unknown) => {
+          if (!(err instanceof MeshError)) throw err;
+          throw new MeshError(err.message, "inject offline with --trust-anchors-file <PEM> (a local install's is ~/.mesh/identity/trust-anchor.crt), or name a cluster with --kubeconfig/--context or KUBECONFIG");
+        });
         type CM = { data?: Record<string, string> };
         const roots = await kube.read<CM & { apiVersion: string }>({ apiVersion: 'v1', kind: 'ConfigMap', name: names.TRUST_ROOTS_CONFIGMAP, namespace: names.CONTROL_NAMESPACE });
         if (!roots?.data?.['ca-bundle.crt']) {

@@ -11,6 +11,7 @@ import { removeInstall, removeState, type StateDir } from '../platform/local/sta
 import { parseDuration, parsePort } from '../util/duration.js';
 import { step } from '../ui/output.js';
 import { MeshError } from '../util/errors.js';
+import { meshCmd } from '../ui/invocation.js';
 import { parseScrapeInterval } from '../control/telemetry/config.js';
 
 export interface InstallFlags {
@@ -64,7 +65,7 @@ export function registerInstall(program: Command): void {
       const { state } = context(cmd);
       const r = await ensureInstalled(state, flags);
       if (r === 'installed') {
-        console.log(`\nmesh is installed. Next: ${chalk.bold('mesh demo')} for the sample app, or ${chalk.bold('mesh run --name web --port 8080 -- <command>')}`);
+        console.log(`\nmesh is installed. Next: ${chalk.bold(meshCmd('demo'))} for the sample app, or ${chalk.bold(meshCmd('run --name web --port 8080 -- <command>'))}`);
       }
     });
 

@@ -3,7 +3,7 @@
 // `policies` config kind), then waits until every proxy has applied the change.
 import type { Command } from 'commander';
 import chalk from 'chalk';
-import { checked, outputFormat } from './context.js';
+import { checked, outputFormat, resourceName } from './context.js';
 import { policyStoreFor, type Waits } from './config-stores.js';
 import { checkName } from '../model/snapshot.js';
 import { policiesOf, sortPolicies, validatePolicyConfig, type PolicyConfig } from '../model/policy.js';
@@ -25,6 +25,7 @@ import { storeAndWait, waitOptions, type WaitFlags } from './config-commit.js';
 import type { PolicyStore } from '../platform/local/policy-store.js';
 import { MeshError } from '../util/errors.js';
 import { json, step } from '../ui/output.js';
+import { runnable } from '../ui/invocation.js';
 
 function edit<T>(fn: () => T): T {
   try {
@@ -40,9 +41,18 @@ const namespaceOk = (ns: string) => checked(() => checkName(ns, 'namespace'), 'u
 // An edit retried after a write conflict runs again: each warning is said once.
 const warned = new Set<string>();
 const warn = (msg: string) => {
-  if (!warned.has(msg)) process.stderr.write(`${chalk.yellow('‼')} ${msg}\n`);
+  if (!warned.has(msg)) process.stderr.write(`${chalk.yellow('‼')} ${runnable(msg)}\n`);
   warned.add(msg);
 };
+
+/** The namespace and service a rule's client names, or undefined for '*'. */
+function clientOf(from: string, namespace: string): { namespace: string; service: string } | undefined {
+  if (from === '*') return undefined;
+  const m = /^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(from);
+  if (m) return { namespace: m[1]!, service: m[2]! };
+  const parts = from.split('/');
+  return parts.length === 2 ? { namespace: parts[0]!, service: parts[1]! } : { namespace, service: from };
+}
 
 /** Validation first: the whole next document, as the control plane will check it. */
 function validated(next: PolicyConfig): PolicyConfig {
@@ -78,7 +88,7 @@ export function registerPolicy(program: Command): void {
     .argument('<allow|deny>', 'allow: every client; deny: only what a rule allows')
     .option('-n, --namespace <namespace>', 'namespace', 'default'))
     .action(async (def: string, f: WaitFlags & { namespace: string }, cmd: Command) => {
-      if (def !== 'allow' && def !== 'deny') throw new MeshError(`unknown default '${def}'`, 'use mesh policy default allow or mesh policy default deny');
+      if (def !== 'allow' && def !== 'deny') throw new MeshError(`unknown default '${def}'`, "use 'mesh policy default allow' or 'mesh policy default deny'");
       namespaceOk(f.namespace);
       const store = await policyStoreFor(cmd);
       await commit(store, (before) => {
@@ -103,11 +113,16 @@ export function registerPolicy(program: Command): void {
     .option('-n, --namespace <namespace>', "the destination's namespace", 'default'))
     .action(async (f: WaitFlags & RuleFlags & { namespace: string }, cmd: Command) => {
       namespaceOk(f.namespace);
+      if (f.to !== undefined) f.to = resourceName(f.to, 'service');
       const rule = edit(() => ruleFromFlags(f));
       const store = await policyStoreFor(cmd);
       const endpoints = await store.endpoints();
       if (rule.to !== '*' && !endpoints.some((e) => e.namespace === f.namespace && e.service === rule.to)) {
         warn(`service ${rule.to} has no live endpoint in namespace ${f.namespace} (yet); the rule applies once it runs`);
+      }
+      const client = clientOf(rule.from, f.namespace);
+      if (client && !endpoints.some((e) => e.namespace === client.namespace && e.service === client.service)) {
+        warn(`client ${rule.from} matches no workload that runs (no service ${client.service} in namespace ${client.namespace}); the rule applies once one does: 'mesh workloads' lists what runs`);
       }
       await commit(store, (before) => {
         const { config, added } = addRule(before, f.namespace, rule);

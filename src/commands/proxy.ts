@@ -25,7 +25,7 @@ export function registerProxy(program: Command): void {
     .action(async (f: Record<string, string>, cmd: Command) => {
       if (platformOf(cmd) === 'kubernetes') return runKubernetesProxy(f);
       for (const k of ['name', 'appPort', 'instance']) {
-        if (f[k] === undefined) throw new MeshError(`mesh proxy needs --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, 'see mesh proxy --help');
+        if (f[k] === undefined) throw new MeshError(`mesh proxy needs --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, "see 'mesh proxy --help'");
       }
       const { state } = context(cmd, true);
       const cfg = state.config();

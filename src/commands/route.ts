@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import chalk from 'chalk';
-import { checked, outputFormat } from './context.js';
+import { checked, outputFormat, resourceName } from './context.js';
 import { routeStoreFor, type Waits } from './config-stores.js';
 import { checkName } from '../model/snapshot.js';
 import { findRoute, routesOf, sortRoutes, validateRoute, withRoute, type KnownServices, type Route, type RouteConfig } from '../model/route.js';
@@ -14,6 +14,7 @@ import type { RouteStore } from '../platform/local/route-store.js';
 import type { EndpointRecord } from '../control/registry.js';
 import { MeshError } from '../util/errors.js';
 import { step } from '../ui/output.js';
+import { runnable } from '../ui/invocation.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -53,6 +54,11 @@ const known = async (store: RouteStore): Promise<KnownServices> => knownServices
 const warned = new Set<string>();
 
 /** Validation first: the route as stored, or a one-line error; warnings go to stderr. */
+function warnOnce(w: string): void {
+  if (!warned.has(w)) process.stderr.write(`${chalk.yellow('‼')} ${runnable(w)}\n`);
+  warned.add(w);
+}
+
 function validated(route: unknown, known: KnownServices, what: string): Route {
   const v = validateRoute(route, known);
   if (!v.value) {
@@ -60,10 +66,7 @@ function validated(route: unknown, known: KnownServices, what: string): Route {
     const hint = /no live endpoint/.test(v.errors[0]!) ? "check the name and -n; 'mesh workloads' lists what runs" : 'nothing was changed';
     throw new MeshError(`${what}: ${v.errors[0]}${more}`, hint);
   }
-  for (const w of v.warnings) {
-    if (!warned.has(w)) process.stderr.write(`${chalk.yellow('‼')} ${w}\n`);
-    warned.add(w);
-  }
+  for (const w of v.warnings) warnOnce(w);
   return v.value;
 }
 
@@ -97,14 +100,22 @@ export function registerRoute(program: Command): void {
     .option('--fault-delay <spec>', 'inject a delay: DURATION@PERCENT, e.g. 2s@10%')
     .option('--fault-abort <spec>', 'inject an error: STATUS@PERCENT, e.g. 503@5%'))
     .action(async (service: string, versions: string[], f: RuleFlags & WaitFlags & { namespace: string }, cmd: Command) => {
+      service = resourceName(service, 'service');
       names(service, f.namespace);
       const rule = spec(() => ruleFromCli(versions, f));
+      const { formatSplit, formatMatches } = await import('../model/route-render.js');
+      const split = formatSplit(rule.backends);
+      // Weights are relative, as Linkerd takes them (Istio refuses a sum other than 100): say what they come to.
+      const sum = rule.backends.reduce((s, b) => s + b.weight, 0);
+      if (rule.backends.length > 1 && versions.some((v) => v.includes('=')) && sum !== 100) {
+        warnOnce(`the weights sum to ${sum}, not 100: they are relative, so ${service} gets ${split}`);
+      }
       const store = await routeStoreFor(cmd);
       const live = await known(store);
       await commit(store, (config) => {
         const next = validated(setRule(findRoute(config, f.namespace, service), f.namespace, service, rule), live, `route ${service}`);
         return withRoute(config, f.namespace, service, next);
-      }, `route ${service}`, 'applied', f);
+      }, `route ${service}`, `applied (${rule.matches ? `${formatMatches(rule)}: ` : ''}${split})`, f);
     });
 
   route
@@ -115,6 +126,7 @@ export function registerRoute(program: Command): void {
     .option('-o, --output <format>', 'table, json or yaml')
     .action(async (service: string, f: { namespace: string; output?: string }, cmd: Command) => {
       const format = outputFormat(f.output, ['table', 'json', 'yaml']);
+      service = resourceName(service, 'service');
       names(service, f.namespace);
       const store = await routeStoreFor(cmd, format !== 'table');
       const [cfg, endpoints] = await Promise.all([store.routes(), store.endpoints()]);
@@ -162,6 +174,7 @@ export function registerRoute(program: Command): void {
     .argument('<service>', 'the service')
     .option('-n, --namespace <namespace>', 'namespace of the service', 'default'))
     .action(async (service: string, f: WaitFlags & { namespace: string }, cmd: Command) => {
+      service = resourceName(service, 'service');
       names(service, f.namespace);
       const store = await routeStoreFor(cmd);
       if (!findRoute((await store.routes()).value, f.namespace, service)) {

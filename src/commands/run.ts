@@ -1,19 +1,21 @@
 // mesh run / mesh ingress / mesh stop / mesh workloads: workloads with their sidecars, locally.
 import type { Command } from 'commander';
 import chalk from 'chalk';
-import { checked, context, outputFormat } from './context.js';
+import { checked, context, outputFormat, resourceName } from './context.js';
 import { checkName } from '../model/snapshot.js';
 import { parsePort } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
 import { json } from '../ui/output.js';
-import { launchDetached, newInstanceName, runWorkload, stopWorkloads, type WorkloadSpec } from '../platform/local/workloads.js';
+import { meshCmd } from '../ui/invocation.js';
+import { launchDetached, newInstanceName, runWorkload, stopWorkloads, type RestartPolicy, type WorkloadSpec } from '../platform/local/workloads.js';
 import { recordAlive, type WorkloadRecord } from '../platform/local/state.js';
 
 interface RunFlags {
   name: string;
   version: string;
   namespace: string;
-  port: string;
+  port?: string;
+  restart?: string;
   instance?: string;
   detach?: boolean;
   output?: string;
@@ -41,8 +43,9 @@ function names(f: { name?: string; version?: string; namespace: string; instance
 function describe(rec: WorkloadRecord, appListening: boolean): string {
   const lines = [`${chalk.bold(rec.instance)} started (${rec.kind === 'ingress' ? 'ingress' : `service ${rec.service}, version ${rec.version}`}, namespace ${rec.namespace})`];
   if (rec.kind === 'ingress') lines.push(`  ingress:  http://${rec.outbound}/ → ${rec.service === 'ingress' ? '' : rec.service}`);
+  else if (rec.appPort === undefined) lines.push(`  app:      pid ${rec.appPid}, client only (no --port: it calls out through the sidecar and serves nothing)`);
   else lines.push(`  app:      pid ${rec.appPid}, port ${rec.appPort}${appListening ? '' : chalk.yellow(' (not listening yet; it joins the service when it does)')}`);
-  lines.push(`  sidecar:  pid ${rec.pid}, outbound ${rec.outbound}${rec.inbound ? `, inbound ${rec.inbound} (mTLS)` : ''}, admin ${rec.admin}`);
+  lines.push(`  sidecar:  pid ${rec.pid}, outbound ${rec.outbound}${rec.inbound ? `, inbound ${rec.inbound} (mTLS)` : ''}, admin ${rec.admin}${rec.restart ? `, restarts the app (--restart ${rec.restart})` : ''}`);
   lines.push(`  logs:     ${rec.log}`);
   return lines.join('\n');
 }
@@ -72,7 +75,8 @@ export function registerRun(program: Command): void {
     .requiredOption('--name <service>', 'service the app belongs to')
     .option('--version <version>', 'version of the service (subsets and splits use it)', 'v1')
     .option('-n, --namespace <namespace>', 'namespace of the service', 'default')
-    .requiredOption('--port <port>', 'port the app listens on (127.0.0.1); also given to it as $PORT')
+    .option('--port <port>', 'port the app listens on (127.0.0.1; given to it as $PORT); without it the app is a client only: outbound, no inbound')
+    .option('--restart <policy>', 'when the app exits: never (the sidecar exits too), on-failure or always (restart it with back-off)', 'never')
     .option('--instance <name>', 'name of this instance (default: service-version-random)')
     .option('-d, --detach', 'run in the background')
     .option('-o, --output <format>', 'table or json')
@@ -82,8 +86,10 @@ export function registerRun(program: Command): void {
     .argument('<command...>', "the app's command, after --")
     .action(async (command: string[], f: RunFlags, cmd: Command) => {
       names(f);
-      const appPort = checked(() => parsePort(f.port, 'app port'), 'pass --port 1-65535');
-      await start(cmd, { kind: 'workload', service: f.name, version: f.version, namespace: f.namespace, instance: f.instance, appPort, command, demo: f.demo, ...telemetryFlags(f) }, f);
+      const appPort = f.port === undefined ? undefined : checked(() => parsePort(f.port!, 'app port'), 'pass --port 1-65535, or no --port for an app that only calls out');
+      const restart = f.restart as RestartPolicy;
+      if (!['never', 'on-failure', 'always'].includes(restart)) throw new MeshError(`unknown restart policy '${f.restart}'`, 'use --restart never, on-failure or always');
+      await start(cmd, { kind: 'workload', service: f.name, version: f.version, namespace: f.namespace, instance: f.instance, appPort, command, restart, demo: f.demo, ...telemetryFlags(f) }, f);
     });
 
   program
@@ -110,8 +116,10 @@ export function registerRun(program: Command): void {
     .argument('[instance...]', 'instance names (see mesh workloads)')
     .option('--service <service>', 'stop every instance of this service')
     .action(async (instances: string[], f: { service?: string }, cmd: Command) => {
+      instances = instances.map((i) => resourceName(i, 'pod'));
+      if (f.service !== undefined) f.service = resourceName(f.service, 'service');
       const { state } = context(cmd);
-      if (!instances.length && !f.service) throw new MeshError('nothing to stop', 'name instances (mesh workloads lists them) or pass --service');
+      if (!instances.length && !f.service) throw new MeshError('nothing to stop', "name instances ('mesh workloads' lists them) or pass --service");
       const known = new Set(state.workloads().map((r) => r.instance));
       const unknown = instances.filter((i) => !known.has(i));
       if (unknown.length) throw new MeshError(`no workload named ${unknown.join(', ')}`, "'mesh workloads' lists the running ones");
@@ -129,16 +137,26 @@ export function registerRun(program: Command): void {
       const format = outputFormat(f.output);
       const { table } = await import('../ui/table.js');
       const { state } = context(cmd, format === 'json');
-      const recs = state.workloads().map((r) => ({ ...r, status: recordAlive(r) ? 'Running' : 'Gone' }));
+      const recs = state.workloads().map((r) => ({ ...r, status: status(r) }));
       if (format === 'json') return json(recs);
       if (!recs.length) {
         console.log("No workloads running. Start one with 'mesh run', or the sample with 'mesh demo'.");
         return;
       }
-      console.log(table(['NAMESPACE', 'INSTANCE', 'SERVICE', 'VERSION', 'STATUS', 'APP', 'OUTBOUND', 'INBOUND', 'AGE'],
+      console.log(table(['NAMESPACE', 'INSTANCE', 'SERVICE', 'VERSION', 'STATUS', 'RESTARTS', 'APP', 'OUTBOUND', 'INBOUND', 'AGE'],
         recs.map((r) => [r.namespace, r.instance, r.kind === 'ingress' ? '(ingress)' : r.service, r.version, r.status,
-          r.appPort ?? '-', r.outbound, r.inbound ?? '-', age(r.startedAt)])));
+          r.restarts ? `${r.restarts} (${age(r.lastRestartAt!)} ago)` : '0',
+          r.kind === 'ingress' || r.kind === 'process' ? '-' : r.appPort ?? '(client)', r.outbound, r.inbound ?? '-', age(r.startedAt)])));
+      if (recs.some((r) => r.state === 'exited')) console.log(chalk.dim(`Exited workloads stay listed until '${meshCmd('stop INSTANCE')}' (their logs are in the state dir's logs/).`));
     });
+}
+
+/** What kubectl get pods would say: Running, Restarting (back-off after a crash), Exited (code N), Gone (its sidecar died). */
+function status(r: WorkloadRecord): string {
+  if (r.state === 'exited') return `Exited (${r.exitSignal ?? `code ${r.exitCode ?? '?'}`}, ${age(r.exitedAt ?? r.startedAt)} ago)`;
+  if (!recordAlive(r)) return 'Gone (its sidecar died)';
+  if (r.state === 'restarting') return `Restarting (app exited with ${r.exitSignal ?? `code ${r.exitCode ?? '?'}`})`;
+  return r.state === 'starting' ? 'Starting' : 'Running';
 }
 
 function age(since: string): string {

@@ -15,6 +15,7 @@ import { parseDuration } from '../util/duration.js';
 import { writeJsonAtomic } from '../util/fs.js';
 import { MeshError } from '../util/errors.js';
 import { json } from '../ui/output.js';
+import { runnable } from '../ui/invocation.js';
 import { edgesJson, renderEdgesTable, renderStatTable, statJson } from '../ui/stat.js';
 
 interface StatFlags {
@@ -47,7 +48,7 @@ async function source(cmd: Command, prometheus: string | undefined, quiet: boole
 }
 
 function printHints(hints: string[]): void {
-  for (const h of hints) process.stderr.write(chalk.dim(`${h}\n`));
+  for (const h of hints) process.stderr.write(chalk.dim(`${runnable(h)}\n`));
 }
 
 export function registerStat(program: Command): void {

@@ -81,7 +81,8 @@ export async function runControl(state: StateDir, opts: { port?: number; scrapeI
   });
   const actual = (server.address() as AddressInfo).port;
   telemetry.start();
-  writeJsonAtomic(state.controlPath, { pid: process.pid, port: actual, version: VERSION, startedAt: new Date().toISOString() });
+  const record = { pid: process.pid, port: actual, version: VERSION, startedAt: new Date().toISOString() };
+  writeJsonAtomic(state.controlPath, record);
   console.log(`control plane ${VERSION} listening on https://127.0.0.1:${actual} (state ${state.display})`);
 
   return {
@@ -91,7 +92,8 @@ export async function runControl(state: StateDir, opts: { port?: number; scrapeI
       await telemetry.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-      rmSync(state.controlPath, { force: true });
+      // Kept with the time it stopped, so `mesh check` can say it ran and stopped (mesh uninstall removes it).
+      writeJsonAtomic(state.controlPath, { ...record, stoppedAt: new Date().toISOString() });
     },
   };
 }

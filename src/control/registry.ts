@@ -8,8 +8,8 @@ export interface EndpointRecord extends EndpointInfo {
   pid?: number;
   /** The proxy's admin address (metrics, readiness). */
   admin?: string;
-  /** An ingress registers as a proxy to scrape and check, but serves no endpoint (port 0). */
-  role?: 'sidecar' | 'ingress';
+  /** An ingress or a client-only workload registers as a proxy to scrape and check, but serves no endpoint (port 0). */
+  role?: 'sidecar' | 'ingress' | 'client';
   /** The snapshot version the proxy last applied (reported with each heartbeat). */
   configVersion?: string;
   registeredAt: string;

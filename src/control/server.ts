@@ -270,7 +270,8 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
       throw new HttpError(403, `identity ${formatIdentity(id)} cannot register endpoints of ${b.namespace}/${b.service}`);
     }
     const ingress = b.role === 'ingress';
-    if (!Number.isInteger(b.port) || b.port! < (ingress ? 0 : 1) || b.port! > 65535) throw new HttpError(400, 'port must be 1-65535');
+    const noInbound = ingress || b.role === 'client';
+    if (!Number.isInteger(b.port) || b.port! < (noInbound ? 0 : 1) || b.port! > 65535) throw new HttpError(400, 'port must be 1-65535');
     const existing = o.registry.list().find((e) => e.instance === b.instance);
     if (existing && existing.identity !== formatIdentity(id)) throw new HttpError(409, `instance ${b.instance} is taken`);
     o.registry.upsert({
@@ -284,7 +285,7 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
       pid: typeof b.pid === 'number' ? b.pid : undefined,
       admin: typeof b.admin === 'string' ? b.admin : undefined,
       configVersion: typeof b.configVersion === 'string' ? b.configVersion : undefined,
-      role: ingress ? 'ingress' : 'sidecar',
+      role: ingress ? 'ingress' : b.role === 'client' ? 'client' : 'sidecar',
       registeredAt: existing?.registeredAt ?? new Date().toISOString(),
     });
     sendJson(res, 200, { ok: true, version: o.registry.snapshot.version });

@@ -210,6 +210,6 @@ export function parseRouteDocuments(text: string, source = 'input'): unknown[] {
     else if (o.kind === undefined && Array.isArray(o.routes)) out.push(...o.routes);
     else out.push(v);
   }
-  if (!out.length) throw new SpecError(`${source} holds no route`, 'write one as mesh route get SERVICE -o yaml prints it');
+  if (!out.length) throw new SpecError(`${source} holds no route`, "write one as 'mesh route get SERVICE -o yaml' prints it");
   return out;
 }

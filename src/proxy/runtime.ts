@@ -23,7 +23,8 @@ import { createOutboundServer } from './outbound.js';
 import { newMtlsSessions, type MtlsTransport } from './layers/forward.js';
 
 export interface ProxyOptions {
-  mode: 'sidecar' | 'ingress';
+  /** client: a sidecar for an app that only calls out (a job, a CLI): outbound only, no inbound listener. */
+  mode: 'sidecar' | 'ingress' | 'client';
   namespace: string;
   service: string;
   version: string;

@@ -34,7 +34,7 @@ export interface EdgesResult {
 export function parseEdgesQuery(p: URLSearchParams): EdgesQuery {
   const kind = parseKind(p.get('resource') ?? undefined);
   if (kind !== 'deployment' && kind !== 'pod') {
-    throw new StatError(400, `edges are between deployments or pods, not ${kind}s`, 'use mesh edges deployments, or mesh edges pods');
+    throw new StatError(400, `edges are between deployments or pods, not ${kind}s`, "use 'mesh edges deployments', or 'mesh edges pods'");
   }
   let windowMs: number;
   try {

@@ -86,7 +86,15 @@ export function parseRef(text: string, namespace: string): ResourceRef {
 
 /** The query from request parameters (the API's query string, or the CLI's flags). */
 export function parseStatQuery(p: URLSearchParams): StatQuery {
-  const kind = parseKind(p.get('resource') ?? undefined);
+  // TYPE/NAME (deploy/reviews-v1), as kubectl and linkerd take it, is the same as TYPE NAME.
+  const [resource, slashName, extra] = (p.get('resource') ?? '').split('/');
+  if (slashName !== undefined) {
+    if (!slashName || extra !== undefined) throw new StatError(400, `'${p.get('resource')}' is not TYPE/NAME`, "e.g. 'mesh stat deploy/reviews-v1'");
+    if (p.get('name')) throw new StatError(400, `name given twice ('${p.get('resource')}' and '${p.get('name')}')`, 'use TYPE/NAME or TYPE NAME, not both');
+    p = new URLSearchParams(p);
+    p.set('name', slashName);
+  }
+  const kind = parseKind(resource || undefined);
   const namespace = p.get('namespace') || 'default';
   const windowText = p.get('window') || '1m';
   let windowMs: number;

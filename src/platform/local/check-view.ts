@@ -31,7 +31,15 @@ export function localMeshView(state: StateDir): MeshView {
     installed: () => state.isInstalled(),
     controlProcess: () => {
       const rec = state.control();
-      return rec ? { pid: rec.pid, alive: isMeshProcess(rec.pid) } : undefined;
+      if (!rec) return undefined;
+      const alive = !rec.stoppedAt && isMeshProcess(rec.pid);
+      let lastLogAt: string | undefined;
+      try {
+        lastLogAt = alive || rec.stoppedAt ? undefined : statSync(state.controlLog).mtime.toISOString();
+      } catch {
+        // no log: nothing to say
+      }
+      return { pid: rec.pid, alive, startedAt: rec.startedAt, stoppedAt: rec.stoppedAt, lastLogAt, log: state.controlLog };
     },
     serverVersion: async () => {
       const client = adminClient(state);
@@ -57,6 +65,12 @@ export function localMeshView(state: StateDir): MeshView {
     rotation: () => rotationState(state),
     runningWorkloads: () => state.workloads().filter((w) => w.kind !== 'process' && w.state === 'running' && recordAlive(w)).map((w) => w.instance),
     probe: (addr) => probeProxy(addr),
+    stoppedApps: () => state.workloads().flatMap((w) => {
+      const how = `${w.exitSignal ?? `code ${w.exitCode ?? '?'}`} at ${w.exitedAt ?? '?'}`;
+      if (w.state === 'exited') return [`${w.instance}: its app exited with ${how}; see ${w.log ?? 'its log'}, then 'mesh stop ${w.instance}' to clear it`];
+      if (w.state === 'restarting' && recordAlive(w)) return [`${w.instance}: its app exited with ${how} and is restarting (${w.restarts ?? 0} restarts so far); see ${w.log ?? 'its log'}`];
+      return [];
+    }),
   };
 }
 
@@ -78,6 +92,10 @@ export function localPreView(state: StateDir, controlPort?: number): PreView {
       }
     },
     installed: () => state.isInstalled(),
+    controlRunning: () => {
+      const rec = state.control();
+      return !!rec && isMeshProcess(rec.pid);
+    },
     controlPort: () => {
       if (controlPort !== undefined) return controlPort;
       if (!state.isInstalled()) return undefined;

@@ -23,6 +23,8 @@ export interface ControlRecord {
   port: number;
   version: string;
   startedAt: string;
+  /** Set when it stopped by itself (a signal not from mesh uninstall). */
+  stoppedAt?: string;
 }
 
 export interface WorkloadRecord {
@@ -39,10 +41,17 @@ export interface WorkloadRecord {
   outbound: string;
   inbound?: string;
   admin: string;
-  state: 'starting' | 'running';
+  /** restarting: its app exited and waits to be started again; exited: it ended (the record stays to say how). */
+  state: 'starting' | 'running' | 'restarting' | 'exited';
   startedAt: string;
   log?: string;
   demo?: boolean;
+  restart?: 'on-failure' | 'always';
+  restarts?: number;
+  lastRestartAt?: string;
+  exitCode?: number;
+  exitSignal?: string;
+  exitedAt?: string;
 }
 
 export function defaultStateDir(): string {

@@ -31,7 +31,11 @@ export interface WorkloadSpec {
   demo?: boolean;
   accessLog?: boolean;
   traceCollector?: string;
+  /** What the sidecar does when its app exits (default never: it exits too, with the app's code). */
+  restart?: RestartPolicy;
 }
+
+export type RestartPolicy = 'never' | 'on-failure' | 'always';
 
 export function newInstanceName(spec: WorkloadSpec): string {
   const alphabet = 'bcdfghjklmnpqrstvwxz2456789';
@@ -44,7 +48,7 @@ export async function checkCanRun(state: StateDir, spec: WorkloadSpec & { instan
   for (const rec of state.workloads()) {
     const live = recordAlive(rec);
     if (!live) {
-      state.removeWorkload(rec.instance);
+      if (rec.state !== 'exited' || rec.instance === spec.instance) state.removeWorkload(rec.instance);
       continue;
     }
     if (rec.instance === spec.instance) {
@@ -67,7 +71,7 @@ export async function runWorkload(state: StateDir, spec: WorkloadSpec & { instan
   await checkCanRun(state, spec);
   const log = (msg: string) => process.stderr.write(`[proxy ${spec.instance}] ${msg}\n`);
   const proxy: RunningProxy = await startProxy({
-    mode: spec.kind === 'ingress' ? 'ingress' : 'sidecar',
+    mode: spec.kind === 'ingress' ? 'ingress' : spec.appPort === undefined ? 'client' : 'sidecar',
     namespace: spec.namespace,
     service: spec.service,
     version: spec.version,
@@ -99,6 +103,7 @@ export async function runWorkload(state: StateDir, spec: WorkloadSpec & { instan
     state: 'starting',
     startedAt: new Date().toISOString(),
     log: state.workloadLog(spec.instance),
+    ...(spec.restart && spec.restart !== 'never' ? { restart: spec.restart, restarts: 0 } : {}),
     ...(spec.demo ? { demo: true } : {}),
   } as WorkloadRecord;
 
@@ -106,13 +111,17 @@ export async function runWorkload(state: StateDir, spec: WorkloadSpec & { instan
   let resolveExit!: (code: number) => void;
   const exited = new Promise<number>((r) => (resolveExit = r));
   let stopping = false;
-  const shutdown = async (code: number) => {
+  let backoff: NodeJS.Timeout | undefined;
+  const shutdown = async (code: number, keep?: Partial<WorkloadRecord>) => {
     if (stopping) return;
     stopping = true;
+    clearTimeout(backoff);
     await proxy.deregister();
     if (app && app.exitCode === null && app.signalCode === null) await stopPid(app.pid, 5000);
     await proxy.close();
-    state.removeWorkload(spec.instance);
+    // An app that ended by itself stays listed with how it ended, as kubectl shows a finished pod.
+    if (keep) state.writeWorkload({ ...rec, ...keep });
+    else state.removeWorkload(spec.instance);
     resolveExit(code);
   };
   process.on('SIGINT', () => void shutdown(130));
@@ -121,39 +130,79 @@ export async function runWorkload(state: StateDir, spec: WorkloadSpec & { instan
 
   if (spec.kind === 'workload') {
     const [cmd, ...args] = spec.command ?? [];
-    if (!cmd) throw new MeshError('no command to run', "put the app's command after --, e.g. mesh run --name web --port 8080 -- node server.js");
-    app = spawn(cmd, args, { stdio: 'inherit', env: appEnv(spec, proxy.outbound) });
-    const spawnError = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
-      app!.once('spawn', () => resolve(null));
-      app!.once('error', resolve);
-    });
-    if (spawnError) {
-      await proxy.close();
-      throw new MeshError(`cannot start the app '${cmd}': ${spawnError.code === 'ENOENT' ? 'command not found' : spawnError.message}`, 'check the command after --');
-    }
-    rec.appPid = app.pid;
-    app.on('exit', (code, signal) => {
-      if (!stopping) log(`app exited (${signal ?? `code ${code}`}); stopping the sidecar`);
-      void shutdown(code ?? 1);
-    });
-    // The endpoint joins its service once the app accepts connections.
-    void (async () => {
-      while (!stopping) {
-        if (await portInUse(spec.appPort!)) {
-          if (!stopping) proxy.register(process.pid);
+    if (!cmd) throw new MeshError('no command to run', "put the app's command after --, e.g. 'mesh run --name web --port 8080 -- node server.js'");
+    const policy = spec.restart ?? 'never';
+    const startApp = async (): Promise<void> => {
+      const child = spawn(cmd, args, { stdio: 'inherit', env: appEnv(spec, proxy.outbound) });
+      app = child;
+      const spawnError = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
+        child.once('spawn', () => resolve(null));
+        child.once('error', resolve);
+      });
+      if (spawnError) {
+        await proxy.close();
+        throw new MeshError(`cannot start the app '${cmd}': ${spawnError.code === 'ENOENT' ? 'command not found' : spawnError.message}`, 'check the command after --');
+      }
+      const startedAt = Date.now();
+      rec.appPid = child.pid;
+      child.on('exit', (code, signal) => {
+        if (stopping) return;
+        const how = signal ? `signal ${signal}` : `code ${code}`;
+        const failed = signal !== null || code !== 0;
+        if (policy === 'always' || (policy === 'on-failure' && failed)) {
+          // Back off as kubelet does (doubling, capped), and start over once the app ran a while.
+          restartDelayMs = Date.now() - startedAt > RESTART_RESET_MS ? RESTART_MIN_MS : Math.min(restartDelayMs * 2, RESTART_MAX_MS);
+          log(`app exited (${how}); restarting it in ${restartDelayMs / 1000} s (--restart ${policy})`);
+          void proxy.deregister();
+          Object.assign(rec, { state: 'restarting', exitCode: code ?? undefined, exitSignal: signal ?? undefined, exitedAt: new Date().toISOString() });
+          state.writeWorkload(rec);
+          backoff = setTimeout(() => {
+            if (stopping) return;
+            rec.restarts = (rec.restarts ?? 0) + 1;
+            rec.lastRestartAt = new Date().toISOString();
+            startApp().then(() => {
+              rec.state = 'running';
+              state.writeWorkload(rec);
+            }, (err: Error) => {
+              log(err.message);
+              void shutdown(1, { state: 'exited', exitCode: 127, exitedAt: new Date().toISOString() });
+            });
+          }, restartDelayMs);
           return;
         }
-        await sleep(100);
-      }
-    })();
+        log(`app exited (${how}); stopping the sidecar (--restart ${policy})`);
+        // A crash stays listed; a clean end (code 0, or a stop signal) leaves nothing behind.
+        const crashed = failed && !(signal && STOP_SIGNALS.includes(signal));
+        void shutdown(code ?? 1, crashed ? { state: 'exited', exitCode: code ?? undefined, exitSignal: signal ?? undefined, exitedAt: new Date().toISOString() } : undefined);
+      });
+      if (spec.appPort === undefined) return;
+      // The endpoint joins its service once the app accepts connections.
+      void (async () => {
+        while (!stopping && app === child && child.exitCode === null) {
+          if (await portInUse(spec.appPort!)) {
+            if (!stopping && app === child) proxy.register(process.pid);
+            return;
+          }
+          await sleep(100);
+        }
+      })();
+    };
+    let restartDelayMs = RESTART_MIN_MS / 2;
+    await startApp();
   }
-  // The ingress has no app to wait for: it joins at once, so the control plane can scrape it.
-  if (spec.kind === 'ingress') proxy.register(process.pid);
+  // The ingress has no app to wait for, and a client-only workload serves nothing: they join at once.
+  if (spec.kind === 'ingress' || spec.appPort === undefined) proxy.register(process.pid);
   rec.state = 'running';
   state.writeWorkload(rec);
   onStarted?.(rec);
   return exited;
 }
+
+/** Restart back-off of a crashing app: 1 s doubling to 30 s; back to 1 s after it ran 10 s. */
+const RESTART_MIN_MS = 1000;
+const RESTART_MAX_MS = 30_000;
+const RESTART_RESET_MS = 10_000;
+const STOP_SIGNALS: string[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 function appEnv(spec: WorkloadSpec, outbound: string): NodeJS.ProcessEnv {
   const proxyUrl = `http://${outbound}`;
@@ -182,10 +231,11 @@ export async function launchDetached(state: StateDir, spec: WorkloadSpec, timeou
   if (spec.demo) args.push('--demo');
   if (spec.accessLog) args.push('--access-log');
   if (spec.traceCollector) args.push('--trace-collector', spec.traceCollector);
+  if (spec.restart) args.push('--restart', spec.restart);
   if (spec.kind === 'ingress') {
     args.push('--port', String(spec.ingressPort ?? 0), '--service', spec.defaultService ?? '');
   } else {
-    args.push('--name', spec.service, '--version', spec.version, '--port', String(spec.appPort), '--', ...(spec.command ?? []));
+    args.push('--name', spec.service, '--version', spec.version, ...(spec.appPort === undefined ? [] : ['--port', String(spec.appPort)]), '--', ...(spec.command ?? []));
   }
   mkdirSync(state.path('logs'), { recursive: true, mode: 0o700 });
   const logPath = state.workloadLog(instance);
@@ -199,7 +249,7 @@ export async function launchDetached(state: StateDir, spec: WorkloadSpec, timeou
   let rec: WorkloadRecord | undefined;
   while (Date.now() < deadline) {
     if (exitCode !== null) throw new MeshError(`${instance} exited at start: ${lastLine(logPath)}`, `see ${logPath}`);
-    rec = state.workloads().find((r) => r.instance === instance && r.pid === child.pid && r.state === 'running');
+    rec = state.workloads().find((r) => r.instance === instance && r.pid === child.pid && r.state !== 'starting');
     if (rec) break;
     await sleep(50);
   }
@@ -207,7 +257,7 @@ export async function launchDetached(state: StateDir, spec: WorkloadSpec, timeou
     await stopPid(child.pid);
     throw new MeshError(`${instance} did not start within ${timeoutMs / 1000} s`, `see ${logPath}`);
   }
-  let appListening = spec.kind === 'ingress';
+  let appListening = spec.kind === 'ingress' || spec.appPort === undefined;
   const appDeadline = Date.now() + Math.min(10_000, timeoutMs);
   while (!appListening && Date.now() < appDeadline && exitCode === null) {
     appListening = await portInUse(spec.appPort!);
