@@ -1,5 +1,5 @@
 // The outbound transport: the request goes to the chosen endpoint's proxy over mutual TLS, on
-// its mesh/1 session (see mux.ts), under the rule's timeout and retry policy.
+// its mesh/1 session (see wire/mux-client.ts), under the rule's timeout and retry policy.
 import type { SecureContext } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { ProxyError, respondError, type Handler, type Exchange } from '../exchange.js';
