@@ -1,8 +1,7 @@
 // mesh tap end to end: real sidecars report the requests a tap selects, through the control plane, to the CLI.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { TestMesh, MESH_BIN, request, waitFor, assertOneLineError, type WorkloadInfo } from './support/mesh.js';
+import { TestMesh, request, waitFor, assertOneLineError, type WorkloadInfo } from './support/mesh.js';
 import { StateDir } from '../src/platform/local/state.js';
 import { adminClient } from '../src/platform/local/control.js';
 
@@ -23,19 +22,6 @@ export function load(client: WorkloadInfo, rps: number, headers: Record<string, 
     await done;
     return sent;
   };
-}
-
-/** Runs the CLI in the background, collecting its output. */
-function spawnMesh(m: TestMesh, args: string[]) {
-  const child = spawn(process.execPath, [MESH_BIN, '--state-dir', m.dir, ...args], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const out = { stdout: '', stderr: '', code: null as number | null };
-  child.stdout.on('data', (c) => (out.stdout += c));
-  child.stderr.on('data', (c) => (out.stderr += c));
-  const exited = new Promise<void>((r) => child.on('close', (code) => {
-    out.code = code;
-    r();
-  }));
-  return { child, out, exited };
 }
 
 describe('mesh tap', () => {
@@ -82,13 +68,13 @@ describe('mesh tap', () => {
   });
 
   it('sends at most --max-rps requests per second from each proxy', async () => {
-    const tap = spawnMesh(m, ['tap', 'deploy/web-v1', '-o', 'json', '--max-rps', '5', '--duration', '4s']);
+    const tapped = m.cli(['tap', 'deploy/web-v1', '-o', 'json', '--max-rps', '5', '--duration', '4s'], { timeoutMs: 30_000 });
     // The tap reaches the proxy through its long-poll; load starts once the first event shows it is on.
     const stop = load(client, 100);
-    await tap.exited;
+    const tap = await tapped;
     const sent = await stop();
-    assert.equal(tap.out.code, 0, tap.out.stderr);
-    const events = tap.out.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { at: number });
+    assert.equal(tap.code, 0, tap.stderr);
+    const events = tap.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { at: number });
     assert.ok(events.length > 0, 'some requests were tapped');
     assert.ok(sent > 200, `load sent ${sent}`);
     // Per proxy, 5 per rolling second: over 4 s at most 5 × 5 windows.
