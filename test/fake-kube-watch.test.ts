@@ -6,7 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { CoreV1Api, makeInformer, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
-import { expectStatus, kubeConfigFor, RecordedWatch, waitFor } from './support/kube/testing.js';
+import { expectStatus, kubeConfigFor, RecordedWatch } from './support/kube/testing.js';
+import { waitFor } from './support/mesh.js';
 
 const NS = 'w';
 const PATH = `/api/v1/namespaces/${NS}/configmaps`;
@@ -105,7 +106,7 @@ describe('fake kube API server: watch', () => {
 
   it('sends bookmarks when allowed and ends at timeoutSeconds', async () => {
     const w = await watch({ resourceVersion: await listRv(), allowWatchBookmarks: true, timeoutSeconds: 1 });
-    await waitFor(() => server.openWatches > 0, 'the watch to open');
+    await waitFor('the watch to open', () => server.openWatches > 0, 5000, 5);
     server.sendBookmarks();
     const [bookmark] = await w.waitForEvents(1);
     assert.equal(bookmark.type, 'BOOKMARK');
@@ -120,7 +121,7 @@ describe('fake kube API server: watch', () => {
     await informer.start();
     try {
       await core.createNamespacedConfigMap({ namespace: NS, body: cm('inf-1') });
-      await waitFor(() => seen.has('inf-1'), 'the informer to see inf-1');
+      await waitFor('the informer to see inf-1', () => seen.has('inf-1'), 5000, 5);
       // A write elsewhere moves the global resourceVersion past the informer's, so compaction expires it.
       await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'elsewhere' } } });
       const lists = () => server.requests.filter((r) => r.method === 'GET' && r.path === PATH && !r.query.watch).length;
@@ -128,7 +129,7 @@ describe('fake kube API server: watch', () => {
       server.compactHistory();
       server.cutWatches();
       await core.createNamespacedConfigMap({ namespace: NS, body: cm('inf-2') });
-      await waitFor(() => seen.has('inf-2'), 'the informer to relist and see inf-2');
+      await waitFor('the informer to relist and see inf-2', () => seen.has('inf-2'), 5000, 5);
       assert.equal(lists(), listsBefore + 1, 'the informer relisted after 410 Gone');
       assert.deepEqual(informer.list(NS).map((o) => o.metadata?.name).sort(), ['inf-1', 'inf-2']);
     } finally {
@@ -140,7 +141,7 @@ describe('fake kube API server: watch', () => {
   it('ends open watches when the server closes', async () => {
     const other = await startFakeApiServer({ seedDefaults: false });
     const w = await RecordedWatch.start(kubeConfigFor(other), '/api/v1/namespaces');
-    await waitFor(() => other.openWatches === 1, 'the watch to open');
+    await waitFor('the watch to open', () => other.openWatches === 1, 5000, 5);
     await other.close();
     assert.equal(await w.waitForDone(), null);
   });

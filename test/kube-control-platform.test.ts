@@ -7,7 +7,8 @@ import type https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
-import { kubeConfigFor, waitFor } from './support/kube/testing.js';
+import { kubeConfigFor } from './support/kube/testing.js';
+import { waitFor } from './support/mesh.js';
 import { asProxy, seedMeshPod } from './support/kube-mesh.js';
 import { renderCrds } from '../src/platform/kubernetes/crds.js';
 import { renderControlPlane } from '../src/platform/kubernetes/manifests.js';
@@ -73,14 +74,14 @@ describe('the control plane on kubernetes (fake API server)', () => {
 
   it('follows EndpointSlice and Pod changes through the watch', async () => {
     server.store.put(slice('reviews-abc', 'reviews', [{ pod: 'reviews-v1-a', ip: '10.0.1.1' }, { pod: 'reviews-v2-a', ip: '10.0.1.2' }]));
-    await waitFor(() => endpointsOf(registry.snapshot, 'reviews').length === 2, 'the v2 endpoint once ready');
+    await waitFor('the v2 endpoint once ready', () => endpointsOf(registry.snapshot, 'reviews').length === 2, 5000, 5);
     seedMeshPod(server, 'reviews-v3-a', { app: 'reviews', version: 'v3' }, { ip: '10.0.1.3', sa: 'reviews-v3' });
     server.store.put(slice('reviews-abc', 'reviews', [{ pod: 'reviews-v1-a', ip: '10.0.1.1' }, { pod: 'reviews-v3-a', ip: '10.0.1.3' }]));
-    await waitFor(() => endpointsOf(registry.snapshot, 'reviews').join() === [
+    await waitFor('v3 in, v2 out', () => endpointsOf(registry.snapshot, 'reviews').join() === [
       '10.0.1.1:4143 v1 spiffe://cluster.local/ns/default/sa/reviews', '10.0.1.3:4143 v3 spiffe://cluster.local/ns/default/sa/reviews-v3',
-    ].join(), 'v3 in, v2 out');
+    ].join(), 5000, 5);
     server.store.delete({ apiVersion: 'v1', kind: 'Pod', name: 'reviews-v3-a', namespace: 'default' });
-    await waitFor(() => endpointsOf(registry.snapshot, 'reviews').length === 1, 'the deleted pod gone');
+    await waitFor('the deleted pod gone', () => endpointsOf(registry.snapshot, 'reviews').length === 1, 5000, 5);
   });
 
   it('resumes a cut watch from where it was, missing nothing', async () => {
@@ -88,7 +89,7 @@ describe('the control plane on kubernetes (fake API server)', () => {
     const lists = platform.slices.lists;
     server.cutWatches({ abrupt: true });
     server.store.create(slice('ratings-abc', 'ratings', [{ pod: 'reviews-v2-a', ip: '10.0.1.2' }]));
-    await waitFor(() => endpointsOf(registry.snapshot, 'ratings').length === 1, 'a slice created while the watch was cut');
+    await waitFor('a slice created while the watch was cut', () => endpointsOf(registry.snapshot, 'ratings').length === 1, 5000, 5);
     assert.ok(platform.slices.watches > before, 'the watch was started again');
     assert.equal(platform.slices.lists, lists, 'a resumed watch does not list again');
   });
@@ -99,13 +100,13 @@ describe('the control plane on kubernetes (fake API server)', () => {
     const rule = { verb: 'watch', group: 'discovery.k8s.io', resource: 'endpointslices' };
     server.deny.push(rule);
     server.cutWatches();
-    await waitFor(() => server.requests.some((r) => r.method === 'GET' && /endpointslices/.test(r.path) && r.query.watch === 'true'), 'a refused resume');
+    await waitFor('a refused resume', () => server.requests.some((r) => r.method === 'GET' && /endpointslices/.test(r.path) && r.query.watch === 'true'), 5000, 5);
     server.store.delete({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', name: 'ratings-abc', namespace: 'default' });
     server.store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bump', namespace: 'default' } });
     server.compactHistory();
     server.deny.splice(server.deny.indexOf(rule), 1);
-    await waitFor(() => platform.slices.lists > lists, 'a new list after 410 Gone');
-    await waitFor(() => endpointsOf(registry.snapshot, 'ratings').length === 0, 'the slice deleted while away gone from the snapshot');
+    await waitFor('a new list after 410 Gone', () => platform.slices.lists > lists, 5000, 5);
+    await waitFor('the slice deleted while away gone from the snapshot', () => endpointsOf(registry.snapshot, 'ratings').length === 0, 5000, 5);
     assert.deepEqual(endpointsOf(registry.snapshot, 'reviews'), ['10.0.1.1:4143 v1 spiffe://cluster.local/ns/default/sa/reviews']);
   });
 
@@ -116,11 +117,11 @@ describe('the control plane on kubernetes (fake API server)', () => {
     });
     server.store.create(route([80, 20]));
     const weights = () => (registry.snapshot.config?.routes as Obj | undefined)?.routes?.[0]?.spec.rules[0].backends.map((b: Obj) => b.weight).join('/');
-    await waitFor(() => weights() === '80/20', 'the route in the snapshot');
+    await waitFor('the route in the snapshot', () => weights() === '80/20', 5000, 5);
     server.store.put(route([50, 50]));
-    await waitFor(() => weights() === '50/50', 'the changed route');
+    await waitFor('the changed route', () => weights() === '50/50', 5000, 5);
     server.store.delete({ apiVersion: 'mesh.io/v1alpha1', kind: 'Route', name: 'reviews', namespace: 'default' });
-    await waitFor(() => (registry.snapshot.config?.routes as Obj).routes.length === 0, 'the route removed');
+    await waitFor('the route removed', () => (registry.snapshot.config?.routes as Obj).routes.length === 0, 5000, 5);
   });
 
   it("publishes a meshed Service's ports with named targetPorts resolved through its EndpointSlice, and follows changes", async () => {
@@ -129,17 +130,17 @@ describe('the control plane on kubernetes (fake API server)', () => {
     assert.equal(portsOf('reviews'), undefined, 'no ports before there is a Service');
     // The slice's port 'http' is 9080: what the named targetPort resolved to.
     server.store.create(svc([{ name: 'http', port: 80, targetPort: 'http' }, { name: 'grpc', port: 81, targetPort: 9081 }]));
-    await waitFor(() => portsOf('reviews') === JSON.stringify([{ port: 80, targetPort: 9080 }, { port: 81, targetPort: 9081 }]), 'the ports in the snapshot');
+    await waitFor('the ports in the snapshot', () => portsOf('reviews') === JSON.stringify([{ port: 80, targetPort: 9080 }, { port: 81, targetPort: 9081 }]), 5000, 5);
     server.store.put(svc([{ name: 'http', port: 80, targetPort: 9443 }]));
-    await waitFor(() => portsOf('reviews') === JSON.stringify([{ port: 80, targetPort: 9443 }]), 'the changed ports');
+    await waitFor('the changed ports', () => portsOf('reviews') === JSON.stringify([{ port: 80, targetPort: 9443 }]), 5000, 5);
     // A Service with no meshed endpoints is not in the snapshot, and changing it pushes nothing.
     const version = registry.snapshot.version;
     server.store.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'plain', namespace: 'default' }, spec: { ports: [{ port: 80, targetPort: 8080 }] } });
-    await waitFor(() => platform.services.items.has('default/plain'), 'the other Service seen');
+    await waitFor('the other Service seen', () => platform.services.items.has('default/plain'), 5000, 5);
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(registry.snapshot.version, version);
     server.store.delete({ apiVersion: 'v1', kind: 'Service', name: 'reviews', namespace: 'default' });
-    await waitFor(() => portsOf('reviews') === undefined, 'the ports gone with the Service');
+    await waitFor('the ports gone with the Service', () => portsOf('reviews') === undefined, 5000, 5);
     assert.deepEqual(endpointsOf(registry.snapshot, 'reviews'), ['10.0.1.1:4143 v1 spiffe://cluster.local/ns/default/sa/reviews']);
   });
 

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { ApiException, KubeConfig, Watch } from '@kubernetes/client-node';
 import type { FakeApiServer } from './fake-api-server.js';
+import { waitFor } from '../mesh.js';
 
 export interface StatusBody {
   kind: string;
@@ -51,17 +52,6 @@ export async function expectStatus(call: Promise<unknown>, code: number, reason?
   assert.fail(`expected HTTP ${code}, but the call succeeded`);
 }
 
-/** Polls until check() returns a value other than undefined/false, failing after timeoutMs. */
-export async function waitFor<T>(check: () => T | undefined | false, what: string, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 export interface WatchEventRecord {
   type: string;
   name: string;
@@ -89,12 +79,12 @@ export class RecordedWatch {
 
   /** Waits until at least n events arrived. */
   async waitForEvents(n: number, timeoutMs = 5000): Promise<WatchEventRecord[]> {
-    await waitFor(() => this.events.length >= n, `${n} watch events (have ${this.events.map((e) => `${e.type} ${e.name}`).join(', ')})`, timeoutMs);
+    await waitFor(`${n} watch events (have ${this.events.map((e) => `${e.type} ${e.name}`).join(', ')})`, () => this.events.length >= n, timeoutMs, 5);
     return this.events;
   }
 
   async waitForDone(timeoutMs = 5000): Promise<unknown> {
-    await waitFor(() => this.done, 'the watch to end', timeoutMs);
+    await waitFor('the watch to end', () => this.done, timeoutMs, 5);
     return this.doneError;
   }
 
