@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
-import { mesh, TestMesh, ROOT, assertOneLineError, waitFor, alive, type CliResult } from './support/mesh.js';
+import { mesh, TestMesh, ROOT, assertOneLineError, waitFor, alive, request, type CliResult, type WorkloadInfo } from './support/mesh.js';
 
 /** Runs a printed command line through sh in the package directory, as a user would paste it. */
 function shell(line: string, timeoutMs = 60_000): Promise<CliResult> {
@@ -234,5 +234,53 @@ describe('an installed mesh, as a new user meets it', () => {
     c = await m.cli(['check']);
     assert.match(c.stdout, new RegExp(`the control plane \\(pid ${again}, started at \\S+\\) died \\(its last log line was written at \\S+\\); its log is ${m.dir}/logs/control.log: '.*install' restarts it`));
     await m.install();
+  });
+});
+
+describe('mesh stat where a fault or authorization answers instead of the app', () => {
+  const m = new TestMesh();
+  let caller: WorkloadInfo;
+  before(async () => {
+    await m.install(['--scrape-interval', '1s']);
+    await m.run('ratings');
+    caller = await m.run('caller');
+  });
+  after(() => m.cleanup());
+
+  const send = async (n: number) => {
+    const codes: number[] = [];
+    for (let i = 0; i < n; i++) codes.push((await request(caller.outbound, { path: `/r/${i}`, headers: { host: 'ratings' } })).status);
+    return codes;
+  };
+  const row = async (args: string[]) => {
+    const r = await m.cli(['stat', 'deploy', ...args, '-o', 'json']);
+    return (JSON.parse(r.stdout) as { name: string; success: number | null; rps: number | null; denied_rps: number | null }[]).find((x) => x.name === 'ratings-v1');
+  };
+
+  it('counts fault-injected aborts against the destination they were routed to', async () => {
+    const set = await m.cli(['route', 'set', 'ratings', 'v1', '--fault-abort', '503@50%']);
+    assert.equal(set.code, 0, set.stderr);
+    const codes = await send(60);
+    const failed = codes.filter((c) => c === 503).length;
+    assert.ok(failed > 10 && failed < 50, `about half aborted: ${failed}/60`);
+    const r = await waitFor('the aborts in stat --from caller-v1', async () => {
+      const x = await row(['--from', 'caller-v1']);
+      return x?.success !== null && x!.success! < 0.9 ? x : undefined;
+    }, 20_000, 500);
+    assert.ok(Math.abs(r!.success! - (60 - failed) / 60) < 0.05, `success ${r!.success} vs ${(60 - failed) / 60}`);
+    await m.cli(['route', 'clear', 'ratings']);
+  });
+
+  it('shows a DENIED column and a ‼ line when authorization refuses requests, keeping SUCCESS as Linkerd counts it', async () => {
+    const before = await m.cli(['stat', 'deploy']);
+    assert.doesNotMatch(before.stdout, /DENIED/);
+    assert.equal((await m.cli(['policy', 'default', 'deny'])).code, 0);
+    const codes = await send(10);
+    assert.deepEqual([...new Set(codes)], [403]);
+    await waitFor('denials in stat', async () => ((await row([]))?.denied_rps ?? 0) > 0, 20_000, 500);
+    const r = await m.cli(['stat', 'deploy']);
+    assert.match(r.stdout, /^NAME\s+MESHED\s+SUCCESS\s+DENIED\s+RPS/);
+    assert.match(r.stdout, /\nratings-v1\s+1\/1\s+\S+\s+\d+\.\drps\s+/);
+    assert.match(r.stderr, /‼ authorization refused requests \(403\) to ratings-v1 in the last 1m .*'.*mesh --state-dir \S+ policy list' shows the rules/);
   });
 });

@@ -8,8 +8,8 @@ import type { EndpointInfo } from '../model/snapshot.js';
 import { PeerIdentityError, verifyPeer } from '../identity/spiffe.js';
 import type { RequestStats, TcpStats } from './metrics.js';
 
-/** Makes the stats an endpoint (or, with no endpoint, a service) is counted under. */
-export type StatsFor = ((namespace: string, service: string, ep?: EndpointInfo) => RequestStats) & {
+/** Makes the stats an endpoint (or, with no endpoint, a service or one version of it) is counted under. */
+export type StatsFor = ((namespace: string, service: string, ep?: EndpointInfo, version?: string) => RequestStats) & {
   /** Connection stats per destination endpoint, when the proxy keeps them. */
   tcp?: (ep: EndpointInfo) => TcpStats;
 };
@@ -129,8 +129,9 @@ export class Target {
   readonly stats: RequestStats;
   breaker: BreakerSettings = DEFAULT_BREAKER;
 
-  constructor(readonly namespace: string, readonly name: string, private readonly trustDomain: string, private readonly statsFor: StatsFor) {
-    this.stats = statsFor(namespace, name);
+  /** version: a route's subset; what fails before an endpoint is picked (a fault, none available) counts against it. */
+  constructor(readonly namespace: string, readonly name: string, private readonly trustDomain: string, private readonly statsFor: StatsFor, version?: string) {
+    this.stats = statsFor(namespace, name, undefined, version);
   }
 
   /** Applies a new endpoint list, keeping the state of endpoints that stay. */

@@ -103,9 +103,9 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const dstLabels = (ep: EndpointInfo) => ({
     dst_namespace: ep.namespace, dst_service: ep.service, dst_deployment: `${ep.service}-${ep.version}`, dst_pod: ep.instance, server_id: ep.identity,
   });
-  const statsFor: StatsFor = (namespace, service, ep) => metrics.requests(ep
+  const statsFor: StatsFor = (namespace, service, ep, version) => metrics.requests(ep
     ? { direction: 'outbound', ...dstLabels(ep), tls: 'true' }
-    : { direction: 'outbound', dst_namespace: namespace, dst_service: service });
+    : { direction: 'outbound', dst_namespace: namespace, dst_service: service, ...(version ? { dst_deployment: `${service}-${version}` } : {}) });
   statsFor.tcp = (ep) => metrics.tcp({ direction: 'outbound', peer: 'dst', ...dstLabels(ep), tls: 'true' });
 
   const transport: MtlsTransport = {

@@ -71,7 +71,7 @@ export class RoutingTable {
     }
     const subset = (version: string): Target => {
       let t = r.subsets.get(version);
-      if (!t) r.subsets.set(version, (t = new Target(r.target.namespace, r.target.name, this.trustDomain, this.statsFor)));
+      if (!t) r.subsets.set(version, (t = new Target(r.target.namespace, r.target.name, this.trustDomain, this.statsFor, version)));
       t.setEndpoints(r.target.endpoints.filter((e) => e.info.version === version));
       return t;
     };

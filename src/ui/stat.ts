@@ -31,11 +31,15 @@ export function renderStatTable(rows: StatRow[], o: StatTableOptions = {}): stri
   const head = ['NAME', 'MESHED', 'SUCCESS', 'RPS', 'LATENCY_P50', 'LATENCY_P95', 'LATENCY_P99', 'TCP_CONN'];
   if (o.allNamespaces) head.unshift('NAMESPACE');
   if (o.wide) head.push('READ_BYTES/SEC', 'WRITE_BYTES/SEC');
+  // Shown only when authorization refused something in the window, so it cannot be missed.
+  const denied = rows.some((r) => r.denied_rps);
+  if (denied) head.splice(head.indexOf('SUCCESS') + 1, 0, 'DENIED');
   return table(head, rows.map((r) => {
     const cells = [r.name, r.meshed, formatSuccess(r.success), formatRps(r.rps), formatLatency(r.latency_ms_p50),
       formatLatency(r.latency_ms_p95), formatLatency(r.latency_ms_p99), formatCount(r.tcp_open_connections)];
     if (o.allNamespaces) cells.unshift(r.namespace);
     if (o.wide) cells.push(formatByteRate(r.tcp_read_bytes_rate), formatByteRate(r.tcp_write_bytes_rate));
+    if (denied) cells.splice(head.indexOf('DENIED'), 0, formatRps(r.denied_rps ?? null));
     return cells;
   }));
 }
@@ -57,6 +61,7 @@ export function statJson(rows: StatRow[]): object[] {
     tcp_open_connections: r.tcp_open_connections,
     tcp_read_bytes_rate: round(r.tcp_read_bytes_rate, 1),
     tcp_write_bytes_rate: round(r.tcp_write_bytes_rate, 1),
+    denied_rps: round(r.denied_rps ?? null, 3),
   }));
 }
 

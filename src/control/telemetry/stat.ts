@@ -55,6 +55,8 @@ export interface StatRow {
   tcp_open_connections: number | null;
   tcp_read_bytes_rate: number | null;
   tcp_write_bytes_rate: number | null;
+  /** Requests per second that authorization refused (403) on the row's inbound side; null when none. */
+  denied_rps?: number | null;
 }
 
 export interface StatResult {
@@ -153,6 +155,7 @@ interface Figures {
   tcp?: number;
   read?: number;
   write?: number;
+  denied?: number;
 }
 
 function resolveRef(ref: ResourceRef, pods: PodInfo[], role: 'from' | 'to'): { kind: ResourceKind; name: string; namespace: string } {
@@ -211,7 +214,8 @@ export async function computeStat(src: MetricSource, q: StatQuery): Promise<Stat
   };
   await Promise.all(sides.map(async (side) => {
     const by = q.kind === 'namespace' ? [side.nsLabel] : [side.nsLabel, side.nameLabel];
-    const [responses, p50, p95, p99, tcp, read, write] = await Promise.all([
+    const inbound = side.match.direction === 'inbound';
+    const [responses, p50, p95, p99, tcp, read, write, denied] = await Promise.all([
       src.rate('response_total', side.match, [...by, 'classification'], q.windowMs),
       src.quantile(0.5, 'response_latency_ms', side.match, by, q.windowMs),
       src.quantile(0.95, 'response_latency_ms', side.match, by, q.windowMs),
@@ -219,6 +223,7 @@ export async function computeStat(src: MetricSource, q: StatQuery): Promise<Stat
       side.tcp ? src.gauge('tcp_open_connections', side.tcp, by) : [],
       side.tcp ? src.rate('tcp_read_bytes_total', side.tcp, by, q.windowMs) : [],
       side.tcp ? src.rate('tcp_write_bytes_total', side.tcp, by, q.windowMs) : [],
+      inbound ? src.rate('inbound_http_authz_deny_total', side.match, by, q.windowMs) : [],
     ]);
     for (const s of responses) {
       const f = fig(s, side);
@@ -232,6 +237,7 @@ export async function computeStat(src: MetricSource, q: StatQuery): Promise<Stat
     for (const s of tcp) fig(s, side).tcp = (fig(s, side).tcp ?? 0) + s.value;
     for (const s of read) fig(s, side).read = (fig(s, side).read ?? 0) + s.value;
     for (const s of write) fig(s, side).write = (fig(s, side).write ?? 0) + s.value;
+    for (const s of denied) fig(s, side).denied = (fig(s, side).denied ?? 0) + s.value;
   }));
 
   // Meshed pods per row: on the local platform every workload is meshed, so meshed = running.
@@ -272,6 +278,7 @@ export async function computeStat(src: MetricSource, q: StatQuery): Promise<Stat
       tcp_open_connections: f?.tcp ?? null,
       tcp_read_bytes_rate: f?.read ?? null,
       tcp_write_bytes_rate: f?.write ?? null,
+      denied_rps: f?.denied ? f.denied : null,
     });
   }
   rows.sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
@@ -279,6 +286,11 @@ export async function computeStat(src: MetricSource, q: StatQuery): Promise<Stat
   const hints: string[] = [];
   const notice = src.notice(q.windowMs);
   if (notice) hints.push(notice);
+  // Linkerd counts a 403 as a success (the server answered): say where authorization refused requests.
+  const refused = rows.filter((r) => r.denied_rps);
+  if (refused.length) {
+    hints.push(`‼ authorization refused requests (403) to ${refused.map((r) => r.name).join(', ')} in the last ${formatMs(q.windowMs)} (DENIED; SUCCESS counts them as answered): 'mesh policy list' shows the rules`);
+  }
   if (!rows.some((r) => r.rps !== null)) {
     const span = formatMs(q.windowMs);
     if (q.from || q.to) hints.push(`No traffic yet ${q.from ? `from ${q.from.name}` : `to ${q.to!.name}`} in the last ${span}`);
