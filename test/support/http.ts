@@ -23,17 +23,23 @@ export interface CallOptions {
   tls?: tls.ConnectionOptions;
 }
 
-/** One request to a URL (http:// or https://); resolves with any status, rejects on a transport error or after timeoutMs. */
+/**
+ * One request to `scheme://host:port` followed by the request target exactly as written (never normalised: tests
+ * send dot-segments, encodings and absolute forms on purpose); resolves with any status, rejects on a transport error
+ * or after timeoutMs.
+ */
 export function call(url: string, o: CallOptions = {}): Promise<Reply> {
-  const u = new URL(url);
-  const secure = u.protocol === 'https:';
+  const m = /^(https?):\/\/(\[[^\]]+\]|[^/:]+):(\d+)(.*)$/s.exec(url);
+  if (!m) throw new Error(`not scheme://host:port/target: ${url}`);
+  const secure = m[1] === 'https';
+  const u = { hostname: m[2]!.replace(/^\[|\]$/g, ''), port: m[3]!, target: m[4] || '/' };
   const payload = o.json !== undefined ? JSON.stringify(o.json) : o.body;
   const headers: http.OutgoingHttpHeaders = {
     ...(o.json !== undefined ? { 'content-type': 'application/json' } : {}),
     ...(o.bearer ? { authorization: `Bearer ${o.bearer}` } : {}),
     ...o.headers,
   };
-  const opts = { ...(secure ? o.tls : {}), host: u.hostname, port: Number(u.port), path: u.pathname + u.search, method: o.method ?? 'GET', headers, agent: o.agent ?? false } as https.RequestOptions;
+  const opts = { ...(secure ? o.tls : {}), host: u.hostname, port: Number(u.port), path: u.target, method: o.method ?? 'GET', headers, agent: o.agent ?? false } as https.RequestOptions;
   return new Promise((resolve, reject) => {
     const req = (secure ? https : http).request(opts, (res) => {
       const chunks: Buffer[] = [];
