@@ -107,7 +107,8 @@ export class TapHub {
     s.polledAt = Date.now();
     if (!s.events.some((e) => e.seq > after) && waitMs > 0) {
       await new Promise<void>((resolve) => {
-        const t = setTimeout(done, waitMs);
+        // Unref'd: a long-poll left waiting when the server closes must not hold the process open.
+        const t = setTimeout(done, waitMs).unref();
         function done() {
           clearTimeout(t);
           s!.waiters.delete(done);
@@ -135,7 +136,7 @@ export class TapHub {
     if (since === String(this.version) && waitMs > 0) {
       await new Promise<void>((resolve) => {
         const proxyWaiters = this.proxyWaiters;
-        const t = setTimeout(done, waitMs);
+        const t = setTimeout(done, waitMs).unref();
         function done() {
           clearTimeout(t);
           proxyWaiters.delete(done);
