@@ -3,7 +3,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -282,5 +282,32 @@ describe('mesh stat where a fault or authorization answers instead of the app', 
     assert.match(r.stdout, /^NAME\s+MESHED\s+SUCCESS\s+DENIED\s+RPS/);
     assert.match(r.stdout, /\nratings-v1\s+1\/1\s+\S+\s+\d+\.\drps\s+/);
     assert.match(r.stderr, /‼ authorization refused requests \(403\) to ratings-v1 in the last 1m .*'.*mesh --state-dir \S+ policy list' shows the rules/);
+  });
+});
+
+describe('mesh install in a state directory others can reach (issue 10, class 8)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'mesh-perm-'));
+  after(async () => {
+    await mesh(['--state-dir', join(root, 'open'), 'uninstall', '--purge']);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('tightens a world-writable MESH_HOME of its own to 0700, and says so', async () => {
+    const dir = join(root, 'open');
+    mkdirSync(dir);
+    chmodSync(dir, 0o777);
+    const r = await mesh(['install'], { env: { MESH_HOME: dir } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`‼ state directory ${dir} was open to every user \\(mode 777\\): tightened it to 700`));
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+  });
+
+  it("refuses a state directory that belongs to another user", { skip: process.getuid?.() !== 0 && 'needs root to make a directory of another user' }, async () => {
+    const dir = join(root, 'theirs');
+    mkdirSync(dir, { mode: 0o700 });
+    chownSync(dir, 65534, 65534);
+    const r = await mesh(['--state-dir', dir, 'install']);
+    assertOneLineError(r, /state directory .*theirs belongs to another user \(uid 65534\)/);
+    assert.deepEqual(readdirSync(dir), []);
   });
 });

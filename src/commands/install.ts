@@ -29,6 +29,8 @@ export async function ensureInstalled(state: StateDir, f: InstallFlags): Promise
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(f.trustDomain)) {
     throw new MeshError(`trust domain '${f.trustDomain}' is not valid`, 'use lower-case letters, digits, dots and dashes, e.g. cluster.local');
   }
+  const tightened = state.secure();
+  if (tightened) process.stderr.write(`${chalk.yellow('‼')} ${tightened}\n`);
   if (state.isInstalled()) {
     const cfg = state.config();
     if ((await controlVersion(state)) !== undefined) {

@@ -1,9 +1,10 @@
 // The mesh's certificate authority: trust anchor → issuer → short-lived workload certificates.
 // node-forge builds and signs (RSA only); keys come from node:crypto, which is ~20× faster.
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes } from 'node:crypto';
 import forge from 'node-forge';
 import { generateKey, DAY, type CertAndKey } from './keys.js';
 import { buildCsr } from './der.js';
+import { weakKeyReason } from './spiffe.js';
 
 export { generateKey, certInfo, splitPem, DAY, type KeyPair, type CertAndKey } from './keys.js';
 
@@ -133,6 +134,8 @@ export class Issuer {
     }
     if (!ok) throw new Error('certificate request signature does not verify');
     const publicKeyPem = pki.publicKeyToPem(csr.publicKey as forge.pki.rsa.PublicKey);
+    const weak = weakKeyReason(createPublicKey(publicKeyPem));
+    if (weak) throw new Error(`certificate request has ${weak}`);
     return this.issueLeaf({ uri, publicKeyPem, lifetimeMs });
   }
 }

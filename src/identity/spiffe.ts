@@ -1,5 +1,5 @@
 // SPIFFE identities (spiffe://<trust-domain>/ns/<ns>/sa/<sa>) and the peer checks Node's TLS leaves to us.
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, type KeyObject } from 'node:crypto';
 import { readUriSans } from './der.js';
 
 export interface Identity {
@@ -24,6 +24,22 @@ export const uriSans = readUriSans;
 
 export class PeerIdentityError extends Error {}
 
+/** The weakest keys the mesh accepts anywhere (NIST's 112-bit floor): RSA-2048, or EC P-256. */
+export const MIN_RSA_BITS = 2048;
+const STRONG_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
+
+/** Why a public key is too weak for the mesh, or undefined when it is strong enough. */
+export function weakKeyReason(key: KeyObject): string | undefined {
+  const type = key.asymmetricKeyType;
+  const d = key.asymmetricKeyDetails ?? {};
+  if (type === 'rsa' || type === 'rsa-pss') {
+    return (d.modulusLength ?? 0) < MIN_RSA_BITS ? `an RSA-${d.modulusLength ?? '?'} key (the mesh needs RSA-${MIN_RSA_BITS} or more, or EC P-256)` : undefined;
+  }
+  if (type === 'ec') return STRONG_CURVES.has(d.namedCurve ?? '') ? undefined : `an EC key on curve ${d.namedCurve ?? '?'} (the mesh needs P-256, P-384 or P-521)`;
+  if (type === 'ed25519' || type === 'ed448') return undefined;
+  return `a ${type ?? 'unknown'} key (the mesh needs RSA-${MIN_RSA_BITS} or more, or EC P-256)`;
+}
+
 // Verification is per connection, and pooled connections make it rare; a small cache keeps even that cheap.
 const verified = new Map<string, Identity>();
 
@@ -37,6 +53,8 @@ export function verifyPeer(cert: X509Certificate | undefined, trustDomain: strin
   const hit = verified.get(key);
   if (hit && hit.trustDomain === trustDomain) return hit;
   if (cert.ca) throw new PeerIdentityError('peer leaf certificate is a CA');
+  const weak = weakKeyReason(cert.publicKey);
+  if (weak) throw new PeerIdentityError(`peer certificate has ${weak}`);
   let sans: string[];
   try {
     sans = uriSans(cert.raw);

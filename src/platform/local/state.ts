@@ -1,5 +1,5 @@
 // The local platform's state directory: identity, secrets, control-plane and workload records.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, accessSync, constants } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, accessSync, constants } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createHmac } from 'node:crypto';
@@ -151,6 +151,28 @@ export class StateDir {
 
   removeWorkload(instance: string): void {
     rmSync(this.workloadPath(instance), { force: true });
+  }
+
+  /**
+   * The state holds private keys, so only its owner may enter it: an existing directory of ours
+   * that others can reach is tightened to 0700 (said in the returned line); one of another user is
+   * refused (we cannot tighten it, and its owner could swap our files).
+   */
+  secure(): string | undefined {
+    let st;
+    try {
+      st = statSync(this.root);
+    } catch {
+      return undefined; // made later, 0700
+    }
+    const uid = process.getuid?.();
+    if (uid !== undefined && st.uid !== uid) {
+      throw new MeshError(`state directory ${this.display} belongs to another user (uid ${st.uid}), who could read or replace the mesh's keys`, 'use a directory of your own with --state-dir or MESH_HOME');
+    }
+    const mode = st.mode & 0o777;
+    if (!st.isDirectory() || (mode & 0o077) === 0) return undefined;
+    chmodSync(this.root, 0o700);
+    return `state directory ${this.display} was open to ${mode & 0o007 ? 'every user' : 'its group'} (mode ${mode.toString(8)}): tightened it to 700`;
   }
 
   ensureWritable(): void {
