@@ -6,11 +6,13 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
 import fc from 'fast-check';
-import { ALPN, FrameReader } from '../src/proxy/wire/mux-frames.js';
+import { ALPN, FrameReader, MAX_HEAD_FRAME } from '../src/proxy/wire/mux-frames.js';
 import { serveMux } from '../src/proxy/wire/mux-server.js';
 import { SessionPool } from '../src/proxy/wire/mux-client.js';
 import { createIssuer, createTrustAnchor, generateKey, Issuer } from '../src/identity/ca.js';
 import { ParseError } from '../src/proxy/h1-parse.js';
+import type { EventEmitter } from 'node:events';
+import { makeCa, muxPeer, idOf } from './support/mux-bed.js';
 
 interface Frame {
   type: number;
@@ -28,12 +30,14 @@ function encode(f: Frame): Buffer {
   return Buffer.concat([h, f.payload]);
 }
 
-const frameArb = fc.record({
-  type: fc.constantFrom(1, 2, 3, 4),
+/** Payload lengths each frame type allows: heads and data up to 300 here, control frames their own. */
+const MAX_LEN: Record<number, number> = { 1: 300, 2: 300, 3: 256, 4: 4, 5: 8 };
+const frameArb = fc.constantFrom(1, 2, 3, 4, 5).chain((type) => fc.record({
+  type: fc.constant(type),
   flags: fc.constantFrom(0, 1),
   id: fc.integer({ min: 1, max: 99 }),
-  payload: fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
-}).map((f): Frame => ({ ...f }));
+  payload: fc.uint8Array({ maxLength: MAX_LEN[type]! }).map((a) => Buffer.from(a)),
+})).map((f): Frame => ({ ...f }));
 
 describe('mesh/1 frame reader', () => {
   it('gives back every frame however the bytes are split', () => {
@@ -71,14 +75,17 @@ describe('mesh/1 frame reader', () => {
     }), { numRuns: 500 });
   });
 
-  it('refuses a frame longer than its limit before reading it', () => {
-    const r = new FrameReader({ onFrame: () => assert.fail('no frame expected') });
-    const h = Buffer.alloc(10);
-    h[0] = 1;
-    h.writeUInt32BE(1, 2);
-    h.writeUInt32BE(2 ** 30, 6);
-    assert.throws(() => r.push(h), ParseError);
-  });
+  // Each limit is checked on the frame's 10-byte header, before any of its payload is held.
+  for (const [what, type, len] of [['data', 2, 2 ** 20 + 1], ['a head', 1, MAX_HEAD_FRAME + 1], ['a ping', 5, 9], ['a window update', 4, 5], ['a reset', 3, 257], ['settings', 6, 65]] as const) {
+    it(`refuses ${what} frame longer than its limit before reading it`, () => {
+      const r = new FrameReader({ onFrame: () => assert.fail('no frame expected') });
+      const h = Buffer.alloc(10);
+      h[0] = type;
+      h.writeUInt32BE(1, 2);
+      h.writeUInt32BE(len, 6);
+      assert.throws(() => r.push(h), ParseError);
+    });
+  }
 });
 
 
@@ -142,6 +149,58 @@ describe('mesh/1 session liveness', () => {
       assert.equal(first, null, `the stream failed: ${(first as Error | null)?.message}`);
     } finally {
       pool.destroy();
+    }
+  });
+});
+
+describe('mesh/1 flow control between two sessions of this version', () => {
+  it('moves 8 concurrent 4 MiB bodies each way over one session (16x the connection window), twice: the windows come back whole', { timeout: 30_000 }, async (t) => {
+    const ca = await makeCa();
+    // The peer echoes each request body back as it reads it.
+    const peer = await muxPeer(ca.leaf(idOf('web')), ca.key.keyPem, ca.anchor.certPem, {
+      request(req, res) {
+        res.writeHead(200, undefined, ['content-type', 'application/octet-stream', 'transfer-encoding', 'chunked']);
+        req.pipe({
+          write: (c: Buffer) => res.write(Buffer.from(c)),
+          end: () => res.end(),
+          set source(s: { resume(): void } | null) {
+            if (s) res.on('drain', () => s.resume());
+          },
+        });
+      },
+      upgrade: (_r, s) => s.destroy(),
+    });
+    const pool = new SessionPool({ idleMs: 30_000 });
+    t.after(async () => {
+      pool.destroy();
+      await peer.close();
+    });
+    const tlsOpts = { servername: 'web', checkServerIdentity: () => undefined, secureContext: tls.createSecureContext({ cert: ca.leaf(idOf('client')), key: ca.key.keyPem, ca: ca.anchor.certPem }) };
+    const SIZE = 4 * 1024 * 1024;
+    const one = (i: number) => new Promise<number>((resolve, reject) => {
+      const up = pool.request('127.0.0.1', peer.port, tlsOpts, 'POST', `/${i}`, ['host', 'web', 'transfer-encoding', 'chunked']);
+      let got = 0;
+      up.on('error', reject);
+      up.on('response', (res: EventEmitter) => {
+        res.on('data', (c: Buffer) => (got += c.length));
+        res.on('end', () => resolve(got));
+        res.on('aborted', () => reject(new Error('aborted')));
+      });
+      const chunk = Buffer.alloc(64 * 1024, i);
+      let sent = 0;
+      const pump = () => {
+        while (sent < SIZE) {
+          sent += chunk.length;
+          if (sent >= SIZE) return up.end(chunk);
+          if (!up.write(chunk)) return;
+        }
+      };
+      (up as unknown as { source: { resume(): void } }).source = { resume: pump };
+      pump();
+    });
+    for (let round = 0; round < 2; round++) {
+      const got = await Promise.all(Array.from({ length: 8 }, (_, i) => one(i)));
+      assert.deepEqual(got, Array(8).fill(SIZE));
     }
   });
 });

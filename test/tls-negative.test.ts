@@ -13,6 +13,7 @@ import { formatIdentity, verifyPeer } from '../src/identity/spiffe.js';
 import { TestMesh, ROOT, freePort, request, waitFor, type WorkloadInfo } from './support/mesh.js';
 import { call } from './support/http.js';
 import { ALPN } from '../src/proxy/wire/mux-frames.js';
+import { frame } from './support/mux-bed.js';
 
 const RECORDING_APP = join(ROOT, 'test', 'fixtures', 'recording-app.mjs');
 const TD = 'cluster.local';
@@ -163,17 +164,6 @@ describe('the inbound mTLS listener', () => {
     // This request came after every refused one, so any of those forwarded late would be here by now.
     assert.deepEqual(saw.filter((r) => r.includes('/refused/')), []);
   });
-
-  /** One mesh/1 frame, as a peer proxy would send it. */
-  const frame = (type: number, flags: number, id: number, payload: string): Buffer => {
-    const body = Buffer.from(payload, 'latin1');
-    const h = Buffer.alloc(10);
-    h[0] = type;
-    h[1] = flags;
-    h.writeUInt32BE(id, 2);
-    h.writeUInt32BE(body.length, 6);
-    return Buffer.concat([h, body]);
-  };
 
   it('speaks mesh/1 to a client that offers it, and resets a stream whose body overruns its Content-Length', { timeout: 30_000 }, async (t) => {
     const [host, port] = web.inbound.split(':') as [string, string];

@@ -54,6 +54,13 @@ type ConnSocket = net.Socket & { [CONN]?: ServerConn };
 const IDLE_MS = 60_000;
 const SMALL = 16 * 1024;
 
+/**
+ * A request head must be whole within `headMs` of its first byte; a body may go `bodyIdleMs`
+ * without a byte. Past either the client gets 408, and its slot goes to someone else.
+ * Set once per process (`mesh proxy` reads them from its options).
+ */
+export const readTimeouts = { headMs: 10_000, bodyIdleMs: 30_000 };
+
 export class Req {
   readonly method: string;
   readonly url: string;
@@ -254,6 +261,9 @@ export class ServerConn implements BodyTarget, BodyFlow {
   private readonly body = new BodyDecoder();
   /** The connection is no longer ours to parse (upgraded, or closing after its last response). */
   private upgraded = false;
+  /** When the head now arriving began (0: none is), and whether the body read timeout is armed. */
+  private headSince = 0;
+  private bodyTimed = false;
 
   constructor(readonly sock: net.Socket, private readonly h: H1Handlers) {}
 
@@ -269,6 +279,11 @@ export class ServerConn implements BodyTarget, BodyFlow {
         if (this.req !== null && !this.req.complete) {
           const at = this.body.feed(buf, 0, this);
           this.buf = at < buf.length ? buf.subarray(at) : null;
+          if (!this.req.complete && !this.bodyTimed) {
+            // The body spans reads: from here on, silence means a slow client.
+            this.bodyTimed = true;
+            this.sock.setTimeout(readTimeouts.bodyIdleMs);
+          }
           continue;
         }
         // A pipelined request waits until the previous response is out.
@@ -279,11 +294,19 @@ export class ServerConn implements BodyTarget, BodyFlow {
         const end = headEnd(buf);
         if (end < 0) {
           if (buf.length > MAX_HEAD) throw new ParseError(431, 'request head too large');
+          if (this.headSince === 0) {
+            this.headSince = Date.now();
+            this.sock.setTimeout(readTimeouts.headMs);
+          } else if (Date.now() - this.headSince > readTimeouts.headMs) throw new ParseError(408, 'request head not received in time');
           // Stray CRLFs between requests are allowed (RFC 9112 2.2).
           if (buf.length <= 2 && (buf[0] === 13 || buf[0] === 10)) this.buf = null;
           return;
         }
         if (end > MAX_HEAD) throw new ParseError(431, 'request head too large');
+        if (this.headSince !== 0) {
+          this.headSince = 0;
+          this.sock.setTimeout(IDLE_MS);
+        }
         this.buf = end + 4 < buf.length ? buf.subarray(end + 4) : null;
         this.begin(parseRequestHead(buf, end));
       }
@@ -330,6 +353,10 @@ export class ServerConn implements BodyTarget, BodyFlow {
   }
 
   onBodyEnd(): void {
+    if (this.bodyTimed) {
+      this.bodyTimed = false;
+      this.sock.setTimeout(IDLE_MS);
+    }
     this.req!.finish();
   }
 
@@ -387,6 +414,14 @@ export class ServerConn implements BodyTarget, BodyFlow {
   }
 
   timedOut(): void {
+    // A body we stopped reading (the upstream is slow) is not the client's delay.
+    const late = this.headSince !== 0 && this.res === null ? 'head' : this.bodyTimed && this.res !== null && !this.sock.isPaused() ? 'body' : null;
+    if (late !== null) {
+      this.headSince = 0;
+      this.bodyTimed = false;
+      // The next timeout, if the client does not close after the 408, cuts the connection.
+      return this.fail(new ParseError(408, `request ${late} not received in time`));
+    }
     // Idle keep-alive connections close; one with a response in flight waits for its upstream.
     if (this.res === null) this.sock.destroy();
   }

@@ -13,6 +13,7 @@ import { Pool } from './h1-client.js';
 import { ALPN } from './wire/mux-frames.js';
 import { serveMux } from './wire/mux-server.js';
 import { relay, type RelayHooks } from './relay.js';
+import { Gate } from './gate.js';
 import { refuseUpgrade, relayUpgrade } from './upgrade.js';
 import type { IdentityManager } from './identity.js';
 import type { MetricsRegistry, RequestStats } from './metrics.js';
@@ -45,8 +46,16 @@ export interface InboundOptions {
    * here, kubelet probes and unmeshed clients among them). They have no identity: policy decides.
    */
   plaintext?: boolean;
+  /** App connections open at once (one per request in flight), and requests that may wait for one; beyond: 503. */
+  appConnections?: { limit: number; queue: number };
+  /** A TLS handshake (or a plaintext client's first byte) must come within this; default HANDSHAKE_MS. */
+  handshakeMs?: number;
   log?: (msg: string) => void;
 }
+
+export const APP_CONNECTIONS = { limit: 256, queue: 1024 };
+/** A TLS handshake not done by then is dropped (Node's default is 120 s: a cheap way to hold sockets). */
+export const HANDSHAKE_MS = 10_000;
 
 const PEER = Symbol('mesh.peer');
 const STATS = Symbol('mesh.stats');
@@ -80,11 +89,11 @@ function appPortFor(o: InboundOptions, host: string | undefined): number {
 export function createInboundServer(o: InboundOptions): net.Server {
   // Idle connections close before a Node app's default 5 s keep-alive would close them under us.
   const appPool = new Pool({ idleMs: 4_000, maxIdle: 64 });
-  const hooks = appHooks;
   const server = trackConnections(tls.createServer({
     ...o.identity.serverOptions(),
     requestCert: true,
     rejectUnauthorized: true,
+    handshakeTimeout: o.handshakeMs ?? HANDSHAKE_MS,
     // Other proxies speak mesh/1; anything else (curl, a raw TLS client) gets HTTP/1.1.
     ALPNProtocols: [ALPN, 'http/1.1'],
   }));
@@ -97,6 +106,7 @@ export function createInboundServer(o: InboundOptions): net.Server {
       sock[EXPIRES] = Date.parse(cert!.validTo);
       // Stats per caller identity, looked up once per connection rather than per request.
       sock[STATS] = o.metrics.requests({ direction: 'inbound', client_id: peer, tls: 'true' });
+      gate.attach(sock, peer);
       tcp.track(sock);
       if (sock.alpnProtocol === ALPN) serveMux(sock, tlsHandlers);
       else serveH1(sock, tlsHandlers);
@@ -105,12 +115,17 @@ export function createInboundServer(o: InboundOptions): net.Server {
       sock.destroy();
     }
   });
-  server.on('tlsClientError', () => {});
+  // With a listener here Node leaves the socket open (a stalled handshake stays forever): cut it.
+  server.on('tlsClientError', (_err, sock) => sock.destroy());
 
   const toApp = (ex: Exchange): void => {
     const up = appPool.request({ host: '127.0.0.1', port: ex.appPort, method: ex.req.method, path: ex.path, headers: ex.headers });
     relay(ex, up, hooks);
   };
+  const cap = o.appConnections ?? APP_CONNECTIONS;
+  const gate = new Gate(cap.limit, cap.queue, toApp, 'app connections');
+  const hooks: RelayHooks = { ...appHooks, done: (ex) => gate.leave(ex) };
+  const admit = (ex: Exchange): void => gate.enter(ex);
 
   // One request object reused for every check: the check is synchronous and allocates nothing.
   const authz: AuthzRequest = { namespace: o.namespace, toService: o.service, clientIdentity: null, port: o.appPort, path: '/' };
@@ -136,8 +151,8 @@ export function createInboundServer(o: InboundOptions): net.Server {
     ex.stats.allowed();
     o.telemetry.traceContext(ex, 'server');
     o.telemetry.watch(ex, 'inbound');
-    ex.rebalance = toApp;
-    toApp(ex);
+    ex.rebalance = admit;
+    admit(ex);
   };
 
   const upgrade = (req: Req, socket: net.Socket, head: Buffer, peer: string | null, stats: RequestStats): void => {
@@ -194,7 +209,13 @@ export function createInboundServer(o: InboundOptions): net.Server {
     upgrade: (req, socket, head) => upgrade(req, socket, head, null, plainStats),
   };
   const front = trackConnections(net.createServer((sock) => {
+    // A connection that never says a word is dropped like a stalled handshake.
+    const silent = () => sock.destroy();
+    sock.setTimeout(o.handshakeMs ?? HANDSHAKE_MS);
+    sock.once('timeout', silent);
     sock.once('data', (first: Buffer) => {
+      sock.setTimeout(0);
+      sock.removeListener('timeout', silent);
       sock.pause();
       sock.unshift(first);
       // TLS reads a socket's handle directly and would never see the bytes read here: it gets
@@ -202,6 +223,7 @@ export function createInboundServer(o: InboundOptions): net.Server {
       if (first[0] === 0x16) server.emit('connection', Duplex.from({ readable: sock, writable: sock }));
       else {
         plainTcp.track(sock);
+        gate.attach(sock, '');
         serveH1(sock, plainHandlers);
       }
       sock.resume();

@@ -9,19 +9,23 @@ import { route, type RouteTable } from './layers/route.js';
 import { balance } from './layers/balance.js';
 import { fault } from './layers/fault.js';
 import { mtlsForward, type MtlsTransport } from './layers/forward.js';
+import type { ClientShares } from './layers/fair.js';
 import { hostOnly, requestHeaders, requestTarget } from './http-util.js';
 import { createH1Server, type H1Server, type Req } from './h1-server.js';
 import { refuseUpgrade, relayUpgrade } from './upgrade.js';
 import { pickBackend } from './routing.js';
 import type { MetricsRegistry } from './metrics.js';
 
-export function createOutboundServer(table: () => RouteTable, transport: MtlsTransport, metrics: MetricsRegistry, tel: Telemetry): H1Server {
+/** `shares` (the ingress) bounds each client address's requests in flight. */
+export function createOutboundServer(table: () => RouteTable, transport: MtlsTransport, metrics: MetricsRegistry, tel: Telemetry, shares?: ClientShares): H1Server {
   const observe: Layer = (next) => (ex) => {
     tel.traceContext(ex, 'client');
     tel.watch(ex, 'outbound');
     next(ex);
   };
-  const handler = stack([normalize, observe, route(table), fault, balance], mtlsForward(transport));
+  const layers = [normalize, observe, route(table), fault, balance];
+  if (shares) layers.unshift(shares.layer);
+  const handler = stack(layers, mtlsForward(transport));
   // Requests refused before routing (bad requests, unknown services) are counted here.
   const unrouted = metrics.requests({ direction: 'outbound', dst_service: '' });
   const tcp = metrics.tcp({ direction: 'outbound', peer: 'src', tls: 'false' });
@@ -51,5 +55,8 @@ export function createOutboundServer(table: () => RouteTable, transport: MtlsTra
     } as https.RequestOptions);
     relayUpgrade(socket, head, up, () => ep.inflight--);
   };
-  return createH1Server({ request: (req, res) => handler(new Exchange(req, res, unrouted)), upgrade }, (sock) => tcp.track(sock));
+  return createH1Server({ request: (req, res) => handler(new Exchange(req, res, unrouted)), upgrade }, (sock) => {
+    tcp.track(sock);
+    shares?.track(sock);
+  });
 }

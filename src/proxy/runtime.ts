@@ -18,7 +18,9 @@ import { ControlClient } from './control-client.js';
 import { ConfigWatcher } from './discovery.js';
 import { IdentityManager } from './identity.js';
 import { createAdminServer } from './admin.js';
-import { createInboundServer } from './inbound.js';
+import { APP_CONNECTIONS, createInboundServer } from './inbound.js';
+import { readTimeouts } from './h1-server.js';
+import { ClientShares } from './layers/fair.js';
 import { createOutboundServer } from './outbound.js';
 import { newMtlsSessions, type MtlsTransport } from './layers/forward.js';
 
@@ -79,9 +81,25 @@ export interface RunningProxy {
 }
 
 const HEARTBEAT_MS = 2000;
+/** The ingress's share per client address of what it has in flight (an endpoint takes 1000). */
+export const CLIENT_INFLIGHT = 100;
+
+/** Limits an operator may tune per sidecar: MESH_PROXY_HEAD_TIMEOUT_MS and the like, positive integers. */
+function envLimit(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new MeshError(`${name}=${v} is not a positive integer`, `set ${name} to a whole number, or unset it`);
+  return n;
+}
 
 export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const log = o.log ?? (() => {});
+  readTimeouts.headMs = envLimit('MESH_PROXY_HEAD_TIMEOUT_MS') ?? readTimeouts.headMs;
+  readTimeouts.bodyIdleMs = envLimit('MESH_PROXY_BODY_TIMEOUT_MS') ?? readTimeouts.bodyIdleMs;
+  const appConnections = { limit: envLimit('MESH_PROXY_APP_CONNECTIONS') ?? APP_CONNECTIONS.limit, queue: envLimit('MESH_PROXY_APP_QUEUE') ?? APP_CONNECTIONS.queue };
+  const handshakeMs = envLimit('MESH_PROXY_HANDSHAKE_TIMEOUT_MS');
+  const shares = o.mode === 'ingress' ? new ClientShares(envLimit('MESH_PROXY_CLIENT_INFLIGHT') ?? CLIENT_INFLIGHT) : undefined;
   let identity: IdentityManager;
   const client = new ControlClient(o.controlAddress, o.trustAnchorsPem, o.trustDomain, () => identity?.secureContext);
   identity = new IdentityManager(
@@ -179,11 +197,11 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   let heartbeat: NodeJS.Timeout | undefined;
   const state = { outbound: '', inbound: undefined as string | undefined, extraInbound: [] as RunningProxy['extraInbound'], admin: '' };
   try {
-    const outbound = createOutboundServer(() => routing.current, transport, metrics, telemetry);
+    const outbound = createOutboundServer(() => routing.current, transport, metrics, telemetry, shares);
     state.outbound = await listen(outbound, o.outboundPort ?? 0, o.mode === 'ingress' ? 'ingress' : 'outbound', o.outboundHost);
     if (o.mode === 'sidecar') {
       if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');
-      const inboundFor = (appPort: number, hostPorts?: Set<number>) => createInboundServer({ plaintext: o.inboundPlaintext, namespace: o.namespace, service: o.service, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort, hostPorts, servicePorts: () => servicePorts, log });
+      const inboundFor = (appPort: number, hostPorts?: Set<number>) => createInboundServer({ plaintext: o.inboundPlaintext, namespace: o.namespace, service: o.service, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort, hostPorts, servicePorts: () => servicePorts, appConnections, handshakeMs, log });
       // Peers dial the default listener; a Host naming another declared port (or a Service port targeting one) goes to that port.
       const others = o.extraInbound?.length ? new Set(o.extraInbound.map((x) => x.appPort)) : undefined;
       state.inbound = await listen(inboundFor(o.appPort, others), o.inboundPort ?? 0, 'inbound', o.listenHost);

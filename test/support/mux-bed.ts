@@ -2,6 +2,7 @@
 // proxies that speak mesh/1 (each with whatever certificate the case needs), and an outbound
 // listener whose routing table names them.
 import net from 'node:net';
+import { readFileSync, readdirSync } from 'node:fs';
 import tls from 'node:tls';
 import { createIssuer, createTrustAnchor, generateKey, Issuer, type CertAndKey, type KeyPair } from '../../src/identity/ca.js';
 import { ALPN } from '../../src/proxy/wire/mux-frames.js';
@@ -108,4 +109,67 @@ export async function outbound(ca: Ca, endpoints: Array<Pick<EndpointInfo, 'inst
       transport.sessions.destroy();
     },
   };
+}
+
+/** One mesh/1 frame as a peer would send it. */
+export function frame(type: number, flags: number, id: number, payload: Buffer | string = ''): Buffer {
+  const body = typeof payload === 'string' ? Buffer.from(payload, 'latin1') : payload;
+  const h = Buffer.alloc(10);
+  h[0] = type;
+  h[1] = flags;
+  h.writeUInt32BE(id, 2);
+  h.writeUInt32BE(body.length, 6);
+  return Buffer.concat([h, body]);
+}
+
+export interface Frame {
+  type: number;
+  flags: number;
+  id: number;
+  payload: Buffer;
+}
+
+/** A raw mesh/1 connection to `address` (host:port) with the given client certificate. */
+export async function muxConnect(address: string, cert: string, key: string, ca: string): Promise<{ sock: tls.TLSSocket; frames: Frame[]; closed: Promise<void> }> {
+  const [host, port] = address.split(':') as [string, string];
+  const sock = tls.connect({ host, port: Number(port), cert, key, ca, servername: 'web.default.mesh.local', checkServerIdentity: () => undefined, ALPNProtocols: [ALPN] });
+  await new Promise<void>((resolve, reject) => sock.once('secureConnect', resolve).once('error', reject));
+  const frames: Frame[] = [];
+  let buf = Buffer.alloc(0);
+  sock.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 10 && buf.length >= 10 + buf.readUInt32BE(6)) {
+      const len = buf.readUInt32BE(6);
+      // Only heads and control frames are kept: a test that reads bodies counts them itself.
+      if (buf[0] !== 2) frames.push({ type: buf[0]!, flags: buf[1]!, id: buf.readUInt32BE(2), payload: Buffer.from(buf.subarray(10, 10 + len)) });
+      buf = buf.subarray(10 + len);
+    }
+  });
+  sock.on('error', () => {});
+  const closed = new Promise<void>((r) => sock.once('close', () => r()));
+  return { sock, frames, closed };
+}
+
+/** A process's resident memory (MiB) and open file descriptors, from /proc. */
+export function procStats(pid: number): { rssMiB: number; fds: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return { rssMiB: Math.round(kb / 1024), fds: readdirSync(`/proc/${pid}/fd`).length };
+}
+
+/** Samples procStats every 50 ms while `during` runs; returns the peak of each. */
+export async function peakWhile(pid: number, during: () => Promise<void>): Promise<{ rssMiB: number; fds: number }> {
+  const peak = procStats(pid);
+  const timer = setInterval(() => {
+    const s = procStats(pid);
+    peak.rssMiB = Math.max(peak.rssMiB, s.rssMiB);
+    peak.fds = Math.max(peak.fds, s.fds);
+  }, 50);
+  try {
+    await during();
+  } finally {
+    clearInterval(timer);
+  }
+  const s = procStats(pid);
+  return { rssMiB: Math.max(peak.rssMiB, s.rssMiB), fds: Math.max(peak.fds, s.fds) };
 }

@@ -1,11 +1,11 @@
-// mesh/1, client side (the outbound sidecar): one session per peer proxy, a stream per request.
+// mesh/1, client side (the outbound sidecar): sessions per peer proxy, a stream per request.
 import { EventEmitter } from 'node:events';
 import tls from 'node:tls';
 import { Head, parseResponseHead } from '../h1-parse.js';
 import type { Upstream, UpstreamResponse } from '../h1-client.js';
 import type { TcpStats } from '../metrics.js';
-import { ALPN, T, END, ACK, EMPTY, FrameReader, FrameWriter, headEndOf, headText, resetError, type FrameSink } from './mux-frames.js';
-import { Receiver, Sender } from './mux-flow.js';
+import { ALPN, T, END, ACK, EMPTY, MAX_HEAD_FRAME, PING_LEN, Rst, FrameReader, FrameWriter, headEndOf, headText, resetError, type FrameSink } from './mux-frames.js';
+import { ConnFlow, Receiver, Sender } from './mux-flow.js';
 import { connectFault, MeshFault } from '../errors.js';
 
 export interface TlsOptions {
@@ -41,8 +41,8 @@ export class ClientStream extends EventEmitter implements Upstream {
 
   constructor(readonly session: MuxSession, readonly id: number, private readonly head: string, readonly reusedSocket: boolean, private readonly noBody: boolean) {
     super();
-    this.tx = new Sender(session.w, id);
-    this.rx = new Receiver(session.w, id);
+    this.tx = new Sender(session.flow, id, this);
+    this.rx = new Receiver(session.flow, id);
   }
 
   write(chunk: Buffer): boolean {
@@ -66,6 +66,10 @@ export class ClientStream extends EventEmitter implements Upstream {
     this.tx.data(chunk ?? EMPTY, true);
   }
 
+  drained(): void {
+    this.source?.resume();
+  }
+
   destroy(err?: Error): void {
     if (this.done) return;
     this.session.w.frame(T.Reset, 0, this.id, null);
@@ -74,10 +78,16 @@ export class ClientStream extends EventEmitter implements Upstream {
 
   fail(err: Error): void {
     if (this.done) return;
-    this.done = true;
-    this.session.streams.delete(this.id);
+    this.over();
     if (this.res === null) this.emit('error', err);
     else this.res.emit('aborted');
+  }
+
+  private over(): void {
+    this.done = true;
+    this.session.streams.delete(this.id);
+    this.tx.close();
+    this.rx.close();
   }
 
   onFrame(type: number, flags: number, payload: Buffer): void {
@@ -98,6 +108,7 @@ export class ClientStream extends EventEmitter implements Upstream {
     } else if (type === T.Data) {
       if (this.res === null) return this.protocolError('data before the response head');
       if (payload.length > 0) {
+        if (!this.rx.received(payload.length)) return this.protocolError('data past the stream window');
         if (this.remaining >= 0) {
           this.remaining -= payload.length;
           if (this.remaining < 0) return this.protocolError('more data than Content-Length');
@@ -107,31 +118,58 @@ export class ClientStream extends EventEmitter implements Upstream {
       }
       if (flags & END) this.finish();
     } else if (type === T.Window) {
-      if (this.tx.opened(payload.readUInt32BE(0))) this.source?.resume();
+      if (!this.tx.opened(payload.readUInt32BE(0))) this.protocolError('a window past 2^31-1');
     } else if (type === T.Reset) {
-      this.fail(resetError('stream reset by the peer'));
+      // The peer refused the stream before reading it: nothing was processed.
+      this.fail(payload.length > 0 && payload[0] === Rst.Refused
+        ? new MeshFault('refused', 'peer refused the stream (at its stream limit)')
+        : resetError('stream reset by the peer'));
     }
   }
 
   private finish(): void {
     if (this.remaining > 0) return this.protocolError('response shorter than its Content-Length');
-    this.done = true;
-    this.session.streams.delete(this.id);
+    this.over();
     this.res!.emit('end');
     // A response that came before the request was all sent: tell the peer to stop reading.
     if (!this.sent) this.session.w.frame(T.Reset, 0, this.id, null);
   }
 
   private protocolError(why: string): void {
-    this.session.w.frame(T.Reset, 0, this.id, null);
-    this.fail(new Error(`bad response from the peer: ${why}`));
+    this.session.w.frame(T.Reset, 0, this.id, RST_PROTOCOL);
+    this.fail(new MeshFault('protocol', `bad response from the peer: ${why}`));
   }
+}
+
+const RST_PROTOCOL = Buffer.from([Rst.Protocol]);
+
+/** A request refused before it had a stream: its 'error' comes once the caller listens. */
+class Refused extends EventEmitter implements Upstream {
+  readonly reusedSocket = false;
+  source: { resume(): void } | null = null;
+
+  constructor(err: MeshFault) {
+    super();
+    process.nextTick(emitError, this, err);
+  }
+
+  write(): boolean {
+    return true;
+  }
+
+  end(): void {}
+  destroy(): void {}
+}
+
+function emitError(e: EventEmitter, err: Error): void {
+  e.emit('error', err);
 }
 
 /** One mutual-TLS connection to a peer proxy and the streams on it. */
 export class MuxSession implements FrameSink {
   readonly streams = new Map<number, ClientStream>();
   readonly w: FrameWriter;
+  readonly flow: ConnFlow;
   private readonly reader: FrameReader;
   private nextId = 1;
   connected = false;
@@ -147,6 +185,7 @@ export class MuxSession implements FrameSink {
 
   constructor(readonly sock: tls.TLSSocket, readonly key: string, readonly secureContext: tls.SecureContext, private readonly onClose: (s: MuxSession) => void) {
     this.w = new FrameWriter(sock);
+    this.flow = new ConnFlow(this.w);
     this.reader = new FrameReader(this);
     sock.setNoDelay(true);
     sock.on('secureConnect', () => {
@@ -161,7 +200,7 @@ export class MuxSession implements FrameSink {
       try {
         this.reader.push(chunk);
       } catch (err) {
-        this.close(err as Error);
+        this.close(new MeshFault('protocol', (err as Error).message));
       }
     });
     // Before the handshake is done nothing was sent: the streams may go to another endpoint.
@@ -183,17 +222,19 @@ export class MuxSession implements FrameSink {
     if (this.pingAt === 0) {
       if (now - this.quietSince >= pingAfterMs) {
         this.pingAt = now;
-        this.w.frame(T.Ping, 0, 0, null);
+        this.w.frame(T.Ping, 0, 0, PING_PAYLOAD);
       }
     } else if (now - this.pingAt >= pingTimeoutMs) {
       this.close(new MeshFault('peer_gone', `peer stopped answering (no reply to a ping in ${pingTimeoutMs} ms)`));
     }
   }
 
-  request(method: string, path: string, headers: string[]): ClientStream {
+  request(method: string, path: string, headers: string[]): Upstream {
+    const head = headText(`${method} ${path} HTTP/1.1\r\n`, headers);
+    if (head.length > MAX_HEAD_FRAME) return new Refused(new MeshFault('head_too_large', `request head of ${head.length} bytes is over the limit of ${MAX_HEAD_FRAME}`));
     const id = this.nextId;
     this.nextId += 2;
-    const s = new ClientStream(this, id, headText(`${method} ${path} HTTP/1.1\r\n`, headers), this.connected, method === 'HEAD');
+    const s = new ClientStream(this, id, head, this.connected, method === 'HEAD');
     this.streams.set(id, s);
     return s;
   }
@@ -203,10 +244,30 @@ export class MuxSession implements FrameSink {
     return this.nextId > 0x7ffffff0;
   }
 
+  /** Takes another stream: open, not replaced, under the peer's stream limit. */
+  get usable(): boolean {
+    return !this.closed && !this.draining && !this.exhausted && this.streams.size < this.flow.peerMaxStreams;
+  }
+
   onFrame(type: number, flags: number, id: number, payload: Buffer): void {
-    const s = this.streams.get(id);
+    const flow = this.flow;
+    if (!flow.peerKnown) flow.hello(type === T.Settings, payload);
+    if (type === T.Data && payload.length > 0 && !flow.received(payload.length)) {
+      // A peer of this version promised to keep to the window; one of the previous version loses the stream.
+      if (flow.peerNew) return this.close(new MeshFault('protocol', 'peer overran the connection window'));
+      flow.release(payload.length);
+      this.streams.get(id)?.destroy(new MeshFault('protocol', 'peer overran the connection window'));
+      return;
+    }
+    const s = id === 0 ? undefined : this.streams.get(id);
     if (s === undefined) {
-      if (type === T.Ping && (flags & ACK) === 0) this.w.frame(T.Ping, ACK, 0, payload.length > 0 ? Buffer.from(payload) : null);
+      if (type === T.Data) flow.release(payload.length);
+      else if (type === T.Ping && (flags & ACK) === 0) {
+        // Pings while our answers pile up unread: a flood, not a liveness check.
+        if (this.w.congested) this.close(new MeshFault('protocol', 'peer floods pings without reading the answers'));
+        else this.w.pingAck(payload);
+      }
+      else if (type === T.Window && id === 0 && !flow.opened(payload.readUInt32BE(0))) this.close(new MeshFault('protocol', 'peer opened the connection window past 2^31-1'));
       return;
     }
     s.onFrame(type, flags, payload);
@@ -226,6 +287,8 @@ export class MuxSession implements FrameSink {
   }
 }
 
+const PING_PAYLOAD = Buffer.alloc(PING_LEN);
+
 export interface SessionPoolOptions {
   /** Sessions with no streams close after this long. */
   idleMs: number;
@@ -236,35 +299,73 @@ export interface SessionPoolOptions {
   tcp?: TcpStats;
 }
 
-/** One session per peer address, opened on first use. */
+/**
+ * Sessions to one peer beyond the first, when each is at the peer's stream limit: together they
+ * carry more than an endpoint's in-flight limit (balancer.ts), so this is a bound, not a throttle.
+ */
+const MAX_SESSIONS_PER_PEER = 8;
+
+/** Sessions per peer address, opened on first use and when the open ones are full. */
 export class SessionPool {
-  private readonly sessions = new Map<string, MuxSession>();
+  private readonly sessions = new Map<string, MuxSession[]>();
   private readonly draining = new Set<MuxSession>();
   private sweeper: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: SessionPoolOptions) {}
 
-  request(host: string, port: number, t: TlsOptions, method: string, path: string, headers: string[], tcp?: TcpStats): ClientStream {
+  request(host: string, port: number, t: TlsOptions, method: string, path: string, headers: string[], tcp?: TcpStats): Upstream {
     const key = `${host}:${port}`;
-    let s = this.sessions.get(key);
-    // A rotated client certificate: new streams go to a session that presents the new one.
-    if (s === undefined || s.closed || s.exhausted || s.secureContext !== t.secureContext) {
+    let list = this.sessions.get(key);
+    if (list === undefined) this.sessions.set(key, (list = []));
+    let s: MuxSession | undefined;
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i]!;
+      // A rotated client certificate: new streams go to a session that presents the new one.
+      if (c.secureContext !== t.secureContext) this.retire(c);
+      else if (c.usable) {
+        s = c;
+        break;
+      }
+    }
+    if (s === undefined) {
+      // Sessions that are closed or out of ids leave the list as they end; full ones stay.
+      if (list.length >= MAX_SESSIONS_PER_PEER) {
+        return new Refused(new MeshFault('overloaded', `${list.length} sessions to peer ${key} are at its stream limit`));
+      }
       const sock = tls.connect({ host, port, servername: t.servername, checkServerIdentity: t.checkServerIdentity, secureContext: t.secureContext, ALPNProtocols: [ALPN] });
       (tcp ?? this.o.tcp)?.track(sock);
-      const old = s;
-      s = new MuxSession(sock, key, t.secureContext, (gone) => {
-        if (this.sessions.get(gone.key) === gone) this.sessions.delete(gone.key);
-        this.draining.delete(gone);
-      });
-      this.sessions.set(key, s);
-      if (old !== undefined && !old.closed) {
-        old.draining = true;
-        if (old.streams.size === 0) old.close(resetError('replaced'));
-        else this.draining.add(old);
-      }
+      s = new MuxSession(sock, key, t.secureContext, (gone) => this.forget(gone));
+      list.push(s);
       this.startSweeper();
     }
     return s.request(method, path, headers);
+  }
+
+  /** Takes no new streams; closes when its last one ends. */
+  private retire(s: MuxSession): void {
+    if (s.draining) return;
+    s.draining = true;
+    this.remove(s);
+    if (s.streams.size === 0) s.close(resetError('replaced'));
+    else this.draining.add(s);
+  }
+
+  private remove(s: MuxSession): void {
+    const list = this.sessions.get(s.key);
+    if (list === undefined) return;
+    const i = list.indexOf(s);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.sessions.delete(s.key);
+  }
+
+  private forget(s: MuxSession): void {
+    this.remove(s);
+    this.draining.delete(s);
+  }
+
+  private *all(): Generator<MuxSession> {
+    for (const list of this.sessions.values()) yield* list;
+    yield* this.draining;
   }
 
   private startSweeper(): void {
@@ -274,10 +375,13 @@ export class SessionPool {
     this.sweeper = setInterval(() => {
       const now = Date.now();
       const cutoff = now - this.o.idleMs;
-      for (const s of [...this.sessions.values(), ...this.draining]) s.checkLive(now, pingAfter, pingTimeout);
-      for (const s of [...this.sessions.values()]) if (s.streams.size === 0 && s.idleSince < cutoff) s.close(resetError('idle'));
-      // A draining session whose streams ended by a path that did not close it.
-      for (const s of [...this.draining]) if (s.streams.size === 0) s.close(resetError('replaced'));
+      for (const s of [...this.all()]) {
+        s.checkLive(now, pingAfter, pingTimeout);
+        if (s.closed) continue;
+        if (s.exhausted && !s.draining) this.retire(s);
+        // Idle sessions close; so does a draining one whose streams ended by a path that did not close it.
+        if (s.streams.size === 0 && (s.draining || s.idleSince < cutoff)) s.close(resetError(s.draining ? 'replaced' : 'idle'));
+      }
       if (this.sessions.size === 0 && this.draining.size === 0 && this.sweeper !== null) {
         clearInterval(this.sweeper);
         this.sweeper = null;
@@ -289,7 +393,6 @@ export class SessionPool {
   destroy(): void {
     if (this.sweeper !== null) clearInterval(this.sweeper);
     this.sweeper = null;
-    for (const s of [...this.sessions.values(), ...this.draining]) s.close(resetError('proxy shutting down'));
+    for (const s of [...this.all()]) s.close(resetError('proxy shutting down'));
   }
 }
-

@@ -6,20 +6,45 @@
 // Negotiated by ALPN: clients that do not offer it (curl, raw TLS) get HTTP/1.1 on the same port.
 // Client side: mux-client.ts; server side: mux-server.ts; windows: mux-flow.ts.
 import type net from 'node:net';
-import { ParseError } from '../h1-parse.js';
+import { MAX_HEAD, ParseError } from '../h1-parse.js';
 
 export const ALPN = 'mesh1';
 
-export const enum T { Headers = 1, Data = 2, Reset = 3, Window = 4, Ping = 5 }
+export const enum T { Headers = 1, Data = 2, Reset = 3, Window = 4, Ping = 5, Settings = 6 }
 export const END = 1;
 /** On a PING: this one answers another. */
 export const ACK = 1;
 export const HDR = 10;
 /** Bytes a sender may have in flight per stream before the receiver's window update. */
 export const WINDOW = 256 * 1024;
+/**
+ * Bytes a sender may have in flight on the whole connection: what one peer can make us hold. A
+ * peer of this version says so with a SETTINGS frame first and credits it with WINDOW frames on
+ * stream 0; one of the previous version (no SETTINGS) never does, so we send it under stream
+ * windows only, and a stream of its that overruns this is reset rather than the connection.
+ */
+export const CONN_WINDOW = 2 * 1024 * 1024;
+/** Largest window a WINDOW frame may open (HTTP/2's limit): past it is a protocol error. */
+export const MAX_WINDOW = 2 ** 31 - 1;
 export const MAX_DATA = 64 * 1024;
 export const MAX_FRAME = 1 << 20;
-export const MAX_STREAMS = 4096;
+/** A head frame holds one HTTP/1.1 head: the codec's limit, with room for what the proxy adds. */
+export const MAX_HEAD_FRAME = MAX_HEAD + 1024;
+/** PING payloads are exactly this long (the previous version's empty ones are accepted). */
+export const PING_LEN = 8;
+/** Concurrent streams a peer may open on one connection; more are refused before they are read. */
+export const MAX_STREAMS = 128;
+/**
+ * Bytes queued to a peer that is not reading: past this, senders wait and we stop reading the peer,
+ * so what it makes us answer (pings, resets, window updates) cannot pile up either.
+ */
+export const HIGH_WATER = 4 * 1024 * 1024;
+
+/** First byte of a RESET's payload (the previous version sent text or nothing: any byte >= 0x20). */
+export const enum Rst { Refused = 1, Protocol = 2 }
+
+/** Longest payload of each control frame; a longer one is a protocol error. */
+const CONTROL_MAX: Record<number, number> = { [T.Reset]: 256, [T.Window]: 4, [T.Ping]: PING_LEN, [T.Settings]: 64 };
 
 /** Frames queued this turn, written together when the turn is over. */
 export class FrameWriter {
@@ -70,6 +95,35 @@ export class FrameWriter {
     this.schedule();
   }
 
+  /** The answer to a PING: its payload (at most PING_LEN bytes) back, in one buffer. */
+  pingAck(payload: Buffer): void {
+    const b = Buffer.allocUnsafe(HDR + payload.length);
+    b[0] = T.Ping;
+    b[1] = ACK;
+    b.writeUInt32BE(0, 2);
+    b.writeUInt32BE(payload.length, 6);
+    payload.copy(b, HDR);
+    this.out.push(b);
+    this.size += b.length;
+    this.schedule();
+  }
+
+  /** SETTINGS: this end keeps to the connection window and credits the peer's (see CONN_WINDOW). */
+  settings(): void {
+    const b = Buffer.alloc(HDR + 4);
+    b[0] = T.Settings;
+    b.writeUInt32BE(4, 6);
+    b.writeUInt32BE(MAX_STREAMS, HDR);
+    this.out.push(b);
+    this.size += b.length;
+    this.schedule();
+  }
+
+  /** Enough is queued to the peer: senders wait for the socket's 'drain'. */
+  get congested(): boolean {
+    return this.size + this.sock.writableLength > HIGH_WATER;
+  }
+
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
@@ -84,7 +138,15 @@ export class FrameWriter {
     this.sock.write(out.length === 1 ? out[0]! : Buffer.concat(out, this.size));
     this.out = [];
     this.size = 0;
+    // The peer is not reading what we send: stop reading it until it does ('drain' resumes).
+    if (this.sock.writableLength > HIGH_WATER && !this.sock.isPaused()) this.sock.pause();
   }
+}
+
+function maxLength(type: number): number {
+  if (type === T.Data) return MAX_FRAME;
+  if (type === T.Headers) return MAX_HEAD_FRAME;
+  return CONTROL_MAX[type] ?? 256;
 }
 
 function flushWriter(w: FrameWriter): void {
@@ -120,7 +182,7 @@ export class FrameReader {
     while (buf.length - at >= HDR) {
       const type = buf[at]!;
       const len = buf.readUInt32BE(at + 6);
-      if (len > MAX_FRAME) throw new ParseError(400, 'mesh/1 frame too large');
+      if (len > maxLength(type)) throw new ParseError(400, `mesh/1 frame of type ${type} too large (${len} bytes)`);
       if (type === T.Data && buf.length - at < HDR + len) {
         this.dataFlags = buf[at + 1]!;
         this.dataId = buf.readUInt32BE(at + 2);

@@ -4,10 +4,10 @@ import type net from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import { Head, parseRequestHead, ParseError } from '../h1-parse.js';
 import { Req, type BodyFlow, type H1Handlers, type Res } from '../h1-server.js';
-import { T, END, ACK, EMPTY, MAX_STREAMS, FrameReader, FrameWriter, headEndOf, headText, type FrameSink } from './mux-frames.js';
-import { Receiver, Sender } from './mux-flow.js';
+import { T, END, ACK, EMPTY, MAX_HEAD_FRAME, MAX_STREAMS, Rst, FrameReader, FrameWriter, headEndOf, headText, type FrameSink } from './mux-frames.js';
+import { ConnFlow, Receiver, Sender, type Drainable } from './mux-flow.js';
 
-class ServerStream implements BodyFlow {
+class ServerStream implements BodyFlow, Drainable {
   req: Req | null = null;
   res: MuxRes | null = null;
   readonly tx: Sender;
@@ -17,8 +17,17 @@ class ServerStream implements BodyFlow {
   requestDone = false;
 
   constructor(readonly conn: MuxServerConn, readonly id: number) {
-    this.tx = new Sender(conn.w, id);
-    this.rx = new Receiver(conn.w, id);
+    this.tx = new Sender(conn.flow, id, this);
+    this.rx = new Receiver(conn.flow, id);
+  }
+
+  drained(): void {
+    this.res?.emit('drain');
+  }
+
+  /** A response's tail that waited on a window is out: the stream may be over. */
+  flushed(): void {
+    this.conn.responseDone(this);
   }
 
   get sock(): net.Socket {
@@ -60,12 +69,20 @@ class MuxRes extends EventEmitter implements Res {
     return this;
   }
 
+  /** Sends the head; false (and the stream reset) when it is too large for a head frame. */
+  private sendHead(flags: number): boolean {
+    this.headersSent = true;
+    if (this.head.length > MAX_HEAD_FRAME) {
+      this.destroy();
+      return false;
+    }
+    this.st.conn.w.head(flags, this.st.id, this.head);
+    return true;
+  }
+
   write(chunk: Buffer): boolean {
     if (this.destroyed || this.writableFinished) return false;
-    if (!this.headersSent) {
-      this.headersSent = true;
-      this.st.conn.w.head(0, this.st.id, this.head);
-    }
+    if (!this.headersSent && !this.sendHead(0)) return false;
     if (this.noBody || chunk.length === 0) return true;
     this.bodyBytes += chunk.length;
     return this.st.tx.data(chunk, false);
@@ -76,8 +93,7 @@ class MuxRes extends EventEmitter implements Res {
     const body = this.noBody || chunk === undefined ? EMPTY : chunk;
     this.bodyBytes += body.length;
     if (!this.headersSent) {
-      this.headersSent = true;
-      this.st.conn.w.head(body.length === 0 ? END : 0, this.st.id, this.head);
+      if (!this.sendHead(body.length === 0 ? END : 0)) return;
       if (body.length > 0) this.st.tx.data(body, true);
     } else this.st.tx.data(body, true);
     this.writableFinished = true;
@@ -101,12 +117,14 @@ class MuxRes extends EventEmitter implements Res {
 /** A peer proxy's connection to this inbound listener. */
 export class MuxServerConn implements FrameSink {
   readonly w: FrameWriter;
+  readonly flow: ConnFlow;
   private readonly reader: FrameReader;
   private readonly streams = new Map<number, ServerStream>();
   private lastId = 0;
 
   constructor(readonly sock: net.Socket, private readonly h: H1Handlers) {
     this.w = new FrameWriter(sock);
+    this.flow = new ConnFlow(this.w);
     this.reader = new FrameReader(this);
     sock.setNoDelay(true);
     sock.setTimeout(60_000);
@@ -127,40 +145,63 @@ export class MuxServerConn implements FrameSink {
   }
 
   onFrame(type: number, flags: number, id: number, payload: Buffer): void {
+    const flow = this.flow;
+    if (!flow.peerKnown) flow.hello(type === T.Settings, payload);
     if (type === T.Ping) {
-      if ((flags & ACK) === 0) this.w.frame(T.Ping, ACK, 0, payload.length > 0 ? Buffer.from(payload) : null);
+      if ((flags & ACK) !== 0) return;
+      // Pings while our answers pile up unread: a flood (HTTP/2's CVE-2019-9512), not a liveness check.
+      if (this.w.congested) this.sock.destroy();
+      else this.w.pingAck(payload);
       return;
     }
     let st = this.streams.get(id);
+    if (type === T.Data) {
+      const n = payload.length;
+      if (!flow.received(n)) {
+        // A peer of this version promised to keep to the window; one of the previous version loses the stream.
+        if (flow.peerNew || st === undefined) {
+          this.sock.destroy();
+          return;
+        }
+        flow.release(n);
+        return this.refuse(st, Rst.Protocol, 'data past the connection window');
+      }
+      if (st === undefined || st.requestDone) return flow.release(n);
+      if (!st.rx.received(n)) return this.refuse(st, Rst.Protocol, 'data past the stream window');
+      const req = st.req!;
+      if (n > 0) {
+        if (st.remaining >= 0) {
+          st.remaining -= n;
+          // The app gets the body under the Content-Length it was told: more would be a second request.
+          if (st.remaining < 0) return this.refuse(st, Rst.Protocol, 'request body longer than its Content-Length');
+        } else if (!req.chunked) return this.refuse(st, Rst.Protocol, 'request body without Content-Length or Transfer-Encoding');
+        req.push(payload);
+        st.rx.consumed(n);
+      }
+      if (flags & END) this.requestEnd(st);
+      return;
+    }
     if (type === T.Headers && st === undefined) {
       // Ids only grow: an old id is a stream already over, whose late frames are dropped.
       if (id <= this.lastId || (id & 1) === 0) return;
       this.lastId = id;
-      st = new ServerStream(this, id);
       if (this.streams.size >= MAX_STREAMS) {
-        this.w.frame(T.Reset, 0, id, null);
+        // Refused before it was read: the peer may send it elsewhere.
+        this.w.frame(T.Reset, 0, id, RST_REFUSED);
         return;
       }
+      st = new ServerStream(this, id);
       this.streams.set(id, st);
       this.begin(st, flags, payload);
       return;
     }
+    if (type === T.Window && id === 0) {
+      if (!flow.opened(payload.readUInt32BE(0))) this.sock.destroy();
+      return;
+    }
     if (st === undefined) return;
-    if (type === T.Data) {
-      const req = st.req!;
-      if (st.requestDone) return;
-      if (payload.length > 0) {
-        if (st.remaining >= 0) {
-          st.remaining -= payload.length;
-          // The app gets the body under the Content-Length it was told: more would be a second request.
-          if (st.remaining < 0) return this.refuse(st, 'request body longer than its Content-Length');
-        } else if (!req.chunked) return this.refuse(st, 'request body without Content-Length or Transfer-Encoding');
-        req.push(payload);
-        st.rx.consumed(payload.length);
-      }
-      if (flags & END) this.requestEnd(st);
-    } else if (type === T.Window) {
-      if (st.tx.opened(payload.readUInt32BE(0))) st.res?.emit('drain');
+    if (type === T.Window) {
+      if (!st.tx.opened(payload.readUInt32BE(0))) return this.refuse(st, Rst.Protocol, 'a window past 2^31-1');
       this.maybeClose(st);
     } else if (type === T.Reset) {
       this.reset(st);
@@ -176,7 +217,7 @@ export class MuxServerConn implements FrameSink {
       const msg = `${e.message}\n`;
       this.w.head(0, st.id, headText(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\n`, ['content-type', 'text/plain', 'content-length', String(msg.length)]));
       this.w.frame(T.Data, END, st.id, Buffer.from(msg, 'latin1'));
-      this.streams.delete(st.id);
+      this.forget(st);
       return;
     }
     const req = new Req(h, st);
@@ -188,14 +229,14 @@ export class MuxServerConn implements FrameSink {
   }
 
   private requestEnd(st: ServerStream): void {
-    if (st.remaining > 0) return this.refuse(st, 'request body shorter than its Content-Length');
+    if (st.remaining > 0) return this.refuse(st, Rst.Protocol, 'request body shorter than its Content-Length');
     st.requestDone = true;
     st.req!.finish();
     this.maybeClose(st);
   }
 
-  private refuse(st: ServerStream, why: string): void {
-    this.w.frame(T.Reset, 0, st.id, Buffer.from(why, 'latin1'));
+  private refuse(st: ServerStream, code: Rst, why: string): void {
+    this.w.frame(T.Reset, 0, st.id, Buffer.from(`${String.fromCharCode(code)}${why}`, 'latin1'));
     this.reset(st);
   }
 
@@ -211,16 +252,24 @@ export class MuxServerConn implements FrameSink {
       st.req!.discard();
       this.w.frame(T.Reset, 0, st.id, null);
     }
+    this.forget(st);
+  }
+
+  private forget(st: ServerStream): void {
     this.streams.delete(st.id);
+    st.tx.close();
+    st.rx.close();
   }
 
   reset(st: ServerStream): void {
-    this.streams.delete(st.id);
+    this.forget(st);
     const req = st.req;
     if (req !== null && !req.complete) req.aborted = true;
     st.res?.aborted();
   }
 }
+
+const RST_REFUSED = Buffer.from([Rst.Refused]);
 
 export function serveMux(sock: net.Socket, h: H1Handlers): void {
   new MuxServerConn(sock, h);
