@@ -131,6 +131,39 @@ describe('the CLI itself', () => {
   });
 });
 
+describe('the rest of the commands: states said, hints that run (the sweep)', () => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'mesh-sweep-')), 'state');
+  after(async () => {
+    await mesh(['--state-dir', dir, 'uninstall', '--purge']);
+    rmSync(join(dir, '..'), { recursive: true, force: true });
+  });
+  const cli = (args: string[]) => mesh(['--state-dir', dir, ...args]);
+
+  it('says why there is no server version, and what brings it', async () => {
+    const r = await cli(['version']);
+    assert.match(r.stdout, new RegExp(`Server version: unavailable \\(no mesh is installed in ${dir}: '.*mesh --state-dir ${dir} install'\\)`));
+  });
+
+  it('prints runnable hints when nothing runs, and one answer when the sample is not running', async () => {
+    assert.match((await cli(['workloads'])).stdout, new RegExp(`Start one with 'npx mesh --state-dir ${dir} run'`));
+    const down = await cli(['demo', '--down']);
+    assert.equal(down.stdout, 'The sample was not running.\n');
+    assert.doesNotMatch(down.stderr, /Stopped/);
+  });
+
+  it('says which install flags an existing install ignores', async () => {
+    assert.equal((await cli(['install'])).code, 0);
+    const r = await cli(['install', '--trust-domain', 'example.org']);
+    assert.equal(r.code, 0);
+    assert.match(r.stderr, /‼ --trust-domain ignored: the mesh in \S+ is installed already \('.*mesh --state-dir \S+ uninstall --purge' first/);
+  });
+
+  it('keeps internal flags out of help and completion', async () => {
+    assert.doesNotMatch((await mesh(['run', '--help'])).stdout, /--demo/);
+    assert.doesNotMatch((await mesh(['completion', 'bash'])).stdout, /--demo/);
+  });
+});
+
 describe('an installed mesh, as a new user meets it', () => {
   const m = new TestMesh();
   before(() => m.install());

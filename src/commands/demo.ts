@@ -54,8 +54,8 @@ export function registerDemo(program: Command): void {
     .action(async (f: DemoFlags, cmd: Command) => {
       const { state } = context(cmd);
       if (f.down) {
-        const stopped = await step('Stopping the sample', () => stopWorkloads(state, isDemo), (r) => `Stopped the sample (${r.length} processes)`);
-        if (!stopped.length) console.log('The sample was not running.');
+        if (!state.workloads().some(isDemo)) return void console.log('The sample was not running.');
+        await step('Stopping the sample', () => stopWorkloads(state, isDemo), (r) => `Stopped the sample (${r.length} processes)`);
         return;
       }
       const rate = Number(f.rate);

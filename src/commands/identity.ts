@@ -10,6 +10,7 @@ import type { StateDir } from '../platform/local/state.js';
 import { parseDuration } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
 import { json, step } from '../ui/output.js';
+import { meshCmd, runnable } from '../ui/invocation.js';
 
 function lifetime(text: string | undefined): number | undefined {
   return text === undefined ? undefined : checked(() => parseDuration(text, '--lifetime'), 'e.g. --lifetime 365d');
@@ -17,8 +18,8 @@ function lifetime(text: string | undefined): number | undefined {
 
 function report(r: RotationResult, state: StateDir): void {
   for (const d of r.done) console.log(`${chalk.green('√')} ${d}`);
-  console.log(r.reloaded ? `${chalk.green('√')} the control plane loaded it (no restart)` : `the control plane is not running: it loads the new identity when it starts ('mesh install')`);
-  if (r.next) console.log(`Next: ${r.next}`);
+  console.log(r.reloaded ? `${chalk.green('√')} the control plane loaded it (no restart)` : runnable(`the control plane is not running: it loads the new identity when it starts ('mesh install')`));
+  if (r.next) console.log(`Next: ${runnable(r.next)}`);
   void state;
 }
 
@@ -46,7 +47,7 @@ export function registerIdentity(program: Command): void {
       anchors.forEach((a, i) => console.log(`Trust anchor ${i + 1}: ${a.subject}, valid until ${a.notAfter} (${a.fingerprint.slice(0, 23)}…)`));
       console.log(`Issuer: ${issuer.subject}, valid until ${issuer.notAfter} (${issuer.fingerprint.slice(0, 23)}…)`);
       console.log(`Workload certificates: ${cfg.certLifetimeMs / 1000} s, renewed at 70%`);
-      if (rot) console.log(`Trust anchor rotation: phase ${rot.phase} done (next: mesh identity rotate-anchor --phase ${rot.phase === 'add' ? 'switch' : 'remove'})`);
+      if (rot) console.log(`Trust anchor rotation: phase ${rot.phase} done (next: ${meshCmd(`identity rotate-anchor --phase ${rot.phase === 'add' ? 'switch' : 'remove'}`)})`);
     });
 
   identity

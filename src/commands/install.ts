@@ -11,7 +11,7 @@ import { removeInstall, removeState, type StateDir } from '../platform/local/sta
 import { parseDuration, parsePort } from '../util/duration.js';
 import { step } from '../ui/output.js';
 import { MeshError } from '../util/errors.js';
-import { meshCmd } from '../ui/invocation.js';
+import { meshCmd, runnable } from '../ui/invocation.js';
 import { parseScrapeInterval } from '../control/telemetry/config.js';
 
 export interface InstallFlags {
@@ -65,6 +65,12 @@ export function registerInstall(program: Command): void {
       if (platformOf(cmd) === 'kubernetes') return kubeInstall(flags, cmd);
       refuseKubeFlags(flags);
       const { state } = context(cmd);
+      // Settings are chosen at the first install: say so rather than ignore them without a word.
+      const given = ['trustDomain', 'controlPort', 'certLifetime', 'scrapeInterval'].filter((k) => cmd.getOptionValueSource(k) === 'cli');
+      if (state.isInstalled() && given.length) {
+        const names = given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ');
+        process.stderr.write(`${chalk.yellow('‼')} ${runnable(`${names} ignored: the mesh in ${state.display} is installed already ('mesh uninstall --purge' first to install it anew)`)}\n`);
+      }
       const r = await ensureInstalled(state, flags);
       if (r === 'installed') {
         console.log(`\nmesh is installed. Next: ${chalk.bold(meshCmd('demo'))} for the sample app, or ${chalk.bold(meshCmd('run --name web --port 8080 -- <command>'))}`);
@@ -88,7 +94,7 @@ export function registerInstall(program: Command): void {
       if (flags.purge) {
         await step('Removing the state', async () => removeState(state), () => `Removed ${state.display}`);
       } else {
-        console.log(`State kept in ${state.display} (identity, logs); 'mesh uninstall --purge' removes it`);
+        console.log(runnable(`State kept in ${state.display} (identity, logs); 'mesh uninstall --purge' removes it`));
       }
     });
   // Kubernetes-only options (mesh install --platform kubernetes ...): see kube-install.ts.

@@ -1,12 +1,12 @@
 // mesh run / mesh ingress / mesh stop / mesh workloads: workloads with their sidecars, locally.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import chalk from 'chalk';
 import { checked, context, outputFormat, resourceName } from './context.js';
 import { checkName } from '../model/snapshot.js';
 import { parsePort } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
 import { json } from '../ui/output.js';
-import { meshCmd } from '../ui/invocation.js';
+import { meshCmd, runnable } from '../ui/invocation.js';
 import { launchDetached, newInstanceName, runWorkload, stopWorkloads, type RestartPolicy, type WorkloadSpec } from '../platform/local/workloads.js';
 import { recordAlive, type WorkloadRecord } from '../platform/local/state.js';
 
@@ -82,7 +82,7 @@ export function registerRun(program: Command): void {
     .option('-o, --output <format>', 'table or json')
     .option('--access-log', 'log every request through the sidecar as a JSON line')
     .option('--trace-collector <url>', 'export spans as OTLP/HTTP JSON to this URL')
-    .option('--demo', 'started by mesh demo (internal)')
+    .addOption(new Option('--demo', 'started by mesh demo').hideHelp())
     .argument('<command...>', "the app's command, after --")
     .action(async (command: string[], f: RunFlags, cmd: Command) => {
       names(f);
@@ -103,7 +103,7 @@ export function registerRun(program: Command): void {
     .option('-o, --output <format>', 'table or json')
     .option('--access-log', 'log every request through the ingress as a JSON line')
     .option('--trace-collector <url>', 'export spans as OTLP/HTTP JSON to this URL')
-    .option('--demo', 'started by mesh demo (internal)')
+    .addOption(new Option('--demo', 'started by mesh demo').hideHelp())
     .action(async (f: { port: string; service: string; namespace: string; instance?: string; detach?: boolean; output?: string; demo?: boolean; accessLog?: boolean; traceCollector?: string }, cmd: Command) => {
       names({ name: f.service, namespace: f.namespace, instance: f.instance });
       const ingressPort = checked(() => parsePort(f.port, 'ingress port', true), 'pass --port 1-65535');
@@ -140,7 +140,7 @@ export function registerRun(program: Command): void {
       const recs = state.workloads().map((r) => ({ ...r, status: status(r) }));
       if (format === 'json') return json(recs);
       if (!recs.length) {
-        console.log("No workloads running. Start one with 'mesh run', or the sample with 'mesh demo'.");
+        console.log(runnable("No workloads running. Start one with 'mesh run', or the sample with 'mesh demo'."));
         return;
       }
       console.log(table(['NAMESPACE', 'INSTANCE', 'SERVICE', 'VERSION', 'STATUS', 'RESTARTS', 'APP', 'OUTBOUND', 'INBOUND', 'AGE'],

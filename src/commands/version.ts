@@ -4,6 +4,7 @@ import { context, outputFormat } from './context.js';
 import { controlVersion } from '../platform/local/control.js';
 import { VERSION } from '../version.js';
 import { json } from '../ui/output.js';
+import { runnable } from '../ui/invocation.js';
 
 export function registerVersion(program: Command): void {
   program
@@ -14,12 +15,15 @@ export function registerVersion(program: Command): void {
     .action(async (flags: { client?: boolean; output?: string }, cmd: Command) => {
       const format = outputFormat(flags.output);
       let server: string | undefined;
+      let why = '';
       if (!flags.client) {
         const { state } = context(cmd, format === 'json');
         server = state.isInstalled() ? await controlVersion(state).catch(() => undefined) : undefined;
+        // Say why there is none, and what brings it.
+        if (server === undefined) why = state.isInstalled() ? " (the control plane does not answer: 'mesh install' starts it)" : ` (no mesh is installed in ${state.display}: 'mesh install')`;
       }
       if (format === 'json') return json(flags.client ? { client: VERSION } : { client: VERSION, server: server ?? null });
       console.log(`Client version: ${VERSION}`);
-      if (!flags.client) console.log(`Server version: ${server ?? 'unavailable'}`);
+      if (!flags.client) console.log(runnable(`Server version: ${server ?? `unavailable${why}`}`));
     });
 }
