@@ -85,7 +85,7 @@ describe('slow clients', () => {
     // At most the client's share (100) reached an endpoint; the rest were refused at once.
     assert.ok((by.get('429') ?? 0) >= 1000 - 100, JSON.stringify([...by]));
     assert.ok((by.get('408') ?? 0) >= 1, JSON.stringify([...by]));
-    assert.ok(results.every((r) => r.closedAfterMs < 4 * TIMEOUT_MS + 2000), `slowest closed after ${Math.max(...results.map((r) => r.closedAfterMs))} ms`);
+    assert.ok(results.every((r) => r.closedAfterMs < 15_000), `slowest closed after ${Math.max(...results.map((r) => r.closedAfterMs))} ms`);
     assert.ok(peak.rssMiB - base.rssMiB < 64, `RSS grew by ${peak.rssMiB - base.rssMiB} MiB`);
     await waitFor('the ingress to close them all', () => procStats(ingress.pid).fds <= base.fds + 4, 10_000);
   });
@@ -94,7 +94,7 @@ describe('slow clients', () => {
     const partial = 'GET / HTTP/1.1\r\nHost: web\r\nX-Slow: 1\r\n';
     const onIngress = await slow(port, '127.0.0.2', partial);
     assert.match(onIngress.reply, /^HTTP\/1\.1 408 /);
-    assert.ok(onIngress.closedAfterMs >= TIMEOUT_MS - 100 && onIngress.closedAfterMs < 3 * TIMEOUT_MS + 1000, `closed after ${onIngress.closedAfterMs} ms`);
+    assert.ok(onIngress.closedAfterMs >= TIMEOUT_MS - 100 && onIngress.closedAfterMs < 10_000, `closed after ${onIngress.closedAfterMs} ms`);
     // A head trickled a byte at a time is timed from its first byte, not from the last.
     const t0 = Date.now();
     const trickle = await new Promise<string>((resolve) => {
@@ -110,7 +110,8 @@ describe('slow clients', () => {
       });
     });
     assert.match(trickle, /^HTTP\/1\.1 408 /);
-    assert.ok(Date.now() - t0 < TIMEOUT_MS + 1500, `took ${Date.now() - t0} ms`);
+    // Timed from the last byte it would never end (a byte comes every 200 ms); Node's default would be 60 s.
+    assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`);
   });
 
   it('drops a connection to the inbound mTLS port that never completes its handshake', { timeout: 30_000 }, async () => {
@@ -123,6 +124,7 @@ describe('slow clients', () => {
       sock.on('close', () => resolve(Date.now() - t0));
       sock.setTimeout(20_000, () => sock.destroy());
     });
-    assert.ok(closedAfter < TIMEOUT_MS + 1500, `closed after ${closedAfter} ms`);
+    // Node's default handshake timeout is 120 s.
+    assert.ok(closedAfter < 10_000, `closed after ${closedAfter} ms`);
   });
 });

@@ -57,7 +57,7 @@ const SMALL = 16 * 1024;
 /**
  * A request head must be whole within `headMs` of its first byte; a body may go `bodyIdleMs`
  * without a byte. Past either the client gets 408, and its slot goes to someone else.
- * Set once per process (`mesh proxy` reads them from its options).
+ * Set once per process: `mesh proxy` reads MESH_PROXY_HEAD_TIMEOUT_MS and MESH_PROXY_BODY_TIMEOUT_MS.
  */
 export const readTimeouts = { headMs: 10_000, bodyIdleMs: 30_000 };
 
@@ -294,12 +294,15 @@ export class ServerConn implements BodyTarget, BodyFlow {
         const end = headEnd(buf);
         if (end < 0) {
           if (buf.length > MAX_HEAD) throw new ParseError(431, 'request head too large');
+          // Stray CRLFs between requests are allowed (RFC 9112 2.2).
+          if (buf.length <= 2 && (buf[0] === 13 || buf[0] === 10)) {
+            this.buf = null;
+            return;
+          }
           if (this.headSince === 0) {
             this.headSince = Date.now();
             this.sock.setTimeout(readTimeouts.headMs);
           } else if (Date.now() - this.headSince > readTimeouts.headMs) throw new ParseError(408, 'request head not received in time');
-          // Stray CRLFs between requests are allowed (RFC 9112 2.2).
-          if (buf.length <= 2 && (buf[0] === 13 || buf[0] === 10)) this.buf = null;
           return;
         }
         if (end > MAX_HEAD) throw new ParseError(431, 'request head too large');
