@@ -12,7 +12,7 @@ import { SessionPool } from '../src/proxy/wire/mux-client.js';
 import { createIssuer, createTrustAnchor, generateKey, Issuer } from '../src/identity/ca.js';
 import { ParseError } from '../src/proxy/h1-parse.js';
 import type { EventEmitter } from 'node:events';
-import { makeCa, muxPeer, idOf } from './support/mux-bed.js';
+import { frame, makeCa, muxPeer, idOf } from './support/mux-bed.js';
 
 interface Frame {
   type: number;
@@ -202,5 +202,65 @@ describe('mesh/1 flow control between two sessions of this version', () => {
       const got = await Promise.all(Array.from({ length: 8 }, (_, i) => one(i)));
       assert.deepEqual(got, Array(8).fill(SIZE));
     }
+  });
+});
+
+describe('mesh/1 with a peer of the previous version', () => {
+  it('uploads past the connection window to a server that sends no SETTINGS and credits stream windows only', { timeout: 30_000 }, async (t) => {
+    const ca = await makeCa();
+    // The previous version's server, as far as flow control goes: silent until a request's data
+    // comes, a WINDOW per 64 KiB read on that stream, never a frame on stream 0.
+    const server = tls.createServer({ cert: ca.leaf(idOf('web')), key: ca.key.keyPem, ca: ca.anchor.certPem, requestCert: true, ALPNProtocols: [ALPN] }, (sock) => {
+      const owed = new Map<number, number>();
+      const out = (type: number, flags: number, id: number, payload: Buffer) => sock.write(frame(type, flags, id, payload));
+      const reader = new FrameReader({
+        onFrame(type, flags, id, payload) {
+          if (type !== 2) return;
+          const n = (owed.get(id) ?? 0) + payload.length;
+          owed.set(id, n >= 64 * 1024 ? 0 : n);
+          if (n >= 64 * 1024) {
+            const w = Buffer.alloc(4);
+            w.writeUInt32BE(n);
+            out(4, 0, id, w);
+          }
+          if (flags & 1) {
+            out(1, 0, id, Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n', 'latin1'));
+            out(2, 1, id, Buffer.from('ok'));
+          }
+        },
+      });
+      sock.on('data', (c: Buffer) => reader.push(c));
+      sock.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const pool = new SessionPool({ idleMs: 30_000 });
+    t.after(async () => {
+      pool.destroy();
+      await new Promise((r) => server.close(r));
+    });
+    const port = (server.address() as net.AddressInfo).port;
+    const tlsOpts = { servername: 'web', checkServerIdentity: () => undefined, secureContext: tls.createSecureContext({ cert: ca.leaf(idOf('client')), key: ca.key.keyPem, ca: ca.anchor.certPem }) };
+    const SIZE = 1024 * 1024;
+    const upload = (i: number) => new Promise<number>((resolve, reject) => {
+      const up = pool.request('127.0.0.1', port, tlsOpts, 'POST', `/${i}`, ['host', 'web', 'content-length', String(SIZE)]);
+      up.on('error', reject);
+      up.on('response', (res: EventEmitter & { statusCode: number }) => {
+        res.on('data', () => {});
+        res.on('end', () => resolve(res.statusCode));
+      });
+      const chunk = Buffer.alloc(64 * 1024, i);
+      let sent = 0;
+      const pump = () => {
+        while (sent < SIZE) {
+          sent += chunk.length;
+          if (sent >= SIZE) return up.end(chunk);
+          if (!up.write(chunk)) return;
+        }
+      };
+      (up as unknown as { source: { resume(): void } }).source = { resume: pump };
+      pump();
+    });
+    // Four at once: 4 MiB, twice the connection window this version would keep to with a peer of its own.
+    assert.deepEqual(await Promise.all([0, 1, 2, 3].map(upload)), [200, 200, 200, 200]);
   });
 });
