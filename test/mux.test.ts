@@ -12,6 +12,7 @@ import { SessionPool } from '../src/proxy/wire/mux-client.js';
 import { createIssuer, createTrustAnchor, generateKey, Issuer } from '../src/identity/ca.js';
 import { ParseError } from '../src/proxy/h1-parse.js';
 import type { EventEmitter } from 'node:events';
+import type { Upstream } from '../src/proxy/h1-client.js';
 import { frame, makeCa, muxPeer, idOf } from './support/mux-bed.js';
 
 interface Frame {
@@ -153,6 +154,21 @@ describe('mesh/1 session liveness', () => {
   });
 });
 
+/** Writes `size` bytes of `fill` to a stream in 64 KiB chunks, waiting whenever a write says to. */
+function sendBody(up: Upstream, size: number, fill: number): void {
+  const chunk = Buffer.alloc(64 * 1024, fill);
+  let sent = 0;
+  const pump = (): void => {
+    while (sent < size) {
+      sent += chunk.length;
+      if (sent >= size) return up.end(chunk);
+      if (!up.write(chunk)) return;
+    }
+  };
+  up.source = { resume: pump };
+  pump();
+}
+
 describe('mesh/1 flow control between two sessions of this version', () => {
   it('moves 8 concurrent 4 MiB bodies each way over one session (16x the connection window), twice: the windows come back whole', { timeout: 30_000 }, async (t) => {
     const ca = await makeCa();
@@ -186,17 +202,7 @@ describe('mesh/1 flow control between two sessions of this version', () => {
         res.on('end', () => resolve(got));
         res.on('aborted', () => reject(new Error('aborted')));
       });
-      const chunk = Buffer.alloc(64 * 1024, i);
-      let sent = 0;
-      const pump = () => {
-        while (sent < SIZE) {
-          sent += chunk.length;
-          if (sent >= SIZE) return up.end(chunk);
-          if (!up.write(chunk)) return;
-        }
-      };
-      (up as unknown as { source: { resume(): void } }).source = { resume: pump };
-      pump();
+      sendBody(up, SIZE, i);
     });
     for (let round = 0; round < 2; round++) {
       const got = await Promise.all(Array.from({ length: 8 }, (_, i) => one(i)));
@@ -248,17 +254,7 @@ describe('mesh/1 with a peer of the previous version', () => {
         res.on('data', () => {});
         res.on('end', () => resolve(res.statusCode));
       });
-      const chunk = Buffer.alloc(64 * 1024, i);
-      let sent = 0;
-      const pump = () => {
-        while (sent < SIZE) {
-          sent += chunk.length;
-          if (sent >= SIZE) return up.end(chunk);
-          if (!up.write(chunk)) return;
-        }
-      };
-      (up as unknown as { source: { resume(): void } }).source = { resume: pump };
-      pump();
+      sendBody(up, SIZE, i);
     });
     // Four at once: 4 MiB, twice the connection window this version would keep to with a peer of its own.
     assert.deepEqual(await Promise.all([0, 1, 2, 3].map(upload)), [200, 200, 200, 200]);
