@@ -134,6 +134,6 @@ describe('mesh route and mesh policy on kubernetes', () => {
     server.store.delete({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: 'routes.mesh.io' });
     const r = await k(['route', 'list']);
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /error: the cluster does not serve routes\.mesh\.io \(context fake\) — install them: 'mesh install --crds --apply --platform kubernetes'/);
+    assert.match(r.stderr, /error: the cluster does not serve routes\.mesh\.io \(context fake\) — install them: '(npx )?mesh install --crds --apply --platform kubernetes'/);
   });
 });
