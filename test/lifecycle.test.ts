@@ -46,9 +46,7 @@ describe('the local mesh, end to end', () => {
   });
 
   it('runs three workloads whose traffic crosses the mesh over mTLS', async () => {
-    web1 = await m.run('web', { version: 'v1' });
-    web2 = await m.run('web', { version: 'v2' });
-    client = await m.run('client');
+    [web1, web2, client] = await Promise.all([m.run('web', { version: 'v1' }), m.run('web', { version: 'v2' }), m.run('client')]);
     pids.push(web1.pid, web1.appPid, web2.pid, web2.appPid, client.pid, client.appPid);
     const seen = new Set<string>();
     await waitFor('both web endpoints to serve', async () => {

@@ -40,16 +40,19 @@ describe('resilience in the proxies', () => {
     const run = async (key: string, name: string, env: NodeJS.ProcessEnv, version = 'v1') => {
       apps[key] = await m.run(name, { version, app: BEHAVE_APP, env });
     };
-    await run('slow', 'slow', { DELAY_MS: '1000' });
-    await run('broken', 'broken', { FAIL_RATE: '1' });
-    await run('flaky-good1', 'flaky', {});
-    await run('flaky-good2', 'flaky', {});
-    await run('flaky-bad', 'flaky', { FAIL_RATE: '1' });
-    await run('lat-fast1', 'lat', { DELAY_MS: '0' });
-    await run('lat-fast2', 'lat', { DELAY_MS: '0' });
-    await run('lat-slow', 'lat', { DELAY_MS: '100' });
-    await run('fault', 'faulty', {});
-    client = await m.run('client');
+    // Started at once: each start mostly waits (sidecar, certificate, app).
+    await Promise.all([
+      run('slow', 'slow', { DELAY_MS: '1000' }),
+      run('broken', 'broken', { FAIL_RATE: '1' }),
+      run('flaky-good1', 'flaky', {}),
+      run('flaky-good2', 'flaky', {}),
+      run('flaky-bad', 'flaky', { FAIL_RATE: '1' }),
+      run('lat-fast1', 'lat', { DELAY_MS: '0' }),
+      run('lat-fast2', 'lat', { DELAY_MS: '0' }),
+      run('lat-slow', 'lat', { DELAY_MS: '100' }),
+      run('fault', 'faulty', {}),
+      (async () => void (client = await m.run('client')))(),
+    ]);
     await waitFor('every service to be reachable', async () => {
       for (const s of ['slow', 'broken', 'flaky', 'lat', 'faulty']) if ((await call(s)).status === 502) return false;
       return true;

@@ -16,8 +16,7 @@ describe('certificate rotation', () => {
 
   before(async () => {
     await m.install(['--cert-lifetime', '6s']);
-    web = await m.run('web');
-    client = await m.run('client');
+    [web, client] = await Promise.all([m.run('web'), m.run('client')]);
   });
   after(() => m.cleanup());
 
@@ -65,8 +64,7 @@ describe('issuer rotation with 24-hour certificates', () => {
 
   before(async () => {
     await m.install();
-    web = await m.run('web');
-    client = await m.run('client');
+    [web, client] = await Promise.all([m.run('web'), m.run('client')]);
   });
   after(() => m.cleanup());
 

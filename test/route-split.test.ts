@@ -12,8 +12,7 @@ describe('routing through the proxies', () => {
 
   before(async () => {
     await m.install();
-    for (const version of ['v1', 'v2', 'v3']) await m.run('reviews', { version });
-    client = await m.run('productpage');
+    [client] = await Promise.all([m.run('productpage'), ...['v1', 'v2', 'v3'].map((version) => m.run('reviews', { version }))]);
     await waitFor('all three versions to serve', async () => {
       const seen = new Set<string>();
       for (let i = 0; i < 30; i++) seen.add(await versionOf({}));

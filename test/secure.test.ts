@@ -83,8 +83,7 @@ describe('securing the local mesh', () => {
   before(async () => {
     // Short-lived workload certificates so that rotations complete within the test; long enough for slow machines.
     await m.install(['--cert-lifetime', `${LIFETIME_MS / 1000}s`]);
-    web = await m.run('web');
-    client = await m.run('client');
+    [web, client] = await Promise.all([m.run('web'), m.run('client')]);
     await waitFor('traffic to flow', async () => (await request(client.outbound, { headers: { host: 'web' } })).status === 200);
   });
   after(() => m.cleanup());

@@ -30,8 +30,7 @@ describe('mesh tap', () => {
 
   before(async () => {
     await m.install(['--scrape-interval', '1s']);
-    await m.run('web');
-    client = await m.run('client');
+    [, client] = await Promise.all([m.run('web'), m.run('client')]);
     await waitFor('traffic to flow', async () => (await request(client.outbound, { headers: { host: 'web' } })).status === 200);
   });
   after(() => m.cleanup());

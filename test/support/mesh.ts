@@ -105,9 +105,21 @@ export interface WorkloadInfo {
   appPort: number;
 }
 
-import { freePort } from '../../src/util/net.js';
+import { freePort as anyFreePort } from '../../src/util/net.js';
 
-export { freePort };
+const handedOut = new Set<number>();
+
+/** A free loopback port this process has not handed out before, so that workloads started at once never collide. */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const port = await anyFreePort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no fresh free port in 100 tries');
+}
 
 /** The error line: exactly one line starting with error:, with a hint after the dash, no stack. */
 export function assertOneLineError(r: CliResult, pattern: RegExp): void {
