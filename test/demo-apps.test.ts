@@ -244,9 +244,7 @@ describe('demo apps', () => {
     // The sidecar's agent-less proxy closes its connections, so hold one open to productpage directly.
     const agent = new http.Agent({ keepAlive: true });
     try {
-      await new Promise<void>((resolve, reject) => {
-        http.get({ host: '127.0.0.1', port: productpage.port, path: '/health', agent }, (res) => res.resume().on('end', resolve)).on('error', reject);
-      });
+      await httpGet(`127.0.0.1:${productpage.port}`, '/health', { agent });
       const started = Date.now();
       const codes = await Promise.all(apps.map(stopApp));
       assert.deepEqual(codes, apps.map(() => 0), apps.map((a) => `${a.name}: ${a.output()}`).join('\n'));

@@ -1,24 +1,12 @@
 // mesh check --platform kubernetes [--pre] through the real CLI against the fake API server.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startFakeApiServer } from './support/kube/fake-api-server.js';
-import { mesh, type CliResult } from './support/mesh.js';
+import { startCliCluster } from './support/kube-mesh.js';
 import { createIssuer, createTrustAnchor } from '../src/identity/ca.js';
 import { VERSION } from '../src/version.js';
 
 const DEPLOY = { apiVersion: 'apps/v1', kind: 'Deployment', name: 'mesh-control', namespace: 'mesh-system' };
-const env = (home: string) => ({ HOME: home, KUBECONFIG: '', MESH_PLATFORM: '' });
-
-async function cluster(opts: Parameters<typeof startFakeApiServer>[0] = {}) {
-  const server = await startFakeApiServer(opts);
-  const dir = mkdtempSync(join(tmpdir(), 'mesh-kube-check-'));
-  const kubeconfig = server.writeKubeconfig(dir);
-  const run = (args: string[]): Promise<CliResult> => mesh(['--platform', 'kubernetes', '--kubeconfig', kubeconfig, ...args], { env: env(dir) });
-  return { server, run, close: async () => { await server.close(); rmSync(dir, { recursive: true, force: true }); } };
-}
+const cluster = (opts: Parameters<typeof startCliCluster>[1] = {}) => startCliCluster('mesh-kube-check-', opts);
 
 /** The lines of a check's output for one check: its mark and description, then its error lines. */
 const line = (out: string, description: string) => out.split('\n').find((l) => l.slice(2) === description);

@@ -3,13 +3,10 @@
 // re-reads, re-applies its change to the fresh object and writes again, or gives up after 3 attempts.
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startFakeApiServer, type FakeApiServer, type RecordedRequest } from './support/kube/fake-api-server.js';
-import { assertOneLineError, mesh, type CliResult } from './support/mesh.js';
+import type { FakeApiServer, RecordedRequest } from './support/kube/fake-api-server.js';
+import { assertOneLineError, type CliResult } from './support/mesh.js';
 import { renderCrds } from '../src/platform/kubernetes/crds.js';
-import { seedMeshPod } from './support/kube-mesh.js';
+import { seedMeshPod, startCliCluster, type CliCluster } from './support/kube-mesh.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -20,10 +17,8 @@ const JASON = { matches: [{ headers: [{ name: 'end-user', exact: 'jason' }] }], 
 
 describe('mesh route and mesh policy writes on kubernetes under a concurrent writer', () => {
   let server: FakeApiServer;
-  let dir: string;
-  let kubeconfig: string;
-  const k = (args: string[]): Promise<CliResult> =>
-    mesh(['--platform', 'kubernetes', '--kubeconfig', kubeconfig, ...args], { env: { HOME: join(dir, 'home'), KUBECONFIG: '', MESH_PLATFORM: '' }, timeoutMs: 60_000 });
+  let cluster: CliCluster;
+  const k = (args: string[]): Promise<CliResult> => cluster.run(args);
   const get = (kind: 'Route' | 'Policy', name: string) => server.store.get({ apiVersion: API, kind, name, namespace: 'default' }) as Obj | undefined;
   const writes = (method: string, path: string) => server.requests.filter((r) => r.method === method && r.path === path).length;
   /** Plays the other writer: runs change before the first n requests matching method and path are handled. */
@@ -35,10 +30,8 @@ describe('mesh route and mesh policy writes on kubernetes under a concurrent wri
   };
 
   before(async () => {
-    server = await startFakeApiServer();
-    dir = mkdtempSync(join(tmpdir(), 'mesh-kconflict-'));
-    mkdirSync(join(dir, 'home'));
-    kubeconfig = server.writeKubeconfig(dir);
+    cluster = await startCliCluster('mesh-kconflict-');
+    server = cluster.server;
     for (const crd of renderCrds()) server.store.create(crd as Obj);
     seedMeshPod(server, 'reviews-v1-abc', { app: 'reviews', version: 'v1' }, { ip: '10.0.0.11' });
     seedMeshPod(server, 'reviews-v2-def', { app: 'reviews', version: 'v2' }, { ip: '10.0.0.12' });
@@ -52,8 +45,7 @@ describe('mesh route and mesh policy writes on kubernetes under a concurrent wri
   });
   after(async () => {
     server.hooks.beforeRequest = undefined;
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
+    await cluster?.close();
   });
 
   it('keeps a rule another writer added between the read and the write, and applies its own change on top', async () => {

@@ -5,17 +5,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
+import type { FakeApiServer } from './support/kube/fake-api-server.js';
 import { assertOneLineError, mesh, waitFor, type CliResult } from './support/mesh.js';
 import { NO_PROMETHEUS, startPrometheus, which, type RunningPrometheus } from './support/prometheus.js';
 import { golden } from './support/golden.js';
 import { injectOpts } from './support/kube-fixtures.js';
+import { startCliCluster, type CliCluster } from './support/kube-mesh.js';
 import { ADMIN_PORT_NAME, renderKubePrometheusConfig } from '../src/platform/kubernetes/prometheus.js';
 import { injectObject } from '../src/platform/kubernetes/inject.js';
 import { PROXY_CONTAINER, PROXY_PORTS } from '../src/platform/kubernetes/names.js';
@@ -36,20 +36,16 @@ function withStaticTargets(yaml: string, targets: { targets: string[]; labels: R
 describe('mesh prometheus-config on kubernetes', () => {
   let server: FakeApiServer;
   let dir: string;
-  let kubeconfig: string;
-  const k = (args: string[]): Promise<CliResult> =>
-    mesh(['--platform', 'kubernetes', '--kubeconfig', kubeconfig, ...args], { env: { HOME: join(dir, 'home'), KUBECONFIG: '', MESH_PLATFORM: '' }, timeoutMs: 60_000 });
+  let cluster: CliCluster;
+  const k = (args: string[]): Promise<CliResult> => cluster.run(args);
   const rendered = () => renderKubePrometheusConfig({ scrapeIntervalMs: 10_000, trustDomain: 'cluster.local' });
 
   before(async () => {
-    server = await startFakeApiServer();
-    dir = mkdtempSync(join(tmpdir(), 'mesh-kprom-'));
-    mkdirSync(join(dir, 'home'));
-    kubeconfig = server.writeKubeconfig(dir);
+    cluster = await startCliCluster('mesh-kprom-');
+    ({ server, dir } = cluster);
   });
   after(async () => {
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
+    await cluster?.close();
   });
 
   it('renders the pod-discovery job as reviewed', () => golden('kube-prometheus-config.txt', rendered()));

@@ -2,38 +2,33 @@
 // fake API server (what kubectl get would show), knows versions from pods' labels, and refuses bad input unchanged.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
-import { mesh, type CliResult } from './support/mesh.js';
+import type { FakeApiServer } from './support/kube/fake-api-server.js';
+import type { CliResult } from './support/mesh.js';
 import { renderCrds } from '../src/platform/kubernetes/crds.js';
-import { seedMeshPod } from './support/kube-mesh.js';
+import { seedMeshPod, startCliCluster, type CliCluster } from './support/kube-mesh.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 describe('mesh route and mesh policy on kubernetes', () => {
   let server: FakeApiServer;
   let dir: string;
-  let kubeconfig: string;
-  const k = (args: string[]): Promise<CliResult> =>
-    mesh(['--platform', 'kubernetes', '--kubeconfig', kubeconfig, ...args], { env: { HOME: join(dir, 'home'), KUBECONFIG: '', MESH_PLATFORM: '' }, timeoutMs: 60_000 });
+  let cluster: CliCluster;
+  const k = (args: string[]): Promise<CliResult> => cluster.run(args);
   const route = (name: string, namespace = 'default') => server.store.get({ apiVersion: 'mesh.io/v1alpha1', kind: 'Route', name, namespace }) as Obj | undefined;
 
   before(async () => {
-    server = await startFakeApiServer();
-    dir = mkdtempSync(join(tmpdir(), 'mesh-kroute-'));
-    mkdirSync(join(dir, 'home'));
-    kubeconfig = server.writeKubeconfig(dir);
+    cluster = await startCliCluster('mesh-kroute-');
+    ({ server, dir } = cluster);
     for (const crd of renderCrds()) server.store.create(crd as Obj);
     seedMeshPod(server, 'reviews-v1-abc', { app: 'reviews', version: 'v1' }, { ip: '10.0.0.11' });
     seedMeshPod(server, 'reviews-v2-def', { app: 'reviews', version: 'v2' }, { ip: '10.0.0.12' });
   });
   after(async () => {
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
+    await cluster?.close();
   });
 
   it('creates the Route custom resource that kubectl get shows', async () => {

@@ -1,9 +1,12 @@
 // Mesh objects for the fake API server: a meshed Pod (the proxy as a native sidecar, as inject adds it),
 // what `mesh install` renders for the control plane to read, and the control plane as a child process.
-import type { FakeApiServer } from './kube/fake-api-server.js';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startFakeApiServer, type FakeApiServer } from './kube/fake-api-server.js';
 import { kubeConfigFor } from './kube/testing.js';
 import { fixture } from './golden.js';
-import { startMesh } from './mesh.js';
+import { mesh, startMesh, type CliResult } from './mesh.js';
 import type { Started } from './process.js';
 import { callJson } from './http.js';
 import { KubeClient } from '../../src/platform/kubernetes/client.js';
@@ -78,6 +81,32 @@ export function asProxy(port: number) {
     /** From now on: mutual TLS with this certificate, the server verified against the anchors that came with it. */
     present(issued: { certificate: string; chain: string[]; trustAnchors: string }, keyPem: string) {
       tls = { cert: issued.certificate + issued.chain.join(''), key: keyPem, ca: issued.trustAnchors };
+    },
+  };
+}
+
+export interface CliCluster {
+  server: FakeApiServer;
+  /** A temp dir holding the kubeconfig and an empty HOME (home/). */
+  dir: string;
+  kubeconfig: string;
+  /** `mesh --platform kubernetes --kubeconfig <it> ARGS`, with nothing else selecting a cluster. */
+  run(args: string[]): Promise<CliResult>;
+  close(): Promise<void>;
+}
+
+/** A fake API server for CLI tests, with a kubeconfig for it and an empty HOME in a temp dir. */
+export async function startCliCluster(tmpPrefix: string, opts: Parameters<typeof startFakeApiServer>[0] = {}): Promise<CliCluster> {
+  const server = await startFakeApiServer(opts);
+  const dir = mkdtempSync(join(tmpdir(), tmpPrefix));
+  mkdirSync(join(dir, 'home'));
+  const kubeconfig = server.writeKubeconfig(dir);
+  return {
+    server, dir, kubeconfig,
+    run: (args) => mesh(['--platform', 'kubernetes', '--kubeconfig', kubeconfig, ...args], { env: { HOME: join(dir, 'home'), KUBECONFIG: '', MESH_PLATFORM: '' }, timeoutMs: 60_000 }),
+    close: async () => {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
