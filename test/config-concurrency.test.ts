@@ -33,8 +33,7 @@ describe('concurrent mesh route / mesh policy writers on the local platform', ()
   before(async () => {
     await m.install();
     // Routes are validated against live versions: one workload per routed service.
-    await m.run('reviews', { version: 'v1' });
-    await m.run('ratings', { version: 'v1' });
+    await Promise.all([m.run('reviews', { version: 'v1' }), m.run('ratings', { version: 'v1' })]);
   });
   after(() => m.cleanup());
 
@@ -47,8 +46,8 @@ describe('concurrent mesh route / mesh policy writers on the local platform', ()
     ]);
     assert.equal(a.code, 0, a.stderr);
     assert.equal(b.code, 0, b.stderr);
-    assert.match(a.stderr, /route reviews applied; 2\/2 proxies up to date/);
-    assert.match(b.stderr, /route ratings applied; 2\/2 proxies up to date/);
+    assert.match(a.stderr, /route reviews applied \(v1 100%\); 2\/2 proxies up to date/);
+    assert.match(b.stderr, /route ratings applied \(v1 100%\); 2\/2 proxies up to date/);
     const doc = JSON.parse(stored('routes')!) as { routes: Obj[] };
     const byName = new Map(doc.routes.map((r) => [r.metadata.name as string, r.spec.rules[0]]));
     assert.deepEqual([...byName.keys()].sort(), ['ratings', 'reviews'], 'neither change is lost');
