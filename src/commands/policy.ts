@@ -24,7 +24,7 @@ import {
 import { storeAndWait, waitOptions, type WaitFlags } from './config-commit.js';
 import type { PolicyStore } from '../platform/local/policy-store.js';
 import { MeshError } from '../util/errors.js';
-import { json, step } from '../ui/output.js';
+import { json } from '../ui/output.js';
 import { runnable } from '../ui/invocation.js';
 
 function edit<T>(fn: () => T): T {

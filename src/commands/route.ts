@@ -13,7 +13,6 @@ import { storeAndWait, waitOptions, type WaitFlags } from './config-commit.js';
 import type { RouteStore } from '../platform/local/route-store.js';
 import type { EndpointRecord } from '../control/registry.js';
 import { MeshError } from '../util/errors.js';
-import { step } from '../ui/output.js';
 import { runnable } from '../ui/invocation.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];

@@ -1,5 +1,4 @@
 // `mesh control`: runs the control plane in the foreground (mesh install starts it in the background).
-import { rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { generateKey, certInfo, splitPem, DAY, type Issuer } from '../identity/ca.js';
 import { loadIdentity } from '../platform/local/identity.js';
