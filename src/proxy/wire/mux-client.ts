@@ -318,14 +318,18 @@ export class SessionPool {
     let list = this.sessions.get(key);
     if (list === undefined) this.sessions.set(key, (list = []));
     let s: MuxSession | undefined;
-    for (let i = 0; i < list.length; i++) {
+    for (let i = 0; i < list.length;) {
       const c = list[i]!;
       // A rotated client certificate: new streams go to a session that presents the new one.
-      if (c.secureContext !== t.secureContext) this.retire(c);
-      else if (c.usable) {
+      if (c.secureContext !== t.secureContext) {
+        this.retire(c);
+        continue;
+      }
+      if (c.usable) {
         s = c;
         break;
       }
+      i++;
     }
     if (s === undefined) {
       // Sessions that are closed or out of ids leave the list as they end; full ones stay.
@@ -350,12 +354,12 @@ export class SessionPool {
     else this.draining.add(s);
   }
 
+  /** Out of its peer's list (an empty list stays until the sweeper: a caller may hold it). */
   private remove(s: MuxSession): void {
     const list = this.sessions.get(s.key);
     if (list === undefined) return;
     const i = list.indexOf(s);
     if (i >= 0) list.splice(i, 1);
-    if (list.length === 0) this.sessions.delete(s.key);
   }
 
   private forget(s: MuxSession): void {
@@ -382,6 +386,7 @@ export class SessionPool {
         // Idle sessions close; so does a draining one whose streams ended by a path that did not close it.
         if (s.streams.size === 0 && (s.draining || s.idleSince < cutoff)) s.close(resetError(s.draining ? 'replaced' : 'idle'));
       }
+      for (const [key, list] of this.sessions) if (list.length === 0) this.sessions.delete(key);
       if (this.sessions.size === 0 && this.draining.size === 0 && this.sweeper !== null) {
         clearInterval(this.sweeper);
         this.sweeper = null;
