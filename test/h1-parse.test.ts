@@ -109,7 +109,8 @@ describe('framing, routing and identity headers', () => {
     assert.ok(parseResponseHead(buf, headEnd(buf)).chunked);
   });
 
-  it('refuses a request target with a fragment', () => {
+  it('refuses a request target with a fragment or a byte that is not visible ASCII', () => {
+    refused('GET /a\xe9 HTTP/1.1\r\nHost: a\r\n\r\n');
     refused('GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n');
     refused('GET http://a/#x HTTP/1.1\r\nHost: a\r\n\r\n');
   });
@@ -139,7 +140,7 @@ describe('onward headers', () => {
   });
 
   it('add the Host an absolute-form request named only in its URI', () => {
-    assert.deepEqual(onward('GET http://web:8080/x HTTP/1.1\r\n\r\n', null, 'web:8080'), ['host', 'web:8080']);
+    assert.deepEqual(onward('GET http://web:8080/x HTTP/1.0\r\n\r\n', null, 'web:8080'), ['host', 'web:8080']);
   });
 
   it('pass on only upgrades to a protocol that is not HTTP, on a GET over HTTP/1.1', () => {
@@ -196,6 +197,18 @@ describe('bodies', () => {
     const r = decode(sized, Buffer.from('0123456789GET / HTTP/1.1'), [3, 4]);
     assert.ok(r.ended);
     assert.equal(r.body.toString(), '0123456789');
+  });
+
+  it('reads chunk extensions by their grammar, and trailers as fields that never frame, route or identify', () => {
+    for (const ext of [';a', ';a=b', ';a="b c"', ';a="x\\"y"', ';a;b=1']) {
+      assert.ok(decode(chunked, Buffer.from(`5${ext}\r\nhello\r\n0\r\n\r\n`, 'latin1'), []).ended, ext);
+    }
+    for (const wire of ['5 ;a\r\nhello\r\n0\r\n\r\n', '5;a="b\r\nhello\r\n0\r\n\r\n', '5;\r\nhello\r\n0\r\n\r\n', '5;a=b c\r\nhello\r\n0\r\n\r\n', '5;a=\x01\r\nhello\r\n0\r\n\r\n',
+      '0\r\nContent-Length: 4\r\n\r\n', '0\r\nTransfer-Encoding: chunked\r\n\r\n', '0\r\nmesh_client_id: x\r\n\r\n', '0\r\n\rGET / HTTP/1.1\r\n\r\n',
+      '0\r\nno colon\r\n\r\n', '0\r\n folded: x\r\n\r\n']) {
+      assert.throws(() => decode(chunked, Buffer.from(wire, 'latin1'), []), ParseError, JSON.stringify(wire));
+    }
+    assert.ok(decode(chunked, Buffer.from('0\r\nX-Checksum: abc\r\n\r\n', 'latin1'), []).ended);
   });
 
   it('refuses malformed chunk framing', () => {

@@ -13,8 +13,8 @@ export class ParseError extends Error {
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values: visible ASCII, obs-text, space and tab; no other control characters (CR, LF, NUL).
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
-// A request target is visible ASCII (or obs-text) without '#': a fragment is never sent (RFC 9112 3.2).
-const TARGET = /^[\x21-\x22\x24-\x7e\x80-\xff]+$/;
+// A request target is visible ASCII without '#': a fragment is never sent (RFC 9112 3.2), anything else is %-encoded.
+const TARGET = /^[\x21-\x22\x24-\x7e]+$/;
 const DIGITS = /^[0-9]{1,15}$/;
 
 /** A request or response head; the framing fields are what the body decoder needs. */
@@ -333,11 +333,12 @@ export class BodyDecoder {
           if (this.trailerBytes > MAX_HEAD) throw new ParseError(400, 'trailers too large');
           if (nl < 0) break;
           if (!this.line.endsWith('\r\n')) throw new ParseError(400, 'bare LF in chunked trailers');
-          // Trailers are not forwarded: an empty line ends the body.
+          // Trailers are not forwarded: an empty line ends the body. Each one is still a well-formed field, or
+          // a next hop reading the section otherwise would find its end elsewhere.
           if (this.line === '\r\n') {
             this.mode = Mode.Done;
             t.onBodyEnd();
-          }
+          } else checkTrailer(this.line);
           this.line = '';
           break;
         }
@@ -347,13 +348,28 @@ export class BodyDecoder {
   }
 }
 
+// chunk-ext (RFC 9112 7.1.1): *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ). Parsers that skip
+// extensions loosely (to the next CRLF, or not minding quotes) find a different chunk end: only the grammar passes.
+const TOK = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+";
+const QUOTED = '"(?:[\\t \\x21\\x23-\\x5b\\x5d-\\x7e\\x80-\\xff]|\\\\[\\t \\x21-\\x7e\\x80-\\xff])*"';
+const CHUNK_EXT = new RegExp(`^(?:[ \\t]*;[ \\t]*${TOK}(?:[ \\t]*=[ \\t]*(?:${TOK}|${QUOTED}))?)*$`);
+const HEX = /^[0-9a-fA-F]{1,12}$/;
+
 function chunkSize(line: string): number {
   if (!line.endsWith('\r\n')) throw new ParseError(400, 'bare LF in a chunk size line');
   const semi = line.indexOf(';');
   const hex = semi < 0 ? line.slice(0, -2) : line.slice(0, semi);
-  if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new ParseError(400, 'invalid chunk size');
-  if (semi >= 0 && BAD_VALUE.test(line.slice(semi, -2))) throw new ParseError(400, 'invalid chunk extension');
+  if (!HEX.test(hex)) throw new ParseError(400, 'invalid chunk size');
+  if (semi >= 0 && !CHUNK_EXT.test(line.slice(semi, -2))) throw new ParseError(400, 'invalid chunk extension');
   return parseInt(hex, 16);
+}
+
+/** A trailer line (with its CRLF) is a field like any in a head, and never one that frames, routes or identifies. */
+function checkTrailer(line: string): void {
+  const colon = line.indexOf(':');
+  const name = colon > 0 ? line.slice(0, colon) : '';
+  if (!TOKEN.test(name) || BAD_VALUE.test(line.slice(colon + 1, -2))) throw new ParseError(400, 'invalid trailer field');
+  if (isProtectedHeader(name.toLowerCase())) throw new ParseError(400, `${name} is not allowed in trailers`);
 }
 
 const CRLF = Buffer.from('\r\n');

@@ -122,8 +122,10 @@ export interface RequestTarget {
  * The authority and origin-form path a request names, or why it must be refused (400):
  * two Host headers, an absolute URI that disagrees with Host, or one we do not proxy.
  */
-export function requestTarget(url: string, host: string | undefined, hosts: number): RequestTarget | string {
+export function requestTarget(url: string, host: string | undefined, hosts: number, minor = 1): RequestTarget | string {
   if (hosts > 1) return 'request has more than one Host header';
+  // RFC 9112 3.2: an HTTP/1.1 request without Host is refused, even when its URI names the authority.
+  if (hosts === 0 && minor === 1) return 'HTTP/1.1 request without a Host header';
   let authority = host ?? '';
   let path = url;
   if (path.charCodeAt(0) !== 47 /* / */) {

@@ -156,7 +156,7 @@ export function createInboundServer(o: InboundOptions): net.Server {
   };
 
   const upgrade = (req: Req, socket: net.Socket, head: Buffer, peer: string | null, stats: RequestStats): void => {
-    const t = requestTarget(req.url, req.host, req.hosts);
+    const t = requestTarget(req.url, req.host, req.hosts, req.minor);
     if (typeof t === 'string') return refuseUpgrade(socket, 400, t);
     const appPort = appPortFor(o, t.authority);
     // The decision on the upgrade request is the decision for everything the upgraded connection carries

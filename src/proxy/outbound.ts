@@ -30,7 +30,7 @@ export function createOutboundServer(table: () => RouteTable, transport: MtlsTra
   const unrouted = metrics.requests({ direction: 'outbound', dst_service: '' });
   const tcp = metrics.tcp({ direction: 'outbound', peer: 'src', tls: 'false' });
   const upgrade = (req: Req, socket: Socket, head: Buffer) => {
-    const rt = requestTarget(req.url, req.host, req.hosts);
+    const rt = requestTarget(req.url, req.host, req.hosts, req.minor);
     if (typeof rt === 'string') return refuseUpgrade(socket, 400, rt);
     const { authority, path: url } = rt;
     const t = table();

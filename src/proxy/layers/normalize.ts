@@ -9,7 +9,7 @@ import { hostOnly, requestHeaders, requestTarget, type RequestTarget } from '../
  */
 export function readTarget(ex: Exchange, identity: string | null): RequestTarget | null {
   const { req } = ex;
-  const t = requestTarget(req.url, req.host, req.hosts);
+  const t = requestTarget(req.url, req.host, req.hosts, req.minor);
   if (typeof t === 'string') {
     ex.res.shouldKeepAlive = false;
     respondError(ex, new ProxyError(400, t));
