@@ -388,9 +388,11 @@ export class ServerConn implements BodyTarget, BodyFlow {
   private fail(err: ParseError): void {
     const msg = `${err.message}\n`;
     const res = this.res;
+    // Nothing after a malformed message is read, not even requests already here (a parse may be queued for them).
+    this.upgraded = true;
+    this.buf = null;
     // A request already answered (its body was still being read) gets no second response: the connection just ends.
     if (res === null && this.req !== null && !this.req.complete) {
-      this.upgraded = true;
       this.sock.removeListener('data', onSockData);
       this.sock.end();
       return;

@@ -85,6 +85,8 @@ export async function startBackend(): Promise<Backend> {
     sock.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${req.headers.upgrade}\r\n\r\n`);
     if (head.length) sock.write(head);
     sock.on('data', (c: Buffer) => sock.write(c));
+    // The server lets connections half-close; a tunnel ends with its peer.
+    sock.on('end', () => sock.end());
     sock.on('error', () => sock.destroy());
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

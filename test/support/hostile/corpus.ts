@@ -144,6 +144,12 @@ export function corpus(): Case[] {
   add('pipelined after a bad chunk', head('POST', ['Host: web', 'Transfer-Encoding: chunked']) + 'zz\r\n' + ok());
   add('pipelined after Connection: close', head('GET', ['Host: web', 'Connection: close']) + SMUGGLED[0]);
   add('pipelined after a denied request', head('GET', ['Host: web'], '/denied/x') + ok());
+  // Answered at once (denied) while its body is still being read, then a malformed request: nothing after it is read.
+  add('pipelined after a denied request with a body, then a bad one', head('POST', ['Host: web', 'Transfer-Encoding: chunked'], '/denied/x') + '3\r\nabc\r\n0\r\n\r\n' + 'GET /ok/x HTTP1.1\r\nHost: web\r\n\r\n' + ok());
+  // Found by the property test: a request parsed after the 400 that closed the connection reached the app.
+  add('pipelined after a denied chunked request and a bad version', 'GET /ok/%2e%2e/denied HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n8;a="q"\r\n\x19\xcd\xb2K\xa0\xcf.7\r\n0\r\nX-T: 1\r\n\r\n'
+    + 'GET /ok/x#f HTTP1.1\r\nHost: web\r\n\r\nGET http://web/ok/abs HTTP/1.0\r\nHost: web\r\nConnection: keep-alive\r\nExpect: 100-continue\r\n\r\n');
+  add('pipelined after an unknown service, then a bad one', head('GET', ['Host: nosuch'], '/ok/x') + 'GET /ok/x HTTP1.1\r\nHost: web\r\n\r\n' + ok());
   add('pipelined after a refused target', head('GET', ['Host: other'], 'http://web/ok/x') + ok());
   add('pipelined HTTP/1.0 without keep-alive', head('GET', ['Host: web'], path(), 'HTTP/1.0') + ok());
   add('pipelined HTTP/1.0 keep-alive', head('GET', ['Host: web', 'Connection: keep-alive'], path(), 'HTTP/1.0') + ok());
