@@ -102,13 +102,15 @@ function muxResponses(sock: net.Socket, statuses: number[], over: () => void): v
 }
 
 /** Runs one case on one side: the faults the oracle found (empty when it passed) and what the client saw. */
+/** What the last few cases may still send the app (two hops behind): their requests not seen yet, and whether their bytes held something the client's parser refused. */
 export interface Late {
-  /** The previous case's requests not seen yet, and whether its bytes held something its parser refused. */
   requests: Meant[];
-  error: boolean;
+  errors: boolean[];
 }
 
-export async function runCase(bed: Bed, side: Side, bytes: Buffer, meaning?: Meaning, late: Late = { requests: [], error: false }): Promise<{ faults: string[]; outcome: Outcome; late: Late }> {
+const LATE_CASES = 3;
+
+export async function runCase(bed: Bed, side: Side, bytes: Buffer, meaning?: Meaning, late: Late = { requests: [], errors: [] }): Promise<{ faults: string[]; outcome: Outcome; late: Late }> {
   let m = meaning ?? await reference(bytes);
   let meant = m.requests;
   const from = bed.backend.seen.length;
@@ -136,7 +138,7 @@ export async function runCase(bed: Bed, side: Side, bytes: Buffer, meaning?: Mea
   await poll(() => bed.backend.inflight() === 0, 1000);
   const seen = bed.backend.seen.slice(from);
   const errors = bed.backend.errors.slice(errorsFrom);
-  // The previous case's last requests may come late, ahead of this one's.
-  const v = judge({ requests: [...late.requests, ...m.requests], error: m.error || late.error }, seen, errors, bed.identity[side], bed.denies[side] ? '/denied' : null);
-  return { faults: v.faults, outcome: { statuses, timedOut }, late: { requests: v.rest.filter((r) => m.requests.includes(r)), error: m.error } };
+  // The last cases' requests may come late, ahead of this one's.
+  const v = judge({ requests: [...late.requests, ...m.requests], error: m.error || late.errors.includes(true) }, seen, errors, bed.identity[side], bed.denies[side] ? '/denied' : null);
+  return { faults: v.faults, outcome: { statuses, timedOut }, late: { requests: v.rest.slice(-8), errors: [...late.errors, m.error].slice(-LATE_CASES) } };
 }
