@@ -3,23 +3,25 @@
 // saw (every byte logged by the backend) with what the client's bytes mean to an independent parser (llhttp): the app
 // never sees a request the client did not send as one, a body of another length, an identity the proxy did not set,
 // a denied path, or bytes it cannot parse; the classes that must be refused are answered 4xx and reach nobody.
+// Each side has a bed of its own, so the four run side by side.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SIDES, startBed, type Bed } from './support/hostile/bed.js';
+import { makeCerts, SIDES, startBed, type Bed, type Side } from './support/hostile/bed.js';
 import { corpus } from './support/hostile/corpus.js';
 import { runCase, type Late } from './support/hostile/drive.js';
 import { reference, type Meaning } from './support/hostile/oracle.js';
 
-describe('the hostile-input corpus', () => {
-  let bed: Bed;
+describe('the hostile-input corpus', { concurrency: SIDES.length }, () => {
+  const beds = new Map<Side, Bed>();
   const cases = corpus();
   const meant = new Map<string, Meaning>();
   before(async () => {
-    bed = await startBed();
+    const certs = await makeCerts();
+    for (const side of SIDES) beds.set(side, await startBed(certs));
     for (const c of cases) meant.set(c.name, await reference(Buffer.from(c.bytes, 'latin1')));
   });
   after(async () => {
-    await bed?.close();
+    for (const bed of beds.values()) await bed.close();
   });
 
   it(`has hundreds of distinct cases (${cases.length})`, () => {
@@ -29,6 +31,7 @@ describe('the hostile-input corpus', () => {
 
   for (const side of SIDES) {
     it(`smuggles, spoofs and bypasses nothing through the ${side} side`, { timeout: 120_000 }, async () => {
+      const bed = beds.get(side)!;
       const faults: string[] = [];
       let timedOut = 0;
       let late: Late | undefined;

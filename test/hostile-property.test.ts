@@ -5,23 +5,25 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { SIDES, startBed, type Bed } from './support/hostile/bed.js';
+import { makeCerts, SIDES, startBed, type Bed, type Side } from './support/hostile/bed.js';
 import { runCase, type Late } from './support/hostile/drive.js';
 import { hostileBytes } from './support/hostile/generate.js';
 
 const RUNS = 100;
 
-describe('any byte sequence through a sidecar', () => {
-  let bed: Bed;
+describe('any byte sequence through a sidecar', { concurrency: SIDES.length }, () => {
+  const beds = new Map<Side, Bed>();
   before(async () => {
-    bed = await startBed();
+    const certs = await makeCerts();
+    for (const side of SIDES) beds.set(side, await startBed(certs));
   });
   after(async () => {
-    await bed?.close();
+    for (const bed of beds.values()) await bed.close();
   });
 
   for (const side of SIDES) {
     it(`is refused or reaches the app as the same requests (${side}, ${RUNS} runs)`, { timeout: 120_000 }, async () => {
+      const bed = beds.get(side)!;
       let late: Late | undefined;
       await fc.assert(fc.asyncProperty(hostileBytes, async (bytes) => {
         const r = await runCase(bed, side, bytes, undefined, late);

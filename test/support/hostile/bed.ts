@@ -56,7 +56,15 @@ function identityOf(certPem: string, keyPem: string, anchorPem: string): Identit
   }) as unknown as IdentityManager;
 }
 
-export async function startBed(): Promise<Bed> {
+/** The trust anchor and the three workloads' certificates: made once, shared by every bed. */
+export interface Certs {
+  anchor: { certPem: string };
+  web: { cert: string; key: string };
+  client: { cert: string; key: string };
+  tester: { cert: string; key: string };
+}
+
+export async function makeCerts(): Promise<Certs> {
   const anchor = await createTrustAnchor(TD);
   const issuerCa = await createIssuer(TD, anchor);
   const issuer = new Issuer(issuerCa);
@@ -65,6 +73,12 @@ export async function startBed(): Promise<Bed> {
     return { cert: issuer.issueLeaf({ uri, publicKeyPem: kp.publicKeyPem, lifetimeMs: 3600_000 }) + issuerCa.certPem, key: kp.keyPem };
   };
   const [web, client, tester] = await Promise.all([leaf(WEB_ID), leaf(CLIENT_ID), leaf(TESTER_ID)]);
+  return { anchor, web, client, tester };
+}
+
+/** A bed of its own (its own app and proxies), so sides can run side by side: what the app sees is one side's. */
+export async function startBed(certs?: Certs): Promise<Bed> {
+  const { anchor, web, client, tester } = certs ?? await makeCerts();
   const backend = await startBackend();
   const metrics = new MetricsRegistry({ namespace: 'default', deployment: 'web-v1', pod: 'web-v1-a' });
   const telemetry = new Telemetry({ identity: WEB_ID, service: 'web', namespace: 'default', deployment: 'web-v1', pod: 'web-v1-a' }, { accessLog: false, collector: null });
