@@ -1,0 +1,41 @@
+// mesh dashboard: serves the web UI on 127.0.0.1 and prints its one-time URL; the UI reads the control plane's API.
+import type { Command } from 'commander';
+import { spawn } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
+import { context } from './context.js';
+import { adminClient } from '../platform/local/control.js';
+import { MESH_BIN_PATH } from '../dashboard/bin.js';
+import { createDashboardServer } from '../dashboard/server.js';
+import { parsePort } from '../util/duration.js';
+import { MeshError } from '../util/errors.js';
+import { waitForSignal } from '../util/signals.js';
+
+export function registerDashboard(program: Command): void {
+  program
+    .command('dashboard')
+    .description('the web dashboard: overview, topology, workloads, routes, policy, identity (read-only, behind a one-time URL)')
+    .option('--port <port>', 'local port to serve it on (0: any free port)', '50750')
+    .option('--show', 'open it in a browser')
+    .action(async (f: { port: string; show?: boolean }, cmd: Command) => {
+      const { state } = context(cmd);
+      const port = parsePort(f.port, '--port', true);
+      const client = adminClient(state);
+      const g = cmd.optsWithGlobals<{ stateDir?: string }>();
+      const { server, token } = createDashboardServer({
+        get: (path) => client.request('GET', path, undefined, { bearer: state.adminToken(), timeoutMs: 15_000 }),
+        adminToken: state.adminToken(),
+        checkArgs: [MESH_BIN_PATH, ...(g.stateDir ? ['--state-dir', g.stateDir] : []), 'check', '-o', 'json'],
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? new MeshError(`port 127.0.0.1:${port} is in use`, 'pass --port 0 or another port') : err));
+        server.listen(port, '127.0.0.1', resolve);
+      });
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/?token=${token}`;
+      console.log(`mesh dashboard: ${url}`);
+      if (f.show) spawn(process.platform === 'darwin' ? 'open' : 'xdg-open', [url], { stdio: 'ignore', detached: true }).on('error', () => {}).unref();
+      await waitForSignal();
+      server.closeAllConnections();
+      server.close();
+      client.close();
+    });
+}

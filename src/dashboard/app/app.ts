@@ -1,0 +1,347 @@
+// @ts-nocheck -- browser code (no DOM types in this Node project's tsconfig); tsc only copies it to dist.
+// The dashboard's pages, drawn from the control plane's read-only API every few seconds. Charts and the graph
+// are hand-written SVG: a sparkline, a line chart, a stacked area and a layered graph layout are smaller than
+// any library that does them (and need nothing at run time but this file).
+(function () {
+  const REFRESH_MS = 3000;
+  const KEEP = 300; // points of history per series: 15 minutes at 3 s
+  const main = document.getElementById('main');
+  const status = document.getElementById('status');
+  const hist = new Map(); // deployment key -> [{t, rps, success, p99, p50, p95}]
+  let stat = [];
+  let edges = [];
+  let routes = [];
+  let policies = [];
+  let services = [];
+  let tap = null;
+  let windowArg = '30s';
+
+  const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+  const pct = (v) => (v === null || v === undefined ? '-' : (v * 100).toFixed(2) + '%');
+  const rpsf = (v) => (v === null || v === undefined ? '-' : v.toFixed(1) + 'rps');
+  const msf = (v) => (v === null || v === undefined ? '-' : (v < 10 ? v.toFixed(1) : Math.round(v)) + 'ms');
+  const key = (ns, name) => ns + '/' + name;
+  async function api(path) {
+    const r = await fetch('api/' + path, { headers: { accept: 'application/json' } });
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(body.error || 'HTTP ' + r.status);
+    return body;
+  }
+
+  async function refresh() {
+    try {
+      if (!hist.size) {
+        // Rates over the shortest window that holds a few scrapes: a route change shows within seconds.
+        const t = await api('telemetry/targets');
+        windowArg = Math.max(10, Math.ceil((3 * t.intervalMs) / 1000)) + 's';
+      }
+      const [s, e, r, p, snap] = await Promise.all([
+        api('stat?resource=deployment&all=true&window=' + windowArg),
+        api('edges?resource=deployment&all=true&window=' + windowArg),
+        api('config/routes'),
+        api('config/policies'),
+        api('snapshot'),
+      ]);
+      stat = s.rows;
+      edges = e.edges;
+      routes = (r.value && r.value.routes) || [];
+      policies = (p.value && p.value.policies) || [];
+      services = snap.services || [];
+      const t = Date.now();
+      for (const row of stat) {
+        const k = key(row.namespace, row.name);
+        const h = hist.get(k) || [];
+        h.push({ t, rps: row.rps || 0, success: row.success, p50: row.latency_ms_p50, p95: row.latency_ms_p95, p99: row.latency_ms_p99 });
+        if (h.length > KEEP) h.shift();
+        hist.set(k, h);
+      }
+      status.textContent = 'updated ' + new Date(t).toLocaleTimeString();
+      status.className = '';
+    } catch (err) {
+      status.textContent = 'cannot read the control plane: ' + err.message;
+      status.className = 'bad';
+    }
+    await render();
+  }
+
+  // --- charts (SVG) ---
+  function sparkline(points, w = 120, h = 24) {
+    if (points.length < 2) return '<svg width="' + w + '" height="' + h + '" aria-hidden="true"></svg>';
+    const max = Math.max(...points, 0.001);
+    const d = points.map((v, i) => (i ? 'L' : 'M') + ((i / (points.length - 1)) * w).toFixed(1) + ',' + (h - 2 - (v / max) * (h - 4)).toFixed(1)).join('');
+    return '<svg width="' + w + '" height="' + h + '" role="img" aria-label="rps over time"><path d="' + d + '" fill="none" stroke="var(--acc)" stroke-width="1.5"/></svg>';
+  }
+
+  function lineChart(series, w = 560, h = 160, unit = 'ms') {
+    const all = series.flatMap((s) => s.points.filter((v) => v !== null));
+    const max = Math.max(...all, 1);
+    const n = Math.max(...series.map((s) => s.points.length), 2);
+    let svg = '<svg width="' + w + '" height="' + h + '" role="img" aria-label="chart">';
+    svg += '<text x="2" y="11">' + max.toFixed(1) + unit + '</text><line x1="0" x2="' + w + '" y1="' + (h - 1) + '" y2="' + (h - 1) + '" stroke="var(--line)"/>';
+    for (const s of series) {
+      let d = '';
+      s.points.forEach((v, i) => {
+        if (v === null) return;
+        d += (d ? 'L' : 'M') + ((i / (n - 1)) * w).toFixed(1) + ',' + (h - 2 - (v / max) * (h - 16)).toFixed(1);
+      });
+      svg += '<path d="' + d + '" fill="none" stroke="' + s.color + '" stroke-width="1.5"/>';
+    }
+    return svg + '</svg><div class="legend">' + series.map((s) => '<span style="color:' + s.color + '">■ ' + esc(s.name) + '</span>').join('') + '</div>';
+  }
+
+  const COLORS = ['#0969da', '#bf8700', '#cf222e', '#1a7f37', '#8250df', '#0a7b83'];
+  /** Shares of each version over time, stacked to 100%. */
+  function stackedChart(names, rows, w = 560, h = 140) {
+    let svg = '<svg width="' + w + '" height="' + h + '" role="img" aria-label="observed split over time">';
+    const n = rows.length;
+    if (n < 2) return svg + '<text x="4" y="20">collecting…</text></svg>';
+    const base = new Array(n).fill(0);
+    names.forEach((name, j) => {
+      const top = rows.map((r, i) => {
+        const total = names.reduce((a, x) => a + (r[x] || 0), 0);
+        return base[i] + (total > 0 ? (r[name] || 0) / total : 0);
+      });
+      const x = (i) => ((i / (n - 1)) * w).toFixed(1);
+      const y = (v) => (h - v * h).toFixed(1);
+      let d = 'M' + x(0) + ',' + y(top[0]);
+      for (let i = 1; i < n; i++) d += 'L' + x(i) + ',' + y(top[i]);
+      for (let i = n - 1; i >= 0; i--) d += 'L' + x(i) + ',' + y(base[i]);
+      svg += '<path d="' + d + 'Z" fill="' + COLORS[j % COLORS.length] + '" opacity="0.8"/>';
+      for (let i = 0; i < n; i++) base[i] = top[i];
+    });
+    return svg + '</svg><div class="legend">' + names.map((x, j) => '<span style="color:' + COLORS[j % COLORS.length] + '">■ ' + esc(x) + '</span>').join('') + '</div>';
+  }
+
+  // --- pages ---
+  function overview() {
+    const rows = [...stat].sort((a, b) => (a.success ?? 1) - (b.success ?? 1) || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+    const byNs = new Map();
+    for (const r of rows) (byNs.get(r.namespace) || byNs.set(r.namespace, []).get(r.namespace)).push(r);
+    let html = '<h2>Overview</h2>';
+    if (!rows.length) html += '<p class="mute">No workloads yet.</p>';
+    for (const [ns, list] of byNs) {
+      html += '<h3>namespace ' + esc(ns) + '</h3><table><thead><tr><th>workload</th><th>meshed</th><th>success</th><th>rps</th><th>p50</th><th>p95</th><th>p99</th><th>tcp</th><th>rps, last 15 min</th></tr></thead><tbody>';
+      for (const r of list) {
+        const cls = r.success !== null && r.success < 0.95 ? 'bad' : r.success !== null ? 'ok' : 'mute';
+        html += '<tr><td><a href="#/workload/' + esc(ns) + '/' + esc(r.name) + '">' + esc(r.name) + '</a></td><td>' + esc(r.meshed) + '</td><td class="num ' + cls + '">' + pct(r.success) + '</td><td class="num">' + rpsf(r.rps) +
+          '</td><td class="num">' + msf(r.latency_ms_p50) + '</td><td class="num">' + msf(r.latency_ms_p95) + '</td><td class="num">' + msf(r.latency_ms_p99) + '</td><td class="num">' + (r.tcp_open_connections ?? '-') +
+          '</td><td>' + sparkline((hist.get(key(ns, r.name)) || []).map((p) => p.rps)) + '</td></tr>';
+      }
+      html += '</tbody></table>';
+    }
+    return html;
+  }
+
+  /** Edges policy allows between deployments, for namespaces under default deny (under allow, all are). */
+  function allowedEdges() {
+    const out = [];
+    for (const p of policies) {
+      if (p.spec.default !== 'deny') continue;
+      const ns = p.metadata.namespace;
+      for (const rule of p.spec.rules) {
+        const fromSvc = String(rule.from).includes('/') ? String(rule.from).split('/').pop() : rule.from;
+        for (const a of stat.filter((r) => r.namespace === ns && (fromSvc === '*' || r.name === fromSvc || r.name.startsWith(fromSvc + '-'))))
+          for (const b of stat.filter((r) => r.namespace === ns && (rule.to === '*' || r.name.startsWith(rule.to + '-')))) out.push({ src: a.name, dst: b.name, ns });
+      }
+    }
+    return out;
+  }
+
+  function topology() {
+    const nodes = new Map();
+    for (const r of stat) nodes.set(key(r.namespace, r.name), { id: key(r.namespace, r.name), ns: r.namespace, name: r.name, row: r });
+    const denyNs = new Set(policies.filter((p) => p.spec.default === 'deny').map((p) => p.metadata.namespace));
+    const allowed = allowedEdges();
+    const isAllowed = (e) => !denyNs.has(e.dst_namespace) || allowed.some((a) => a.src === e.src && a.dst === e.dst && a.ns === e.dst_namespace);
+    const links = edges.map((e) => ({ from: key(e.src_namespace, e.src), to: key(e.dst_namespace, e.dst), rps: e.rps, secured: e.secured, ok: isAllowed(e), seen: true }));
+    for (const a of allowed) if (!links.some((l) => l.from === key(a.ns, a.src) && l.to === key(a.ns, a.dst))) links.push({ from: key(a.ns, a.src), to: key(a.ns, a.dst), rps: 0, secured: false, ok: true, seen: false });
+    for (const l of links) for (const id of [l.from, l.to]) if (!nodes.has(id)) nodes.set(id, { id, ns: id.split('/')[0], name: id.split('/')[1], row: null });
+    // Layered layout: a node's layer is the longest path to it from a node nothing calls; order within a layer by barycentre.
+    const layer = new Map([...nodes.keys()].map((id) => [id, 0]));
+    for (let pass = 0; pass < nodes.size; pass++) for (const l of links) if (l.from !== l.to && layer.get(l.to) <= layer.get(l.from)) layer.set(l.to, layer.get(l.from) + 1);
+    const layers = [];
+    for (const [id, n] of layer) (layers[n] ||= []).push(id);
+    const pos = new Map();
+    const W = 190, H = 70;
+    layers.forEach((ids, i) => {
+      if (i > 0) ids.sort((a, b) => bary(a) - bary(b));
+      ids.forEach((id, j) => pos.set(id, { x: 20 + i * W, y: 20 + j * H }));
+    });
+    function bary(id) {
+      const ins = links.filter((l) => l.to === id && pos.has(l.from)).map((l) => pos.get(l.from).y);
+      return ins.length ? ins.reduce((a, b) => a + b, 0) / ins.length : 0;
+    }
+    const width = 40 + layers.length * W, height = 40 + Math.max(1, ...layers.map((l) => l.length)) * H;
+    let svg = '<svg width="' + width + '" height="' + height + '" role="img" aria-label="service graph"><defs><marker id="arr" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="var(--mute)"/></marker></defs>';
+    for (const l of links) {
+      const a = pos.get(l.from), b = pos.get(l.to);
+      const failing = l.seen && (nodes.get(l.to).row?.success ?? 1) < 0.95;
+      const color = !l.ok ? 'var(--bad)' : failing ? 'var(--warn)' : l.seen ? 'var(--ok)' : 'var(--mute)';
+      const x1 = a.x + 150, y1 = a.y + 20, x2 = b.x, y2 = b.y + 20;
+      svg += '<g class="edge" data-from="' + esc(l.from) + '" data-to="' + esc(l.to) + '" data-state="' + (!l.ok ? 'not-allowed' : l.seen ? 'observed' : 'allowed-unseen') + '"><path d="M' + x1 + ',' + y1 + 'C' + (x1 + 20) + ',' + y1 + ' ' + (x2 - 20) + ',' + y2 + ' ' + x2 + ',' + y2 + '" fill="none" stroke="' + color + '" stroke-width="' + (l.seen ? 2 : 1.5) + '"' + (l.seen ? ' stroke-dasharray="6 4"><animate attributeName="stroke-dashoffset" from="20" to="0" dur="1s" repeatCount="indefinite"/></path>' : ' stroke-dasharray="3 5"></path>') +
+        '<text x="' + ((x1 + x2) / 2 - 16) + '" y="' + ((y1 + y2) / 2 - 4) + '">' + (l.secured ? '🔒 ' : '') + (l.seen ? l.rps.toFixed(1) + 'rps' : 'never seen') + '</text></g>';
+    }
+    for (const n of nodes.values()) {
+      const p = pos.get(n.id);
+      const bad = n.row && n.row.success !== null && n.row.success < 0.95;
+      svg += '<a href="#/workload/' + esc(n.id) + '" class="node" data-id="' + esc(n.id) + '"><rect x="' + p.x + '" y="' + p.y + '" width="150" height="40" rx="8" fill="var(--card)" stroke="' + (bad ? 'var(--bad)' : 'var(--line)') + '" stroke-width="1.5"/>' +
+        '<text x="' + (p.x + 8) + '" y="' + (p.y + 16) + '">' + esc(n.name) + '</text><text x="' + (p.x + 8) + '" y="' + (p.y + 32) + '" class="mute">' + (n.row ? pct(n.row.success) + ' · ' + rpsf(n.row.rps) + ' · p99 ' + msf(n.row.latency_ms_p99) : esc(n.ns)) + '</text></a>';
+    }
+    svg += '</svg>';
+    return '<h2>Topology</h2><div class="legend"><span class="ok">— observed</span><span class="bad">— observed, not allowed by policy</span><span class="mute">- - allowed, never seen</span><span>🔒 mTLS identities proved</span></div><div class="card" style="overflow:auto">' + svg + '</div>';
+  }
+
+  async function workload(ns, name) {
+    const h = hist.get(key(ns, name)) || [];
+    const row = stat.find((r) => r.namespace === ns && r.name === name);
+    const edgeRows = (list, side) => list.map((e) => '<tr><td>' + esc(side === 'in' ? e.src : e.dst) + '</td><td class="num">' + rpsf(e.rps) + '</td><td>' + (e.secured ? '🔒 ' + esc(side === 'in' ? e.client_id : e.server_id) : 'no') + '</td></tr>').join('');
+    const ins = edges.filter((e) => e.dst === name && e.dst_namespace === ns), outs = edges.filter((e) => e.src === name && e.src_namespace === ns);
+    let html = '<h2>' + esc(name) + ' <span class="mute">(' + esc(ns) + ')</span></h2>';
+    html += row ? '<div class="card">success ' + pct(row.success) + ' · ' + rpsf(row.rps) + ' · p50 ' + msf(row.latency_ms_p50) + ' · p95 ' + msf(row.latency_ms_p95) + ' · p99 ' + msf(row.latency_ms_p99) + ' · meshed ' + esc(row.meshed) + '</div>' : '';
+    html += '<h3>Latency</h3>' + lineChart([{ name: 'p50', color: COLORS[0], points: h.map((p) => p.p50) }, { name: 'p95', color: COLORS[1], points: h.map((p) => p.p95) }, { name: 'p99', color: COLORS[2], points: h.map((p) => p.p99) }]);
+    html += '<h3>Inbound</h3><table><thead><tr><th>from</th><th>rps</th><th>secured</th></tr></thead><tbody>' + edgeRows(ins, 'in') + '</tbody></table>';
+    html += '<h3>Outbound</h3><table><thead><tr><th>to</th><th>rps</th><th>secured</th></tr></thead><tbody>' + edgeRows(outs, 'out') + '</tbody></table>';
+    const target = 'deploy/' + name;
+    if (!tap || tap.target !== target || tap.ns !== ns) startTap(ns, target);
+    html += '<h3>Busiest paths (top)</h3>' + topTable();
+    html += '<h3>Live calls (tap)</h3><form id="tapf"><label>path prefix <input name="path" value="' + esc(tap.path) + '"></label> <label>method <input name="method" size="6" value="' + esc(tap.method) + '"></label> <button>apply</button></form>';
+    html += '<table id="tap"><thead><tr><th>dir</th><th>method</th><th>authority</th><th>path</th><th>status</th><th>latency</th><th>src</th><th>dst</th><th>tls</th></tr></thead><tbody>' +
+      tap.events.slice(-30).reverse().map((e) => '<tr><td>' + e.direction + '</td><td>' + esc(e.method) + '</td><td>' + esc(e.authority) + '</td><td>' + esc(e.path) + '</td><td class="' + (e.status >= 500 ? 'bad' : '') + '">' + e.status + '</td><td class="num">' + (e.latencyUs / 1000).toFixed(1) + 'ms</td><td>' + esc(short(e.src)) + '</td><td>' + esc(short(e.dst)) + '</td><td>' + e.tls + '</td></tr>').join('') + '</tbody></table>';
+    return html;
+  }
+  const short = (id) => String(id || '-').replace(/^spiffe:\/\/[^/]+\//, '');
+
+  function topTable() {
+    const rows = new Map();
+    for (const e of tap.events) {
+      const k = e.direction + ' ' + e.method + ' ' + e.path.split('?')[0];
+      const r = rows.get(k) || { k, n: 0, ok: 0, worst: 0 };
+      r.n++;
+      if (e.status < 500) r.ok++;
+      r.worst = Math.max(r.worst, e.latencyUs);
+      rows.set(k, r);
+    }
+    return '<table><thead><tr><th>request</th><th>count</th><th>success</th><th>worst</th></tr></thead><tbody>' + [...rows.values()].sort((a, b) => b.n - a.n).slice(0, 10).map((r) => '<tr><td>' + esc(r.k) + '</td><td class="num">' + r.n + '</td><td class="num">' + pct(r.ok / r.n) + '</td><td class="num">' + (r.worst / 1000).toFixed(1) + 'ms</td></tr>').join('') + '</tbody></table>';
+  }
+
+  async function startTap(ns, target, path = '', method = '') {
+    const mine = { ns, target, path, method, events: [], id: null };
+    tap = mine;
+    const q = new URLSearchParams({ target, namespace: ns, maxRps: '20' });
+    if (path) q.set('path', path);
+    if (method) q.set('method', method);
+    try {
+      mine.id = (await api('tap?' + q)).id;
+      let after = 0;
+      while (tap === mine) {
+        const r = await api('tap?id=' + mine.id + '&after=' + after + '&waitMs=2000');
+        after = r.next;
+        mine.events.push(...r.events);
+        if (mine.events.length > 500) mine.events.splice(0, mine.events.length - 500);
+      }
+    } catch (err) {
+      if (tap === mine) mine.error = err.message;
+    }
+  }
+
+  function routesPage() {
+    const names = new Set(routes.map((r) => r.metadata.namespace + '/' + r.metadata.name));
+    for (const s of services) if (new Set(s.endpoints.map((e) => e.version)).size > 1) names.add(s.namespace + '/' + s.name);
+    let html = '<h2>Routes</h2>';
+    if (!names.size) html += '<p class="mute">No routes and no service with more than one version.</p>';
+    for (const id of [...names].sort()) {
+      const [ns, svc] = id.split('/');
+      const route = routes.find((r) => r.metadata.namespace === ns && r.metadata.name === svc);
+      const versions = [...new Set([...stat.filter((r) => r.namespace === ns && r.name.startsWith(svc + '-')).map((r) => r.name.slice(svc.length + 1))])].sort();
+      html += '<section class="card route" data-service="' + esc(id) + '"><h3>' + esc(id) + '</h3>';
+      if (route) {
+        html += '<table><thead><tr><th>rule</th><th>matches</th><th>configured weights</th><th>timeout / retries / fault</th></tr></thead><tbody>';
+        route.spec.rules.forEach((rule, i) => {
+          const total = rule.backends.reduce((a, b) => a + b.weight, 0) || 1;
+          html += '<tr><td>' + (i + 1) + '</td><td>' + esc(rule.matches ? JSON.stringify(rule.matches) : 'default') + '</td><td class="configured">' + rule.backends.map((b) => esc(b.version) + '=' + Math.round((100 * b.weight) / total) + '%').join(' ') + '</td><td>' + esc([rule.timeout, rule.retries && JSON.stringify(rule.retries), rule.fault && JSON.stringify(rule.fault)].filter(Boolean).join(' ') || '-') + '</td></tr>';
+        });
+        html += '</tbody></table>';
+      } else html += '<p class="mute">no route: an even spread over every live endpoint</p>';
+      const series = [];
+      const hs = versions.map((v) => hist.get(key(ns, svc + '-' + v)) || []);
+      const n = Math.max(0, ...hs.map((x) => x.length));
+      for (let i = 0; i < n; i++) {
+        const row = {};
+        versions.forEach((v, j) => {
+          const h = hs[j];
+          const p = h[h.length - n + i];
+          row[v] = p ? p.rps : 0;
+        });
+        series.push(row);
+      }
+      const last = series[series.length - 1] || {};
+      const total = versions.reduce((a, v) => a + (last[v] || 0), 0);
+      html += '<p>observed now: <span class="observed">' + (total > 0 ? versions.map((v) => esc(v) + '=' + Math.round((100 * (last[v] || 0)) / total) + '%').join(' ') : 'no traffic') + '</span></p>' + stackedChart(versions, series) + '</section>';
+    }
+    return html;
+  }
+
+  async function policyPage() {
+    let html = '<h2>Policy</h2>';
+    const nss = [...new Set(stat.map((r) => r.namespace).concat(policies.map((p) => p.metadata.namespace)))].sort();
+    for (const ns of nss) {
+      const ps = policies.filter((p) => p.metadata.namespace === ns);
+      const def = ps.some((p) => p.spec.default === 'deny') ? 'deny' : ps.length ? 'allow' : 'allow (no policy)';
+      html += '<h3>namespace ' + esc(ns) + ' — default ' + esc(def) + '</h3><table><thead><tr><th>policy</th><th>rule</th><th>from</th><th>to</th><th>port</th><th>path prefix</th></tr></thead><tbody>';
+      for (const p of ps) p.spec.rules.forEach((r, i) => (html += '<tr><td>' + esc(p.metadata.name) + '</td><td>' + (i + 1) + '</td><td>' + esc(r.from) + '</td><td>' + esc(r.to) + '</td><td>' + (r.port ?? '*') + '</td><td>' + esc(r.pathPrefix ?? '/') + '</td></tr>'));
+      html += '</tbody></table><table><thead><tr><th>workload</th><th>rule</th><th>clients</th><th>allowed</th><th>denied</th><th>success</th></tr></thead><tbody>';
+      for (const w of stat.filter((r) => r.namespace === ns)) {
+        const a = await api('authz?namespace=' + encodeURIComponent(ns) + '&deployment=' + encodeURIComponent(w.name) + '&window=1m').catch(() => ({ rows: [] }));
+        for (const r of a.rows) html += '<tr><td>' + esc(w.name) + '</td><td>' + esc(r.rule) + '</td><td>' + esc(r.clients.map(short).join(', ')) + '</td><td class="num">' + rpsf(r.allowedRps) + '</td><td class="num ' + (r.deniedRps > 0 ? 'bad' : '') + '">' + rpsf(r.deniedRps) + '</td><td class="num">' + pct(r.success) + '</td></tr>';
+      }
+      html += '</tbody></table>';
+    }
+    return html;
+  }
+
+  async function identityPage() {
+    const [id, eps] = await Promise.all([api('identity-summary'), api('endpoints')]);
+    const when = (ms) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC (' + Math.round((ms - Date.now()) / 86400000) + ' days)';
+    let html = '<h2>Identity &amp; health</h2><table><thead><tr><th>certificate</th><th>subject</th><th>expires</th></tr></thead><tbody>';
+    for (const c of id.certificates) html += '<tr><td>' + esc(c.role) + '</td><td>' + esc(c.subject) + '</td><td class="' + (c.notAfter - Date.now() < 60 * 86400000 ? 'warn' : 'ok') + '">' + when(c.notAfter) + '</td></tr>';
+    html += '</tbody></table><h3>Proxies</h3><table><thead><tr><th>proxy</th><th>identity</th><th>config</th><th>last seen</th><th>certificate expires</th></tr></thead><tbody>';
+    for (const e of eps) html += '<tr><td>' + esc(e.instance) + '</td><td>' + esc(short(e.identity)) + '</td><td>' + esc(e.configVersion ?? '-') + '</td><td>' + esc(e.lastSeen ?? '-') + '</td><td>' + (id.proxyExpiry[e.instance] ? when(id.proxyExpiry[e.instance]) : '-') + '</td></tr>';
+    html += '</tbody></table><h3>mesh check</h3><table><tbody>' + id.checks.map((c) => '<tr><td class="' + (c.result === 'success' ? 'ok' : c.result === 'warning' ? 'warn' : 'bad') + '">' + (c.result === 'success' ? '√' : c.result === 'warning' ? '‼' : '×') + '</td><td>' + esc(c.description) + '</td><td class="mute">' + esc(c.error ?? '') + '</td></tr>').join('') + '</tbody></table>';
+    return html;
+  }
+
+  function tracesPage() {
+    return '<h2>Traces</h2><p class="mute">The control plane does not receive spans yet: start the sidecars with --trace-collector URL to export them to a collector.</p>';
+  }
+
+  async function render() {
+    const path = (location.hash || '#/overview').slice(2).split('/');
+    for (const a of document.querySelectorAll('nav a')) a.toggleAttribute('aria-current', a.getAttribute('href') === '#/' + path[0]);
+    if (path[0] !== 'workload') tap = null;
+    let html;
+    try {
+      if (path[0] === 'topology') html = topology();
+      else if (path[0] === 'workload') html = await workload(decodeURIComponent(path[1]), decodeURIComponent(path[2]));
+      else if (path[0] === 'routes') html = routesPage();
+      else if (path[0] === 'policy') html = await policyPage();
+      else if (path[0] === 'traces') html = tracesPage();
+      else if (path[0] === 'identity') html = await identityPage();
+      else html = overview();
+    } catch (err) {
+      html = '<p class="bad">' + esc(err.message) + '</p>';
+    }
+    const focused = document.activeElement && document.activeElement.name;
+    main.innerHTML = html;
+    main.dataset.page = path[0] || 'overview';
+    if (focused) main.querySelector('[name="' + focused + '"]')?.focus();
+    const f = document.getElementById('tapf');
+    if (f) f.onsubmit = (ev) => {
+      ev.preventDefault();
+      startTap(tap.ns, tap.target, f.path.value, f.method.value);
+    };
+  }
+
+  window.addEventListener('hashchange', () => void render());
+  void refresh();
+  setInterval(() => void refresh(), REFRESH_MS);
+})();
