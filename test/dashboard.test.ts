@@ -87,7 +87,7 @@ describe('mesh dashboard', { skip: !existsSync(CHROMIUM) && 'needs Debian chromi
     for (const [from, to] of [['productpage-v1', 'details-v1'], ['productpage-v1', 'reviews-v1'], ['productpage-v1', 'reviews-v2'], ['reviews-v2', 'ratings-v1'], ['reviews-v3', 'ratings-v1']]) {
       const edge = await page.waitForSelector(`g.edge[data-from="default/${from}"][data-to="default/${to}"]`, { timeout: 20_000 });
       assert.equal(await edge.getAttribute('data-state'), 'observed');
-      assert.match((await edge.textContent()) ?? '', /🔒/);
+      assert.match((await edge.textContent()) ?? '', /mTLS/);
     }
   }));
 
