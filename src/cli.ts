@@ -24,6 +24,7 @@ const MODULES: { names: string[]; load: () => Promise<Register> }[] = [
   { names: ['top'], load: async () => (await import('./commands/top.js')).registerTop },
   { names: ['authz'], load: async () => (await import('./commands/authz.js')).registerAuthz },
   { names: ['completion'], load: async () => (await import('./commands/completion.js')).registerCompletion },
+  { names: ['grafana-dashboards'], load: async () => (await import('./commands/grafana.js')).registerGrafana },
   { names: ['dashboard'], load: async () => (await import('./commands/dashboard.js')).registerDashboard },
 ];
 

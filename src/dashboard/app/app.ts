@@ -179,7 +179,7 @@
       const color = !l.ok ? 'var(--bad)' : failing ? 'var(--warn)' : l.seen ? 'var(--ok)' : 'var(--mute)';
       const x1 = a.x + NW, y1 = a.y + 20, x2 = b.x, y2 = b.y + 20;
       svg += '<g class="edge" data-from="' + esc(l.from) + '" data-to="' + esc(l.to) + '" data-state="' + (!l.ok ? 'not-allowed' : l.seen ? 'observed' : 'allowed-unseen') + '"><path d="M' + x1 + ',' + y1 + 'C' + (x1 + 20) + ',' + y1 + ' ' + (x2 - 20) + ',' + y2 + ' ' + x2 + ',' + y2 + '" fill="none" stroke="' + color + '" stroke-width="' + (l.seen ? 2 : 1.5) + '"' + (l.seen ? ' stroke-dasharray="6 4"><animate attributeName="stroke-dashoffset" from="20" to="0" dur="1s" repeatCount="indefinite"/></path>' : ' stroke-dasharray="3 5"></path>') +
-        '<text x="' + ((x1 + x2) / 2 - 40) + '" y="' + ((y1 + y2) / 2 - 4) + '">' + (l.secured ? '🔒mTLS ' : '') + (l.seen ? l.rps.toFixed(1) + 'rps' : 'never seen') + '</text></g>';
+        '<text x="' + ((x1 + x2) / 2 - 40) + '" y="' + ((y1 + y2) / 2 - 4) + '">' + (l.secured ? 'mTLS ' : '') + (l.seen ? l.rps.toFixed(1) + 'rps' : 'never seen') + '</text></g>';
     }
     for (const n of nodes.values()) {
       const p = pos.get(n.id);
@@ -194,7 +194,7 @@
   async function workload(ns, name) {
     const h = hist.get(key(ns, name)) || [];
     const row = stat.find((r) => r.namespace === ns && r.name === name);
-    const edgeRows = (list, side) => list.map((e) => '<tr><td>' + esc(side === 'in' ? e.src : e.dst) + '</td><td class="num">' + rpsf(e.rps) + '</td><td>' + (e.secured ? '🔒mTLS ' + esc(side === 'in' ? e.client_id : e.server_id) : 'no') + '</td></tr>').join('');
+    const edgeRows = (list, side) => list.map((e) => '<tr><td>' + esc(side === 'in' ? e.src : e.dst) + '</td><td class="num">' + rpsf(e.rps) + '</td><td>' + (e.secured ? 'mTLS ' + esc(side === 'in' ? e.client_id : e.server_id) : 'no') + '</td></tr>').join('');
     const ins = edges.filter((e) => e.dst === name && e.dst_namespace === ns), outs = edges.filter((e) => e.src === name && e.src_namespace === ns);
     let html = '<h2>' + esc(name) + ' <span class="mute">(' + esc(ns) + ')</span></h2>';
     html += row ? '<div class="card">success ' + pct(row.success) + ' · ' + rpsf(row.rps) + ' · p50 ' + msf(row.latency_ms_p50) + ' · p95 ' + msf(row.latency_ms_p95) + ' · p99 ' + msf(row.latency_ms_p99) + ' · meshed ' + esc(row.meshed) + '</div>' : '';
