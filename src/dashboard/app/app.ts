@@ -188,7 +188,7 @@
         '<text x="' + (p.x + 8) + '" y="' + (p.y + 16) + '">' + esc(n.name) + '</text><text x="' + (p.x + 8) + '" y="' + (p.y + 32) + '" class="mute">' + (n.row ? pct(n.row.success) + ' · ' + rpsf(n.row.rps) + ' · p99 ' + msf(n.row.latency_ms_p99) : esc(n.ns)) + '</text></a>';
     }
     svg += '</svg>';
-    return '<h2>Topology</h2><div class="legend"><span class="ok">— observed</span><span class="bad">— observed, not allowed by policy</span><span class="mute">- - allowed, never seen</span><span>🔒 mTLS identities proved</span></div><div class="card" style="overflow:auto">' + svg + '</div>';
+    return '<h2>Topology</h2><div class="legend"><span class="ok">— observed</span><span class="bad">— observed, not allowed by policy</span><span class="mute">- - allowed, never seen</span><span>mTLS: both identities proved</span></div><div class="card" style="overflow:auto">' + svg + '</div>';
   }
 
   async function workload(ns, name) {
