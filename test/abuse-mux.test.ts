@@ -114,9 +114,13 @@ describe('a sidecar under mesh/1 abuse', () => {
 
   it('resets a stream whose data overruns its window, and closes a connection of this version that overruns the connection window', { timeout: 60_000 }, async () => {
     const base = procStats(web.pid);
+    // Requests that hold all of this identity's app connections: the bodies below wait for one, unread.
+    const hog = await connect();
+    hog.sock.write(Buffer.concat(Array.from({ length: APP_CONNECTIONS / 2 }, (_, i) => frame(T.Headers, 1, 2 * i + 1, 'GET /hold HTTP/1.1\r\nHost: web\r\n\r\n'))));
+    await waitFor('the held requests to take their app connections', async () => (await appConns()).conns >= APP_CONNECTIONS / 2, 10_000);
     let failed: string[] = [];
     const peak = await peakWhile(web.pid, async () => {
-      // A peer of the previous version (no SETTINGS): 8 MiB on one stream to an app that reads none of it.
+      // A peer of the previous version (no SETTINGS): 8 MiB on one stream, none of it read.
       const old = await connect();
       const chunk = Buffer.alloc(64 * 1024, 97);
       const out = [frame(T.Headers, 0, 1, `POST /hold HTTP/1.1\r\nHost: web\r\nContent-Length: ${8 * MiB}\r\n\r\n`)];
@@ -139,6 +143,7 @@ describe('a sidecar under mesh/1 abuse', () => {
       await Promise.race([cur.closed, new Promise((_, reject) => setTimeout(() => reject(new Error('still open after overrunning the connection window')), 10_000))]);
       failed = await victim();
       old.sock.destroy();
+      hog.sock.destroy();
     });
     report('window overruns (8 MiB on one stream; 4 MiB over a 2 MiB connection window)', base, peak);
     assert.deepEqual(failed, []);

@@ -61,14 +61,21 @@ export class ConnFlow {
     return this.recvWindow >= 0;
   }
 
-  /** Received bytes we no longer hold: the peer may send as many again. */
+  /**
+   * Received bytes we no longer hold: the peer may send as many again. A peer of this version may
+   * only once it is told (so the window is exactly what it was credited); one of the previous
+   * version is never told, and is held to what we hold.
+   */
   release(n: number): void {
     if (n <= 0) return;
-    this.recvWindow += n;
-    if (!this.peerNew) return;
+    if (!this.peerNew) {
+      this.recvWindow += n;
+      return;
+    }
     this.owed += n;
     if (this.owed >= CONN_WINDOW / 4) {
       this.w.window(0, this.owed);
+      this.recvWindow += this.owed;
       this.owed = 0;
     }
   }
