@@ -29,6 +29,19 @@ describe('the hostile-input corpus', { concurrency: SIDES.length }, () => {
     assert.equal(new Set(cases.map((c) => c.name)).size, cases.length, 'case names are unique');
   });
 
+  // A request answered at once (denied, or for a service not in the mesh) whose body then turns out malformed: the
+  // connection ends, with no second, unsolicited answer.
+  for (const [side, head] of [
+    ['outbound', 'POST /ok/x HTTP/1.1\r\nHost: nosuch\r\nTransfer-Encoding: chunked\r\n\r\n'],
+    ['inbound-tls', 'POST /denied/x HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n'],
+  ] as [Side, string][]) {
+    it(`answers a request once when its body turns out malformed after the answer (${side})`, async () => {
+      const r = await runCase(beds.get(side)!, side, Buffer.from(`${head}3\r\nabc\r\nzz\r\n\r\nGET /ok/after HTTP/1.1\r\nHost: web\r\n\r\n`, 'latin1'));
+      assert.equal(r.outcome.statuses.length, 1, JSON.stringify(r.outcome.statuses));
+      assert.ok(r.outcome.statuses[0]! >= 400);
+    });
+  }
+
   for (const side of SIDES) {
     it(`smuggles, spoofs and bypasses nothing through the ${side} side`, { timeout: 120_000 }, async () => {
       const bed = beds.get(side)!;
