@@ -85,12 +85,13 @@ describe("the local control plane's serving certificate", () => {
   });
   after(() => m.cleanup());
 
-  it('is renewed ahead of expiry: mesh version and a proxy still reach the control plane after the first one expired', { timeout: 90_000 }, async () => {
+  it('is renewed ahead of expiry: mesh version and a proxy still reach the control plane after the first one expired', { timeout: 90_000 }, async (t) => {
     const first = await presented(port(), anchor());
     assert.deepEqual(first.uris, ['spiffe://cluster.local/ns/mesh-system/sa/mesh-control']);
     // It follows the install's certificate lifetime (4 s here, 24 h by default), not a fixed day.
     assert.ok(first.notAfter - Date.now() <= LIFETIME_S * 1000 + 1000, `first certificate valid until ${new Date(first.notAfter).toISOString()}`);
     const steady = steadyClient(port(), anchor());
+    t.after(() => steady()); // a failed assertion must not leave the loop running (the file would never end)
     web = await m.run('web');
     await waitFor('the first serving certificate to expire', () => Date.now() > first.notAfter + 1500, 30_000, 100);
 
@@ -152,11 +153,12 @@ describe("the Kubernetes control plane's serving certificate", () => {
     });
   };
 
-  it('is renewed ahead of expiry, not only when the identity Secret changes: proxies still get certificates after the first one expired', { timeout: 60_000 }, async () => {
+  it('is renewed ahead of expiry, not only when the identity Secret changes: proxies still get certificates after the first one expired', { timeout: 60_000 }, async (t) => {
     const first = await presented(control.port, anchor.certPem);
     assert.ok(first.notAfter - Date.now() <= LIFETIME_S * 1000 + 1000, `first certificate valid until ${new Date(first.notAfter).toISOString()}`);
     assert.equal((await certify()).status, 200);
     const steady = steadyClient(control.port, anchor.certPem);
+    t.after(() => steady());
     await waitFor('the first serving certificate to expire', () => Date.now() > first.notAfter + 1500, 30_000, 100);
 
     const r = await certify();
