@@ -3,7 +3,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -39,7 +39,9 @@ describe('mesh dashboard', { skip: !existsSync(CHROMIUM) && 'needs Debian chromi
 
   before(async () => {
     await m.install(['--scrape-interval', '1s']);
-    const r = await m.cli(['demo', '--ingress-port', '0', '--rate', '20'], { timeoutMs: 90_000 });
+    // The sidecars export their spans to the control plane's own collector.
+    const otlp = (JSON.parse(readFileSync(join(m.dir, 'control.json'), 'utf8')) as { otlp: string }).otlp;
+    const r = await m.cli(['demo', '--ingress-port', '0', '--rate', '20', '--trace-collector', otlp], { timeoutMs: 90_000 });
     if (r.code !== 0) throw new Error(`demo failed: ${r.stderr}`);
     dash = spawn(process.execPath, [MESH_BIN, '--state-dir', m.dir, 'dashboard', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -130,6 +132,19 @@ describe('mesh dashboard', { skip: !existsSync(CHROMIUM) && 'needs Debian chromi
     assert.match(text, /productpage-v1/);
     await waitFor('check results', async () => /√/.test(await page.innerText('main')), 30_000, 1000);
     await shot('identity');
+  }));
+
+  it('traces: recent traces, and a waterfall across ingress, productpage, reviews and ratings', track(async () => {
+    await open('#/traces', 'main[data-page=traces] table a', 'traces-list');
+    const id = await waitFor('a trace that reaches ratings', async () => {
+      const rows = await page.$$eval('main tr', (trs) => trs.map((tr) => tr.textContent ?? ''));
+      const href = await page.$$eval('main tr', (trs) => trs.filter((tr) => /ratings/.test(tr.textContent ?? '')).map((tr) => tr.querySelector('a')?.getAttribute('href'))[0]);
+      return rows.length && href;
+    }, 30_000, 1000);
+    await open(id!, '.waterfall .span', 'traces');
+    const services = new Set(await page.$$eval('.waterfall .span', (xs) => xs.map((x) => x.getAttribute('data-service'))));
+    for (const s of ['productpage', 'reviews', 'ratings']) assert.ok(services.has(s), [...services].join(' '));
+    assert.ok(services.size >= 4, [...services].join(' '));
   }));
 
   it('logs no console errors', track(async () => {

@@ -13,6 +13,7 @@ import { createControlServer } from './server.js';
 import { Telemetry } from './telemetry/index.js';
 import { CONFIG_VALIDATORS } from './validators.js';
 import { identityEpoch } from '../identity/epoch.js';
+import { startTraceReceiver, TraceStore } from './traces.js';
 
 
 export const CONTROL_IDENTITY = (trustDomain: string) =>
@@ -48,7 +49,11 @@ export async function runControl(state: StateDir, opts: { port?: number; scrapeI
   const registry = new Registry(cfg.trustDomain, new LocalControlPlatform(state));
   registry.setIdentityEpoch(identityEpoch(anchorPem, issuerCertPem));
   const telemetry = new Telemetry(registry, { scrapeIntervalMs: opts.scrapeIntervalMs ?? cfg.scrapeIntervalMs, log: (m) => console.error(m) });
+  // Spans the sidecars export (--trace-collector $(otlp in control.json)) are kept here for the dashboard.
+  const traces = new TraceStore();
+  const otlp = await startTraceReceiver(traces);
   const server = createControlServer({
+    traces,
     trustDomain: cfg.trustDomain,
     trustAnchorsPem: anchorPem,
     issuer,
@@ -80,7 +85,7 @@ export async function runControl(state: StateDir, opts: { port?: number; scrapeI
   });
   const actual = (server.address() as AddressInfo).port;
   telemetry.start();
-  const record = { pid: process.pid, port: actual, version: VERSION, startedAt: new Date().toISOString() };
+  const record = { pid: process.pid, port: actual, version: VERSION, startedAt: new Date().toISOString(), otlp: otlp.url };
   writeJsonAtomic(state.controlPath, record);
   console.log(`control plane ${VERSION} listening on https://127.0.0.1:${actual} (state ${state.display})`);
 
@@ -89,6 +94,7 @@ export async function runControl(state: StateDir, opts: { port?: number; scrapeI
     async close() {
       registry.close();
       await telemetry.close();
+      otlp.server.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       // Kept with the time it stopped, so `mesh check` can say it ran and stopped (mesh uninstall removes it).

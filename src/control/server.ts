@@ -16,6 +16,7 @@ import { VERSION } from '../version.js';
 import { TapHub } from './tap.js';
 import { tapRoutes } from './tap-routes.js';
 import { viewRoutes } from '../dashboard/api.js';
+import type { TraceStore } from './traces.js';
 
 export interface ControlAuth {
   /** Bearer credential for the CLI's admin calls. */
@@ -60,6 +61,8 @@ export interface ControlServerOptions {
    * it; throws when it is unusable. POST /v1/identity/reload (admin) swaps it in without a restart.
    */
   reloadIdentity?: () => Promise<IdentityReload>;
+  /** Spans received by the control plane's own collector: GET /v1/traces, /v1/traces/<id> (admin). */
+  traces?: TraceStore;
 }
 
 export interface IdentityReload {
@@ -314,7 +317,7 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
   const taps = new TapHub(() => o.registry.list(), () => tapRedactions(o.registry.getConfig('settings')));
   const tapApi = tapRoutes(taps, () => o.registry.list(), { admin: requireAdmin, peer: requirePeer });
   server.on('close', () => taps.close());
-  const viewApi = viewRoutes({ registry: o.registry, telemetry: o.telemetry, reader: (req) => o.auth.openTelemetry || requireAdmin(req) });
+  const viewApi = viewRoutes({ registry: o.registry, telemetry: o.telemetry, traces: o.traces, reader: (req) => o.auth.openTelemetry || requireAdmin(req) });
 
   o.registry.setMaxListeners(0);
   server.on('request', (req, res) => {

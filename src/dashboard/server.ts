@@ -17,7 +17,7 @@ export interface DashboardBackend {
 }
 
 /** The control-plane API paths the dashboard reads (all GET). */
-const API = /^\/api\/(stat|edges|snapshot|config\/routes|config\/policies|identity|endpoints|authz|tap|telemetry\/targets)$/;
+const API = /^\/api\/(stat|edges|snapshot|config\/routes|config\/policies|identity|endpoints|authz|tap|telemetry\/targets|traces|traces\/[0-9a-f]{32})$/;
 const COOKIE = 'mesh_dashboard';
 
 export function createDashboardServer(b: DashboardBackend): { server: http.Server; token: string } {

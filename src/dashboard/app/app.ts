@@ -310,8 +310,23 @@
     return html;
   }
 
-  function tracesPage() {
-    return '<h2>Traces</h2><p class="mute">The control plane does not receive spans yet: start the sidecars with --trace-collector URL to export them to a collector.</p>';
+  async function tracesPage(id) {
+    const list = (await api('traces')).traces;
+    let html = '<h2>Traces</h2>';
+    if (!list.length) return html + '<p class="mute">No spans yet: sidecars export them to the control plane with --trace-collector set to the otlp URL in control.json (mesh demo --trace-collector URL).</p>';
+    if (id) {
+      const spans = (await api('traces/' + id)).spans;
+      const t0 = Math.min(...spans.map((x) => x.startMs)), t1 = Math.max(...spans.map((x) => x.endMs)), span = Math.max(t1 - t0, 0.001);
+      html += '<h3>trace ' + esc(id) + ' · ' + (t1 - t0).toFixed(1) + 'ms</h3><div class="card waterfall">';
+      for (const x of spans) {
+        const left = ((x.startMs - t0) / span) * 100, width = Math.max(0.5, ((x.endMs - x.startMs) / span) * 100);
+        html += '<div class="span" data-service="' + esc(x.service) + '" style="display:flex;align-items:center;gap:8px;margin:2px 0"><span style="width:260px;flex:none;overflow:hidden;text-overflow:ellipsis">' + esc(x.service) + ' · ' + esc(x.name) + '</span><span style="flex:1;position:relative;height:14px"><span style="position:absolute;left:' + left.toFixed(2) + '%;width:' + width.toFixed(2) + '%;height:14px;border-radius:3px;background:' + (x.status === 2 ? 'var(--bad)' : 'var(--acc)') + '"></span></span><span class="num" style="width:70px;text-align:right">' + (x.endMs - x.startMs).toFixed(1) + 'ms</span></div>';
+      }
+      html += '</div>';
+    }
+    html += '<table><thead><tr><th>trace</th><th>root</th><th>services</th><th>spans</th><th>duration</th></tr></thead><tbody>';
+    for (const t of list.slice(0, 50)) html += '<tr><td><a href="#/traces/' + esc(t.traceId) + '">' + esc(t.traceId.slice(0, 12)) + '</a></td><td class="' + (t.failed ? 'bad' : '') + '">' + esc(t.root) + '</td><td>' + esc(t.services.join(' → ')) + '</td><td class="num">' + t.spans + '</td><td class="num">' + t.durationMs.toFixed(1) + 'ms</td></tr>';
+    return html + '</tbody></table>';
   }
 
   async function render() {
@@ -324,7 +339,7 @@
       else if (path[0] === 'workload') html = await workload(decodeURIComponent(path[1]), decodeURIComponent(path[2]));
       else if (path[0] === 'routes') html = routesPage();
       else if (path[0] === 'policy') html = await policyPage();
-      else if (path[0] === 'traces') html = tracesPage();
+      else if (path[0] === 'traces') html = await tracesPage(path[1]);
       else if (path[0] === 'identity') html = await identityPage();
       else html = overview();
     } catch (err) {
