@@ -162,7 +162,7 @@
     const layers = [];
     for (const [id, n] of layer) (layers[n] ||= []).push(id);
     const pos = new Map();
-    const W = 290, H = 64, NW = 200;
+    const W = 265, H = 64, NW = 190;
     layers.forEach((ids, i) => {
       if (i > 0) ids.sort((a, b) => bary(a) - bary(b));
       ids.forEach((id, j) => pos.set(id, { x: 20 + i * W, y: 20 + j * H }));
