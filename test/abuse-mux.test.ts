@@ -6,6 +6,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
+import tls from 'node:tls';
 import { join } from 'node:path';
 import { generateKey, Issuer } from '../src/identity/ca.js';
 import { TestMesh, ECHO_APP, request, waitFor, type WorkloadInfo } from './support/mesh.js';
@@ -149,6 +150,47 @@ describe('a sidecar under mesh/1 abuse', () => {
     assert.deepEqual(failed, []);
     assert.ok(peak.rssMiB - base.rssMiB < 32, `RSS grew by ${peak.rssMiB - base.rssMiB} MiB`);
     await settles(base);
+  });
+
+  it('counts upgraded connections against the app-connection bound: one caller gets at most its share, then 503', { timeout: 60_000 }, async () => {
+    const base = procStats(web.pid);
+    const [host, port] = web.inbound.split(':') as [string, string];
+    const N = APP_CONNECTIONS; // twice one caller's share
+    const socks: tls.TLSSocket[] = [];
+    const statuses = await Promise.all(Array.from({ length: N }, async () => {
+      const sock = tls.connect({ host, port: Number(port), cert, key, ca, servername: 'web.default.mesh.local', checkServerIdentity: () => undefined, ALPNProtocols: ['http/1.1'] });
+      socks.push(sock);
+      sock.on('error', () => {});
+      await once(sock, 'secureConnect');
+      sock.write('GET /upgrade HTTP/1.1\r\nHost: web\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n');
+      let got = '';
+      await waitFor('an answer to the upgrade', () => {
+        const d = sock.read() as Buffer | null;
+        if (d) got += d.toString('latin1');
+        return got.includes('\r\n\r\n') || sock.destroyed;
+      }, 15_000, 10);
+      return Number(/^HTTP\/1\.1 (\d+)/.exec(got)?.[1] ?? 0);
+    }));
+    const upgraded = statuses.filter((s) => s === 101).length;
+    const refused = statuses.filter((s) => s === 503).length;
+    const peak = procStats(web.pid);
+    report(`${N} upgrades from one caller (${upgraded} made, ${refused} refused)`, base, peak);
+    assert.equal(upgraded, APP_CONNECTIONS / 2, `one caller holds at most half of the ${APP_CONNECTIONS} app connections (statuses: ${statuses.join(',')})`);
+    assert.equal(refused, N - upgraded);
+    assert.ok((await appConns()).conns <= APP_CONNECTIONS + 1, 'the app never holds more than the bound');
+    assert.deepEqual(await victim(), [], 'another caller still gets through');
+    for (const s of socks) s.destroy();
+    // The slots come back when the upgraded connections end: the same caller may upgrade again.
+    await settles(base);
+    await waitFor('a slot to come back', async () => {
+      const sock = tls.connect({ host, port: Number(port), cert, key, ca, servername: 'web.default.mesh.local', checkServerIdentity: () => undefined, ALPNProtocols: ['http/1.1'] });
+      sock.on('error', () => {});
+      await once(sock, 'secureConnect');
+      sock.write('GET /upgrade HTTP/1.1\r\nHost: web\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n');
+      const [d] = (await once(sock, 'data')) as [Buffer];
+      sock.destroy();
+      return d.toString('latin1').startsWith('HTTP/1.1 101');
+    }, 10_000);
   });
 
   it('closes a connection that sends a head frame over the limit, before reading it', { timeout: 30_000 }, async () => {

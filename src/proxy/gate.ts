@@ -53,10 +53,28 @@ export class Gate {
     } else respondError(ex, new ProxyError(503, `${this.what}: ${this.active} in flight, ${this.queue.length} waiting (this client: ${s.active} and ${s.waiting})`, 'overloaded'));
   }
 
+  /** An upgraded connection holds an app connection for its life: it takes a slot now or none (no queue). */
+  hold(sock: Socket): boolean {
+    const s = (sock as Socket & Carrier)[SHARE] ?? ANON;
+    if (this.active >= this.limit || s.active >= this.perClient) return false;
+    this.active++;
+    s.active++;
+    return true;
+  }
+
+  /** An upgraded connection ended: its slot goes to the queue as an exchange's would. */
+  release(sock: Socket): void {
+    this.free((sock as Socket & Carrier)[SHARE] ?? ANON);
+  }
+
   /** An exchange let go of its slot: the longest-waiting one whose client is under its share takes it. */
   leave(ex: Exchange): void {
+    this.free(this.shareOf(ex));
+  }
+
+  private free(share: Share): void {
     this.active--;
-    this.shareOf(ex).active--;
+    share.active--;
     for (let i = 0; i < this.queue.length && this.active < this.limit;) {
       const next = this.queue[i]!;
       const s = this.shareOf(next);

@@ -166,6 +166,8 @@ export function createInboundServer(o: InboundOptions): net.Server {
       stats.denied();
       return refuseUpgrade(socket, 403, decision.reason);
     }
+    // An upgraded connection holds an app connection for as long as it lives: it counts against the same bound.
+    if (!gate.hold(socket)) return refuseUpgrade(socket, 503, `app connections: ${gate.active} in use, none left for an upgrade from this client`);
     stats.allowed();
     const headers = requestHeaders(req, t.authority, peer, true);
     const up = http.request({
@@ -177,7 +179,7 @@ export function createInboundServer(o: InboundOptions): net.Server {
       headers: headers as unknown as Record<string, string>,
       setHost: false,
     });
-    relayUpgrade(socket, head, up);
+    relayUpgrade(socket, head, up, () => gate.release(socket));
   };
 
   const tlsHandlers: H1Handlers = {

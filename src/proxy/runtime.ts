@@ -83,6 +83,8 @@ export interface RunningProxy {
 const HEARTBEAT_MS = 2000;
 /** The ingress's share per client address of what it has in flight (an endpoint takes 1000). */
 export const CLIENT_INFLIGHT = 100;
+/** Connections one listener holds at once (each is itself bounded: windows, streams, timeouts). */
+export const MAX_CONNECTIONS = 4096;
 
 /** Limits an operator may tune per sidecar: MESH_PROXY_HEAD_TIMEOUT_MS and the like, positive integers. */
 function envLimit(name: string): number | undefined {
@@ -176,8 +178,11 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   watcher.start();
 
   const servers: net.Server[] = [];
+  // Every listener takes a bounded number of connections at once (Node closes the ones past it on accept).
+  const maxConnections = envLimit('MESH_PROXY_MAX_CONNECTIONS') ?? MAX_CONNECTIONS;
   const listen = (server: net.Server, port: number, what: string, host = '127.0.0.1') =>
     new Promise<string>((resolve, reject) => {
+      server.maxConnections = maxConnections;
       server.once('error', (err: NodeJS.ErrnoException) =>
         reject(err.code === 'EADDRINUSE' ? new MeshError(`${what} port ${host}:${port} is in use`, `choose another port for the ${what} listener`) : err));
       server.listen(port, host, () => {

@@ -27,7 +27,13 @@ export function relayUpgrade(socket: Duplex, head: Buffer, up: ClientRequest, on
     }
   };
   socket.on('error', () => up.destroy());
+  // A client gone before the upstream answered: the upstream request ends too (and settles).
+  let joined = false;
+  socket.once('close', () => {
+    if (!joined && !settled) up.destroy();
+  });
   up.on('upgrade', (upRes: IncomingMessage, upSocket: Duplex, upHead: Buffer) => {
+    joined = true;
     writeHead(socket, 101, upRes.statusMessage || 'Switching Protocols', upRes.rawHeaders);
     if (upHead.length) socket.write(upHead);
     if (head.length) upSocket.write(head);
