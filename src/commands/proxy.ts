@@ -94,7 +94,7 @@ async function runKubernetesProxy(f: Record<string, string>): Promise<void> {
   const appPort = mapping.find((m) => m.listener === inboundPort)?.app ?? port(process.env.MESH_APP_PORT || String(DEFAULT_APP_PORT), 'MESH_APP_PORT', false);
   const extraInbound = mapping.filter((m) => m.listener !== inboundPort).map((m) => ({ port: m.listener, appPort: m.app }));
   const proxy = await startProxy({
-    mode: 'sidecar', namespace, service, version: process.env.MESH_VERSION || 'v1', instance: pod,
+    mode: 'sidecar', namespace, service, version: process.env.MESH_VERSION || 'v1', instance: pod, workload: process.env.MESH_WORKLOAD || undefined,
     trustDomain: env('MESH_TRUST_DOMAIN'), trustAnchorsPem: env('MESH_TRUST_ANCHORS'), controlAddress: env('MESH_CONTROL_ADDRESS'),
     joinToken: readToken, appPort, extraInbound, inboundPort, outboundPort, adminPort,
     // Peers reach the inbound listener, and the kubelet the admin one, on the pod's address.

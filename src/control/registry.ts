@@ -1,6 +1,6 @@
 // Which endpoints serve which service: registered by proxies, kept alive by heartbeats (leases).
 import { EventEmitter } from 'node:events';
-import type { ConfigKind, EndpointInfo, ServiceInfo, ServicePort, Snapshot } from '../model/snapshot.js';
+import type { ConfigKind, EndpointInfo, ServiceInfo, ServicePort, Snapshot, WorkloadNames } from '../model/snapshot.js';
 import { serviceKey } from '../model/snapshot.js';
 import type { ControlPlatform } from './platform.js';
 
@@ -8,6 +8,8 @@ export interface EndpointRecord extends EndpointInfo {
   pid?: number;
   /** The proxy's admin address (metrics, readiness). */
   admin?: string;
+  /** False for a pod without a proxy (Kubernetes), listed for telemetry's MESHED count only. */
+  meshed?: boolean;
   /** An ingress or a client-only workload registers as a proxy to scrape and check, but serves no endpoint (port 0). */
   role?: 'sidecar' | 'ingress' | 'client';
   /** The snapshot version the proxy last applied (reported with each heartbeat). */
@@ -121,6 +123,17 @@ export class Registry extends EventEmitter {
   }
 
   private identityEpoch: string | undefined;
+  private workloads: WorkloadNames | undefined;
+  private workloadsKey = '';
+
+  /** What policy names mean on the platform (Kubernetes); a new snapshot only when they change. */
+  setWorkloads(w: WorkloadNames): void {
+    const key = JSON.stringify(w);
+    if (key === this.workloadsKey) return;
+    this.workloads = w;
+    this.workloadsKey = key;
+    this.changed();
+  }
 
   /** Marks a new trust bundle or issuer in the snapshot (see Snapshot.identityEpoch). */
   setIdentityEpoch(epoch: string): void {
@@ -175,14 +188,14 @@ export class Registry extends EventEmitter {
         const ports = this.servicePorts.get(key);
         services.set(key, (svc = { namespace: ep.namespace, name: ep.service, endpoints: [], ...(ports ? { ports } : {}) }));
       }
-      const { instance, namespace, service, version, address, port, identity } = ep;
-      svc.endpoints.push({ instance, namespace, service, version, address, port, identity });
+      const { instance, namespace, service, version, address, port, identity, workload } = ep;
+      svc.endpoints.push({ instance, namespace, service, version, address, port, identity, ...(workload ? { workload } : {}) });
     }
-    return { version: `${this.epoch}.${++this.counter}`, trustDomain: this.trustDomain, services: [...services.values()], config: { ...this.config }, ...(this.identityEpoch ? { identityEpoch: this.identityEpoch } : {}) };
+    return { version: `${this.epoch}.${++this.counter}`, trustDomain: this.trustDomain, services: [...services.values()], config: { ...this.config }, ...(this.identityEpoch ? { identityEpoch: this.identityEpoch } : {}), ...(this.workloads ? { workloads: this.workloads } : {}) };
   }
 }
 
 function sameEndpoint(a: EndpointRecord, b: EndpointRecord): boolean {
-  return a.address === b.address && a.port === b.port && a.version === b.version && a.identity === b.identity &&
+  return a.address === b.address && a.port === b.port && a.version === b.version && a.identity === b.identity && a.workload === b.workload &&
     a.service === b.service && a.namespace === b.namespace && a.pid === b.pid && a.admin === b.admin;
 }

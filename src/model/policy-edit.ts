@@ -33,10 +33,10 @@ export interface RuleFlags {
 
 /** A rule from CLI flags, checked field by field so the error names the flag. */
 export function ruleFromFlags(f: RuleFlags): AllowRule {
-  if (!f.from) throw new PolicyEditError('--from is required', "name the client: a service (web), <namespace>/<service>, a SPIFFE identity or '*'");
+  if (!f.from) throw new PolicyEditError('--from is required', "name the client: a workload (web), <namespace>/<workload>, sa:<service-account>, a SPIFFE identity or '*'");
   if (!f.to) throw new PolicyEditError('--to is required', "name the destination service in the namespace (-n), or '*' for all of them");
   const fe = fromError(f.from);
-  if (fe) throw new PolicyEditError(`--from: ${fe}`, "use a service (web), <namespace>/<service>, spiffe://<td>/ns/<ns>/sa/<sa> or '*'");
+  if (fe) throw new PolicyEditError(`--from: ${fe}`, "use a workload (web), <namespace>/<workload>, sa:<service-account>, spiffe://<td>/ns/<ns>/sa/<sa> or '*'");
   if (f.to !== '*') {
     try {
       checkName(f.to, 'service name');

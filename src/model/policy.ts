@@ -3,7 +3,7 @@
 // the local platform (the `policies` config kind) and in a Kubernetes CRD. Pure: validation here,
 // request-path normalisation in path.ts, and a compiled form the inbound proxy checks per request.
 import { describe, Walker } from './walker.js';
-import { checkName } from './snapshot.js';
+import { checkName, type WorkloadNames } from './snapshot.js';
 import { normalizePath } from './path.js';
 
 
@@ -36,13 +36,15 @@ export interface PolicySpec {
 export interface AllowRule {
   /**
    * The client: '*' (any client with a verified mesh identity), a SPIFFE identity
-   * (`spiffe://<td>/ns/<ns>/sa/<sa>`, exact), a service name (`web`: the workload identity of that
-   * service in the policy's namespace) or `<namespace>/<service>` for another namespace's service.
-   * A service name matches the identity's namespace and service account whatever its trust domain:
-   * proxies only accept peers of their own trust domain.
+   * (`spiffe://<td>/ns/<ns>/sa/<sa>`, exact), a workload (`web`: the identities of its pods, in the
+   * policy's namespace), `<namespace>/<workload>` for another namespace's, or a ServiceAccount
+   * (`sa:web`, `<namespace>/sa:web`). On the local platform a workload's identity is its service's
+   * name; on Kubernetes a workload is a Service or a Deployment (StatefulSet, ...) and its identities
+   * are its pods' ServiceAccounts. Names match whatever the trust domain: proxies only accept peers of
+   * their own trust domain.
    */
   from: string;
-  /** A service in the policy's namespace, or '*' for all of them. */
+  /** A service in the policy's namespace (on Kubernetes a Service: its pods), or '*' for all of them. */
   to: string;
   /** The destination workload port (the app port the inbound proxy forwards to), 1-65535. */
   port?: number;
@@ -63,6 +65,8 @@ export interface AuthzRequest {
   /** The destination's namespace and service (the inbound proxy's own workload). */
   namespace: string;
   toService: string;
+  /** Kubernetes: the Services that select the destination pod, checked instead of toService (any may allow). */
+  toServices?: readonly string[];
   /** The peer's verified SPIFFE identity; null when the client has none (never matches a rule). */
   clientIdentity: string | null;
   /** The destination app port; rules with a port never match when it is absent. */
@@ -102,13 +106,14 @@ export function fromError(from: string): string | undefined {
     return SPIFFE.test(from) ? undefined : `'${from}' is not a mesh SPIFFE identity: use spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`;
   }
   const parts = from.split('/');
-  if (parts.length > 2) return `'${from}' is not a client: use '*', a service name, <namespace>/<service> or a SPIFFE identity`;
-  for (const p of parts) {
-    try {
-      checkName(p, parts.length === 2 && p === parts[0] ? 'namespace' : 'service name');
-    } catch (e) {
-      return (e as Error).message;
-    }
+  if (parts.length > 2) return `'${from}' is not a client: use '*', a workload name, <namespace>/<workload>, sa:<service-account> or a SPIFFE identity`;
+  const last = parts[parts.length - 1]!;
+  const sa = last.startsWith('sa:');
+  try {
+    if (parts.length === 2) checkName(parts[0]!, 'namespace');
+    checkName(sa ? last.slice(3) : last, sa ? 'service account' : 'workload name');
+  } catch (e) {
+    return (e as Error).message;
   }
   return undefined;
 }
@@ -275,27 +280,38 @@ const NO_POLICY: AuthzDecision = Object.freeze({ allowed: true, reason: 'no poli
 
 const emptyRules = (): ServiceRules => ({ byClient: new Map(), anyClient: [], needsPath: false });
 
-function addRule(s: ServiceRules, clientKey: string | undefined, r: CompiledRule): void {
+function addRule(s: ServiceRules, clientKeys: string[] | undefined, r: CompiledRule): void {
   if (r.prefix !== undefined) s.needsPath = true;
-  if (clientKey === undefined) return void s.anyClient.push(r);
-  const list = s.byClient.get(clientKey);
-  if (list) list.push(r);
-  else s.byClient.set(clientKey, [r]);
+  if (clientKeys === undefined) return void s.anyClient.push(r);
+  for (const clientKey of clientKeys) {
+    const list = s.byClient.get(clientKey);
+    if (list) list.push(r);
+    else s.byClient.set(clientKey, [r]);
+  }
 }
 
-/** The client key a rule's `from` names: the SPIFFE ID, `ns/sa`, or undefined for '*'. */
-function clientKeyOf(from: string, namespace: string): string | undefined {
+/**
+ * The client keys a rule's `from` names: the SPIFFE ID, or `ns/sa` of each ServiceAccount; undefined for '*'.
+ * With the platform's names (Kubernetes) a workload's keys are its pods' accounts, none while no pod runs.
+ */
+export function clientKeysOf(from: string, namespace: string, names?: WorkloadNames): string[] | undefined {
   if (from === '*') return undefined;
-  if (from.startsWith('spiffe://')) return from;
-  return from.includes('/') ? from : `${namespace}/${from}`;
+  if (from.startsWith('spiffe://')) return [from];
+  const slash = from.indexOf('/');
+  const ns = slash < 0 ? namespace : from.slice(0, slash);
+  const name = from.slice(slash + 1);
+  if (name.startsWith('sa:')) return [`${ns}/${name.slice(3)}`];
+  if (!names) return [`${ns}/${name}`];
+  return (names.identities[`${ns}/${name}`] ?? []).map((sa) => `${ns}/${sa}`);
 }
 
 /**
  * Compiles a policies document once per config change into maps the per-request check only looks
  * up. Throws (with every validation error) when the document is invalid, so a proxy keeps its last
- * good policy; an absent document (null/undefined) allows everything.
+ * good policy; an absent document (null/undefined) allows everything. `names` (the snapshot's, on
+ * Kubernetes) says which ServiceAccounts a workload name stands for.
  */
-export function compilePolicy(doc: unknown): CompiledPolicy {
+export function compilePolicy(doc: unknown, names?: WorkloadNames): CompiledPolicy {
   let policies: Policy[] = [];
   if (doc !== undefined && doc !== null) {
     const v = validatePolicyConfig(doc);
@@ -337,7 +353,7 @@ export function compilePolicy(doc: unknown): CompiledPolicy {
     // Named services get their own rules plus the '*' ones, so a request looks in one place.
     for (const { rule } of all) if (rule.to !== '*' && !nr.byService.has(rule.to)) nr.byService.set(rule.to, emptyRules());
     for (const { rule, compiled } of all) {
-      const key = clientKeyOf(rule.from, ns);
+      const key = clientKeysOf(rule.from, ns, names);
       if (rule.to === '*') {
         addRule(nr.anyService, key, compiled);
         for (const s of nr.byService.values()) addRule(s, key, compiled);
@@ -370,6 +386,22 @@ export function compilePolicy(doc: unknown): CompiledPolicy {
     return undefined;
   };
 
+  // One destination service's rules (its own plus the '*' ones, or only those).
+  const checkService = (nr: NamespaceRules, s: ServiceRules, id: string, req: AuthzRequest): AuthzDecision => {
+    let path: string | null = null;
+    if (s.needsPath) {
+      path = normalizePath(req.path);
+      if (path === null) return nr.invalidPath;
+    }
+    const svcKey = s.byClient.size ? serviceKeyOf(id) : null;
+    return (
+      matchIn(s.byClient.get(id), req.port, path) ??
+      (svcKey === null ? undefined : matchIn(s.byClient.get(svcKey), req.port, path)) ??
+      matchIn(s.anyClient, req.port, path) ??
+      nr.defaultDeny
+    );
+  };
+
   return {
     namespaces: [...namespaces.keys()].sort(),
     check(req: AuthzRequest): AuthzDecision {
@@ -378,19 +410,15 @@ export function compilePolicy(doc: unknown): CompiledPolicy {
       if (!nr.deny) return nr.defaultAllow;
       const id = req.clientIdentity;
       if (id === null || id === undefined) return nr.defaultDeny;
-      const s = nr.byService.get(req.toService) ?? nr.anyService;
-      let path: string | null = null;
-      if (s.needsPath) {
-        path = normalizePath(req.path);
-        if (path === null) return nr.invalidPath;
+      const many = req.toServices;
+      if (many !== undefined && many.length !== 1) {
+        for (let i = 0; i < many.length; i++) {
+          const d = checkService(nr, nr.byService.get(many[i]!) ?? nr.anyService, id, req);
+          if (d.allowed) return d;
+        }
+        return many.length ? nr.defaultDeny : checkService(nr, nr.anyService, id, req);
       }
-      const svcKey = s.byClient.size ? serviceKeyOf(id) : null;
-      return (
-        matchIn(s.byClient.get(id), req.port, path) ??
-        (svcKey === null ? undefined : matchIn(s.byClient.get(svcKey), req.port, path)) ??
-        matchIn(s.anyClient, req.port, path) ??
-        nr.defaultDeny
-      );
+      return checkService(nr, nr.byService.get(many === undefined ? req.toService : many[0]!) ?? nr.anyService, id, req);
     },
   };
 }

@@ -10,6 +10,8 @@ export interface EndpointInfo {
   /** The peer proxy's inbound (mTLS) port. */
   port: number;
   identity: string;
+  /** The workload the endpoint belongs to (Kubernetes: its Deployment, StatefulSet, ...); else service-version. */
+  workload?: string;
 }
 
 /** A service port and the container port it targets (Kubernetes: a named targetPort already resolved). */
@@ -44,6 +46,18 @@ export interface Snapshot {
   identityEpoch?: string;
   /** Stored config by kind; a kind never set is absent. Shapes live in src/model/<kind>.ts. */
   config?: Partial<Record<ConfigKind, unknown>>;
+  /**
+   * Kubernetes only: what policy names mean there, where a workload's identity (its pods' ServiceAccount) need not
+   * be named like its Service. Absent on the local platform, where a workload's identity is its service's name.
+   */
+  workloads?: WorkloadNames;
+}
+
+export interface WorkloadNames {
+  /** `ns/name` of a Service or a workload → the ServiceAccounts of its live pods. */
+  identities: Record<string, string[]>;
+  /** `ns/pod` of each meshed pod → its workload and the Services that select it. */
+  pods: Record<string, { workload: string; services: string[] }>;
 }
 
 export const serviceKey = (namespace: string, name: string) => `${namespace}/${name}`;

@@ -24,6 +24,8 @@ export interface InboundOptions {
   /** The workload's own service and namespace: what policy is checked against. */
   namespace: string;
   service: string;
+  /** Kubernetes: the Services that select this pod (swapped on config pushes); policy checks them instead of service. */
+  services?: () => readonly string[] | undefined;
   /** The current compiled authorization policy (swapped on config pushes). */
   policy: () => CompiledPolicy;
   metrics: MetricsRegistry;
@@ -133,6 +135,7 @@ export function createInboundServer(o: InboundOptions): net.Server {
     authz.clientIdentity = peer;
     authz.path = path;
     authz.port = port;
+    authz.toServices = o.services?.();
     return o.policy().check(authz);
   };
 

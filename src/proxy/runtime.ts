@@ -31,6 +31,8 @@ export interface ProxyOptions {
   service: string;
   version: string;
   instance: string;
+  /** The workload for the `deployment` metric label (Kubernetes: the pod's Deployment, ...); default service-version. */
+  workload?: string;
   trustDomain: string;
   trustAnchorsPem: string;
   controlAddress: string;
@@ -115,13 +117,13 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   watcher.loadCache();
   await identity.init();
 
-  const deployment = o.mode === 'ingress' ? o.service : `${o.service}-${o.version}`;
+  const deployment = o.workload || (o.mode === 'ingress' ? o.service : `${o.service}-${o.version}`);
   const metrics = new MetricsRegistry({ namespace: o.namespace, deployment, pod: o.instance });
   metrics.gauge('identity_cert_expiration_timestamp_seconds', () => (identity.current ? identity.current.notAfter / 1000 : 0));
   metrics.gauge('process_start_time_seconds', () => Math.round(performance.timeOrigin / 1000));
   metrics.gauge('process_resident_memory_bytes', () => process.memoryUsage.rss());
   const dstLabels = (ep: EndpointInfo) => ({
-    dst_namespace: ep.namespace, dst_service: ep.service, dst_deployment: `${ep.service}-${ep.version}`, dst_pod: ep.instance, server_id: ep.identity,
+    dst_namespace: ep.namespace, dst_service: ep.service, dst_deployment: ep.workload ?? `${ep.service}-${ep.version}`, dst_pod: ep.instance, server_id: ep.identity,
   });
   const statsFor: StatsFor = (namespace, service, ep, version) => metrics.requests(ep
     ? { direction: 'outbound', ...dstLabels(ep), tls: 'true' }
@@ -153,6 +155,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   // Its own Service's ports → target ports (Kubernetes), rebuilt here so the inbound path only looks them up.
   let servicePorts: ReadonlyMap<number, number> = new Map();
   let servicePortsError: string | undefined;
+  // Kubernetes: the Services that select this pod, which policy's `to` names (its ServiceAccount may be named otherwise).
+  let ownServices: readonly string[] | undefined;
   const applySnapshot = (s: Snapshot) => {
     // A new trust bundle or issuer: renew now rather than at 70% of the certificate's life.
     if (s.identityEpoch !== undefined) {
@@ -161,13 +165,15 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     }
     routing.apply(s);
     try {
-      policy = compilePolicy(s.config?.policies ?? null);
+      policy = compilePolicy(s.config?.policies ?? null, s.workloads);
     } catch (err) {
       // The control plane validates policies; should one still not compile, the last good one stays.
       log(`ignoring invalid policies: ${(err as Error).message}`);
     }
     applySettings(s.config?.settings as MeshSettings | undefined);
-    const ports = servicePortMap(s.services.find((svc) => svc.namespace === o.namespace && svc.name === o.service));
+    ownServices = s.workloads ? s.workloads.pods[`${o.namespace}/${o.instance}`]?.services ?? [] : undefined;
+    const portsOf = ownServices?.[0] ?? o.service;
+    const ports = servicePortMap(s.services.find((svc) => svc.namespace === o.namespace && svc.name === portsOf));
     servicePorts = ports.map;
     if (ports.error && ports.error !== servicePortsError) log(ports.error);
     servicePortsError = ports.error;
@@ -206,7 +212,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     state.outbound = await listen(outbound, o.outboundPort ?? 0, o.mode === 'ingress' ? 'ingress' : 'outbound', o.outboundHost);
     if (o.mode === 'sidecar') {
       if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');
-      const inboundFor = (appPort: number, hostPorts?: Set<number>) => createInboundServer({ plaintext: o.inboundPlaintext, namespace: o.namespace, service: o.service, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort, hostPorts, servicePorts: () => servicePorts, appConnections, handshakeMs, log });
+      const inboundFor = (appPort: number, hostPorts?: Set<number>) => createInboundServer({ plaintext: o.inboundPlaintext, namespace: o.namespace, service: o.service, services: () => ownServices, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort, hostPorts, servicePorts: () => servicePorts, appConnections, handshakeMs, log });
       // Peers dial the default listener; a Host naming another declared port (or a Service port targeting one) goes to that port.
       const others = o.extraInbound?.length ? new Set(o.extraInbound.map((x) => x.appPort)) : undefined;
       state.inbound = await listen(inboundFor(o.appPort, others), o.inboundPort ?? 0, 'inbound', o.listenHost);

@@ -16,6 +16,8 @@ export interface PodInfo {
   service: string;
   role: 'sidecar' | 'ingress';
   identity: string;
+  /** False for a pod without a proxy (counted in MESHED, never scraped); absent means meshed. */
+  meshed?: boolean;
 }
 
 export interface MetricSource {
@@ -40,10 +42,11 @@ export function podInfo(ep: EndpointRecord): PodInfo {
   return {
     namespace: ep.namespace,
     pod: ep.instance,
-    deployment: role === 'ingress' ? ep.service : `${ep.service}-${ep.version}`,
+    deployment: ep.workload ?? (role === 'ingress' ? ep.service : `${ep.service}-${ep.version}`),
     service: ep.service,
     role,
     identity: ep.identity,
+    ...(ep.meshed === false ? { meshed: false } : {}),
   };
 }
 

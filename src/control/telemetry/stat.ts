@@ -240,14 +240,15 @@ export async function computeStat(src: MetricSource, q: StatQuery): Promise<Stat
     for (const s of denied) fig(s, side).denied = (fig(s, side).denied ?? 0) + s.value;
   }));
 
-  // Meshed pods per row: on the local platform every workload is meshed, so meshed = running.
-  const counts = new Map<string, { ns: string; name: string; pods: number }>();
+  // Meshed pods of all pods per row (on the local platform every workload is meshed).
+  const counts = new Map<string, { ns: string; name: string; pods: number; meshed: number }>();
   for (const p of pods) {
     const name = podName(p, q.kind);
-    const key = rowKey(q.kind === 'namespace' ? p.namespace : p.namespace, name);
-    const c = counts.get(key);
-    if (c) c.pods++;
-    else counts.set(key, { ns: p.namespace, name, pods: 1 });
+    const key = rowKey(p.namespace, name);
+    let c = counts.get(key);
+    if (!c) counts.set(key, (c = { ns: p.namespace, name, pods: 0, meshed: 0 }));
+    c.pods++;
+    if (p.meshed !== false) c.meshed++;
   }
 
   const keys = new Set<string>();
@@ -269,7 +270,7 @@ export async function computeStat(src: MetricSource, q: StatQuery): Promise<Stat
       namespace: ns,
       kind: q.kind,
       name,
-      meshed: c ? `${c.pods}/${c.pods}` : '-',
+      meshed: c ? `${c.meshed}/${c.pods}` : '-',
       success: traffic ? f.ok / f.total : null,
       rps: traffic ? f.total : null,
       latency_ms_p50: traffic ? f.p50 ?? null : null,

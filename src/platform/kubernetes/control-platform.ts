@@ -9,6 +9,7 @@ import { HttpError } from '../../util/http.js';
 import { ListWatch, type ListWatchOptions } from './list-watch.js';
 import { CRD_GROUP, CRD_VERSION, PROXY_CONTAINER, PROXY_PORTS } from './names.js';
 import { crdConfig, type EndpointSlice, type MeshResource, type Pod, type Service } from './resources.js';
+import { podServices, workloadNames, workloadOf } from './workloads.js';
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
@@ -43,6 +44,7 @@ export function endpointsFrom(slices: Iterable<EndpointSlice>, pods: ReadonlyMap
         address,
         port: PROXY_PORTS.inbound,
         identity: formatIdentity({ trustDomain, namespace, serviceAccount: pod.spec?.serviceAccountName || 'default' }),
+        workload: workloadOf(pod.metadata).name,
         admin: `${address}:${PROXY_PORTS.admin}`,
         role: 'sidecar',
         registeredAt: new Date(0).toISOString(),
@@ -50,6 +52,31 @@ export function endpointsFrom(slices: Iterable<EndpointSlice>, pods: ReadonlyMap
     }
   }
   return [...out.values()];
+}
+
+/**
+ * Every running pod as telemetry sees it: meshed ones with their proxy's admin address to scrape, the others only
+ * counted (MESHED is meshed/all per workload). Named by workload, not by Service, so a pod without a Service (a Job,
+ * a client) has its row too. Pure, for tests.
+ */
+export function podRecords(pods: Iterable<Pod>, slices: Iterable<EndpointSlice>, trustDomain: string): EndpointRecord[] {
+  const services = podServices(slices);
+  const out: EndpointRecord[] = [];
+  for (const pod of pods) {
+    if (pod.metadata?.deletionTimestamp || pod.status?.phase !== 'Running') continue;
+    const namespace = pod.metadata?.namespace ?? '';
+    const name = pod.metadata?.name ?? '';
+    const workload = workloadOf(pod.metadata).name;
+    const ip = pod.status?.podIP ?? '';
+    const isMeshed = meshed(pod);
+    out.push({
+      instance: name, namespace, workload, version: pod.metadata?.labels?.version || 'default',
+      service: services.get(`${namespace}/${name}`)?.[0] ?? workload, address: ip, port: PROXY_PORTS.inbound,
+      identity: formatIdentity({ trustDomain, namespace, serviceAccount: pod.spec?.serviceAccountName || 'default' }),
+      admin: isMeshed && ip ? `${ip}:${PROXY_PORTS.admin}` : '', meshed: isMeshed, role: 'sidecar', registeredAt: new Date(0).toISOString(),
+    });
+  }
+  return out;
 }
 
 const isTcp = (protocol: string | null | undefined) => (protocol ?? 'TCP') === 'TCP';
@@ -128,6 +155,11 @@ export class KubeControlPlatform implements ControlPlatform {
     for (const w of [this.pods, this.slices, this.services, this.routes, this.policies]) w.stop();
   }
 
+  /** Every running pod, for telemetry (see podRecords). */
+  podRecords(): EndpointRecord[] {
+    return podRecords(this.pods.items.values(), this.slices.items.values(), this.trustDomain);
+  }
+
   loadEndpoints(): EndpointRecord[] {
     return [];
   }
@@ -168,6 +200,7 @@ export class KubeControlPlatform implements ControlPlatform {
     const ports = servicePortsFrom(this.services.items.values(), this.slices.items.values());
     for (const key of ports.keys()) if (!meshedServices.has(key)) ports.delete(key);
     registry.replaceEndpoints(endpoints, ports);
+    registry.setWorkloads(workloadNames(this.pods.items.values(), this.slices.items.values(), meshed));
     // An invalid resource is reported once, not at every sync while it stays.
     const warnings = new Set<string>();
     const config = crdConfig([...this.routes.items.values()], [...this.policies.items.values()], (l) => warnings.add(l));

@@ -66,7 +66,8 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
   registry.setIdentityEpoch(identityEpoch(trustAnchorsPem, issuerCertPem));
   await platform.start(registry);
   // Proxies' metrics scraped at their admin port (pod IP:4191) for mesh stat, which reaches it by the service proxy.
-  const telemetry = new Telemetry(registry, { log });
+  // Every running pod, not the registry's endpoints: pods without a Service have figures too, and MESHED counts both kinds.
+  const telemetry = new Telemetry({ list: () => platform.podRecords() }, { log });
   telemetry.start();
 
   // The API's own certificate lives as long as a workload's (MESH_CERT_LIFETIME, from mesh install --cert-lifetime) and

@@ -10,6 +10,7 @@ import {
   CONTROL_NAMESPACE, CONTROL_NS_LABEL, CONTROL_PORT, INIT_CONTAINER, INJECT_ANNOTATION, PROXY_CONTAINER, PROXY_PORTS, PROXY_UID,
   PROXY_VERSION_ANNOTATION, SERVICE_ACCOUNT_ANNOTATION, TOKEN_AUDIENCE, TOKEN_PATH, TOKEN_VOLUME, controlHost,
 } from './names.js';
+import { workloadOf } from './workloads.js';
 
 export interface InjectOptions {
   version: string;
@@ -108,7 +109,7 @@ function portList(value: unknown, what: string, warnings: string[]): string[] {
   return out;
 }
 
-function proxyContainer(o: InjectOptions, inboundPorts: InboundPort[]): Obj {
+function proxyContainer(o: InjectOptions, inboundPorts: InboundPort[], workload: string | undefined): Obj {
   const { inbound, outbound, admin } = PROXY_PORTS;
   const field = (fieldPath: string) => ({ valueFrom: { fieldRef: { fieldPath } } });
   const probe = (path: string) => ({ httpGet: { path, port: admin } });
@@ -125,6 +126,8 @@ function proxyContainer(o: InjectOptions, inboundPorts: InboundPort[]): Obj {
       { name: 'MESH_POD_IP', ...field('status.podIP') },
       { name: 'MESH_SERVICE_ACCOUNT', ...field('spec.serviceAccountName') },
       { name: 'MESH_VERSION', ...field("metadata.labels['version']") },
+      // The proxy's `deployment` metric label, as the control plane names the pod's workload (from its owners).
+      ...(workload ? [{ name: 'MESH_WORKLOAD', value: workload }] : []),
       { name: 'MESH_TRUST_DOMAIN', value: o.trustDomain },
       { name: 'MESH_CONTROL_ADDRESS', value: o.controlAddress ?? `${controlHost()}:${CONTROL_PORT}` },
       { name: 'MESH_IDENTITY_TOKEN_FILE', value: `${TOKEN_PATH}/token` },
@@ -189,7 +192,7 @@ export interface PodTemplateResult {
  * Injects into one pod template (metadata + spec objects, changed in place). `owner` is the workload's metadata,
  * whose annotation can also disable injection.
  */
-export function injectTemplate(template: Obj, o: InjectOptions, owner?: Obj): PodTemplateResult {
+export function injectTemplate(template: Obj, o: InjectOptions, owner?: Obj, workload?: string): PodTemplateResult {
   const warnings: string[] = [];
   if (!isObj(template.spec)) return { injected: false, reason: 'it has no pod spec', warnings };
   if (!isObj(template.metadata)) template.metadata = {};
@@ -225,7 +228,9 @@ export function injectTemplate(template: Obj, o: InjectOptions, owner?: Obj): Po
   const appPorts = portsOf(spec.containers).filter((p) => (p.protocol ?? 'TCP') === 'TCP').map((p) => p.containerPort as number);
   const declared = [...portsOf(spec.containers), ...portsOf(userInit)].map((p) => p.containerPort as number);
   const inboundPorts = assignInboundPorts(appPorts, { declared, skipInbound: skipIn });
-  spec.initContainers = [initContainer(o, initScript(skipIn, skipOut, inboundPorts)), proxyContainer(o, inboundPorts), ...userInit];
+  // A pod (the webhook's) names its workload through its owners; a template is its workload's.
+  const name = workload ?? (owner ? undefined : workloadOf(meta).name) ?? '';
+  spec.initContainers = [initContainer(o, initScript(skipIn, skipOut, inboundPorts)), proxyContainer(o, inboundPorts, name || undefined), ...userInit];
   const tokenVolume = {
     name: TOKEN_VOLUME,
     projected: { sources: [{ serviceAccountToken: { audience: TOKEN_AUDIENCE, expirationSeconds: o.tokenExpirationSeconds ?? 600, path: 'token' } }] },
@@ -248,7 +253,9 @@ export function injectObject(input: unknown, o: InjectOptions, reports: InjectRe
   }
   const copy = structuredClone(input);
   const template = locate(copy);
-  const r = template ? injectTemplate(template, o, copy.metadata) : { injected: false, reason: 'it has no pod template', warnings: [] };
+  // A CronJob's pods belong to Jobs named at each run: no fixed workload name.
+  const workload = kind === 'Pod' ? undefined : kind === 'CronJob' ? '' : String(copy.metadata?.name ?? '');
+  const r = template ? injectTemplate(template, o, kind === 'Pod' ? undefined : copy.metadata, workload) : { injected: false, reason: 'it has no pod template', warnings: [] };
   reports.push({ kind, name: nameOf(input), result: r.injected ? 'injected' : 'skipped', reason: r.reason, warnings: r.warnings });
   return r.injected ? copy : input;
 }

@@ -3,8 +3,17 @@
 import { sortRoutes, validateRoute, type Route, type RouteConfig } from '../../model/route.js';
 import { sortPolicies, validatePolicy, type Policy, type PolicyConfig } from '../../model/policy.js';
 
+export interface OwnerReference {
+  kind?: string;
+  name?: string;
+  controller?: boolean;
+}
+
 export interface Pod {
-  metadata?: { name?: string; namespace?: string; labels?: Record<string, string>; resourceVersion?: string; deletionTimestamp?: string };
+  metadata?: {
+    name?: string; namespace?: string; labels?: Record<string, string>; resourceVersion?: string; deletionTimestamp?: string;
+    ownerReferences?: OwnerReference[];
+  };
   spec?: { serviceAccountName?: string; containers?: { name: string }[]; initContainers?: { name: string }[] };
   status?: { podIP?: string; phase?: string };
 }
