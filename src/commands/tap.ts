@@ -73,18 +73,24 @@ export function tapLines(e: TapLine, wide: boolean): string[] {
   ];
 }
 
-export function registerTap(program: Command): void {
-  program
-    .command('tap')
-    .description('stream live requests through the proxies of a resource, like linkerd viz tap (needs the admin credential)')
-    .argument('<resource>', 'TYPE/NAME: deploy/reviews-v2, pod/NAME, svc/reviews or ns/default')
+/** The filters tap and top share: which proxies, which requests, how many a second. */
+export function tapFilters(cmd: Command): Command {
+  return cmd
     .option('-n, --namespace <namespace>', 'namespace of the resource', 'default')
     .option('--to <resource>', 'only requests to this resource (TYPE/NAME)')
     .option('--to-namespace <namespace>', 'namespace of --to (default: --namespace)')
     .option('--path <prefix>', 'only requests whose path starts with this')
     .option('--method <method>', 'only requests with this method')
     .option('--authority <authority>', 'only requests to this authority (Host)')
-    .option('--max-rps <n>', 'requests per second each proxy reports, at most', '100')
+    .option('--max-rps <n>', 'requests per second each proxy reports, at most', '100');
+}
+
+export function registerTap(program: Command): void {
+  const cmd = program
+    .command('tap')
+    .description('stream live requests through the proxies of a resource, like linkerd viz tap (needs the admin credential)')
+    .argument('<resource>', 'TYPE/NAME: deploy/reviews-v2, pod/NAME, svc/reviews or ns/default');
+  tapFilters(cmd)
     .option('-o, --output <format>', 'lines, wide or json (json adds the headers, secrets redacted)')
     .option('--count <n>', 'stop after this many requests')
     .option('--duration <duration>', 'stop after this long, e.g. 30s')

@@ -1,7 +1,7 @@
 // mesh top: the busiest paths of a resource right now, from a tap (as linkerd viz top does), refreshed in place.
 import type { Command } from 'commander';
 import { outputFormat } from './context.js';
-import { runTap, type TapFlags, type TapLine } from './tap.js';
+import { runTap, tapFilters, type TapFlags, type TapLine } from './tap.js';
 
 export interface TopRow {
   source: string;
@@ -54,17 +54,11 @@ export function renderTop(rows: TopRow[]): string {
 }
 
 export function registerTop(program: Command): void {
-  program
+  const cmd = program
     .command('top')
     .description('the busiest paths of a resource, live (from a tap; needs the admin credential); q or Ctrl-C quits')
-    .argument('<resource>', 'TYPE/NAME: deploy/productpage-v1, pod/NAME, svc/reviews or ns/default')
-    .option('-n, --namespace <namespace>', 'namespace of the resource', 'default')
-    .option('--to <resource>', 'only requests to this resource (TYPE/NAME)')
-    .option('--to-namespace <namespace>', 'namespace of --to (default: --namespace)')
-    .option('--path <prefix>', 'only requests whose path starts with this')
-    .option('--method <method>', 'only requests with this method')
-    .option('--authority <authority>', 'only requests to this authority (Host)')
-    .option('--max-rps <n>', 'requests per second each proxy reports, at most', '100')
+    .argument('<resource>', 'TYPE/NAME: deploy/productpage-v1, pod/NAME, svc/reviews or ns/default');
+  tapFilters(cmd)
     .option('-o, --output <format>', 'table, or json (a snapshot per refresh)')
     .option('--refresh <duration>', 'how often the table is redrawn', '1s')
     .option('--duration <duration>', 'stop after this long, e.g. 30s')
