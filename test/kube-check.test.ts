@@ -106,6 +106,27 @@ describe('mesh check --platform kubernetes', () => {
     c.server.store.delete({ apiVersion: 'v1', kind: 'Pod', name: 'web-down', namespace: 'shop' });
   });
 
+  it('fails for a Pending meshed pod and for a control plane scaled to 0 (issue 16, bug 3)', async () => {
+    c.server.store.create({
+      apiVersion: 'v1', kind: 'Pod',
+      metadata: { name: 'web-pending', namespace: 'shop', labels: { app: 'web', 'mesh.io/control-plane-ns': 'mesh-system' }, annotations: { 'mesh.io/proxy-version': VERSION } },
+      spec: { containers: [{ name: 'web', image: 'web' }], initContainers: [{ name: 'mesh-proxy', image: 'mesh', restartPolicy: 'Always' }] },
+      status: { phase: 'Pending' },
+    });
+    const pending = await c.run(['check', '--wait', '0s']);
+    assert.equal(pending.code, 1);
+    assert.match(pending.stdout, /× data plane proxies are ready\n\s+shop\/web-pending: mesh-proxy is not ready/);
+    c.server.store.delete({ apiVersion: 'v1', kind: 'Pod', name: 'web-pending', namespace: 'shop' });
+    const d = c.server.store.get(DEPLOY)!;
+    c.server.store.put({ ...d, spec: { ...(d.spec as object), replicas: 0 } });
+    c.server.store.setStatus(DEPLOY, { replicas: 0, observedGeneration: (d.metadata.generation ?? 1) + 1 });
+    const scaled = await c.run(['check', '--wait', '0s']);
+    assert.equal(scaled.code, 1);
+    assert.match(scaled.stdout, /× control plane is ready\n\s+deployment mesh-system\/mesh-control is scaled to 0/);
+    c.server.store.put({ ...c.server.store.get(DEPLOY)!, spec: { ...(d.spec as object), replicas: 1 } });
+    c.server.store.setStatus(DEPLOY, { replicas: 1, readyReplicas: 1 });
+  });
+
   it('fails once the issuer has expired, unlike Linkerd, which exits 0 on warnings', async () => {
     const anchor = await createTrustAnchor('cluster.local');
     const issuer = await createIssuer('cluster.local', anchor, 600_000, new Date(Date.now() - 3600_000));

@@ -177,6 +177,8 @@ const existence: Checker<KubeCheckView>[] = [
     check: async (v) => {
       const d = await v.controlDeployment();
       if (!d) throw new Error(`deployment ${v.controlNamespace}/mesh-control does not exist: run mesh install`);
+      // Scaled to 0 is 0/0 ready, and no control plane.
+      if (d.want < 1) throw new Error(`deployment ${v.controlNamespace}/mesh-control is scaled to 0: kubectl scale -n ${v.controlNamespace} deploy/mesh-control --replicas=1`);
       if (d.ready < d.want) throw new Error(`${d.ready}/${d.want} replicas of mesh-control are ready`);
     },
   },

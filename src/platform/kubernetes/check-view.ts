@@ -58,7 +58,8 @@ export function kubeCheckView(target: TargetOptions, onConnect?: (kube: KubeClie
         const proxy = statuses.find((s) => s.name === PROXY_CONTAINER);
         return {
           namespace: p.metadata?.namespace ?? '', name: p.metadata?.name ?? '',
-          proxyVersion: p.metadata?.annotations?.[PROXY_VERSION_ANNOTATION], proxyReady: proxy ? proxy.ready === true : undefined,
+          proxyVersion: p.metadata?.annotations?.[PROXY_VERSION_ANNOTATION], // A pod that has not started its proxy (Pending) is not ready; a finished one (a Job's) needs none.
+          proxyReady: proxy ? proxy.ready === true : p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' ? undefined : false,
         };
       }).sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
     },
