@@ -99,7 +99,8 @@ export function renderCrds(version?: string): Record<string, unknown>[] {
   const withVersion = (c: ReturnType<typeof crd>) => ({ ...c, metadata: { ...c.metadata, labels: ownedLabels(version, 'crds') } });
   return [
     withVersion(crd('routes', 'Route', ['mroute'], ROUTE_SCHEMA, [
-      { name: 'Versions', type: 'string', jsonPath: '.spec.rules[*].backends[*].version' },
+      // The API server prints only the first of several results, so the whole list of the default rule's backends.
+      { name: 'Backends', type: 'string', jsonPath: '.spec.rules[-1:].backends' },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     ])),
     withVersion(crd('policies', 'Policy', ['mpolicy'], POLICY_SCHEMA, [
