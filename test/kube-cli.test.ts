@@ -307,6 +307,8 @@ describe('mesh on kubernetes: the CLI against a fake API server', () => {
       server.store.create({ apiVersion: 'mesh.io/v1alpha1', kind: 'Route', metadata: { name: 'web', namespace: 'shop' }, spec: { rules: [{ backends: [{ version: 'v1', weight: 1 }] }] } });
       server.store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'mine', namespace: 'shop', labels: { 'app.kubernetes.io/part-of': 'mesh' } } });
       server.store.create({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'user-role' }, rules: [] });
+      // A cluster controller's own ConfigMap in every namespace (OpenShift's fork) does not keep mesh-system.
+      server.store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'openshift-service-ca.crt', namespace: 'mesh-system' } });
 
       const plan = await k(['uninstall']);
       assert.equal(plan.code, 0, plan.stderr);

@@ -107,8 +107,8 @@ const INSTALLED_KINDS: { apiVersion: string; kind: string; namespaced: boolean }
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', namespaced: false },
 ];
 
-/** Objects in mesh-system a namespace controller makes on its own; they go with the namespace. */
-const NAMESPACE_DEFAULTS = new Set(['ServiceAccount/default', 'ConfigMap/kube-root-ca.crt']);
+/** Objects in mesh-system a namespace controller makes on its own (OpenShift's fork: its service CA too); they go with the namespace. */
+const NAMESPACE_DEFAULTS = new Set(['ServiceAccount/default', 'ConfigMap/kube-root-ca.crt', 'ConfigMap/openshift-service-ca.crt']);
 
 export interface UninstallPlan {
   /** What to delete, in order; each has only apiVersion, kind and metadata (name, namespace). */
