@@ -2,12 +2,12 @@
 // fake API server (what kubectl get would show), knows versions from pods' labels, and refuses bad input unchanged.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { FakeApiServer } from './support/kube/fake-api-server.js';
-import type { CliResult } from './support/mesh.js';
+import { ROOT, type CliResult } from './support/mesh.js';
 import { renderCrds } from '../src/platform/kubernetes/crds.js';
 import { seedMeshPod, startCliCluster, type CliCluster } from './support/kube-mesh.js';
 
@@ -101,10 +101,14 @@ describe('mesh route and mesh policy on kubernetes', () => {
     const none = await k(['stat', 'deploy']);
     assert.notEqual(none.code, 0);
     assert.match(none.stderr, /no mesh control plane in namespace mesh-system/);
+    const noServer = await k(['version']);
+    assert.equal(noServer.code, 0, noServer.stderr);
+    assert.match(noServer.stdout, /Server version: unavailable \(no mesh control plane in namespace mesh-system/);
     const seen: string[] = [];
     const backend = createServer((req, res) => {
       seen.push(req.url ?? '');
       res.writeHead(200, { 'content-type': 'application/json' });
+      if (req.url === '/v1/version') return res.end(JSON.stringify({ version: '9.9.9', trustDomain: 'cluster.local' }));
       res.end(JSON.stringify({ windowMs: 60_000, source: 'control plane', hints: [], rows: [{
         namespace: 'default', kind: 'deployment', name: 'reviews-v1', meshed: '1/1', success: 1, rps: 2, latency_ms_p50: 1, latency_ms_p95: 3,
         latency_ms_p99: 9, tcp_open_connections: 3, tcp_read_bytes_rate: 0, tcp_write_bytes_rate: 0,
@@ -120,6 +124,9 @@ describe('mesh route and mesh policy on kubernetes', () => {
       assert.match(r.stdout, /reviews-v1\s+1\/1\s+100\.00%\s+2\.0rps/);
       assert.match(seen[0]!, /^\/v1\/stat\?/);
       assert.ok(server.requests.some((q) => q.path.startsWith('/api/v1/namespaces/mesh-system/services/https:mesh-control:8443/proxy/v1/stat')));
+      const v = await k(['version', '-o', 'json']);
+      assert.equal(v.code, 0, v.stderr);
+      assert.deepEqual(JSON.parse(v.stdout), { client: JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version, server: '9.9.9' });
     } finally {
       backend.close();
     }

@@ -1,6 +1,7 @@
 // mesh version: the client's version and, when it answers, the control plane's.
 import type { Command } from 'commander';
-import { context, outputFormat } from './context.js';
+import { context, outputFormat, platformOf } from './context.js';
+import { controlReaderFor } from './control-api.js';
 import { controlVersion } from '../platform/local/control.js';
 import { VERSION } from '../version.js';
 import { json } from '../ui/output.js';
@@ -16,7 +17,14 @@ export function registerVersion(program: Command): void {
       const format = outputFormat(flags.output);
       let server: string | undefined;
       let why = '';
-      if (!flags.client) {
+      if (!flags.client && platformOf(cmd) === 'kubernetes') {
+        // Through the API server's service proxy to mesh-control, as stat goes.
+        const reader = await controlReaderFor(cmd, format === 'json');
+        server = await reader.get<{ version: string }>('/v1/version').then((v) => v.version, (err: Error) => {
+          why = ` (${err.message})`;
+          return undefined;
+        });
+      } else if (!flags.client) {
         const { state } = context(cmd, format === 'json');
         server = state.isInstalled() ? await controlVersion(state).catch(() => undefined) : undefined;
         // Say why there is none, and what brings it.
