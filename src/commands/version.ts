@@ -19,8 +19,7 @@ export function registerVersion(program: Command): void {
       let why = '';
       if (!flags.client && platformOf(cmd) === 'kubernetes') {
         // Through the API server's service proxy to mesh-control, as stat goes.
-        const reader = await controlReaderFor(cmd, format === 'json');
-        server = await reader.get<{ version: string }>('/v1/version').then((v) => v.version, (err: Error) => {
+        server = await controlReaderFor(cmd, format === 'json').then((reader) => reader.get<{ version: string }>('/v1/version')).then((v) => v.version, (err: Error) => {
           why = ` (${err.message})`;
           return undefined;
         });
