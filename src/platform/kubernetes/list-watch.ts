@@ -135,12 +135,13 @@ export class ListWatch<T extends KubeItem> {
   private async watch(): Promise<void> {
     if (this.stopped) return;
     const { Watch } = await import('@kubernetes/client-node');
+    if (this.stopped) return;
     let gone = false;
     let started = false;
     const began = Date.now();
     this.watches++;
     const query = { resourceVersion: this.rv, allowWatchBookmarks: true, timeoutSeconds: this.o.timeoutSeconds ?? 300 };
-    this.controller = await new Watch(this.kc).watch(this.path, query, (type: string, obj: T & { code?: number; message?: string }) => {
+    const controller = await new Watch(this.kc).watch(this.path, query, (type: string, obj: T & { code?: number; message?: string }) => {
       if (type === 'ERROR') {
         if (obj.code === 410) gone = true;
         else this.log(`watch ${this.path}: ${obj.message ?? 'error event'}`);
@@ -162,5 +163,8 @@ export class ListWatch<T extends KubeItem> {
       // An error, or a stream that ended at once: back off so a failing server is not hammered.
       this.retry(() => this.watch(), err ? err.message : '');
     });
+    this.controller = controller;
+    // Stopped while the watch was being opened: stop() aborted the previous one, not this one.
+    if (this.stopped) controller.abort();
   }
 }

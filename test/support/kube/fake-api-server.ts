@@ -188,6 +188,13 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
 
   const listener = (req: Parameters<typeof handle>[1], res: Parameters<typeof handle>[2]) => void handle(deps, req, res);
   const server: Server = cert ? createHttpsServer({ key: cert.keyPem, cert: cert.certPem }, listener) : createHttpServer(listener);
+  // Every socket from its accept on: closeAllConnections misses one still in its TLS handshake, which could then
+  // open a watch that keeps close() (and the test file) waiting for ever.
+  const sockets = new Set<import('node:net').Socket>();
+  server.on('connection', (sock: import('node:net').Socket) => {
+    sockets.add(sock);
+    sock.once('close', () => sockets.delete(sock));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -216,6 +223,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
         hub.cutAll(false);
         server.close(() => resolve());
         server.closeAllConnections();
+        for (const sock of sockets) sock.destroy();
       });
       return closed;
     },
