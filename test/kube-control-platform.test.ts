@@ -7,9 +7,8 @@ import type https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
-import { kubeConfigFor } from './support/kube/testing.js';
 import { waitFor } from './support/mesh.js';
-import { asProxy, seedMeshPod } from './support/kube-mesh.js';
+import { asProxy, seedMeshPod, startWatchedRegistry } from './support/kube-mesh.js';
 import { renderCrds } from '../src/platform/kubernetes/crds.js';
 import { renderControlPlane } from '../src/platform/kubernetes/manifests.js';
 import { generateIdentity, generateWebhookCert } from '../src/platform/kubernetes/identity.js';
@@ -42,6 +41,7 @@ describe('the control plane on kubernetes (fake API server)', () => {
   let server: FakeApiServer;
   let platform: KubeControlPlatform;
   let registry: Registry;
+  let stop: () => Promise<void>;
   let kube: KubeClient;
 
   before(async () => {
@@ -57,16 +57,9 @@ describe('the control plane on kubernetes (fake API server)', () => {
     seedMeshPod(server, 'reviews-v2-a', { app: 'reviews', version: 'v2' }, { ip: '10.0.1.2' });
     server.store.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'plain', namespace: 'default', labels: { app: 'reviews' } }, spec: { containers: [{ name: 'app', image: 'x' }] } });
     server.store.create(slice('reviews-abc', 'reviews', [{ pod: 'reviews-v1-a', ip: '10.0.1.1' }, { pod: 'reviews-v2-a', ip: '10.0.1.2', ready: false }, { pod: 'plain', ip: '10.0.1.9' }]));
-    kube = await KubeClient.fromConfig(kubeConfigFor(server));
-    platform = new KubeControlPlatform(kube.kc, TD, { retryMs: 20, maxRetryMs: 200 });
-    registry = new Registry(TD, platform);
-    await platform.start(registry);
+    ({ kube, platform, registry, stop } = await startWatchedRegistry(server, TD));
   });
-  after(async () => {
-    platform.stop();
-    registry.close();
-    await server.close();
-  });
+  after(() => stop());
 
   it('serves the ready, meshed endpoints of EndpointSlices at the proxy port with the pod ServiceAccount identity', () => {
     assert.deepEqual(endpointsOf(registry.snapshot, 'reviews'), ['10.0.1.1:4143 v1 spiffe://cluster.local/ns/default/sa/reviews']);

@@ -5,11 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
-import { kubeConfigFor } from './support/kube/testing.js';
 import { waitFor } from './support/mesh.js';
+import { startWatchedRegistry } from './support/kube-mesh.js';
 import { renderCrds } from '../src/platform/kubernetes/crds.js';
-import { KubeClient } from '../src/platform/kubernetes/client.js';
-import { KubeControlPlatform, meshed, podRecords } from '../src/platform/kubernetes/control-platform.js';
+import { meshed, podRecords } from '../src/platform/kubernetes/control-platform.js';
 import { workloadNames, workloadOf } from '../src/platform/kubernetes/workloads.js';
 import type { EndpointSlice, Pod } from '../src/platform/kubernetes/resources.js';
 import { Registry } from '../src/control/registry.js';
@@ -155,24 +154,17 @@ describe('stat rows per workload', () => {
 
 describe('the control plane\'s snapshot carries the names (fake API server)', () => {
   let server: FakeApiServer;
-  let platform: KubeControlPlatform;
   let registry: Registry;
+  let stop: () => Promise<void>;
 
   before(async () => {
     server = await startFakeApiServer();
     for (const crd of renderCrds()) server.store.create(crd as Obj);
     const { pods, slices } = bookinfo();
     for (const o of [...pods, ...slices]) server.store.create(o as Obj);
-    const kube = await KubeClient.fromConfig(kubeConfigFor(server));
-    platform = new KubeControlPlatform(kube.kc, TD, { retryMs: 20, maxRetryMs: 200 });
-    registry = new Registry(TD, platform);
-    await platform.start(registry);
+    ({ registry, stop } = await startWatchedRegistry(server, TD));
   });
-  after(async () => {
-    platform.stop();
-    registry.close();
-    await server.close();
-  });
+  after(() => stop());
 
   it('has every meshed pod\'s Services and workload, endpoints named by workload, and follows changes', async () => {
     const snap = registry.snapshot;

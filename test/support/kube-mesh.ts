@@ -11,6 +11,8 @@ import type { Started } from './process.js';
 import { callJson } from './http.js';
 import { KubeClient } from '../../src/platform/kubernetes/client.js';
 import { renderControlPlane } from '../../src/platform/kubernetes/manifests.js';
+import { KubeControlPlatform } from '../../src/platform/kubernetes/control-platform.js';
+import { Registry } from '../../src/control/registry.js';
 import { TRUST_ROOTS_CONFIGMAP } from '../../src/platform/kubernetes/names.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -107,6 +109,22 @@ export async function startCliCluster(tmpPrefix: string, opts: Parameters<typeof
     close: async () => {
       await server.close();
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The Kubernetes control platform watching a fake API server, with its registry; `stop` also closes the server. */
+export async function startWatchedRegistry(server: FakeApiServer, trustDomain: string): Promise<{ kube: KubeClient; platform: KubeControlPlatform; registry: Registry; stop(): Promise<void> }> {
+  const kube = await KubeClient.fromConfig(kubeConfigFor(server));
+  const platform = new KubeControlPlatform(kube.kc, trustDomain, { retryMs: 20, maxRetryMs: 200 });
+  const registry = new Registry(trustDomain, platform);
+  await platform.start(registry);
+  return {
+    kube, platform, registry,
+    async stop() {
+      platform.stop();
+      registry.close();
+      await server.close();
     },
   };
 }

@@ -3,18 +3,11 @@
 import http from 'node:http';
 import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import type { Meant } from './oracle.js';
 
-export interface Seen {
+export interface Seen extends Meant {
   /** Which connection from the sidecar carried it, numbered from 1. */
   conn: number;
-  method: string;
-  url: string;
-  rawHeaders: string[];
-  body: Buffer;
-  /** The body arrived whole (false: the sidecar cut the request). */
-  complete: boolean;
-  /** Taken as an upgrade (the connection then carried other bytes). */
-  upgrade: boolean;
 }
 
 export interface Backend {
