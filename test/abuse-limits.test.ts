@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { Exchange } from '../src/proxy/exchange.js';
 import { Gate } from '../src/proxy/gate.js';
 import { ClientShares } from '../src/proxy/layers/fair.js';
-import type { Req, Res } from '../src/proxy/h1-server.js';
+import type { Req, Res } from '../src/proxy/wire/h1-server.js';
 import type { RequestStats } from '../src/proxy/metrics.js';
 
 class FakeRes extends EventEmitter {

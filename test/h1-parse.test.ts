@@ -3,8 +3,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { BodyDecoder, chunkFrame, headEnd, parseRequestHead, parseResponseHead, ParseError, type Head } from '../src/proxy/h1-parse.js';
-import { forwardHeaders, requestHeaders, tunnels } from '../src/proxy/http-util.js';
+import { BodyDecoder, chunkFrame, headEnd, parseRequestHead, parseResponseHead, ParseError, type Head } from '../src/proxy/wire/h1-parse.js';
+import { forwardHeaders, requestHeaders, tunnels } from '../src/proxy/wire/h1-headers.js';
 
 function req(text: string): Head {
   const buf = Buffer.from(text, 'latin1');

@@ -10,9 +10,9 @@ import { ALPN, FrameReader, MAX_HEAD_FRAME } from '../src/proxy/wire/mux-frames.
 import { serveMux } from '../src/proxy/wire/mux-server.js';
 import { SessionPool } from '../src/proxy/wire/mux-client.js';
 import { createIssuer, createTrustAnchor, generateKey, Issuer } from '../src/identity/ca.js';
-import { ParseError } from '../src/proxy/h1-parse.js';
+import { ParseError } from '../src/proxy/wire/h1-parse.js';
 import type { EventEmitter } from 'node:events';
-import type { Upstream } from '../src/proxy/h1-client.js';
+import type { Upstream } from '../src/proxy/wire/h1-client.js';
 import { frame, makeCa, muxPeer, idOf } from './support/mux-bed.js';
 
 interface Frame {

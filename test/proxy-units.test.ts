@@ -1,7 +1,7 @@
 // The proxy's decision-making parts alone, without sockets: budget, balancer, breaker, routing.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Req } from '../src/proxy/h1-server.js';
+import type { Req } from '../src/proxy/wire/h1-server.js';
 import { RetryBudget, ServiceRouter, pickBackend, type CompiledRule } from '../src/proxy/routing.js';
 import { Target, DEFAULT_BREAKER } from '../src/proxy/balancer.js';
 import { MetricsRegistry, LATENCY_BUCKETS_MS } from '../src/proxy/metrics.js';

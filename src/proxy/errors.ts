@@ -3,6 +3,9 @@
 // these codes, never by message text.
 import { PeerIdentityError } from '../identity/spiffe.js';
 
+/** The response header that says the proxy, not the app, answered, and why. */
+export const ERROR_HEADER = 'mesh-proxy-error';
+
 export const STATUS = {
   bad_request: 400,
   denied: 403,

@@ -1,10 +1,10 @@
 // One request's passage through the proxy, and the layer shape every step of it takes.
-import type { Req, Res } from './h1-server.js';
+import type { Req, Res } from './wire/h1-server.js';
 import { performance } from 'node:perf_hooks';
 import type { Endpoint, Target } from './balancer.js';
 import type { RequestStats } from './metrics.js';
 import type { CompiledRule, ServiceRouter } from './routing.js';
-import type { ErrorCode } from './errors.js';
+import { ERROR_HEADER, type ErrorCode } from './errors.js';
 
 /** A failure with the HTTP status it means, so client, metrics and logs agree; `code` is its stable name (errors.ts). */
 export class ProxyError extends Error {
@@ -63,8 +63,6 @@ export type Layer = (next: Handler) => Handler;
 export function stack(layers: Layer[], terminal: Handler): Handler {
   return layers.reduceRight<Handler>((next, layer) => layer(next), terminal);
 }
-
-export const ERROR_HEADER = 'mesh-proxy-error';
 
 export function respondError(ex: Exchange, err: ProxyError): void {
   const { res } = ex;

@@ -2,10 +2,10 @@
 // streaming bodies both ways and mapping upstream failures to the status they mean.
 // The listeners are module-level functions that find their exchange on the emitter: a request
 // allocates no closures here, and bodies are forwarded without pipe()'s listener set-up.
-import type { Upstream, UpstreamResponse } from './h1-client.js';
-import type { Res } from './h1-server.js';
+import type { Upstream, UpstreamResponse } from './wire/h1-client.js';
+import type { Res } from './wire/h1-server.js';
 import { Exchange, ProxyError, respondError } from './exchange.js';
-import { forwardHeaders } from './http-util.js';
+import { forwardHeaders } from './wire/h1-headers.js';
 import { codeOf, MeshFault, neverSent, STATUS, type ErrorCode } from './errors.js';
 
 /** What to do after an upstream attempt failed: try again, it was answered already, or 502. */

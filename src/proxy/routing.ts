@@ -1,6 +1,6 @@
 // A service's traffic policy, compiled once per config push: ordered rules that match requests
 // and split them over version subsets, with timeouts, retries (bounded by a budget) and faults.
-import type { Req } from './h1-server.js';
+import type { Req } from './wire/h1-server.js';
 import type { Target } from './balancer.js';
 import type { Exchange } from './exchange.js';
 

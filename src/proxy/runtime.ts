@@ -19,7 +19,7 @@ import { ConfigWatcher } from './discovery.js';
 import { IdentityManager } from './identity.js';
 import { createAdminServer } from './admin.js';
 import { APP_CONNECTIONS, createInboundServer } from './inbound.js';
-import { readTimeouts } from './h1-server.js';
+import { readTimeouts } from './wire/h1-server.js';
 import { ClientShares } from './layers/fair.js';
 import { createOutboundServer } from './outbound.js';
 import { newMtlsSessions, type MtlsTransport } from './layers/forward.js';

@@ -1,7 +1,7 @@
 // Upgrade (WebSocket and the like): after the 101 the connection is an opaque byte stream both ways.
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ERROR_HEADER } from './exchange.js';
+import { ERROR_HEADER } from './errors.js';
 
 export function writeHead(socket: Duplex, status: number, message: string, raw: string[]): void {
   let head = `HTTP/1.1 ${status} ${message}\r\n`;

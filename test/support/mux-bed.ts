@@ -7,7 +7,7 @@ import tls from 'node:tls';
 import { createIssuer, createTrustAnchor, generateKey, Issuer, type CertAndKey, type KeyPair } from '../../src/identity/ca.js';
 import { ALPN } from '../../src/proxy/wire/mux-frames.js';
 import { serveMux } from '../../src/proxy/wire/mux-server.js';
-import type { H1Handlers } from '../../src/proxy/h1-server.js';
+import type { H1Handlers } from '../../src/proxy/wire/h1-server.js';
 import { RoutingTable } from '../../src/proxy/table.js';
 import { routeSettingsFromSnapshot } from '../../src/proxy/route-config.js';
 import { MetricsRegistry } from '../../src/proxy/metrics.js';

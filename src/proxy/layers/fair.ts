@@ -3,7 +3,7 @@
 // in-flight slot of the endpoints behind.
 import type { Socket } from 'node:net';
 import { ProxyError, respondError, type Layer } from '../exchange.js';
-import type { Res } from '../h1-server.js';
+import type { Res } from '../wire/h1-server.js';
 
 const CLIENT = Symbol('mesh.client');
 

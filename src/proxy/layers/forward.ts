@@ -8,7 +8,7 @@ import { retryable } from '../routing.js';
 import type { TcpStats } from '../metrics.js';
 import { SessionPool } from '../wire/mux-client.js';
 import { neverSent } from '../errors.js';
-import type { Upstream } from '../h1-client.js';
+import type { Upstream } from '../wire/h1-client.js';
 
 export interface MtlsTransport {
   sessions: SessionPool;

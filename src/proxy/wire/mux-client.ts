@@ -1,8 +1,8 @@
 // mesh/1, client side (the outbound sidecar): sessions per peer proxy, a stream per request.
 import { EventEmitter } from 'node:events';
 import tls from 'node:tls';
-import { Head, parseResponseHead } from '../h1-parse.js';
-import type { Upstream, UpstreamResponse } from '../h1-client.js';
+import { Head, parseResponseHead } from './h1-parse.js';
+import type { Upstream, UpstreamResponse } from './h1-client.js';
 import type { TcpStats } from '../metrics.js';
 import { ALPN, T, END, ACK, EMPTY, MAX_HEAD_FRAME, PING_LEN, Rst, FrameReader, FrameWriter, headEndOf, headText, resetError, type FrameSink } from './mux-frames.js';
 import { ConnFlow, Receiver, Sender } from './mux-flow.js';

@@ -6,7 +6,7 @@
 // Negotiated by ALPN: clients that do not offer it (curl, raw TLS) get HTTP/1.1 on the same port.
 // Client side: mux-client.ts; server side: mux-server.ts; windows: mux-flow.ts.
 import type net from 'node:net';
-import { MAX_HEAD, ParseError } from '../h1-parse.js';
+import { MAX_HEAD, ParseError } from './h1-parse.js';
 
 export const ALPN = 'mesh1';
 

@@ -2,8 +2,8 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { STATUS_CODES } from 'node:http';
-import { Head, parseRequestHead, ParseError } from '../h1-parse.js';
-import { Req, type BodyFlow, type H1Handlers, type Res } from '../h1-server.js';
+import { Head, parseRequestHead, ParseError } from './h1-parse.js';
+import { Req, type BodyFlow, type H1Handlers, type Res } from './h1-server.js';
 import { T, END, ACK, EMPTY, MAX_HEAD_FRAME, MAX_STREAMS, Rst, FrameReader, FrameWriter, headEndOf, headText, type FrameSink } from './mux-frames.js';
 import { ConnFlow, Receiver, Sender, type Drainable } from './mux-flow.js';
 

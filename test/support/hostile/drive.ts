@@ -2,7 +2,7 @@
 // closed the connection, or answered every request the client meant (and the app finished reading). On mesh/1 the
 // bytes become one stream: the first head as a HEADERS frame, the first request's body (or the raw rest) as DATA.
 import type net from 'node:net';
-import { BodyDecoder, headEnd, parseResponseHead } from '../../../src/proxy/h1-parse.js';
+import { BodyDecoder, headEnd, parseResponseHead } from '../../../src/proxy/wire/h1-parse.js';
 import type { Bed, Side } from './bed.js';
 import { judge, reference, type Meaning, type Meant } from './oracle.js';
 

@@ -5,7 +5,7 @@
 import http from 'node:http';
 import { Duplex } from 'node:stream';
 import type { Seen } from './backend.js';
-import { tunnels } from '../../../src/proxy/http-util.js';
+import { tunnels } from '../../../src/proxy/wire/h1-headers.js';
 
 export interface Meant {
   method: string;

@@ -4,8 +4,8 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import { BodyDecoder, chunkFrame, Head, headEnd, LAST_CHUNK, MAX_HEAD, parseRequestHead, ParseError, withHead, type BodyTarget } from './h1-parse.js';
-import { tunnels } from './http-util.js';
-import { ERROR_HEADER } from './exchange.js';
+import { tunnels } from './h1-headers.js';
+import { ERROR_HEADER } from '../errors.js';
 
 /** Where a request body goes: an upstream request, or a buffer for retries. */
 export interface BodySink {

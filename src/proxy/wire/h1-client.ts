@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { BodyDecoder, chunkFrame, Head, headEnd, LAST_CHUNK, MAX_HEAD, parseResponseHead, ParseError, withHead, type BodyTarget } from './h1-parse.js';
 import type { BodySink } from './h1-server.js';
-import type { TcpStats } from './metrics.js';
+import type { TcpStats } from '../metrics.js';
 
 export interface UpstreamRequest {
   host: string;
