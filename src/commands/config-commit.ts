@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { checked } from './context.js';
 import type { Waits } from './config-stores.js';
 import { waitForPropagation } from '../control/propagation.js';
-import type { EndpointRecord } from '../control/registry.js';
+import type { EndpointRecord } from '../api/types.js';
 import type { StoredConfig } from '../platform/local/admin.js';
 import { parseDuration } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';

@@ -11,7 +11,7 @@ import { findRoute, routesOf, sortRoutes, validateRoute, withRoute, type KnownSe
 import { parseRouteDocuments, ruleFromCli, setRule, SpecError, type RuleFlags } from '../model/route-parse.js';
 import { storeAndWait, waitOptions, type WaitFlags } from './config-commit.js';
 import type { RouteStore } from '../platform/local/route-store.js';
-import type { EndpointRecord } from '../control/registry.js';
+import type { EndpointRecord } from '../api/types.js';
 import { MeshError } from '../util/errors.js';
 import { runnable } from '../ui/invocation.js';
 

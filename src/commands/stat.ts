@@ -10,7 +10,7 @@ import { computeStat, parseStatQuery, statQueryParams, StatError, type StatResul
 import { computeEdges, edgesQueryParams, parseEdgesQuery, type EdgesResult } from '../control/telemetry/edges.js';
 import { fileSdTargets, PrometheusSource, renderPrometheusConfig } from '../control/telemetry/prometheus.js';
 import { podInfo } from '../control/telemetry/source.js';
-import type { EndpointRecord } from '../control/registry.js';
+import type { EndpointRecord } from '../api/types.js';
 import { parseDuration } from '../util/duration.js';
 import { writeJsonAtomic } from '../util/fs.js';
 import { MeshError } from '../util/errors.js';

@@ -5,7 +5,8 @@ import { context, outputFormat } from './context.js';
 import { adminCall, adminGet } from '../platform/local/admin.js';
 import { parseDuration } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
-import { parseTapTarget, type TapPoll } from '../control/tap.js';
+import { parseTapTarget } from '../control/tap.js';
+import type { TapPoll } from '../api/tap.js';
 
 export interface TapFlags {
   namespace: string;

@@ -2,7 +2,7 @@
 import type { AddressInfo } from 'node:net';
 import { generateKey, certInfo, splitPem, DAY, type Issuer } from '../identity/ca.js';
 import { loadIdentity } from '../platform/local/identity.js';
-import { formatIdentity } from '../identity/spiffe.js';
+import { CONTROL_IDENTITY } from '../api/client.js';
 import { LocalControlPlatform } from '../platform/local/control-platform.js';
 import { joinTokenFor, type StateDir } from '../platform/local/state.js';
 import { writeJsonAtomic } from '../util/fs.js';
@@ -15,9 +15,6 @@ import { CONFIG_VALIDATORS } from './validators.js';
 import { identityEpoch } from '../identity/epoch.js';
 import { startTraceReceiver, TraceStore } from './traces.js';
 
-
-export const CONTROL_IDENTITY = (trustDomain: string) =>
-  formatIdentity({ trustDomain, namespace: 'mesh-system', serviceAccount: 'mesh-control' });
 
 export interface RunningControl {
   port: number;

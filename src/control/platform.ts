@@ -1,5 +1,5 @@
 // What the control plane needs from the platform it runs on; local and Kubernetes implement it.
-import type { EndpointRecord } from './registry.js';
+import type { EndpointRecord } from '../api/types.js';
 import type { ConfigKind } from '../model/snapshot.js';
 
 export interface ControlPlatform {

@@ -1,23 +1,9 @@
 // Which endpoints serve which service: registered by proxies, kept alive by heartbeats (leases).
 import { EventEmitter } from 'node:events';
-import type { ConfigKind, EndpointInfo, ServiceInfo, ServicePort, Snapshot, WorkloadNames } from '../model/snapshot.js';
+import type { ConfigKind, ServiceInfo, ServicePort, Snapshot, WorkloadNames } from '../model/snapshot.js';
+import type { EndpointRecord } from '../api/types.js';
 import { serviceKey } from '../model/snapshot.js';
 import type { ControlPlatform } from './platform.js';
-
-export interface EndpointRecord extends EndpointInfo {
-  pid?: number;
-  /** The proxy's admin address (metrics, readiness). */
-  admin?: string;
-  /** False for a pod without a proxy (Kubernetes), listed for telemetry's MESHED count only. */
-  meshed?: boolean;
-  /** An ingress or a client-only workload registers as a proxy to scrape and check, but serves no endpoint (port 0). */
-  role?: 'sidecar' | 'ingress' | 'client';
-  /** The snapshot version the proxy last applied (reported with each heartbeat). */
-  configVersion?: string;
-  registeredAt: string;
-  /** When the proxy's last registration or heartbeat arrived (ISO time; set by the registry). */
-  lastSeen?: string;
-}
 
 export class Registry extends EventEmitter {
   private readonly endpoints = new Map<string, EndpointRecord>();

@@ -10,7 +10,8 @@ import { configVersion, conflictStatus, expectedVersion } from './config-version
 import { ServingCertRenewer, type MakeServingTls, type ServingTls } from './serving-cert.js';
 import { checkName, type ConfigKind, type Snapshot } from '../model/snapshot.js';
 import { HttpError, readJsonBody, sendJson } from '../util/http.js';
-import type { EndpointRecord, Registry } from './registry.js';
+import type { Registry } from './registry.js';
+import type { CertificateRequest, CertificateResponse, EndpointRecord, IdentityInfo, RegisterResponse, VersionInfo } from '../api/types.js';
 import type { Telemetry } from './telemetry/index.js';
 import { VERSION } from '../version.js';
 import { TapHub } from './tap.js';
@@ -73,12 +74,6 @@ export interface IdentityReload {
   tls: ServingTls;
 }
 
-interface CertificateRequest {
-  namespace: string;
-  serviceAccount: string;
-  csr: string;
-}
-
 const peerIds = new WeakMap<object, Identity | null>();
 
 /** The control plane's HTTPS server; applyIdentity swaps the identity in (as POST /v1/identity/reload does). */
@@ -128,7 +123,7 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
     return id;
   }
 
-  function identityInfo() {
+  function identityInfo(): IdentityInfo {
     return { trustDomain: o.trustDomain, trustAnchors: o.trustAnchorsPem, issuer: o.issuerCertPem, certLifetimeMs: o.certLifetimeMs };
   }
 
@@ -149,7 +144,7 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://control');
     const route = `${req.method} ${url.pathname}`;
-    if (route === 'GET /v1/version') return sendJson(res, 200, { version: VERSION, trustDomain: o.trustDomain });
+    if (route === 'GET /v1/version') return sendJson(res, 200, { version: VERSION, trustDomain: o.trustDomain } satisfies VersionInfo);
     if (route === 'GET /ready') return sendJson(res, 200, { ready: true });
     if (route === 'POST /v1/certificates') return issueCertificate(req, res);
     if (route === 'POST /v1/endpoints') return registerEndpoint(req, res);
@@ -256,7 +251,7 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
     } catch (err) {
       throw new HttpError(400, (err as Error).message);
     }
-    sendJson(res, 200, { identity: wantUri, certificate, chain: [o.issuerCertPem], trustAnchors: o.trustAnchorsPem });
+    sendJson(res, 200, { identity: wantUri, certificate, chain: [o.issuerCertPem], trustAnchors: o.trustAnchorsPem } satisfies CertificateResponse);
   }
 
   async function registerEndpoint(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -291,7 +286,7 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
       role: ingress ? 'ingress' : b.role === 'client' ? 'client' : 'sidecar',
       registeredAt: existing?.registeredAt ?? new Date().toISOString(),
     });
-    sendJson(res, 200, { ok: true, version: o.registry.snapshot.version });
+    sendJson(res, 200, { ok: true, version: o.registry.snapshot.version } satisfies RegisterResponse);
   }
 
   function watch(req: IncomingMessage, res: ServerResponse, since: string): void {

@@ -3,8 +3,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatIdentity, type Identity } from '../identity/spiffe.js';
 import { HttpError, readBody, sendJson } from '../util/http.js';
-import type { EndpointRecord } from './registry.js';
-import type { TapEvent, TapHub } from './tap.js';
+import type { EndpointRecord } from '../api/types.js';
+import type { TapHub } from './tap.js';
+import type { TapReport } from '../api/tap.js';
 
 export interface RouteGuards {
   admin(req: IncomingMessage): void;
@@ -43,7 +44,7 @@ export function tapRoutes(hub: TapHub, endpoints: () => EndpointRecord[], guard:
       if (r) sendJson(res, 200, r);
       else res.writeHead(204).end();
     } else if (req.method === 'POST' && p === '/v1/tap/report') {
-      let body: { instance?: string; events?: Record<string, TapEvent[]> };
+      let body: Partial<TapReport>;
       try {
         body = JSON.parse((await readBody(req, 4 * 1024 * 1024)).toString('utf8'));
       } catch (err) {

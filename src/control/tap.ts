@@ -1,11 +1,9 @@
 // The control plane's side of mesh tap: it keeps the open taps, tells each proxy (long-poll) the taps
 // that select it, and hands the events the proxies report to whoever polls the tap (CLI or dashboard).
 import { randomBytes } from 'node:crypto';
-import type { TapEvent, TapSpec } from '../proxy/tap.js';
-import type { EndpointRecord } from './registry.js';
+import type { TapEvent, TapPoll, TapSpec } from '../api/tap.js';
+import type { EndpointRecord } from '../api/types.js';
 import { HttpError } from '../util/http.js';
-
-export type { TapEvent, TapSpec };
 
 /** A resource a tap selects: TYPE/NAME in a namespace (deploy/reviews-v2, pod/<instance>, svc/reviews, ns/default). */
 export interface TapTarget {
@@ -32,17 +30,6 @@ export function selects(t: TapTarget, ep: { namespace: string; service: string; 
   if (t.kind === 'svc') return ep.service === t.name;
   if (t.kind === 'pod') return ep.instance === t.name;
   return `${ep.service}-${ep.version}` === t.name || ep.service === t.name;
-}
-
-/** The events a poller gets, and where to continue from. */
-export interface TapPoll {
-  id: string;
-  events: (TapEvent & { seq: number; proxy: string })[];
-  next: number;
-  /** Events dropped because nobody polled them in time (the buffer is bounded). */
-  dropped: number;
-  /** Proxies the tap selects right now. */
-  proxies: number;
 }
 
 interface Session {

@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import type { Snapshot } from '../model/snapshot.js';
 import { readJson, writeJsonAtomic } from '../util/fs.js';
-import type { ControlClient } from './control-client.js';
+import type { ControlClient } from '../api/client.js';
 
 export class ConfigWatcher extends EventEmitter {
   snapshot: Snapshot | null = null;

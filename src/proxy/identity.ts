@@ -7,7 +7,8 @@ import { buildCsr } from '../identity/der.js';
 import { formatIdentity, type Identity } from '../identity/spiffe.js';
 import { readJson, writeJsonAtomic } from '../util/fs.js';
 import { MeshError } from '../util/errors.js';
-import { ControlUnreachable, type ControlClient } from './control-client.js';
+import { ControlUnreachable, type ControlClient } from '../api/client.js';
+import type { CertificateRequest, CertificateResponse, ErrorBody } from '../api/types.js';
 
 export interface WorkloadCert {
   certPem: string;
@@ -18,13 +19,7 @@ export interface WorkloadCert {
   notAfter: number;
 }
 
-interface CertResponse {
-  identity?: string;
-  certificate?: string;
-  chain?: string[];
-  trustAnchors?: string;
-  error?: string;
-}
+type CertResponse = Partial<CertificateResponse & ErrorBody>;
 
 export const RENEW_AT = 0.7;
 
@@ -105,7 +100,7 @@ export class IdentityManager extends EventEmitter {
       namespace: this.identity.namespace,
       serviceAccount: this.identity.serviceAccount,
       csr,
-    }, { bearer: typeof this.joinToken === 'function' ? this.joinToken() : this.joinToken });
+    } satisfies CertificateRequest, { bearer: typeof this.joinToken === 'function' ? this.joinToken() : this.joinToken });
     if (status !== 200 || !body?.certificate) {
       throw new MeshError(`control plane refused a certificate for ${this.uri}: ${body?.error ?? `HTTP ${status}`}`, 'check that the join credential belongs to this mesh');
     }

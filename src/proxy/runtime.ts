@@ -14,7 +14,8 @@ import { compilePolicy, type CompiledPolicy } from '../model/policy.js';
 import { MetricsRegistry } from './metrics.js';
 import { Telemetry } from './telemetry.js';
 import { Tap } from './tap.js';
-import { ControlClient } from './control-client.js';
+import { ControlClient } from '../api/client.js';
+import type { ErrorBody, RegisterRequest } from '../api/types.js';
 import { ConfigWatcher } from './discovery.js';
 import { IdentityManager } from './identity.js';
 import { createAdminServer } from './admin.js';
@@ -237,10 +238,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   let pid: number | undefined;
   const beat = async () => {
     try {
-      const { status, body } = await client.request<{ error?: string }>('POST', '/v1/endpoints', {
+      const { status, body } = await client.request<Partial<ErrorBody>>('POST', '/v1/endpoints', {
         instance: o.instance, namespace: o.namespace, service: o.service, version: o.version,
         port: inboundPort, pid, admin: state.admin, role: o.mode, configVersion: watcher.snapshot?.version,
-      }, { timeoutMs: 5000 });
+      } satisfies RegisterRequest, { timeoutMs: 5000 });
       if (status !== 200) log(`registration refused: ${body?.error ?? status}`);
     } catch {
       // The watch loop reports control-plane outages; heartbeats resume on their own.

@@ -3,43 +3,8 @@
 // Headers named in REDACTED (and the control plane's list) leave the proxy as "[redacted]"; bodies never do.
 import { performance } from 'node:perf_hooks';
 import type { Exchange } from './exchange.js';
-import type { ControlClient } from './control-client.js';
-
-/** What the control plane asks of this proxy for one tap (filters are evaluated here, before anything is sent). */
-export interface TapSpec {
-  id: string;
-  /** Only requests to this destination (outbound): namespace, service and optionally version or pod. */
-  to?: { namespace: string; service?: string; deployment?: string; pod?: string };
-  method?: string;
-  pathPrefix?: string;
-  authority?: string;
-  /** Requests reported per second, at most (this proxy counts its own). */
-  maxRps: number;
-  /** Header names to redact besides REDACTED: lower case; a trailing * matches a prefix. */
-  redact: string[];
-  headers: boolean;
-}
-
-export interface TapEvent {
-  direction: 'inbound' | 'outbound';
-  method: string;
-  authority: string;
-  path: string;
-  status: number;
-  /** Time to the response head, and to the end of the response, in microseconds. */
-  latencyUs: number;
-  durationUs: number;
-  bytes: number;
-  src: string;
-  dst: string;
-  srcPod: string;
-  dstPod: string;
-  tls: boolean;
-  grpcStatus?: string;
-  requestHeaders?: [string, string][];
-  responseHeaders?: [string, string][];
-  at: number;
-}
+import type { ControlClient } from '../api/client.js';
+import type { TapEvent, TapSpec, TapWatch, TapReport, TapReportResponse } from '../api/tap.js';
 
 export const REDACTED = ['authorization', 'cookie', 'set-cookie', 'proxy-authorization'];
 const MAX_BATCH = 200;
@@ -83,7 +48,7 @@ export class Tap {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       try {
-        const { status, body } = await this.client.request<{ version: string; taps: TapSpec[] }>(
+        const { status, body } = await this.client.request<TapWatch>(
           'GET', `/v1/tap/watch?instance=${encodeURIComponent(this.own.instance)}&since=${encodeURIComponent(this.version)}`, undefined, { timeoutMs: 30_000 });
         if (status === 200) {
           this.version = body.version;
@@ -181,7 +146,7 @@ export class Tap {
       if (!list.length) this.pending.delete(id);
     }
     try {
-      const { status, body } = await this.client.request<{ active: string[] }>('POST', '/v1/tap/report', { instance: this.own.instance, events }, { timeoutMs: 5000 });
+      const { status, body } = await this.client.request<TapReportResponse>('POST', '/v1/tap/report', { instance: this.own.instance, events } satisfies TapReport, { timeoutMs: 5000 });
       if (status === 200) {
         // Taps that ended meanwhile stop here at once, not at the next watch answer.
         const live = new Set(body.active);

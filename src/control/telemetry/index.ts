@@ -1,6 +1,6 @@
 // The control plane's telemetry: a scraper feeding a rolling window, and the stat and edges
 // queries over it, served on the admin API (GET /v1/stat, GET /v1/edges, GET /v1/telemetry/targets).
-import type { EndpointRecord } from '../registry.js';
+import type { EndpointRecord } from '../../api/types.js';
 import { Scraper } from './scraper.js';
 import { DEFAULT_RETENTION_MS, MetricStore } from './store.js';
 import { LocalSource, podInfo } from './source.js';

@@ -1,6 +1,6 @@
 // Where stat and edges get their figures: the control plane's own scrapes, or a Prometheus. Both
 // answer the same few PromQL-shaped questions, so the maths on top is shared.
-import type { EndpointRecord } from '../registry.js';
+import type { EndpointRecord } from '../../api/types.js';
 import type { Labels } from './parse.js';
 import { histogramQuantile } from './quantile.js';
 import type { MetricStore, VectorSample } from './store.js';

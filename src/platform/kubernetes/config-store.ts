@@ -1,6 +1,6 @@
 // Where `mesh route` and `mesh policy` read and write on Kubernetes: the Route and Policy custom resources
 // (so kubectl and GitOps tools see them), with live versions from the pods' `app` and `version` labels.
-import type { EndpointRecord } from '../../control/registry.js';
+import type { EndpointRecord } from '../../api/types.js';
 import { formatIdentity } from '../../identity/spiffe.js';
 import type { ConfigEdit, RouteStore, StoredConfig } from '../local/route-store.js';
 import type { PolicyStore } from '../local/policy-store.js';

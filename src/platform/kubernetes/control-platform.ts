@@ -2,7 +2,8 @@
 // routes and policies from the Route and Policy custom resources, all kept current by watches and pushed into the Registry.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ControlPlatform } from '../../control/platform.js';
-import type { EndpointRecord, Registry } from '../../control/registry.js';
+import type { Registry } from '../../control/registry.js';
+import type { EndpointRecord } from '../../api/types.js';
 import { formatIdentity } from '../../identity/spiffe.js';
 import { serviceKey, type ConfigKind, type ServicePort } from '../../model/snapshot.js';
 import { HttpError } from '../../util/http.js';

@@ -1,6 +1,6 @@
 // The CLI's admin calls to the local control plane: bearer credential from the state dir, and
 // failures turned into one-line errors with a hint.
-import { ControlUnreachable } from '../../proxy/control-client.js';
+import { ControlUnreachable } from '../../api/client.js';
 import { MeshError } from '../../util/errors.js';
 import { adminClient } from './control.js';
 import type { StateDir } from './state.js';

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import tls from 'node:tls';
 import type { MeshView, ProxyView } from '../../check/local.js';
 import type { PreView } from '../../check/pre.js';
-import { ControlUnreachable } from '../../proxy/control-client.js';
+import { ControlUnreachable } from '../../api/client.js';
 import { portInUse } from '../../util/net.js';
 import { VERSION } from '../../version.js';
 import { adminClient } from './control.js';

@@ -1,6 +1,6 @@
 // The control plane's view of the local platform: a registry file in the state dir, process liveness.
 import type { ControlPlatform } from '../../control/platform.js';
-import type { EndpointRecord } from '../../control/registry.js';
+import type { EndpointRecord } from '../../api/types.js';
 import type { ConfigKind } from '../../model/snapshot.js';
 import { readJson, writeJsonAtomic } from '../../util/fs.js';
 import { isAlive, type StateDir } from './state.js';

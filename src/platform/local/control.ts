@@ -1,7 +1,7 @@
 // The local control plane as a background process: start, stop, and ask its version.
 import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { ControlClient, ControlUnreachable } from '../../proxy/control-client.js';
+import { ControlClient, ControlUnreachable } from '../../api/client.js';
 import { MeshError } from '../../util/errors.js';
 import { portInUse, sleep } from '../../util/net.js';
 import { MESH_BIN } from '../../version.js';

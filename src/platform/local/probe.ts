@@ -1,7 +1,7 @@
 // Asks a proxy's admin listener how it is: /ready, and its certificate's expiry from /metrics
 // (identity_cert_expiration_timestamp_seconds). Used by `mesh check` and the anchor rotation gate.
 import http from 'node:http';
-import { splitAddress } from '../../proxy/control-client.js';
+import { splitAddress } from '../../api/client.js';
 
 export interface ProxyHealth {
   /** True/false from /ready; undefined with `error` when the admin listener did not answer. */

@@ -1,6 +1,6 @@
 // Where `mesh route` reads and writes routes on the local platform: the control plane's admin API
 // (GET/PUT /v1/config/routes, GET /v1/endpoints), with failures as one-line errors.
-import type { EndpointRecord } from '../../control/registry.js';
+import type { EndpointRecord } from '../../api/types.js';
 import { adminCall, updateConfig, type ConfigEdit, type StoredConfig } from './admin.js';
 import type { StateDir } from './state.js';
 

@@ -1,9 +1,13 @@
-// The proxy's (and CLI's) client for the control plane's API: HTTPS, verifying the control
+// The one client of the control plane's API, for proxies and the CLI: HTTPS, verifying the control
 // plane's SPIFFE identity, with the proxy's own certificate once it has one.
 import https from 'node:https';
 import tls, { type SecureContext } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { verifyPeer, formatIdentity } from '../identity/spiffe.js';
+
+/** The identity the control plane serves with (and that its clients verify). */
+export const CONTROL_IDENTITY = (trustDomain: string): string =>
+  formatIdentity({ trustDomain, namespace: 'mesh-system', serviceAccount: 'mesh-control' });
 
 export interface ControlResponse<T> {
   status: number;
@@ -25,7 +29,7 @@ export class ControlClient {
     private readonly identityContext: () => SecureContext | undefined = () => undefined,
   ) {
     this.bootstrapContext = tls.createSecureContext({ ca: trustAnchorsPem, minVersion: 'TLSv1.3' });
-    this.controlIdentity = formatIdentity({ trustDomain, namespace: 'mesh-system', serviceAccount: 'mesh-control' });
+    this.controlIdentity = CONTROL_IDENTITY(trustDomain);
   }
 
   request<T>(method: string, path: string, body?: unknown, opts: { bearer?: string; timeoutMs?: number } = {}): Promise<ControlResponse<T>> {
