@@ -1,10 +1,11 @@
 // The image's runtime stage, laid out as the Dockerfile lays it out but without Docker (there is no
-// engine here): production dependencies only, then the commands a pod runs. Catches a runtime
-// import of a dev dependency, or a file the image does not ship.
+// engine here) by the script that builds the kube-local image (npm run image:local): production
+// dependencies only, then the commands a pod runs. Catches a runtime import of a dev dependency, or a
+// file the image does not ship.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -33,14 +34,13 @@ describe('the image runtime stage, without Docker', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mesh-image-'));
-    for (const src of runtimeCopies()) cpSync(join(ROOT, src), join(dir, src), { recursive: true });
     writeFileSync(join(dir, 'kubeconfig'), [
       'apiVersion: v1', 'kind: Config', 'current-context: nowhere',
       'clusters: [{name: nowhere, cluster: {server: "https://127.0.0.1:9"}}]',
       'users: [{name: nobody, user: {token: none}}]',
       'contexts: [{name: nowhere, context: {cluster: nowhere, user: nobody}}]', '',
     ].join('\n'));
-    await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: dir, timeout: 170_000 });
+    await run(process.execPath, [join(ROOT, 'scripts', 'image-local.mjs'), '--layout', dir], { timeout: 170_000 });
   });
   after(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -48,6 +48,8 @@ describe('the image runtime stage, without Docker', () => {
 
   it('ships what the Dockerfile copies, and no dev dependency', () => {
     assert.deepEqual(runtimeCopies(), ['bin', 'demo', 'dist/src', 'package-lock.json', 'package.json']);
+    assert.deepEqual(readdirSync(dir).filter((f) => f !== 'kubeconfig').sort(), ['bin', 'demo', 'dist', 'node_modules', 'package-lock.json', 'package.json']);
+    assert.deepEqual(readdirSync(join(dir, 'dist')), ['src']);
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
     // Type packages carry no code (client-node depends on @types/node itself).
     for (const dev of Object.keys(pkg.devDependencies).filter((d) => !d.startsWith('@types/'))) assert.ok(!existsSync(join(dir, 'node_modules', dev)), `${dev} is in the image`);
