@@ -2,10 +2,8 @@
 // unchanged, then wait (bounded) until every proxy has applied it.
 import type { Command } from 'commander';
 import { checked } from './context.js';
-import type { Waits } from './config-stores.js';
 import { waitForPropagation } from '../control/propagation.js';
-import type { EndpointRecord } from '../api/types.js';
-import type { StoredConfig } from '../platform/local/admin.js';
+import type { EditableConfig, StoredConfig } from '../api/config-store.js';
 import { parseDuration } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
 import { step } from '../ui/output.js';
@@ -35,7 +33,7 @@ export interface CommitText {
  * unless the edit changes nothing, then waits for the proxies.
  */
 export async function storeAndWait(
-  store: Waits & { endpoints(): Promise<EndpointRecord[]> },
+  store: Pick<EditableConfig, 'endpoints' | 'waitsForProxies'>,
   update: () => Promise<StoredConfig | undefined>,
   said: CommitText | (() => CommitText),
   w: WaitFlags,

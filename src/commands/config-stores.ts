@@ -2,20 +2,13 @@
 // API, or the Route and Policy custom resources on Kubernetes.
 import type { Command } from 'commander';
 import { context, kubeContext, platformOf } from './context.js';
-import { localRouteStore, type RouteStore } from '../platform/local/route-store.js';
-import { localPolicyStore, type PolicyStore } from '../platform/local/policy-store.js';
+import { localConfigStore } from '../platform/local/config-store.js';
+import type { ConfigName, EditableConfig } from '../api/config-store.js';
 
-export interface Waits {
-  /** False where the CLI cannot see which snapshot each proxy applied (Kubernetes): it then does not wait. */
-  waitsForProxies?: boolean;
+async function configStoreFor(cmd: Command, name: ConfigName, quiet: boolean): Promise<EditableConfig> {
+  if (platformOf(cmd) === 'kubernetes') return (await import('../platform/kubernetes/config-store.js')).kubeConfigStore(await kubeContext(cmd, quiet), name);
+  return localConfigStore(context(cmd, quiet).state, name);
 }
 
-export async function routeStoreFor(cmd: Command, quiet = false): Promise<RouteStore & Waits> {
-  if (platformOf(cmd) === 'kubernetes') return (await import('../platform/kubernetes/config-store.js')).kubeRouteStore(await kubeContext(cmd, quiet));
-  return localRouteStore(context(cmd, quiet).state);
-}
-
-export async function policyStoreFor(cmd: Command, quiet = false): Promise<PolicyStore & Waits> {
-  if (platformOf(cmd) === 'kubernetes') return (await import('../platform/kubernetes/config-store.js')).kubePolicyStore(await kubeContext(cmd, quiet));
-  return localPolicyStore(context(cmd, quiet).state);
-}
+export const routeStoreFor = (cmd: Command, quiet = false): Promise<EditableConfig> => configStoreFor(cmd, 'routes', quiet);
+export const policyStoreFor = (cmd: Command, quiet = false): Promise<EditableConfig> => configStoreFor(cmd, 'policies', quiet);

@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import chalk from 'chalk';
 import { checked, outputFormat, resourceName } from './context.js';
-import { policyStoreFor, type Waits } from './config-stores.js';
+import { policyStoreFor } from './config-stores.js';
 import { checkName } from '../model/snapshot.js';
 import { policiesOf, sortPolicies, validatePolicyConfig, type PolicyConfig } from '../model/policy.js';
 import {
@@ -22,7 +22,7 @@ import {
   type RuleFlags,
 } from '../model/policy-edit.js';
 import { storeAndWait, waitOptions, type WaitFlags } from './config-commit.js';
-import type { PolicyStore } from '../platform/local/policy-store.js';
+import { updateConfig, type EditableConfig } from '../api/config-store.js';
 import { MeshError } from '../util/errors.js';
 import { json } from '../ui/output.js';
 import { runnable } from '../ui/invocation.js';
@@ -68,8 +68,8 @@ function validated(next: PolicyConfig): PolicyConfig {
  * Change second: edit runs on the policies as stored (again on a fresh read if someone else wrote meanwhile); its
  * validated result is stored unless unchanged, then the proxies are waited for.
  */
-function commit(store: PolicyStore & Waits, edit: (config: unknown) => PolicyConfig, what: string | (() => string), w: WaitFlags, unchanged?: string): Promise<void> {
-  const update = () => store.updatePolicies((config) => {
+function commit(store: EditableConfig, edit: (config: unknown) => PolicyConfig, what: string | (() => string), w: WaitFlags, unchanged?: string): Promise<void> {
+  const update = () => updateConfig(store, (config) => {
     const value = validated(edit(config));
     return JSON.stringify(sortPolicies(policiesOf(config))) === JSON.stringify(value.policies) ? undefined : value;
   });
@@ -141,7 +141,7 @@ export function registerPolicy(program: Command): void {
     .action(async (f: { namespace?: string; output?: string }, cmd: Command) => {
       const format = outputFormat(f.output);
       if (f.namespace !== undefined) namespaceOk(f.namespace);
-      const stored = await (await policyStoreFor(cmd, format === 'json')).policies();
+      const stored = await (await policyStoreFor(cmd, format === 'json')).get();
       const policies = policiesOf(stored.value).filter((p) => !f.namespace || p.metadata.namespace === f.namespace);
       if (format === 'json') return json({ policies });
       if (!policies.length) {

@@ -5,12 +5,12 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import chalk from 'chalk';
 import { checked, outputFormat, resourceName } from './context.js';
-import { routeStoreFor, type Waits } from './config-stores.js';
+import { routeStoreFor } from './config-stores.js';
 import { checkName } from '../model/snapshot.js';
 import { findRoute, routesOf, sortRoutes, validateRoute, withRoute, type KnownServices, type Route, type RouteConfig } from '../model/route.js';
 import { parseRouteDocuments, ruleFromCli, setRule, SpecError, type RuleFlags } from '../model/route-parse.js';
 import { storeAndWait, waitOptions, type WaitFlags } from './config-commit.js';
-import type { RouteStore } from '../platform/local/route-store.js';
+import { updateConfig, type EditableConfig } from '../api/config-store.js';
 import type { EndpointRecord } from '../api/types.js';
 import { MeshError } from '../util/errors.js';
 import { runnable } from '../ui/invocation.js';
@@ -47,7 +47,7 @@ export function knownServices(endpoints: EndpointRecord[]): KnownServices {
   return known;
 }
 
-const known = async (store: RouteStore): Promise<KnownServices> => knownServices(await store.endpoints());
+const known = async (store: EditableConfig): Promise<KnownServices> => knownServices(await store.endpoints());
 
 // An edit retried after a write conflict validates again: each warning is said once.
 const warned = new Set<string>();
@@ -73,8 +73,8 @@ function validated(route: unknown, known: KnownServices, what: string): Route {
  * Change second: edit runs on the routes as stored (again on a fresh read if someone else wrote meanwhile); its
  * result is stored unless unchanged, then the proxies are waited for.
  */
-function commit(store: RouteStore & Waits, edit: (config: unknown) => RouteConfig, what: string, verb: string, w: WaitFlags): Promise<void> {
-  const update = () => store.updateRoutes((config) => {
+function commit(store: EditableConfig, edit: (config: unknown) => RouteConfig, what: string, verb: string, w: WaitFlags): Promise<void> {
+  const update = () => updateConfig(store, (config) => {
     const next = edit(config);
     return JSON.stringify(sortRoutes(routesOf(config))) === JSON.stringify(next.routes) ? undefined : next;
   });
@@ -128,7 +128,7 @@ export function registerRoute(program: Command): void {
       service = resourceName(service, 'service');
       names(service, f.namespace);
       const store = await routeStoreFor(cmd, format !== 'table');
-      const [cfg, endpoints] = await Promise.all([store.routes(), store.endpoints()]);
+      const [cfg, endpoints] = await Promise.all([store.get(), store.endpoints()]);
       const r = findRoute(cfg.value, f.namespace, service);
       if (!r) {
         const live = knownServices(endpoints).get(`${f.namespace}/${service}`);
@@ -154,7 +154,7 @@ export function registerRoute(program: Command): void {
     .action(async (f: { namespace: string; allNamespaces?: boolean; output?: string }, cmd: Command) => {
       const format = outputFormat(f.output, ['table', 'json', 'yaml']);
       names(undefined, f.namespace);
-      const cfg = await (await routeStoreFor(cmd, format !== 'table')).routes();
+      const cfg = await (await routeStoreFor(cmd, format !== 'table')).get();
       const routes = routesOf(cfg.value).filter((r) => f.allNamespaces || r.metadata.namespace === f.namespace);
       const render = await import('../model/route-render.js');
       if (format === 'json') return void process.stdout.write(render.routesJson(routes));
@@ -176,7 +176,7 @@ export function registerRoute(program: Command): void {
       service = resourceName(service, 'service');
       names(service, f.namespace);
       const store = await routeStoreFor(cmd);
-      if (!findRoute((await store.routes()).value, f.namespace, service)) {
+      if (!findRoute((await store.get()).value, f.namespace, service)) {
         console.log(`service ${service} has no route: its requests spread evenly over all live versions`);
         return;
       }

@@ -2,9 +2,7 @@
 // (so kubectl and GitOps tools see them), with live versions from the pods' `app` and `version` labels.
 import type { EndpointRecord } from '../../api/types.js';
 import { formatIdentity } from '../../identity/spiffe.js';
-import type { ConfigEdit, RouteStore, StoredConfig } from '../local/route-store.js';
-import type { PolicyStore } from '../local/policy-store.js';
-import { WRITE_ATTEMPTS } from '../local/admin.js';
+import { ConfigConflict, type ConfigStore, type EditableConfig, type StoredConfig } from '../../api/config-store.js';
 import { ConflictError, type KubeClient } from './client.js';
 import { CRD_GROUP, CRD_VERSION, PROXY_PORTS } from './names.js';
 import { crdConfig, type MeshResource, type Pod } from './resources.js';
@@ -33,55 +31,60 @@ export async function podWorkloads(kube: KubeClient, trustDomain = 'cluster.loca
   });
 }
 
-/** Attempts of a read-modify-write before giving up on a resource others keep changing (as on the local platform). */
+interface Read {
+  docs: Doc[];
+  /** Every object as served, invalid ones too: a write replaces them at their resourceVersion rather than recreating. */
+  live: Map<string, MeshResource>;
+}
 
 /**
- * One kind of mesh resource as a config document. Writes are read-modify-write under optimistic concurrency, as
- * kubectl edit does: each changed object is created, replaced or deleted at the resourceVersion it was read at, so
- * a concurrent change is never overwritten; on a 409 the edit runs again on a fresh read.
+ * One kind of mesh resource as a config document. A write is made at what was read, as kubectl edit does: each
+ * changed object is created, replaced or deleted at the resourceVersion it was read at, so a concurrent change is
+ * never overwritten (ConfigConflict; updateConfig reads again and retries).
  */
-class ResourceDocument {
-  constructor(private readonly kube: KubeClient, private readonly kind: 'Route' | 'Policy', private readonly key: 'routes' | 'policies') {}
+class ResourceDocument implements ConfigStore {
+  /** What each document handed out by get was read from, for the put made at it. */
+  private readonly reads = new WeakMap<StoredConfig, Read>();
 
-  async read(): Promise<{ docs: Doc[]; stored: StoredConfig; live: Map<string, MeshResource> }> {
-    const path = `/apis/${API_VERSION}/${this.key}`;
+  constructor(private readonly kube: KubeClient, private readonly kind: 'Route' | 'Policy', readonly name: 'routes' | 'policies') {}
+
+  async get(): Promise<StoredConfig> {
+    const { stored, ...read } = await this.read();
+    this.reads.set(stored, read);
+    return stored;
+  }
+
+  async put(value: unknown, at: StoredConfig): Promise<StoredConfig> {
+    const read = this.reads.get(at);
+    if (!read) throw new Error('a Kubernetes config document is written at a version this store read');
+    try {
+      return await this.write(read, value);
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+      throw new ConfigConflict(err.message, 'read it again and retry', `${err.object} was changed by someone else while mesh wrote it`);
+    }
+  }
+
+  private async read(): Promise<Read & { stored: StoredConfig }> {
+    const path = `/apis/${API_VERSION}/${this.name}`;
     let list: { metadata?: { resourceVersion?: string }; items?: MeshResource[] };
     try {
       list = await getJson(this.kube.kc, path);
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) {
-        throw new MeshError(`the cluster does not serve ${this.key}.${CRD_GROUP} (context ${this.kube.contextName})`, "install them: 'mesh install --crds --apply --platform kubernetes'");
+        throw new MeshError(`the cluster does not serve ${this.name}.${CRD_GROUP} (context ${this.kube.contextName})`, "install them: 'mesh install --crds --apply --platform kubernetes'");
       }
-      throw this.kube.wrap(err, `list ${this.key}.${CRD_GROUP}`);
+      throw this.kube.wrap(err, `list ${this.name}.${CRD_GROUP}`);
     }
     const items = list.items ?? [];
     const cfg = crdConfig(this.kind === 'Route' ? items : [], this.kind === 'Policy' ? items : [], (l) => process.stderr.write(`‼ ${l}\n`));
-    const docs = (cfg[this.key] as unknown as Record<string, Doc[]>)[this.key]!;
-    // Every object as served, invalid ones too: a write replaces them at their resourceVersion rather than recreating.
+    const docs = (cfg[this.name] as unknown as Record<string, Doc[]>)[this.name]!;
     const live = new Map(items.map((o) => [`${o.metadata?.namespace}/${o.metadata?.name}`, o]));
-    return { docs, stored: { value: { [this.key]: docs }, version: list.metadata?.resourceVersion ?? '' }, live };
+    return { docs, stored: { value: { [this.name]: docs }, version: list.metadata?.resourceVersion ?? '' }, live };
   }
 
-  /** Runs edit on the current document and writes the result; undefined when the edit changed nothing. */
-  async update(edit: ConfigEdit): Promise<StoredConfig | undefined> {
-    for (let attempt = 1; ; attempt++) {
-      const current = await this.read();
-      const value = edit(current.stored.value);
-      if (value === undefined) return undefined;
-      try {
-        return await this.write(current, value);
-      } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
-        if (attempt >= WRITE_ATTEMPTS) {
-          throw new MeshError(`${err.object} was changed by someone else while mesh wrote it (${WRITE_ATTEMPTS} attempts)`,
-            'nothing they wrote was overwritten; retry the command');
-        }
-      }
-    }
-  }
-
-  private async write(current: { docs: Doc[]; live: Map<string, MeshResource> }, value: unknown): Promise<StoredConfig> {
-    const next = ((value as Record<string, Doc[]>)[this.key] ?? []) as Doc[];
+  private async write(current: Read, value: unknown): Promise<StoredConfig> {
+    const next = ((value as Record<string, Doc[]>)[this.name] ?? []) as Doc[];
     const id = (d: Doc) => `${d.metadata.namespace}/${d.metadata.name}`;
     const old = new Map(current.docs.map((d) => [id(d), d]));
     const versions: string[] = [];
@@ -103,27 +106,18 @@ class ResourceDocument {
     }
     // A delete answers with no new resourceVersion of its own: the collection's, read again, stands for it.
     const version = versions.sort((a, b) => Number(b) - Number(a))[0] || (await this.read()).stored.version;
-    return { value: { [this.key]: next }, version };
+    return { value: { [this.name]: next }, version };
   }
 }
 
 /** Kubernetes stores: the proxies pick changes up from the control plane's watch, so the CLI does not wait for them. */
-export function kubeRouteStore(kube: KubeClient): RouteStore & { waitsForProxies: boolean } {
-  const doc = new ResourceDocument(kube, 'Route', 'routes');
+export function kubeConfigStore(kube: KubeClient, name: 'routes' | 'policies'): EditableConfig {
+  const doc = new ResourceDocument(kube, name === 'routes' ? 'Route' : 'Policy', name);
   return {
+    name,
     waitsForProxies: false,
-    routes: async () => (await doc.read()).stored,
-    updateRoutes: (edit) => doc.update(edit),
-    endpoints: () => podWorkloads(kube),
-  };
-}
-
-export function kubePolicyStore(kube: KubeClient): PolicyStore & { waitsForProxies: boolean } {
-  const doc = new ResourceDocument(kube, 'Policy', 'policies');
-  return {
-    waitsForProxies: false,
-    policies: async () => (await doc.read()).stored,
-    updatePolicies: (edit) => doc.update(edit),
+    get: () => doc.get(),
+    put: (value, at) => doc.put(value, at),
     endpoints: () => podWorkloads(kube),
   };
 }
