@@ -11,7 +11,8 @@ import { fault } from './layers/fault.js';
 import { mtlsForward, type MtlsTransport } from './layers/forward.js';
 import type { ClientShares } from './layers/fair.js';
 import { requestHeaders } from './wire/h1-headers.js';
-import { createH1Server, type H1Server, type Req } from './wire/h1-server.js';
+import type { H1Server, Req } from './wire/h1-server.js';
+import { createHttpServer } from './wire/h2-server.js';
 import { refuseUpgrade, relayUpgrade } from './upgrade.js';
 import { pickBackend } from './routing.js';
 import type { MetricsRegistry } from './metrics.js';
@@ -55,7 +56,8 @@ export function createOutboundServer(table: () => RouteTable, transport: MtlsTra
     } as https.RequestOptions);
     relayUpgrade(socket, head, up, () => ep.inflight--);
   };
-  return createH1Server({ request: (req, res) => handler(new Exchange(req, res, unrouted)), upgrade }, (sock) => {
+  // HTTP/1.1 and HTTP/2 on one port: each h2 stream runs the same stack as an HTTP/1.1 request.
+  return createHttpServer({ request: (req, res) => handler(new Exchange(req, res, unrouted)), upgrade }, (sock) => {
     tcp.track(sock);
     shares?.track(sock);
   });

@@ -94,7 +94,7 @@ function onResDrain(this: Res & Carrier): void {
 
 function onUpEnd(this: UpstreamResponse & Carrier): void {
   const a = this[ATTEMPT]!;
-  if (!a.ended) a.ex.res.end();
+  if (!a.ended) a.ex.res.end(undefined, this.trailers);
   a.finish();
 }
 

@@ -41,6 +41,8 @@ export interface UpstreamResponse extends EventEmitter {
   readonly statusCode: number;
   readonly statusMessage: string;
   readonly rawHeaders: string[];
+  /** Trailer fields, when the protocol carried some: set before 'end'. */
+  readonly trailers?: string[] | null;
   pause(): void;
   resume(): void;
 }

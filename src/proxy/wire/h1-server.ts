@@ -36,7 +36,8 @@ export interface Res extends EventEmitter {
   writeHead(status: number, reason: string | undefined, raw: string[]): this;
   /** False when the peer is not keeping up; 'drain' follows. */
   write(chunk: Buffer): boolean;
-  end(chunk?: Buffer): void;
+  /** `trailers` (a flat list) go where the protocol carries them (HTTP/2, mesh/1 with a peer that takes them). */
+  end(chunk?: Buffer, trailers?: string[] | null): void;
   destroy(): void;
 }
 
