@@ -1,7 +1,6 @@
 // mesh authz: a workload's inbound requests per authorization rule (and the default), like linkerd viz authz.
 import type { Command } from 'commander';
-import { controlReaderFor } from './control-api.js';
-import { outputFormat } from './context.js';
+import { outputFormat, platform } from './context.js';
 import { json } from '../ui/output.js';
 import type { AuthzResult } from '../dashboard/authz.js';
 
@@ -28,7 +27,7 @@ export function registerAuthz(program: Command): void {
     .action(async (resource: string, f: { namespace: string; timeWindow: string; output?: string }, cmd: Command) => {
       const format = outputFormat(f.output, ['table', 'json']);
       const name = resource.replace(/^(deploy|deployment|deployments)\//, '');
-      const reader = await controlReaderFor(cmd, format === 'json');
+      const reader = await platform(cmd, format === 'json').controlReader();
       const r = await reader.get<AuthzResult>(`/v1/authz?${new URLSearchParams({ namespace: f.namespace, deployment: name, window: f.timeWindow })}`);
       if (format === 'json') json(r);
       else console.log(renderAuthz(r));

@@ -1,12 +1,8 @@
-// mesh check [--pre]: is the mesh healthy (or can it be installed)? Checks are data in src/check/,
-// run by one runner and printed by one renderer (src/ui/check.ts); this adapter wires them up.
+// mesh check [--pre]: is the mesh healthy (or can it be installed)? Checks are data in src/check/, run by one
+// runner and printed by one renderer (src/ui/check.ts); the platform picks the categories and what they look at.
 import type { Command } from 'commander';
 import chalk from 'chalk';
-import { checked, context, outputFormat, platformOf } from './context.js';
-import { runChecks, type CheckReport } from '../check/runner.js';
-import { LOCAL_CATEGORIES, LocalCheckContext } from '../check/local.js';
-import { PRE_CATEGORIES } from '../check/pre.js';
-import { localMeshView, localPreView } from '../platform/local/check-view.js';
+import { checked, outputFormat, platform } from './context.js';
 import { categoryHeader, renderJson, resultLines, statusLine } from '../ui/check.js';
 import { parseDuration, parsePort } from '../util/duration.js';
 import { runnable } from '../ui/invocation.js';
@@ -30,21 +26,16 @@ export function registerCheck(program: Command): void {
       const format = outputFormat(f.output, ['table', 'json']);
       const waitMs = checked(() => parseDuration(f.wait, '--wait'), 'e.g. --wait 60s');
       const controlPort = f.controlPort === undefined ? undefined : checked(() => parsePort(f.controlPort!, '--control-port'), 'use 1-65535');
-      if (platformOf(cmd) === 'kubernetes') return (await import('./kube-check.js')).kubeCheck(f, cmd, { waitMs, format });
-      const { state } = context(cmd, format === 'json');
       const stream = format === 'table';
       let first = true;
-      const opts = {
+      const report = await platform(cmd, !stream).check({ pre: f.pre, controlPort }, {
         waitMs,
-        onCategory: stream ? (name: string) => {
+        onCategory: stream ? (name) => {
           process.stdout.write((first ? '' : '\n') + categoryHeader(name));
           first = false;
         } : undefined,
-        onResult: stream ? (r: Parameters<typeof resultLines>[0]) => process.stdout.write(runnable(resultLines(r, chalk))) : undefined,
-      };
-      const report: CheckReport = f.pre
-        ? await runChecks(PRE_CATEGORIES, localPreView(state, controlPort), opts)
-        : await runChecks(LOCAL_CATEGORIES, new LocalCheckContext(localMeshView(state)), opts);
+        onResult: stream ? (r) => process.stdout.write(runnable(resultLines(r, chalk))) : undefined,
+      });
       if (format === 'json') process.stdout.write(runnable(renderJson(report)));
       else process.stdout.write('\n' + statusLine(report.success, chalk));
       if (!report.success) process.exitCode = 1;

@@ -1,8 +1,10 @@
 // What every command resolves first: the platform and state it acts on, and how to print.
 import type { Command } from 'commander';
-import { StateDir } from '../platform/local/state.js';
+import { platformFor, type Platform } from '../platform/index.js';
 import { MeshError } from '../util/errors.js';
 import { banner } from '../ui/output.js';
+
+export { checked } from '../util/errors.js';
 
 export interface GlobalOptions {
   stateDir?: string;
@@ -12,47 +14,22 @@ export interface GlobalOptions {
   verbose?: boolean;
 }
 
-export interface Context {
-  platform: 'local';
-  state: StateDir;
+/** The path of a command as `mesh <path>` names it, e.g. 'identity show'. */
+export function commandPath(cmd: Command): string {
+  const path: string[] = [];
+  for (let c: Command | null = cmd; c?.parent; c = c.parent) path.unshift(c.name());
+  return path.join(' ');
 }
 
-/**
- * The platform a command acts on: --platform, else MESH_PLATFORM, else local. A kubeconfig alone does not switch
- * to Kubernetes: local users with a kubeconfig for other work would be surprised.
- */
-export function platformOf(cmd: Command): 'local' | 'kubernetes' {
-  const g = cmd.optsWithGlobals<GlobalOptions>();
-  const platform = g.platform ?? (process.env.MESH_PLATFORM || 'local');
-  if (platform !== 'local' && platform !== 'kubernetes') throw new MeshError(`unknown platform '${platform}'`, 'use --platform local or --platform kubernetes');
-  return platform;
-}
-
-/** Commands that have no Kubernetes implementation yet say so in one line. */
-export function context(cmd: Command, quiet = false): Context {
-  const g = cmd.optsWithGlobals<GlobalOptions>();
-  if (platformOf(cmd) === 'kubernetes') {
-    throw new MeshError(`'mesh ${cmd.name()}' does not support the kubernetes platform yet`, 'use the local platform (drop --platform kubernetes / MESH_PLATFORM)');
-  }
-  const state = new StateDir(g.stateDir);
-  if (!quiet) banner('local', state.display);
-  return { platform: 'local', state };
+/** The platform a command acts on, from the global options; quiet: no banner (JSON output, daemons). */
+export function platform(cmd: Command, quiet = false): Platform {
+  return platformFor({ ...cmd.optsWithGlobals<GlobalOptions>(), quiet, command: commandPath(cmd) });
 }
 
 export function outputFormat(value: string | undefined, allowed: string[] = ['table', 'json']): string {
   const v = value ?? allowed[0]!;
   if (!allowed.includes(v)) throw new MeshError(`unknown output format '${v}'`, `use -o ${allowed.join(' or -o ')}`);
   return v;
-}
-
-/** Turns a validation failure from shared model code into a one-line error with a hint. */
-export function checked<T>(fn: () => T, hint: string): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof MeshError) throw err;
-    throw new MeshError((err as Error).message, hint);
-  }
 }
 
 /** The Kubernetes target of a command: the kubeconfig context, like kubectl picks it. Loads client-node. */

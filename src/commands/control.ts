@@ -1,10 +1,9 @@
-// mesh control: the control plane this binary embeds, run in the foreground.
+// mesh control: the control plane this binary embeds, run in the foreground (in the cluster, the mesh-control
+// Deployment runs it).
 import type { Command } from 'commander';
-import { context, checked, platformOf } from './context.js';
-import { runControl } from '../control/main.js';
-import { parsePort } from '../util/duration.js';
+import { platform } from './context.js';
 import { waitForSignal } from '../util/signals.js';
-import { parseScrapeInterval } from '../control/telemetry/config.js';
+import type { ControlFlags } from '../platform/index.js';
 
 export function registerControl(program: Command): void {
   program
@@ -13,12 +12,9 @@ export function registerControl(program: Command): void {
     .option('--port <port>', 'override the installed control-plane port')
     .option('--webhook-port <port>', 'kubernetes: port of the injector webhook (default 9443)')
     .option('--scrape-interval <duration>', 'override how often proxy metrics are scraped (mesh install --scrape-interval)')
-    .action(async (f: { port?: string; scrapeInterval?: string }, cmd: Command) => {
-      if (platformOf(cmd) === 'kubernetes') return (await import('./kube-control.js')).kubeControl(f, cmd);
-      const { state } = context(cmd, true);
-      const port = f.port ? checked(() => parsePort(f.port!, 'port'), 'pass --port 1-65535') : undefined;
-      const scrapeIntervalMs = f.scrapeInterval ? parseScrapeInterval(f.scrapeInterval) : undefined;
-      const control = await runControl(state, { port, scrapeIntervalMs });
+    .action(async (f: ControlFlags, cmd: Command) => {
+      // In a pod the banner would only clutter the logs.
+      const control = await platform(cmd, true).runControl(f);
       await waitForSignal();
       await control.close();
     });

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
-import { context } from './context.js';
+import { platform } from './context.js';
 import { adminClient } from '../platform/local/control.js';
 import { MESH_BIN_PATH } from '../dashboard/bin.js';
 import { createDashboardServer } from '../dashboard/server.js';
@@ -17,7 +17,7 @@ export function registerDashboard(program: Command): void {
     .option('--port <port>', 'local port to serve it on (0: any free port)', '50750')
     .option('--show', 'open it in a browser')
     .action(async (f: { port: string; show?: boolean }, cmd: Command) => {
-      const { state } = context(cmd);
+      const state = platform(cmd).stateDir();
       const port = parsePort(f.port, '--port', true);
       const client = adminClient(state);
       const g = cmd.optsWithGlobals<{ stateDir?: string }>();

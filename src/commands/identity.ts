@@ -2,7 +2,7 @@
 // The rotation logic lives in src/platform/local/rotation.ts; this adapter parses and prints.
 import type { Command } from 'commander';
 import chalk from 'chalk';
-import { checked, context, outputFormat } from './context.js';
+import { checked, outputFormat, platform } from './context.js';
 import { bundleCerts, validTo } from '../identity/chain.js';
 import { rotationState } from '../platform/local/identity.js';
 import { adminRequest, PHASES, rotateAnchor, rotateIssuer, type Phase, type RotationResult } from '../platform/local/rotation.js';
@@ -36,7 +36,7 @@ export function registerIdentity(program: Command): void {
     .option('-o, --output <format>', 'table or json')
     .action(async (f: { output?: string }, cmd: Command) => {
       const format = outputFormat(f.output);
-      const { state } = context(cmd, format === 'json');
+      const state = platform(cmd, format === 'json').stateDir();
       const cfg = state.config();
       const anchors = describeCert(state.readSecret(state.anchorCertPath, 'the trust anchor'));
       const issuer = describeCert(state.readSecret(state.issuerCertPath, 'the issuer certificate'))[0]!;
@@ -56,7 +56,7 @@ export function registerIdentity(program: Command): void {
     .option('--lifetime <duration>', 'lifetime of the new issuer (at most the trust anchor\'s)', '365d')
     .action(async (f: { lifetime: string }, cmd: Command) => {
       const lifetimeMs = lifetime(f.lifetime);
-      const { state } = context(cmd);
+      const state = platform(cmd).stateDir();
       const r = await step('Rotating the issuer', () => rotateIssuer(state, { lifetimeMs }), () => 'Rotated the issuer');
       report(r, state);
     });
@@ -72,7 +72,7 @@ export function registerIdentity(program: Command): void {
       if (f.phase !== undefined && !PHASES.includes(f.phase as Phase)) throw new MeshError(`unknown phase '${f.phase}'`, `use --phase ${PHASES.join(', --phase ')}`);
       const lifetimeMs = lifetime(f.lifetime);
       const waitMs = checked(() => parseDuration(f.wait, '--wait'), 'e.g. --wait 2m');
-      const { state } = context(cmd);
+      const state = platform(cmd).stateDir();
       const phase = f.phase as Phase | undefined;
       const r = await step(`Trust anchor rotation${phase ? `, phase ${phase}` : ''}`, () =>
         rotateAnchor(state, phase, { lifetimeMs, waitMs, force: f.force, progress: (m) => process.stderr.write(chalk.dim(`${m}\n`)) }));
@@ -83,7 +83,7 @@ export function registerIdentity(program: Command): void {
     .command('reload')
     .description('make the running control plane load the identity files again (after editing them by hand)')
     .action(async (_f: unknown, cmd: Command) => {
-      const { state } = context(cmd);
+      const state = platform(cmd).stateDir();
       const r = await adminRequest<{ error?: string }>(state, 'POST', '/v1/identity/reload');
       if (!r) throw new MeshError(`no control plane is answering for ${state.display}`, "start it with 'mesh install'");
       if (r.status !== 200) throw new MeshError(`the control plane refused the identity: ${r.body?.error ?? `HTTP ${r.status}`}`, 'it keeps the identity it has; fix the files in identity/');

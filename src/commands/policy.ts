@@ -3,8 +3,7 @@
 // `policies` config kind), then waits until every proxy has applied the change.
 import type { Command } from 'commander';
 import chalk from 'chalk';
-import { checked, outputFormat, resourceName } from './context.js';
-import { policyStoreFor } from './config-stores.js';
+import { checked, outputFormat, platform, resourceName } from './context.js';
 import { checkName } from '../model/snapshot.js';
 import { policiesOf, sortPolicies, validatePolicyConfig, type PolicyConfig } from '../model/policy.js';
 import {
@@ -90,7 +89,7 @@ export function registerPolicy(program: Command): void {
     .action(async (def: string, f: WaitFlags & { namespace: string }, cmd: Command) => {
       if (def !== 'allow' && def !== 'deny') throw new MeshError(`unknown default '${def}'`, "use 'mesh policy default allow' or 'mesh policy default deny'");
       namespaceOk(f.namespace);
-      const store = await policyStoreFor(cmd);
+      const store = await platform(cmd).policyStore();
       await commit(store, (before) => {
         const next = setDefault(before, f.namespace, def);
         if (def === 'allow' && effectiveDefault(next, f.namespace) === 'deny') {
@@ -115,7 +114,7 @@ export function registerPolicy(program: Command): void {
       namespaceOk(f.namespace);
       if (f.to !== undefined) f.to = resourceName(f.to, 'service');
       const rule = edit(() => ruleFromFlags(f));
-      const store = await policyStoreFor(cmd);
+      const store = await platform(cmd).policyStore();
       const endpoints = await store.endpoints();
       if (rule.to !== '*' && !endpoints.some((e) => e.namespace === f.namespace && e.service === rule.to)) {
         warn(`service ${rule.to} has no live endpoint in namespace ${f.namespace} (yet); the rule applies once it runs`);
@@ -141,7 +140,7 @@ export function registerPolicy(program: Command): void {
     .action(async (f: { namespace?: string; output?: string }, cmd: Command) => {
       const format = outputFormat(f.output);
       if (f.namespace !== undefined) namespaceOk(f.namespace);
-      const stored = await (await policyStoreFor(cmd, format === 'json')).get();
+      const stored = await (await platform(cmd, format === 'json').policyStore()).get();
       const policies = policiesOf(stored.value).filter((p) => !f.namespace || p.metadata.namespace === f.namespace);
       if (format === 'json') return json({ policies });
       if (!policies.length) {
@@ -174,7 +173,7 @@ export function registerPolicy(program: Command): void {
         if (!/^\d+$/.test(index) || n < 1) throw new MeshError(`'${index}' is not a rule number`, `'mesh policy list -n ${f.namespace}' numbers the rules from 1`);
       }
       const rule = byFields ? edit(() => ruleFromFlags(f)) : undefined;
-      const store = await policyStoreFor(cmd);
+      const store = await platform(cmd).policyStore();
       if (f.all) {
         return commit(store, (before) => resetNamespace(before, f.namespace), `namespace ${f.namespace}: policies removed, every client allowed`, f,
           `namespace ${f.namespace} has no policy: unchanged`);

@@ -4,8 +4,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import chalk from 'chalk';
-import { checked, outputFormat, resourceName } from './context.js';
-import { routeStoreFor } from './config-stores.js';
+import { checked, outputFormat, platform, resourceName } from './context.js';
 import { checkName } from '../model/snapshot.js';
 import { findRoute, routesOf, sortRoutes, validateRoute, withRoute, type KnownServices, type Route, type RouteConfig } from '../model/route.js';
 import { parseRouteDocuments, ruleFromCli, setRule, SpecError, type RuleFlags } from '../model/route-parse.js';
@@ -109,7 +108,7 @@ export function registerRoute(program: Command): void {
       if (rule.backends.length > 1 && versions.some((v) => v.includes('=')) && sum !== 100) {
         warnOnce(`the weights sum to ${sum}, not 100: they are relative, so ${service} gets ${split}`);
       }
-      const store = await routeStoreFor(cmd);
+      const store = await platform(cmd).routeStore();
       const live = await known(store);
       await commit(store, (config) => {
         const next = validated(setRule(findRoute(config, f.namespace, service), f.namespace, service, rule), live, `route ${service}`);
@@ -127,7 +126,7 @@ export function registerRoute(program: Command): void {
       const format = outputFormat(f.output, ['table', 'json', 'yaml']);
       service = resourceName(service, 'service');
       names(service, f.namespace);
-      const store = await routeStoreFor(cmd, format !== 'table');
+      const store = await platform(cmd, format !== 'table').routeStore();
       const [cfg, endpoints] = await Promise.all([store.get(), store.endpoints()]);
       const r = findRoute(cfg.value, f.namespace, service);
       if (!r) {
@@ -154,7 +153,7 @@ export function registerRoute(program: Command): void {
     .action(async (f: { namespace: string; allNamespaces?: boolean; output?: string }, cmd: Command) => {
       const format = outputFormat(f.output, ['table', 'json', 'yaml']);
       names(undefined, f.namespace);
-      const cfg = await (await routeStoreFor(cmd, format !== 'table')).get();
+      const cfg = await (await platform(cmd, format !== 'table').routeStore()).get();
       const routes = routesOf(cfg.value).filter((r) => f.allNamespaces || r.metadata.namespace === f.namespace);
       const render = await import('../model/route-render.js');
       if (format === 'json') return void process.stdout.write(render.routesJson(routes));
@@ -175,7 +174,7 @@ export function registerRoute(program: Command): void {
     .action(async (service: string, f: WaitFlags & { namespace: string }, cmd: Command) => {
       service = resourceName(service, 'service');
       names(service, f.namespace);
-      const store = await routeStoreFor(cmd);
+      const store = await platform(cmd).routeStore();
       if (!findRoute((await store.get()).value, f.namespace, service)) {
         console.log(`service ${service} has no route: its requests spread evenly over all live versions`);
         return;
@@ -197,7 +196,7 @@ export function registerRoute(program: Command): void {
         throw new MeshError(`cannot read ${f.filename}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'pass a YAML file with -f, or - for stdin');
       }
       const docs = spec(() => parseRouteDocuments(text, f.filename === '-' ? 'stdin' : f.filename));
-      const store = await routeStoreFor(cmd);
+      const store = await platform(cmd).routeStore();
       const live = await known(store);
       const routes: Route[] = [];
       const seen = new Set<string>();

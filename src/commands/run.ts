@@ -1,14 +1,13 @@
 // mesh run / mesh ingress / mesh stop / mesh workloads: workloads with their sidecars, locally.
 import { Option, type Command } from 'commander';
 import chalk from 'chalk';
-import { checked, context, outputFormat, resourceName } from './context.js';
+import { checked, outputFormat, platform, resourceName } from './context.js';
 import { checkName } from '../model/snapshot.js';
 import { parsePort } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
 import { json } from '../ui/output.js';
-import { meshCmd, runnable } from '../ui/invocation.js';
 import { launchDetached, newInstanceName, runWorkload, stopWorkloads, type RestartPolicy, type WorkloadSpec } from '../platform/local/workloads.js';
-import { recordAlive, type WorkloadRecord } from '../platform/local/state.js';
+import type { WorkloadRecord } from '../platform/local/state.js';
 
 interface RunFlags {
   name: string;
@@ -52,7 +51,7 @@ function describe(rec: WorkloadRecord, appListening: boolean): string {
 
 async function start(cmd: Command, spec: WorkloadSpec, f: { detach?: boolean; output?: string }): Promise<void> {
   const format = outputFormat(f.output);
-  const { state } = context(cmd, format === 'json');
+  const state = platform(cmd, format === 'json').stateDir();
   state.config();
   if (f.detach) {
     const { rec, appListening } = await launchDetached(state, spec);
@@ -118,7 +117,7 @@ export function registerRun(program: Command): void {
     .action(async (instances: string[], f: { service?: string }, cmd: Command) => {
       instances = instances.map((i) => resourceName(i, 'pod'));
       if (f.service !== undefined) f.service = resourceName(f.service, 'service');
-      const { state } = context(cmd);
+      const state = platform(cmd).stateDir();
       if (!instances.length && !f.service) throw new MeshError('nothing to stop', "name instances ('mesh workloads' lists them) or pass --service");
       const known = new Set(state.workloads().map((r) => r.instance));
       const unknown = instances.filter((i) => !known.has(i));
@@ -131,37 +130,16 @@ export function registerRun(program: Command): void {
   program
     .command('workloads')
     .alias('ps')
-    .description('list the workloads running on the local platform')
+    .description('list the workloads running on the platform')
     .option('-o, --output <format>', 'table or json')
     .action(async (f: { output?: string }, cmd: Command) => {
       const format = outputFormat(f.output);
       const { table } = await import('../ui/table.js');
-      const { state } = context(cmd, format === 'json');
-      const recs = state.workloads().map((r) => ({ ...r, status: status(r) }));
-      if (format === 'json') return json(recs);
-      if (!recs.length) {
-        console.log(runnable("No workloads running. Start one with 'mesh run', or the sample with 'mesh demo'."));
-        return;
-      }
-      console.log(table(['NAMESPACE', 'INSTANCE', 'SERVICE', 'VERSION', 'STATUS', 'RESTARTS', 'APP', 'OUTBOUND', 'INBOUND', 'AGE'],
-        recs.map((r) => [r.namespace, r.instance, r.kind === 'ingress' ? '(ingress)' : r.service, r.version, r.status,
-          r.restarts ? `${r.restarts} (${age(r.lastRestartAt!)} ago)` : '0',
-          r.kind === 'ingress' || r.kind === 'process' ? '-' : r.appPort ?? '(client)', r.outbound, r.inbound ?? '-', age(r.startedAt)])));
-      if (recs.some((r) => r.state === 'exited')) console.log(chalk.dim(`Exited workloads stay listed until '${meshCmd('stop INSTANCE')}' (their logs are in the state dir's logs/).`));
+      const list = await platform(cmd, format === 'json').workloads();
+      if (format === 'json') return json(list.records);
+      if (!list.records.length) return void console.log(list.empty);
+      console.log(table(list.head, list.rows));
+      for (const note of list.notes) console.log(note);
     });
 }
 
-/** What kubectl get pods would say: Running, Restarting (back-off after a crash), Exited (code N), Gone (its sidecar died). */
-function status(r: WorkloadRecord): string {
-  if (r.state === 'exited') return `Exited (${r.exitSignal ?? `code ${r.exitCode ?? '?'}`}, ${age(r.exitedAt ?? r.startedAt)} ago)`;
-  if (!recordAlive(r)) return 'Gone (its sidecar died)';
-  if (r.state === 'restarting') return `Restarting (app exited with ${r.exitSignal ?? `code ${r.exitCode ?? '?'}`})`;
-  return r.state === 'starting' ? 'Starting' : 'Running';
-}
-
-function age(since: string): string {
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(since)) / 1000));
-  if (s < 120) return `${s}s`;
-  if (s < 7200) return `${Math.round(s / 60)}m`;
-  return `${Math.round(s / 3600)}h`;
-}

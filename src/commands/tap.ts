@@ -1,7 +1,7 @@
 // mesh tap: live requests of a resource's proxies, as linkerd viz tap prints them; the control plane
 // fans the tap out to the proxies and this command polls it.
 import type { Command } from 'commander';
-import { context, outputFormat } from './context.js';
+import { outputFormat, platform } from './context.js';
 import { adminCall, adminGet } from '../platform/local/admin.js';
 import { parseDuration } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
@@ -32,7 +32,7 @@ export async function runTap(cmd: Command, target: string, f: TapFlags, headers:
       throw new MeshError((err as Error).message, 'see mesh tap --help');
     }
   }
-  const { state } = context(cmd, quiet);
+  const state = platform(cmd, quiet).stateDir();
   const maxRps = Number(f.maxRps);
   if (!Number.isInteger(maxRps) || maxRps < 1 || maxRps > 1000) throw new MeshError(`--max-rps must be a whole number from 1 to 1000, not '${f.maxRps}'`, 'e.g. --max-rps 100');
   const params = new URLSearchParams({ target, namespace: f.namespace, maxRps: String(maxRps), headers: String(headers) });

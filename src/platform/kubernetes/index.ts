@@ -1,0 +1,113 @@
+// The Kubernetes platform as the CLI sees it: a cluster reached through the kubeconfig (as kubectl picks it), the
+// mesh's objects in it, and the control plane behind the API server's service proxy. Everything, the client
+// included, loads on first use: the local platform's commands never load @kubernetes/client-node.
+import chalk from 'chalk';
+import { banner } from '../../ui/output.js';
+import { checked, MeshError } from '../../util/errors.js';
+import type { KubeClient } from './client.js';
+import type { Target } from './setup.js';
+import type { Platform, PlatformOptions } from '../index.js';
+
+/** What to do instead, for the commands that act on the local platform only. */
+const LOCAL_ONLY: Record<string, string> = {
+  run: "deploy the app and add its proxy with 'mesh inject app.yaml | kubectl apply -f -'",
+  ingress: "deploy the app and add its proxy with 'mesh inject app.yaml | kubectl apply -f -'",
+  stop: 'stop pods with kubectl (kubectl delete pod NAME, or scale their Deployment)',
+  workloads: "kubectl get pods lists them; 'mesh check --platform kubernetes' checks their proxies",
+  demo: "run the sample on the local platform (drop --platform kubernetes), or mesh your app with 'mesh inject app.yaml | kubectl apply -f -'",
+  tap: "'mesh stat --platform kubernetes' shows the traffic figures; tap runs on the local platform (drop --platform kubernetes)",
+  top: "'mesh stat --platform kubernetes' shows the traffic figures; top runs on the local platform (drop --platform kubernetes)",
+  dashboard: "'mesh stat' and 'mesh check' show the mesh with --platform kubernetes; the dashboard runs on the local platform",
+  identity: "'mesh check --platform kubernetes' checks the trust anchors and the issuer",
+};
+
+function localOnly(command = 'this command'): MeshError {
+  const hint = LOCAL_ONLY[command.split(' ')[0]!] ?? 'use the local platform (drop --platform kubernetes / MESH_PLATFORM)';
+  return new MeshError(`'mesh ${command}' runs on the local platform only`, hint);
+}
+
+export function kubernetesPlatform(o: PlatformOptions): Platform {
+  const options = { kubeconfig: o.kubeconfig, context: o.context };
+  let connecting: Promise<KubeClient> | undefined;
+  const target: Target = {
+    options,
+    banner: (contextName) => {
+      if (!o.quiet) banner('kubernetes', contextName, 'context');
+    },
+    // The banner names the context once connected.
+    kube: () => (connecting ??= (async () => {
+      const { KubeClient } = await import('./client.js');
+      const kube = await KubeClient.connect(options);
+      target.banner(kube.contextName);
+      return kube;
+    })()),
+  };
+  const controlReader = async () => {
+    const kube = await target.kube();
+    const { controlGet } = await import('./control-proxy.js');
+    return { get: <T>(path: string) => controlGet<T>(kube, path) };
+  };
+  return {
+    name: 'kubernetes',
+    stateDir: () => {
+      throw localOnly(o.command);
+    },
+
+    install: async (f) => (await import('./setup.js')).kubeInstall(target, f),
+    uninstall: async (f) => (await import('./setup.js')).kubeUninstall(target, f),
+
+    async check(c, run) {
+      const [{ runChecks }, { KUBE_CATEGORIES, KUBE_PRE_CATEGORIES }, { kubeCheckView }] = await Promise.all([
+        import('../../check/runner.js'), import('../../check/kube.js'), import('./check-view.js'),
+      ]);
+      // The view connects itself (its first check is whether the API answers); the banner follows.
+      const view = kubeCheckView(options, (kube) => target.banner(kube.contextName));
+      return runChecks(c.pre ? KUBE_PRE_CATEGORIES : KUBE_CATEGORIES, view, run);
+    },
+
+    routeStore: async () => (await import('./config-store.js')).kubeConfigStore(await target.kube(), 'routes'),
+    policyStore: async () => (await import('./config-store.js')).kubeConfigStore(await target.kube(), 'policies'),
+    controlReader,
+
+    // Through the API server's service proxy to mesh-control, as stat goes.
+    serverVersion: () => controlReader()
+      .then((reader) => reader.get<{ version: string }>('/v1/version'))
+      .then((v) => ({ version: v.version }), (err: Error) => ({ why: ` (${err.message})` })),
+
+    async runControl(f) {
+      const [{ CONTROL_PORT, WEBHOOK_PORT }, { parsePort }] = await Promise.all([import('./names.js'), import('../../util/duration.js')]);
+      const port = f.port ? checked(() => parsePort(f.port!, 'port', true), 'pass --port 0-65535') : CONTROL_PORT;
+      const webhookPort = f.webhookPort ? checked(() => parsePort(f.webhookPort!, 'webhook port', true), 'pass --webhook-port 0-65535') : WEBHOOK_PORT;
+      const kube = await target.kube();
+      const { runKubeControl } = await import('./control.js');
+      return runKubeControl(kube, { port, webhookPort, address: process.env.MESH_LISTEN_ADDRESS || undefined });
+    },
+
+    runProxy: async (f) => (await import('./sidecar.js')).runKubeProxy(f),
+
+    async prometheusConfig(f) {
+      if (f.fileSd) throw new MeshError('--file-sd is for the local platform', 'on Kubernetes Prometheus finds the pods itself (kubernetes_sd): drop --file-sd');
+      const { renderKubePrometheusConfig } = await import('./prometheus.js');
+      // Prometheus discovers the proxies itself: the cluster is only asked for the installed trust domain.
+      let trustDomain = f.trustDomain;
+      if (trustDomain === undefined) {
+        const names = await import('./names.js');
+        const kube = await target.kube();
+        const cm = await kube.read<{ apiVersion: string; kind: string; data?: Record<string, string> }>({ apiVersion: 'v1', kind: 'ConfigMap', name: names.MESH_CONFIGMAP, namespace: names.CONTROL_NAMESPACE });
+        trustDomain = cm?.data?.trustDomain || 'cluster.local';
+        if (!cm) process.stderr.write(chalk.dim(`mesh is not installed on ${kube.contextName}: assuming trust domain cluster.local (--trust-domain sets it)\n`));
+      }
+      if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(trustDomain)) {
+        throw new MeshError(`trust domain '${trustDomain}' is not valid`, 'use lower-case letters, digits, dots and dashes, e.g. cluster.local');
+      }
+      return renderKubePrometheusConfig({ scrapeIntervalMs: f.scrapeIntervalMs, trustDomain, generatedBy: `generated by mesh prometheus-config, trust domain ${trustDomain}` });
+    },
+
+    workloads: async () => {
+      throw localOnly('workloads');
+    },
+    demo: async () => {
+      throw localOnly('demo');
+    },
+  };
+}

@@ -1,0 +1,88 @@
+// mesh install / uninstall on Kubernetes: render YAML for kubectl, or apply it (server-side) and wait.
+import chalk from 'chalk';
+import { parseDuration } from '../../util/duration.js';
+import { step } from '../../ui/output.js';
+import { checked, MeshError } from '../../util/errors.js';
+import { VERSION } from '../../version.js';
+import type { KubeClient, TargetOptions } from './client.js';
+import type { InstallFlags, UninstallFlags } from '../index.js';
+
+/** The cluster, connected on first use, and the banner that names its context (unless quiet). */
+export interface Target {
+  options: TargetOptions;
+  kube(): Promise<KubeClient>;
+  banner(contextName: string): void;
+}
+
+/** Names the context for the banner without contacting the cluster; rendering works with no cluster at all. */
+async function renderBanner(t: Target): Promise<void> {
+  const { loadKubeConfig } = await import('./client.js');
+  try {
+    t.banner((await loadKubeConfig(t.options)).getCurrentContext());
+  } catch (err) {
+    if (t.options.kubeconfig || t.options.context) throw err;
+    t.banner('none (rendering only)');
+  }
+}
+
+export async function kubeInstall(t: Target, f: InstallFlags): Promise<void> {
+  const { renderCrds } = await import('./crds.js');
+  const { renderControlPlane } = await import('./manifests.js');
+  const { loadIdentityFiles, generateIdentity, generateWebhookCert } = await import('./identity.js');
+  const { defaultImage } = await import('./names.js');
+  const { toYaml } = await import('./yaml.js');
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(f.trustDomain)) {
+    throw new MeshError(`trust domain '${f.trustDomain}' is not valid`, 'use lower-case letters, digits, dots and dashes, e.g. cluster.local');
+  }
+  const certLifetime = f.certLifetime ?? '24h';
+  checked(() => parseDuration(certLifetime, 'certificate lifetime'), 'e.g. --cert-lifetime 24h');
+  const waitMs = checked(() => parseDuration(f.wait ?? '5m', 'wait'), 'e.g. --wait 5m');
+  const given = loadIdentityFiles({ trustAnchorsFile: f.identityTrustAnchorsFile, issuerCertificateFile: f.identityIssuerCertificateFile, issuerKeyFile: f.identityIssuerKeyFile });
+  if (f.crds && given) throw new MeshError('--crds renders only the CRDs; identity files are for the control plane', 'run mesh install --crds, then mesh install with the --identity-* files');
+
+  if (!f.apply) {
+    await renderBanner(t);
+    if (f.crds) {
+      process.stdout.write(toYaml(renderCrds(VERSION)));
+      return;
+    }
+    const identity = given ?? (await generateIdentity(f.trustDomain));
+    const webhook = await generateWebhookCert(f.trustDomain);
+    process.stdout.write(toYaml(renderControlPlane({ version: VERSION, image: f.image ?? defaultImage(), trustDomain: f.trustDomain, certLifetime, identity, webhook })));
+    return;
+  }
+
+  const kube = await t.kube();
+  const { applyAll, preflight, waitForControlPlane } = await import('./install.js');
+  if (f.crds) {
+    const r = await step('Applying the CRDs', () => applyAll(kube, renderCrds(VERSION) as never), (r) => `Applied ${r.total} CRDs (${r.changed} changed)`);
+    void r;
+    console.log(`\nmesh CRDs are installed. Next: ${chalk.bold('mesh install --platform kubernetes --apply')}`);
+    return;
+  }
+  const existing = await preflight(kube, given);
+  const identity = given ?? existing.identity ?? (await step('Generating the trust anchor and issuer', () => generateIdentity(f.trustDomain)));
+  const webhook = existing.webhook ?? (await generateWebhookCert(f.trustDomain));
+  const objects = renderControlPlane({ version: VERSION, image: f.image ?? defaultImage(), trustDomain: f.trustDomain, certLifetime, identity, webhook });
+  await step('Applying the control plane', () => applyAll(kube, objects), (r) => `Applied ${r.total} objects (${r.changed} changed)`);
+  await step('Waiting for the control plane to be ready', () => waitForControlPlane(kube, waitMs), () => 'Control plane is ready');
+  console.log(`\nmesh is installed on ${kube.contextName}. Next: label a namespace ${chalk.bold('kubectl label ns NAME mesh.io/inject=enabled')}, or ${chalk.bold('mesh inject app.yaml | kubectl apply -f -')}`);
+}
+
+export async function kubeUninstall(t: Target, f: UninstallFlags): Promise<void> {
+  if (f.purge) throw new MeshError('--purge is for the local platform (it removes the state directory)', 'on kubernetes, mesh uninstall --apply --crds also removes the CRDs');
+  const kube = await t.kube();
+  const { planUninstall, deleteAll } = await import('./install.js');
+  const { toYaml } = await import('./yaml.js');
+  const plan = await planUninstall(kube, { crds: !!f.crds });
+  for (const x of plan.foreign) {
+    process.stderr.write(`${chalk.yellow('‼')} namespace mesh-system kept: it holds ${x}, which mesh did not create\n`);
+  }
+  if (!plan.objects.length) throw new MeshError(`mesh is not installed on ${kube.contextName}`, 'nothing to uninstall');
+  if (!f.apply) {
+    process.stdout.write(toYaml(plan.objects));
+    return;
+  }
+  await step('Deleting the control plane', () => deleteAll(kube, plan.objects), (n) => `Deleted ${n} objects`);
+  if (!f.crds) console.log('The CRDs (and your Routes and Policies) are kept; mesh uninstall --apply --crds removes them too');
+}
