@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestMesh } from './support/mesh.js';
-import { addRule, deleteRules, listRows, PolicyEditError, resetNamespace, ruleFromFlags, setDefault } from '../src/model/policy-edit.js';
+import { addRule, deleteRules, listRows, resetNamespace, ruleFromFlags, setDefault } from '../src/model/policy-edit.js';
+import { MeshError } from '../src/util/errors.js';
 import { validatePolicyConfig, type PolicyConfig } from '../src/model/policy.js';
 
 describe('policy edits', () => {
@@ -33,7 +34,7 @@ describe('policy edits', () => {
     assert.deepEqual(byIndex.removed.map((r) => r.rule), [{ from: 'web', to: 'api', port: 8080 }]);
     const byFields = deleteRules(c, 'shop', { rule: { from: 'jobs/batch', to: 'api' } });
     assert.equal(byFields.config.policies[0]!.spec.rules.length, 2);
-    assert.throws(() => deleteRules(c, 'shop', { rule: { from: 'web', to: 'api', port: 9 } }), (e: PolicyEditError) => /rules 1, 2 have other/.test(e.hint));
+    assert.throws(() => deleteRules(c, 'shop', { rule: { from: 'web', to: 'api', port: 9 } }), (e: MeshError) => /rules 1, 2 have other/.test(e.hint ?? ''));
     assert.throws(() => deleteRules(c, 'shop', { index: 7 }), /has no rule 7/);
     assert.deepEqual(resetNamespace(c, 'shop').policies, []);
   });
@@ -49,7 +50,7 @@ describe('policy edits', () => {
   ];
   for (const [flags, re] of bad) {
     it(`refuses ${JSON.stringify(flags)} with a one-line error`, () => {
-      assert.throws(() => ruleFromFlags(flags), (e: Error) => e instanceof PolicyEditError && re.test(e.message) && !e.message.includes('\n'));
+      assert.throws(() => ruleFromFlags(flags), (e: Error) => e instanceof MeshError && re.test(e.message) && !e.message.includes('\n'));
     });
   }
 });

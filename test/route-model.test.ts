@@ -11,12 +11,13 @@ import {
 } from '../src/model/route.js';
 import {
   formatMatch, parseBackends, parseFaultAbort, parseFaultDelay, parseMatch, parseRetries, parseRouteDocuments,
-  ruleFromCli, setRule, SpecError,
+  ruleFromCli, setRule,
 } from '../src/model/route-parse.js';
 import { formatSplit, listRows, LIST_HEAD, routeNotes, routeRows, routesJson, routesYaml, ROUTE_HEAD } from '../src/model/route-render.js';
 import { versionAtLeast, propagation } from '../src/control/propagation.js';
 import { table } from '../src/ui/table.js';
 import { ROOT } from './support/mesh.js';
+import { MeshError } from '../src/util/errors.js';
 
 function golden(name: string, actual: string): void {
   const path = join(ROOT, 'test', 'golden', name);
@@ -158,7 +159,7 @@ describe('the CLI specs', () => {
       { input: ['V1'], error: /version 'V1' is not a valid name/ },
     ];
     for (const r of rows) {
-      assert.throws(() => parseBackends(r.input), (e: Error) => e instanceof SpecError && r.error.test(e.message) && !!e.hint, r.input.join(' '));
+      assert.throws(() => parseBackends(r.input), (e: Error) => e instanceof MeshError && r.error.test(e.message) && !!e.hint, r.input.join(' '));
     }
   });
 
@@ -187,7 +188,7 @@ describe('the CLI specs', () => {
       { input: 'cookie:a=b', error: /'cookie:a=b' is not a match/ },
       { input: 'end-user=jason', error: /is not a match/ },
     ];
-    for (const r of rows) assert.throws(() => parseMatch(r.input), (e: Error) => e instanceof SpecError && r.error.test(e.message) && !!e.hint, r.input);
+    for (const r of rows) assert.throws(() => parseMatch(r.input), (e: Error) => e instanceof MeshError && r.error.test(e.message) && !!e.hint, r.input);
   });
 
   it('reads faults and retries', () => {
@@ -197,9 +198,9 @@ describe('the CLI specs', () => {
     assert.deepEqual(parseFaultAbort('500@0.5'), { status: 500, percent: 0.5 });
     assert.deepEqual(parseRetries('3'), { attempts: 3 });
     assert.deepEqual(parseRetries('2', '5xx,connect-failure'), { attempts: 2, retryOn: ['connect-failure', '5xx'] });
-    for (const bad of ['2x@10%', '2s@110%', '2s@ten', '2s@1@2']) assert.throws(() => parseFaultDelay(bad), SpecError, bad);
-    for (const bad of ['200@5%', '5033@5%', 'x@5%', '503@-1']) assert.throws(() => parseFaultAbort(bad), SpecError, bad);
-    for (const bad of ['0', '11', 'three']) assert.throws(() => parseRetries(bad), SpecError, bad);
+    for (const bad of ['2x@10%', '2s@110%', '2s@ten', '2s@1@2']) assert.throws(() => parseFaultDelay(bad), MeshError, bad);
+    for (const bad of ['200@5%', '5033@5%', 'x@5%', '503@-1']) assert.throws(() => parseFaultAbort(bad), MeshError, bad);
+    for (const bad of ['0', '11', 'three']) assert.throws(() => parseRetries(bad), MeshError, bad);
     assert.throws(() => parseRetries('1', 'timeouts'), /cannot retry on 'timeouts'/);
     assert.throws(() => ruleFromCli(['v1'], { retryOn: '5xx' }), /--retry-on needs --retries/);
     assert.throws(() => ruleFromCli(['v1'], { timeout: '500' }), /timeout '500' is not a duration/);

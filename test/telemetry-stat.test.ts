@@ -8,7 +8,8 @@ import { MetricsRegistry } from '../src/proxy/metrics.js';
 import { parseExposition } from '../src/control/telemetry/parse.js';
 import { MetricStore } from '../src/control/telemetry/store.js';
 import { LocalSource, targetLabels, type PodInfo } from '../src/control/telemetry/source.js';
-import { computeStat, parseStatQuery, statQueryParams, StatError, type StatRow } from '../src/control/telemetry/stat.js';
+import { computeStat, parseStatQuery, statQueryParams, type StatRow } from '../src/control/telemetry/stat.js';
+import { MeshError } from '../src/util/errors.js';
 import { computeEdges, parseEdgesQuery } from '../src/control/telemetry/edges.js';
 import { PrometheusSource, type HttpGet } from '../src/control/telemetry/prometheus.js';
 
@@ -236,7 +237,7 @@ describe('stat over the control plane\'s window', () => {
     it(`refuses ${r.query} with ${r.status}`, async () => {
       const m = bookinfo();
       await assert.rejects(async () => computeStat(m.source, q(r.query)), (err: unknown) => {
-        assert.ok(err instanceof StatError);
+        assert.ok(err instanceof MeshError);
         assert.equal(err.status, r.status);
         assert.match(err.message, r.error);
         assert.ok(err.hint, 'with a hint');

@@ -13,7 +13,6 @@ import {
   effectiveDefault,
   LIST_HEAD,
   listRows,
-  PolicyEditError,
   type NumberedRule,
   resetNamespace,
   ruleFromFlags,
@@ -25,15 +24,6 @@ import { updateConfig, type EditableConfig } from '../api/config-store.js';
 import { MeshError } from '../util/errors.js';
 import { json } from '../ui/output.js';
 import { runnable } from '../ui/invocation.js';
-
-function edit<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof PolicyEditError) throw new MeshError(err.message, err.hint);
-    throw err;
-  }
-}
 
 const namespaceOk = (ns: string) => checked(() => checkName(ns, 'namespace'), 'use a namespace name like default or shop');
 
@@ -113,7 +103,7 @@ export function registerPolicy(program: Command): void {
     .action(async (f: WaitFlags & RuleFlags & { namespace: string }, cmd: Command) => {
       namespaceOk(f.namespace);
       if (f.to !== undefined) f.to = resourceName(f.to, 'service');
-      const rule = edit(() => ruleFromFlags(f));
+      const rule = ruleFromFlags(f);
       const store = await platform(cmd).policyStore();
       const endpoints = await store.endpoints();
       if (rule.to !== '*' && !endpoints.some((e) => e.namespace === f.namespace && e.service === rule.to)) {
@@ -172,7 +162,7 @@ export function registerPolicy(program: Command): void {
         n = Number(index);
         if (!/^\d+$/.test(index) || n < 1) throw new MeshError(`'${index}' is not a rule number`, `'mesh policy list -n ${f.namespace}' numbers the rules from 1`);
       }
-      const rule = byFields ? edit(() => ruleFromFlags(f)) : undefined;
+      const rule = byFields ? ruleFromFlags(f) : undefined;
       const store = await platform(cmd).policyStore();
       if (f.all) {
         return commit(store, (before) => resetNamespace(before, f.namespace), `namespace ${f.namespace}: policies removed, every client allowed`, f,
@@ -182,7 +172,7 @@ export function registerPolicy(program: Command): void {
       let removed: NumberedRule[] = [];
       const done = () => `namespace ${f.namespace}: deleted ${removed.map((r) => `rule ${r.index} (${describeRule(r.rule)})`).join(', ')}`;
       await commit(store, (before) => {
-        const r = edit(() => deleteRules(before, f.namespace, { index: n, rule }));
+        const r = deleteRules(before, f.namespace, { index: n, rule });
         removed = r.removed;
         return r.config;
       }, done, f);

@@ -7,7 +7,7 @@ import chalk from 'chalk';
 import { checked, outputFormat, platform, resourceName } from './context.js';
 import { checkName } from '../model/snapshot.js';
 import { findRoute, routesOf, sortRoutes, validateRoute, withRoute, type KnownServices, type Route, type RouteConfig } from '../model/route.js';
-import { parseRouteDocuments, ruleFromCli, setRule, SpecError, type RuleFlags } from '../model/route-parse.js';
+import { parseRouteDocuments, ruleFromCli, setRule, type RuleFlags } from '../model/route-parse.js';
 import { storeAndWait, waitOptions, type WaitFlags } from './config-commit.js';
 import { updateConfig, type EditableConfig } from '../api/config-store.js';
 import type { EndpointRecord } from '../api/types.js';
@@ -15,16 +15,6 @@ import { MeshError } from '../util/errors.js';
 import { runnable } from '../ui/invocation.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
-
-/** SpecErrors (bad CLI input) become one-line errors with their hint. */
-function spec<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof SpecError) throw new MeshError(err.message, err.hint);
-    throw err;
-  }
-}
 
 function names(service: string | undefined, namespace: string): void {
   checked(() => {
@@ -100,7 +90,7 @@ export function registerRoute(program: Command): void {
     .action(async (service: string, versions: string[], f: RuleFlags & WaitFlags & { namespace: string }, cmd: Command) => {
       service = resourceName(service, 'service');
       names(service, f.namespace);
-      const rule = spec(() => ruleFromCli(versions, f));
+      const rule = ruleFromCli(versions, f);
       const { formatSplit, formatMatches } = await import('../model/route-render.js');
       const split = formatSplit(rule.backends);
       // Weights are relative, as Linkerd takes them (Istio refuses a sum other than 100): say what they come to.
@@ -195,7 +185,7 @@ export function registerRoute(program: Command): void {
       } catch (err) {
         throw new MeshError(`cannot read ${f.filename}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'pass a YAML file with -f, or - for stdin');
       }
-      const docs = spec(() => parseRouteDocuments(text, f.filename === '-' ? 'stdin' : f.filename));
+      const docs = parseRouteDocuments(text, f.filename === '-' ? 'stdin' : f.filename);
       const store = await platform(cmd).routeStore();
       const live = await known(store);
       const routes: Route[] = [];

@@ -4,11 +4,10 @@ import type { Command } from 'commander';
 import chalk from 'chalk';
 import { outputFormat, checked, platform } from './context.js';
 import type { ControlReader } from '../platform/index.js';
-import { computeStat, parseStatQuery, statQueryParams, StatError, type StatResult } from '../control/telemetry/stat.js';
+import { computeStat, parseStatQuery, statQueryParams, type StatResult } from '../control/telemetry/stat.js';
 import { computeEdges, edgesQueryParams, parseEdgesQuery, type EdgesResult } from '../control/telemetry/edges.js';
 import { PrometheusSource } from '../control/telemetry/prometheus.js';
 import { parseDuration } from '../util/duration.js';
-import { MeshError } from '../util/errors.js';
 import { json } from '../ui/output.js';
 import { runnable } from '../ui/invocation.js';
 import { edgesJson, renderEdgesTable, renderStatTable, statJson } from '../ui/stat.js';
@@ -23,16 +22,6 @@ interface StatFlags {
   timeWindow: string;
   output?: string;
   prometheus?: string;
-}
-
-/** Runs shared stat code, turning its errors into the CLI's one-line errors. */
-async function asCli<T>(fn: () => T | Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof StatError) throw new MeshError(err.message, err.hint);
-    throw err;
-  }
 }
 
 /** With --prometheus no platform is involved: say which Prometheus answers instead of the banner. */
@@ -67,11 +56,11 @@ export function registerStat(program: Command): void {
       if (name) params.set('name', name);
       if (f.allNamespaces) params.set('all', 'true');
       for (const [k, v] of [['from', f.from], ['fromNamespace', f.fromNamespace], ['to', f.to], ['toNamespace', f.toNamespace]] as const) if (v) params.set(k, v);
-      const query = await asCli(() => parseStatQuery(params));
+      const query = parseStatQuery(params);
       const ctx = await source(cmd, f.prometheus, format === 'json');
       const result = ctx
         ? await ctx.get<StatResult>(`/v1/stat?${statQueryParams(query)}`)
-        : await asCli(() => computeStat(new PrometheusSource(f.prometheus!), query));
+        : await computeStat(new PrometheusSource(f.prometheus!), query);
       if (format === 'json') json(statJson(result.rows));
       else console.log(renderStatTable(result.rows, { allNamespaces: query.allNamespaces, wide: format === 'wide' }));
       printHints(result.hints);
@@ -90,11 +79,11 @@ export function registerStat(program: Command): void {
       const format = outputFormat(f.output, ['table', 'wide', 'json']);
       const params = new URLSearchParams({ resource, namespace: f.namespace, window: f.timeWindow });
       if (f.allNamespaces) params.set('all', 'true');
-      const query = await asCli(() => parseEdgesQuery(params));
+      const query = parseEdgesQuery(params);
       const ctx = await source(cmd, f.prometheus, format === 'json');
       const result = ctx
         ? await ctx.get<EdgesResult>(`/v1/edges?${edgesQueryParams(query)}`)
-        : await asCli(() => computeEdges(new PrometheusSource(f.prometheus!), query));
+        : await computeEdges(new PrometheusSource(f.prometheus!), query);
       if (format === 'json') json(edgesJson(result.edges));
       else console.log(renderEdgesTable(result.edges, { wide: format === 'wide' }));
       printHints(result.hints);

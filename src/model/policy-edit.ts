@@ -1,5 +1,6 @@
 // Pure edits and rendering of the policies document, for `mesh policy` (and tests): each takes the
-// stored document and returns the next one, or throws a PolicyEditError saying what is wrong.
+// stored document and returns the next one, or throws a MeshError saying what is wrong.
+import { MeshError } from '../util/errors.js';
 import { checkName } from './snapshot.js';
 import {
   fromError,
@@ -18,12 +19,6 @@ import {
 /** The Policy `mesh policy` edits in each namespace. */
 export const CLI_POLICY_NAME = 'default';
 
-export class PolicyEditError extends Error {
-  constructor(message: string, readonly hint: string) {
-    super(message);
-  }
-}
-
 export interface RuleFlags {
   from?: string;
   to?: string;
@@ -33,26 +28,26 @@ export interface RuleFlags {
 
 /** A rule from CLI flags, checked field by field so the error names the flag. */
 export function ruleFromFlags(f: RuleFlags): AllowRule {
-  if (!f.from) throw new PolicyEditError('--from is required', "name the client: a workload (web), <namespace>/<workload>, sa:<service-account>, a SPIFFE identity or '*'");
-  if (!f.to) throw new PolicyEditError('--to is required', "name the destination service in the namespace (-n), or '*' for all of them");
+  if (!f.from) throw new MeshError('--from is required', "name the client: a workload (web), <namespace>/<workload>, sa:<service-account>, a SPIFFE identity or '*'");
+  if (!f.to) throw new MeshError('--to is required', "name the destination service in the namespace (-n), or '*' for all of them");
   const fe = fromError(f.from);
-  if (fe) throw new PolicyEditError(`--from: ${fe}`, "use a workload (web), <namespace>/<workload>, sa:<service-account>, spiffe://<td>/ns/<ns>/sa/<sa> or '*'");
+  if (fe) throw new MeshError(`--from: ${fe}`, "use a workload (web), <namespace>/<workload>, sa:<service-account>, spiffe://<td>/ns/<ns>/sa/<sa> or '*'");
   if (f.to !== '*') {
     try {
       checkName(f.to, 'service name');
     } catch (e) {
-      throw new PolicyEditError(`--to: ${(e as Error).message}`, "'mesh workloads' lists the services that run");
+      throw new MeshError(`--to: ${(e as Error).message}`, "'mesh workloads' lists the services that run");
     }
   }
   const rule: AllowRule = { from: f.from, to: f.to };
   if (f.port !== undefined) {
     const n = Number(f.port);
-    if (!/^\d+$/.test(f.port) || n < 1 || n > 65535) throw new PolicyEditError(`--port '${f.port}' is not a port number`, 'use 1-65535: the port the destination app listens on');
+    if (!/^\d+$/.test(f.port) || n < 1 || n > 65535) throw new MeshError(`--port '${f.port}' is not a port number`, 'use 1-65535: the port the destination app listens on');
     rule.port = n;
   }
   if (f.pathPrefix !== undefined) {
     const pe = pathPrefixError(f.pathPrefix);
-    if (pe) throw new PolicyEditError(`--path-prefix: ${pe}`, 'use a plain path like /api/v1');
+    if (pe) throw new MeshError(`--path-prefix: ${pe}`, 'use a plain path like /api/v1');
     rule.pathPrefix = normalizePathPrefix(f.pathPrefix);
   }
   return rule;
@@ -108,7 +103,7 @@ export function deleteRules(config: unknown, namespace: string, which: { index?:
   if (which.index !== undefined) {
     const hit = all.find((r) => r.index === which.index);
     if (!hit) {
-      throw new PolicyEditError(
+      throw new MeshError(
         `namespace ${namespace} has no rule ${which.index}`,
         all.length ? `its rules are 1-${all.length}: 'mesh policy list -n ${namespace}' shows them` : 'it has no rules',
       );
@@ -119,7 +114,7 @@ export function deleteRules(config: unknown, namespace: string, which: { index?:
     gone = all.filter((r) => ruleKey(r.rule) === key);
     if (!gone.length) {
       const similar = all.filter((r) => r.rule.from === which.rule!.from && r.rule.to === which.rule!.to);
-      throw new PolicyEditError(
+      throw new MeshError(
         `namespace ${namespace} has no rule from ${which.rule!.from} to ${which.rule!.to}${which.rule!.port ? ` port ${which.rule!.port}` : ''}${which.rule!.pathPrefix ? ` path ${which.rule!.pathPrefix}` : ''}`,
         similar.length ? `rules ${similar.map((r) => r.index).join(', ')} have other --port/--path-prefix: delete by number, e.g. 'mesh policy delete ${similar[0]!.index} -n ${namespace}'` : `'mesh policy list -n ${namespace}' shows its rules`,
       );

@@ -1,19 +1,13 @@
 // What users type, turned into the route model: the CLI's specs (v1=80 v2=20, --match
 // header:end-user=jason, --fault-delay 2s@10%) and YAML/JSON documents for `mesh route apply`.
 import { parseAllDocuments } from 'yaml';
+import { MeshError } from '../util/errors.js';
 import { checkName } from './snapshot.js';
 import {
   durationMs, formatDuration, matchesKey, newRoute, regexError, MAX_RETRY_ATTEMPTS, RETRY_ON,
   type Backend, type HeaderMatch, type Match, type RetryOn, type Route, type Rule,
 } from './route.js';
 
-/** A CLI spec that cannot be read; `hint` says how to write it. */
-export class SpecError extends Error {
-  constructor(message: string, readonly hint: string) {
-    super(message);
-    this.name = 'SpecError';
-  }
-}
 
 const BACKENDS_HINT = 'name versions with integer weights, like: v1=80 v2=20 (or one version alone: v2)';
 export const MATCH_HINT = 'use header:NAME=VALUE, header:NAME~REGEX, path:/PREFIX or method:GET, joined with commas to require all';
@@ -24,7 +18,7 @@ export const MATCH_HINT = 'use header:NAME=VALUE, header:NAME~REGEX, path:/PREFI
  */
 export function parseBackends(args: string[]): Backend[] {
   const parts = args.flatMap((a) => a.split(',')).map((p) => p.trim()).filter((p) => p !== '');
-  if (!parts.length) throw new SpecError('no versions given', BACKENDS_HINT);
+  if (!parts.length) throw new MeshError('no versions given', BACKENDS_HINT);
   const out: { version: string; weight?: number }[] = [];
   for (const p of parts) {
     const m = /^([^=]+)(?:=(.*))?$/.exec(p)!;
@@ -32,24 +26,24 @@ export function parseBackends(args: string[]): Backend[] {
     try {
       checkName(version, 'version');
     } catch (e) {
-      throw new SpecError((e as Error).message, BACKENDS_HINT);
+      throw new MeshError((e as Error).message, BACKENDS_HINT);
     }
-    if (out.some((b) => b.version === version)) throw new SpecError(`version ${version} is named twice`, 'give each version one weight');
+    if (out.some((b) => b.version === version)) throw new MeshError(`version ${version} is named twice`, 'give each version one weight');
     if (m[2] === undefined) {
       out.push({ version });
       continue;
     }
     if (!/^\d+$/.test(m[2]) || !Number.isSafeInteger(Number(m[2]))) {
-      throw new SpecError(`weight '${m[2]}' of ${version} is not an integer ≥ 0`, BACKENDS_HINT);
+      throw new MeshError(`weight '${m[2]}' of ${version} is not an integer ≥ 0`, BACKENDS_HINT);
     }
     out.push({ version, weight: Number(m[2]) });
   }
   const weighted = out.filter((b) => b.weight !== undefined).length;
   if (weighted && weighted !== out.length) {
-    throw new SpecError(`some versions have weights and some do not (${parts.join(' ')})`, BACKENDS_HINT);
+    throw new MeshError(`some versions have weights and some do not (${parts.join(' ')})`, BACKENDS_HINT);
   }
   if (!weighted) return out.map((b) => ({ version: b.version, weight: out.length === 1 ? 100 : 1 }));
-  if (out.every((b) => b.weight === 0)) throw new SpecError('the weights are all zero', 'give at least one version a weight above 0');
+  if (out.every((b) => b.weight === 0)) throw new MeshError('the weights are all zero', 'give at least one version a weight above 0');
   return out as Backend[];
 }
 
@@ -68,27 +62,27 @@ export function parseMatch(spec: string): Match {
     if (key === 'header') {
       const at = rest.search(/[=~]/);
       const name = (at < 0 ? rest : rest.slice(0, at)).toLowerCase();
-      if (!name) throw new SpecError(`'${part}' names no header`, MATCH_HINT);
-      if (at < 0) throw new SpecError(`'${part}' needs a value`, `use header:${name}=VALUE for an exact value or header:${name}~REGEX`);
-      if (!/^[a-z0-9!#$%&'*+.^_`|-]+$/.test(name)) throw new SpecError(`'${name}' is not a header name`, MATCH_HINT);
-      if (headers.some((h) => h.name === name)) throw new SpecError(`header ${name} is named twice in '${spec}'`, 'conditions joined with commas must all hold; repeat --match for either-or');
+      if (!name) throw new MeshError(`'${part}' names no header`, MATCH_HINT);
+      if (at < 0) throw new MeshError(`'${part}' needs a value`, `use header:${name}=VALUE for an exact value or header:${name}~REGEX`);
+      if (!/^[a-z0-9!#$%&'*+.^_`|-]+$/.test(name)) throw new MeshError(`'${name}' is not a header name`, MATCH_HINT);
+      if (headers.some((h) => h.name === name)) throw new MeshError(`header ${name} is named twice in '${spec}'`, 'conditions joined with commas must all hold; repeat --match for either-or');
       const value = rest.slice(at + 1);
       if (rest[at] === '=') headers.push({ name, exact: value });
       else {
         const bad = regexError(value);
-        if (bad) throw new SpecError(`'${value}' is not a valid regular expression: ${bad}`, 'JavaScript syntax, e.g. header:end-user~^ja.*');
+        if (bad) throw new MeshError(`'${value}' is not a valid regular expression: ${bad}`, 'JavaScript syntax, e.g. header:end-user~^ja.*');
         headers.push({ name, regex: value });
       }
     } else if (key === 'path') {
-      if (out.pathPrefix !== undefined) throw new SpecError(`two paths in '${spec}'`, 'repeat --match for either-or');
-      if (!rest.startsWith('/')) throw new SpecError(`path '${rest}' must start with /`, 'e.g. path:/api');
+      if (out.pathPrefix !== undefined) throw new MeshError(`two paths in '${spec}'`, 'repeat --match for either-or');
+      if (!rest.startsWith('/')) throw new MeshError(`path '${rest}' must start with /`, 'e.g. path:/api');
       out.pathPrefix = rest;
     } else if (key === 'method') {
-      if (out.method !== undefined) throw new SpecError(`two methods in '${spec}'`, 'repeat --match for either-or');
-      if (!/^[A-Za-z]+$/.test(rest)) throw new SpecError(`'${rest}' is not an HTTP method`, 'e.g. method:GET');
+      if (out.method !== undefined) throw new MeshError(`two methods in '${spec}'`, 'repeat --match for either-or');
+      if (!/^[A-Za-z]+$/.test(rest)) throw new MeshError(`'${rest}' is not an HTTP method`, 'e.g. method:GET');
       out.method = rest.toUpperCase();
     } else {
-      throw new SpecError(`'${part}' is not a match`, MATCH_HINT);
+      throw new MeshError(`'${part}' is not a match`, MATCH_HINT);
     }
   }
   return headers.length ? { headers, ...out } : out;
@@ -104,7 +98,7 @@ export function formatMatch(m: Match): string {
 
 function duration(text: string, what: string, example: string): string {
   const ms = durationMs(text);
-  if (ms === undefined || ms < 1) throw new SpecError(`${what} '${text}' is not a duration`, `use a number and a unit, like ${example}`);
+  if (ms === undefined || ms < 1) throw new MeshError(`${what} '${text}' is not a duration`, `use a number and a unit, like ${example}`);
   return formatDuration(ms);
 }
 
@@ -112,14 +106,14 @@ function percent(text: string | undefined, spec: string, example: string): numbe
   if (text === undefined) return 100;
   const m = /^(\d+(?:\.\d+)?)%?$/.exec(text);
   const p = m ? Number(m[1]) : NaN;
-  if (!(p >= 0 && p <= 100)) throw new SpecError(`'${text}' in '${spec}' is not a percentage from 0 to 100`, `e.g. ${example}`);
+  if (!(p >= 0 && p <= 100)) throw new MeshError(`'${text}' in '${spec}' is not a percentage from 0 to 100`, `e.g. ${example}`);
   return p;
 }
 
 /** `2s@10%` → delay 10% of the requests by 2 s; without `@` every request. */
 export function parseFaultDelay(spec: string): { duration: string; percent: number } {
   const [d, p, extra] = spec.split('@');
-  if (extra !== undefined) throw new SpecError(`'${spec}' is not a delay`, 'e.g. --fault-delay 2s@10%');
+  if (extra !== undefined) throw new MeshError(`'${spec}' is not a delay`, 'e.g. --fault-delay 2s@10%');
   return { duration: duration(d!, 'delay', '2s@10%'), percent: percent(p, spec, '--fault-delay 2s@10%') };
 }
 
@@ -128,18 +122,18 @@ export function parseFaultAbort(spec: string): { status: number; percent: number
   const [s, p, extra] = spec.split('@');
   const status = /^\d{3}$/.test(s!) ? Number(s) : NaN;
   if (extra !== undefined || !(status >= 400 && status <= 599)) {
-    throw new SpecError(`'${spec}' is not an abort`, 'give a status from 400 to 599 and a share, e.g. --fault-abort 503@5%');
+    throw new MeshError(`'${spec}' is not an abort`, 'give a status from 400 to 599 and a share, e.g. --fault-abort 503@5%');
   }
   return { status, percent: percent(p, spec, '--fault-abort 503@5%') };
 }
 
 export function parseRetries(attempts: string, on?: string): { attempts: number; retryOn?: RetryOn[] } {
   const n = /^\d+$/.test(attempts) ? Number(attempts) : NaN;
-  if (!(n >= 1 && n <= MAX_RETRY_ATTEMPTS)) throw new SpecError(`retries '${attempts}' is not a number from 1 to ${MAX_RETRY_ATTEMPTS}`, 'e.g. --retries 3');
+  if (!(n >= 1 && n <= MAX_RETRY_ATTEMPTS)) throw new MeshError(`retries '${attempts}' is not a number from 1 to ${MAX_RETRY_ATTEMPTS}`, 'e.g. --retries 3');
   if (on === undefined) return { attempts: n };
   const list = on.split(',').map((x) => x.trim()).filter(Boolean);
   const bad = list.filter((x) => !RETRY_ON.includes(x as RetryOn));
-  if (bad.length || !list.length) throw new SpecError(`cannot retry on '${bad.join(',') || on}'`, `use ${RETRY_ON.join(', ')} (comma-separated)`);
+  if (bad.length || !list.length) throw new MeshError(`cannot retry on '${bad.join(',') || on}'`, `use ${RETRY_ON.join(', ')} (comma-separated)`);
   return { attempts: n, retryOn: RETRY_ON.filter((x) => list.includes(x)) };
 }
 
@@ -159,7 +153,7 @@ export function ruleFromCli(versions: string[], f: RuleFlags): Rule {
   if (f.match?.length) rule.matches = f.match.map(parseMatch);
   rule.backends = parseBackends(versions);
   if (f.timeout !== undefined) rule.timeout = duration(f.timeout, 'timeout', '500ms or 2s');
-  if (f.retryOn !== undefined && f.retries === undefined) throw new SpecError('--retry-on needs --retries', 'e.g. --retries 3 --retry-on 5xx');
+  if (f.retryOn !== undefined && f.retries === undefined) throw new MeshError('--retry-on needs --retries', 'e.g. --retries 3 --retry-on 5xx');
   if (f.retries !== undefined) rule.retries = parseRetries(f.retries, f.retryOn);
   if (f.faultDelay !== undefined || f.faultAbort !== undefined) {
     rule.fault = {};
@@ -200,7 +194,7 @@ export function parseRouteDocuments(text: string, source = 'input'): unknown[] {
     const err = doc.errors[0];
     if (err) {
       const line = err.linePos?.[0];
-      throw new SpecError(`${source}${line ? `:${line.line}:${line.col}` : ''}: ${err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`, 'fix the YAML syntax');
+      throw new MeshError(`${source}${line ? `:${line.line}:${line.col}` : ''}: ${err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`, 'fix the YAML syntax');
     }
     const v = doc.toJS({ maxAliasCount: 100 }) as unknown;
     if (v === null || v === undefined) continue;
@@ -210,6 +204,6 @@ export function parseRouteDocuments(text: string, source = 'input'): unknown[] {
     else if (o.kind === undefined && Array.isArray(o.routes)) out.push(...o.routes);
     else out.push(v);
   }
-  if (!out.length) throw new SpecError(`${source} holds no route`, "write one as 'mesh route get SERVICE -o yaml' prints it");
+  if (!out.length) throw new MeshError(`${source} holds no route`, "write one as 'mesh route get SERVICE -o yaml' prints it");
   return out;
 }

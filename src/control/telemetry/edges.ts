@@ -3,7 +3,8 @@
 // caller's proxy that counted), and the server's as the caller verified it (server_id).
 import { parseDuration } from '../../util/duration.js';
 import { formatMs, type MetricSource } from './source.js';
-import { parseKind, StatError } from './stat.js';
+import { parseKind } from './stat.js';
+import { MeshError } from '../../util/errors.js';
 
 export interface EdgesQuery {
   kind: 'deployment' | 'pod';
@@ -34,13 +35,13 @@ export interface EdgesResult {
 export function parseEdgesQuery(p: URLSearchParams): EdgesQuery {
   const kind = parseKind(p.get('resource') ?? undefined);
   if (kind !== 'deployment' && kind !== 'pod') {
-    throw new StatError(400, `edges are between deployments or pods, not ${kind}s`, "use 'mesh edges deployments', or 'mesh edges pods'");
+    throw new MeshError(`edges are between deployments or pods, not ${kind}s`, "use 'mesh edges deployments', or 'mesh edges pods'");
   }
   let windowMs: number;
   try {
     windowMs = parseDuration(p.get('window') || '1m', 'time window');
   } catch (err) {
-    throw new StatError(400, (err as Error).message, 'e.g. -t 30s, -t 1m or -t 5m');
+    throw new MeshError((err as Error).message, 'e.g. -t 30s, -t 1m or -t 5m');
   }
   return { kind, namespace: p.get('namespace') || 'default', allNamespaces: ['true', '1'].includes(p.get('all') ?? ''), windowMs };
 }
@@ -53,7 +54,7 @@ export function edgesQueryParams(q: EdgesQuery): URLSearchParams {
 
 export async function computeEdges(src: MetricSource, q: EdgesQuery): Promise<EdgesResult> {
   if (q.windowMs > src.maxWindowMs) {
-    throw new StatError(400, `time window ${formatMs(q.windowMs)} is longer than the ${formatMs(src.maxWindowMs)} ${src.name} keeps`,
+    throw new MeshError(`time window ${formatMs(q.windowMs)} is longer than the ${formatMs(src.maxWindowMs)} ${src.name} keeps`,
       `use -t ${formatMs(src.maxWindowMs)} or less, or --prometheus URL`);
   }
   const [srcLabel, dstLabel] = q.kind === 'deployment' ? ['deployment', 'dst_deployment'] : ['pod', 'dst_pod'];

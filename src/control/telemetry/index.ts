@@ -5,7 +5,8 @@ import { Scraper } from './scraper.js';
 import { DEFAULT_RETENTION_MS, MetricStore } from './store.js';
 import { LocalSource, podInfo } from './source.js';
 
-import { computeStat, parseStatQuery, StatError } from './stat.js';
+import { computeStat, parseStatQuery } from './stat.js';
+import { MeshError } from '../../util/errors.js';
 import { computeEdges, parseEdgesQuery } from './edges.js';
 import { DEFAULT_SCRAPE_INTERVAL_MS } from './config.js';
 
@@ -54,7 +55,8 @@ export class Telemetry {
       if (url.pathname === '/v1/edges') return { status: 200, body: await computeEdges(this.source, parseEdgesQuery(url.searchParams)) };
       return { status: 200, body: { intervalMs: this.intervalMs, retentionMs: this.store.retentionMs, targets: this.store.health() } };
     } catch (err) {
-      if (err instanceof StatError) return { status: err.status, body: { error: err.message, hint: err.hint } };
+      // A query the person asking got wrong (or a Prometheus that failed it): its status, one line and a hint.
+      if (err instanceof MeshError) return { status: err.status, body: { error: err.message, hint: err.hint } };
       throw err;
     }
   }

@@ -4,7 +4,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Labels } from './parse.js';
 import { formatMs, targetLabels, type MetricSource, type PodInfo, type ScrapeTarget, type VectorSample } from './source.js';
-import { StatError } from './stat.js';
+import { MeshError } from '../../util/errors.js';
 
 export const PROMETHEUS_JOB = 'mesh-proxy';
 
@@ -50,7 +50,7 @@ export class PrometheusSource implements MetricSource {
       u = new URL(url);
       if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');
     } catch {
-      throw new StatError(400, `'${url}' is not a Prometheus URL`, 'pass --prometheus http://HOST:PORT');
+      throw new MeshError(`'${url}' is not a Prometheus URL`, 'pass --prometheus http://HOST:PORT');
     }
     this.base = u.href.replace(/\/+$/, '');
     this.name = `Prometheus at ${this.base}`;
@@ -65,16 +65,16 @@ export class PrometheusSource implements MetricSource {
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       const why = e.code === 'ETIMEDOUT' ? e.message : e.code ?? e.message;
-      throw new StatError(502, `cannot reach ${this.name} (${why})`, 'check the --prometheus URL and that Prometheus is running');
+      throw new MeshError(`cannot reach ${this.name} (${why})`, 'check the --prometheus URL and that Prometheus is running', { status: 502 });
     }
     let body: PromVectorResponse;
     try {
       body = JSON.parse(res.body) as PromVectorResponse;
     } catch {
-      throw new StatError(502, `${this.name} answered HTTP ${res.status} with something that is not its API`, 'point --prometheus at the Prometheus server itself, e.g. http://127.0.0.1:9090');
+      throw new MeshError(`${this.name} answered HTTP ${res.status} with something that is not its API`, 'point --prometheus at the Prometheus server itself, e.g. http://127.0.0.1:9090', { status: 502 });
     }
     if (body.status !== 'success' || !body.data) {
-      throw new StatError(502, `${this.name} refused the query: ${body.error ?? `HTTP ${res.status}`}`, 'check that the URL is a Prometheus 2.x server');
+      throw new MeshError(`${this.name} refused the query: ${body.error ?? `HTTP ${res.status}`}`, 'check that the URL is a Prometheus 2.x server', { status: 502 });
     }
     if (body.data.resultType !== 'vector') return [];
     const out: VectorSample[] = [];

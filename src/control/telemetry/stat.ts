@@ -3,6 +3,7 @@
 // inbound, from its outbound), open connections and bytes from its inbound TCP metrics, and with
 // --from/--to the outbound side of the traffic between the two resources.
 import { parseDuration } from '../../util/duration.js';
+import { MeshError } from '../../util/errors.js';
 import type { Labels } from './parse.js';
 import { formatMs, type MetricSource, type PodInfo, type VectorSample } from './source.js';
 
@@ -16,13 +17,6 @@ export const RESOURCE_ALIASES: Record<string, ResourceKind> = {
 };
 
 const PLURAL: Record<ResourceKind, string> = { deployment: 'deployments', pod: 'pods', service: 'services', namespace: 'namespaces' };
-
-/** A failure meant for the person asking: HTTP status, one line, and how to fix it. */
-export class StatError extends Error {
-  constructor(readonly status: number, message: string, readonly hint?: string) {
-    super(message);
-  }
-}
 
 export interface ResourceRef {
   /** Undefined for a bare name: a deployment of that name, else a service. */
@@ -70,7 +64,7 @@ export interface StatResult {
 export function parseKind(text: string | undefined): ResourceKind {
   const kind = text === undefined ? undefined : RESOURCE_ALIASES[text.toLowerCase()];
   if (!kind) {
-    throw new StatError(400, text === undefined ? 'no resource type given' : `unknown resource type '${text}'`,
+    throw new MeshError(text === undefined ? 'no resource type given' : `unknown resource type '${text}'`,
       'use deployments (deploy), pods (po), services (svc) or namespaces (ns)');
   }
   return kind;
@@ -82,7 +76,7 @@ export function parseRef(text: string, namespace: string): ResourceRef {
   if (slash < 0) return { name: text, namespace };
   const kind = parseKind(text.slice(0, slash));
   const name = text.slice(slash + 1);
-  if (!name) throw new StatError(400, `'${text}' names no resource`, 'write TYPE/NAME, e.g. deploy/web');
+  if (!name) throw new MeshError(`'${text}' names no resource`, 'write TYPE/NAME, e.g. deploy/web');
   return kind === 'namespace' ? { kind, name, namespace: name } : { kind, name, namespace };
 }
 
@@ -91,8 +85,8 @@ export function parseStatQuery(p: URLSearchParams): StatQuery {
   // TYPE/NAME (deploy/reviews-v1), as kubectl and linkerd take it, is the same as TYPE NAME.
   const [resource, slashName, extra] = (p.get('resource') ?? '').split('/');
   if (slashName !== undefined) {
-    if (!slashName || extra !== undefined) throw new StatError(400, `'${p.get('resource')}' is not TYPE/NAME`, "e.g. 'mesh stat deploy/reviews-v1'");
-    if (p.get('name')) throw new StatError(400, `name given twice ('${p.get('resource')}' and '${p.get('name')}')`, 'use TYPE/NAME or TYPE NAME, not both');
+    if (!slashName || extra !== undefined) throw new MeshError(`'${p.get('resource')}' is not TYPE/NAME`, "e.g. 'mesh stat deploy/reviews-v1'");
+    if (p.get('name')) throw new MeshError(`name given twice ('${p.get('resource')}' and '${p.get('name')}')`, 'use TYPE/NAME or TYPE NAME, not both');
     p = new URLSearchParams(p);
     p.set('name', slashName);
   }
@@ -103,15 +97,15 @@ export function parseStatQuery(p: URLSearchParams): StatQuery {
   try {
     windowMs = parseDuration(windowText, 'time window');
   } catch (err) {
-    throw new StatError(400, (err as Error).message, 'e.g. -t 30s, -t 1m or -t 5m');
+    throw new MeshError((err as Error).message, 'e.g. -t 30s, -t 1m or -t 5m');
   }
-  if (windowMs < 1000) throw new StatError(400, `time window ${windowText} is too short`, 'use 1s or more, e.g. -t 30s');
+  if (windowMs < 1000) throw new MeshError(`time window ${windowText} is too short`, 'use 1s or more, e.g. -t 30s');
   const q: StatQuery = { kind, namespace, allNamespaces: ['true', '1'].includes(p.get('all') ?? ''), windowMs };
   const name = p.get('name');
   if (name) q.name = name;
   const from = p.get('from');
   const to = p.get('to');
-  if (from && to) throw new StatError(400, '--from and --to cannot be used together', 'ask for one side of the traffic at a time');
+  if (from && to) throw new MeshError('--from and --to cannot be used together', 'ask for one side of the traffic at a time');
   if (from) q.from = parseRef(from, p.get('fromNamespace') || namespace);
   if (to) q.to = parseRef(to, p.get('toNamespace') || namespace);
   return q;
@@ -164,23 +158,23 @@ function resolveRef(ref: ResourceRef, pods: PodInfo[], role: 'from' | 'to'): { k
   const kind = kinds.find(exists);
   if (!kind) {
     const what = ref.kind ?? 'deployment or service';
-    throw new StatError(404, `no ${what} '${ref.name}'${ref.kind === 'namespace' ? '' : ` in namespace ${ref.namespace}`} for --${role}`,
-      `'mesh stat ${ref.kind ? PLURAL[ref.kind] : 'deployments'} -A' lists what is meshed`);
+    throw new MeshError(`no ${what} '${ref.name}'${ref.kind === 'namespace' ? '' : ` in namespace ${ref.namespace}`} for --${role}`,
+      `'mesh stat ${ref.kind ? PLURAL[ref.kind] : 'deployments'} -A' lists what is meshed`, { status: 404 });
   }
   return { kind, name: ref.name, namespace: ref.namespace };
 }
 
 export async function computeStat(src: MetricSource, q: StatQuery): Promise<StatResult> {
   if (q.windowMs > src.maxWindowMs) {
-    throw new StatError(400, `time window ${formatMs(q.windowMs)} is longer than the ${formatMs(src.maxWindowMs)} ${src.name} keeps`,
+    throw new MeshError(`time window ${formatMs(q.windowMs)} is longer than the ${formatMs(src.maxWindowMs)} ${src.name} keeps`,
       `use -t ${formatMs(src.maxWindowMs)} or less, or --prometheus URL for longer windows`);
   }
   const pods = await src.pods();
   const inScope = (ns: string) => q.allNamespaces || q.kind === 'namespace' || ns === q.namespace;
   const where = q.allNamespaces ? 'in any namespace' : `in namespace ${q.namespace}`;
   if (q.name && !pods.some((p) => podName(p, q.kind) === q.name && inScope(p.namespace))) {
-    throw new StatError(404, `no ${q.kind} '${q.name}'${q.kind === 'namespace' ? ' in the mesh' : ` ${where}`}`,
-      `'mesh stat ${PLURAL[q.kind]}${q.kind === 'namespace' ? '' : ' -A'}' lists them`);
+    throw new MeshError(`no ${q.kind} '${q.name}'${q.kind === 'namespace' ? ' in the mesh' : ` ${where}`}`,
+      `'mesh stat ${PLURAL[q.kind]}${q.kind === 'namespace' ? '' : ' -A'}' lists them`, { status: 404 });
   }
 
   let sides: Side[];
