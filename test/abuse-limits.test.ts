@@ -8,7 +8,8 @@ import { Exchange } from '../src/proxy/exchange.js';
 import { Gate } from '../src/proxy/gate.js';
 import { ClientShares } from '../src/proxy/layers/fair.js';
 import type { Req, Res } from '../src/proxy/wire/h1-server.js';
-import type { RequestStats } from '../src/proxy/metrics.js';
+import { RequestStats } from '../src/proxy/metrics.js';
+import { ERROR_INDEX } from '../src/proxy/errors.js';
 
 class FakeRes extends EventEmitter {
   statusCode = 0;
@@ -26,7 +27,7 @@ class FakeRes extends EventEmitter {
   }
 }
 
-const stats = { observe() {} } as unknown as RequestStats;
+const stats = new RequestStats('');
 const sockets = new Map<string, Socket>();
 const sock = (client: string): Socket => {
   let s = sockets.get(client);
@@ -38,7 +39,8 @@ const exchange = (client: string) => new Exchange({ socket: sock(client) } as un
 describe('the app-connection gate', () => {
   it('runs up to its limit, queues up to its queue, answers 503 beyond, and gives each client at most half of either', () => {
     const ran: Exchange[] = [];
-    const gate = new Gate(4, 4, (ex) => ran.push(ex), 'app connections');
+    const gate = new Gate(4, 4, 'app connections');
+    gate.run = (ex) => ran.push(ex);
     for (const c of ['a', 'b']) gate.attach(sock(c), c);
     const a = Array.from({ length: 6 }, () => exchange('a'));
     for (const ex of a) gate.enter(ex);
@@ -46,6 +48,8 @@ describe('the app-connection gate', () => {
     assert.equal(ran.length, 2);
     assert.equal(gate.queued, 2);
     assert.deepEqual(a.map((ex) => ex.res.statusCode), [0, 0, 0, 0, 503, 503]);
+    assert.deepEqual(a.map((ex) => ex.error), [null, null, null, null, 'overloaded', 'overloaded']);
+    assert.equal(stats.errors[ERROR_INDEX.overloaded], 2);
     const b = Array.from({ length: 2 }, () => exchange('b'));
     for (const ex of b) gate.enter(ex);
     assert.equal(ran.length, 4, 'another client gets the other half at once');
@@ -57,7 +61,8 @@ describe('the app-connection gate', () => {
 
   it('skips a waiting exchange whose client went away', () => {
     const ran: Exchange[] = [];
-    const gate = new Gate(2, 4, (ex) => ran.push(ex), 'app connections');
+    const gate = new Gate(2, 4, 'app connections');
+    gate.run = (ex) => ran.push(ex);
     gate.attach(sock('c'), 'c');
     gate.attach(sock('d'), 'd');
     const [c1, d1, c2, c3] = [exchange('c'), exchange('d'), exchange('c'), exchange('c')];
@@ -78,6 +83,7 @@ describe('the ingress\'s per-client share', () => {
     const first = Array.from({ length: 3 }, () => exchange('10.0.0.1'));
     for (const ex of first) h(ex);
     assert.deepEqual(first.map((ex) => ex.res.statusCode), [0, 0, 429]);
+    assert.equal(first[2]!.error, 'too_many_requests');
     const other = exchange('10.0.0.2');
     h(other);
     assert.equal(passed.length, 3);

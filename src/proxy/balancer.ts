@@ -7,6 +7,7 @@ import type { TlsOptions } from './wire/mux-client.js';
 import type { EndpointInfo } from '../model/snapshot.js';
 import { PeerIdentityError, verifyPeer } from '../identity/spiffe.js';
 import type { RequestStats, TcpStats } from './metrics.js';
+import { ProxyError } from './exchange.js';
 
 /** Makes the stats an endpoint (or, with no endpoint, a service or one version of it) is counted under. */
 export type StatsFor = ((namespace: string, service: string, ep?: EndpointInfo, version?: string) => RequestStats) & {
@@ -189,13 +190,13 @@ export class Target {
     return best;
   }
 
-  /** Why pick() found nothing, for the 503's reason. */
-  unavailableReason(): string {
+  /** Why pick() found nothing: the 503 to answer with. */
+  unavailable(): ProxyError {
     const now = Date.now();
     const svc = `${this.name}.${this.namespace}`;
-    if (this.endpoints.length === 0) return `no endpoints for service ${svc}`;
-    if (this.endpoints.every((e) => e.ejectedUntil > now)) return `all endpoints of service ${svc} are ejected (failing)`;
-    return `endpoints of service ${svc} are at their concurrency limit`;
+    if (this.endpoints.length === 0) return new ProxyError('no_endpoints', `no endpoints for service ${svc}`);
+    if (this.endpoints.every((e) => e.ejectedUntil > now)) return new ProxyError('no_endpoints', `all endpoints of service ${svc} are ejected (failing)`);
+    return new ProxyError('overloaded', `endpoints of service ${svc} are at their concurrency limit`);
   }
 }
 

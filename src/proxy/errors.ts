@@ -9,6 +9,7 @@ export const ERROR_HEADER = 'mesh-proxy-error';
 export const STATUS = {
   bad_request: 400,
   denied: 403,
+  method_not_allowed: 405,
   request_timeout: 408,
   too_many_requests: 429,
   head_too_large: 431,
@@ -28,9 +29,31 @@ export const STATUS = {
   no_endpoints: 503,
   overloaded: 503,
   timeout: 504,
+  /** A route's fault injection aborted the request (with the status the rule names). */
+  fault: 500,
 } as const;
 
 export type ErrorCode = keyof typeof STATUS;
+
+/** Every code, in a fixed order: metrics count errors in an array indexed by ERROR_INDEX. */
+export const ERROR_CODES = Object.keys(STATUS) as ErrorCode[];
+export const ERROR_INDEX = Object.fromEntries(ERROR_CODES.map((c, i) => [c, i])) as Record<ErrorCode, number>;
+
+/** The error header's value: the stable code, then the reason as one line of printable ASCII. */
+export function errorHeader(code: ErrorCode, reason: string): string {
+  return `${code}: ${reason.replace(/[^\x20-\x7e]/g, ' ')}`;
+}
+
+/** The codes of the statuses a codec refuses a message with (a head too large, a slow client...). */
+export function codeOfStatus(status: number): ErrorCode {
+  switch (status) {
+    case 405: return 'method_not_allowed';
+    case 408: return 'request_timeout';
+    case 431: return 'head_too_large';
+    case 502: return 'upstream';
+    default: return 'bad_request';
+  }
+}
 
 /** A transport failure with its stable code; `errno` keeps the socket's code (ECONNRESET...) when there was one. */
 export class MeshFault extends Error {

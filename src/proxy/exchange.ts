@@ -4,11 +4,15 @@ import { performance } from 'node:perf_hooks';
 import type { Endpoint, Target } from './balancer.js';
 import type { RequestStats } from './metrics.js';
 import type { CompiledRule, ServiceRouter } from './routing.js';
-import { ERROR_HEADER, type ErrorCode } from './errors.js';
+import { ERROR_HEADER, STATUS, errorHeader, type ErrorCode } from './errors.js';
+import type { Upstream } from './wire/h1-client.js';
 
-/** A failure with the HTTP status it means, so client, metrics and logs agree; `code` is its stable name (errors.ts). */
+/**
+ * A failure the proxy answers itself: its stable code (errors.ts) and the status it means, so the client, the error
+ * header, metrics and logs agree. `status` differs from the code's only where a route sets it (an injected abort).
+ */
 export class ProxyError extends Error {
-  constructor(readonly status: number, readonly reason: string, readonly code?: ErrorCode) {
+  constructor(readonly code: ErrorCode, readonly reason: string, readonly status: number = STATUS[code]) {
     super(reason);
   }
 }
@@ -27,21 +31,28 @@ export class Exchange {
   endpoint: Endpoint | null = null;
   /** A small request body kept in memory so the request can be retried. */
   body: Buffer | null = null;
+  /** The current attempt upstream, while it runs (a layer above the transport may cut it). */
+  upstream: Upstream | null = null;
   /** When the current attempt was sent upstream (time to first byte is measured from here). */
   sent = 0;
   /** The current attempt's timeout (rules with a timeout only). */
   timer: NodeJS.Timeout | null = null;
   /** The current attempt opened a new connection, so its time includes the handshake. */
   freshConnection = false;
+  /** Attempts sent (or about to be) by the retry layer; 0 where there is none. */
   attempts = 0;
+  /** The retry layer sends the request again once the current attempt is over. */
+  again = false;
   /** Whether the request can be sent again after a connect failure (no body was read). */
   replayable = true;
+  /** The request asked to upgrade its connection (its Connection and Upgrade headers go on). */
+  upgrade = false;
   /** Inbound: the app port this exchange goes to. */
   appPort = 0;
   /** Verified peer identity on inbound. */
   peer = '';
-  /** Endpoint selection, for the transport to try another endpoint after a connect failure. */
-  rebalance: Handler | null = null;
+  /** Set when the proxy answered itself: what the metrics and the access log say went wrong. */
+  error: ErrorCode | null = null;
   readonly start = performance.now();
   traceId = '';
   /** This proxy's span when tracing exports spans (see telemetry.ts). */
@@ -57,11 +68,64 @@ export class Exchange {
 }
 
 export type Handler = (ex: Exchange) => void;
-export type Layer = (next: Handler) => Handler;
 
-/** Builds the per-request stack once (at config time); requests only run it. */
-export function stack(layers: Layer[], terminal: Handler): Handler {
-  return layers.reduceRight<Handler>((next, layer) => layer(next), terminal);
+/**
+ * How an attempt went, as the transport reports it to the layers above, the nearest first. Each layer passes a
+ * report on (`above`) or acts on it; the stack's top does nothing.
+ */
+export interface Report {
+  /** Its response head came: true drops the response unseen (a layer sends the request again once it is done). */
+  response(ex: Exchange, status: number): boolean;
+  /**
+   * It failed before any response, with the stable code of the failure: true when a layer took the exchange over
+   * (answered it, or sends it again once it is done); else the transport answers with the code's status.
+   */
+  failed(ex: Exchange, err: NodeJS.ErrnoException, code: ErrorCode, reused: boolean): boolean;
+  /** It is over upstream, however it ended: once per attempt, after response() or failed(). */
+  done(ex: Exchange): void;
+}
+
+/**
+ * One per-request behaviour: it wraps the handler below it (requests go down). One that needs to know how attempts
+ * went also has `report`, which wraps the report of the layers above it, and may send again through `next`.
+ */
+export interface Layer {
+  (next: Handler): Handler;
+  report?: (above: Report, next: Handler) => Report;
+}
+
+/** The bottom of a stack: sends an attempt and tells `report` how it went (set when the stack is built). */
+export interface Transport {
+  send: Handler;
+  report: Report;
+}
+
+/** The stack's top, and a transport's report until its stack is built: does nothing. */
+export const TOP: Report = {
+  response: () => false,
+  failed: () => false,
+  done() {},
+};
+
+/**
+ * Builds the per-request stack once (at config time); requests only run it. Handlers are built from the bottom up,
+ * reports from the top down, and the transport reports to the layer nearest it.
+ */
+export function stack(layers: Layer[], transport: Transport | Handler): Handler {
+  const send = typeof transport === 'function' ? transport : transport.send;
+  const nexts: Handler[] = new Array(layers.length);
+  let next = send;
+  for (let i = layers.length - 1; i >= 0; i--) {
+    nexts[i] = next;
+    next = layers[i]!(next);
+  }
+  let report = TOP;
+  for (let i = 0; i < layers.length; i++) {
+    const r = layers[i]!.report;
+    if (r !== undefined) report = r(report, nexts[i]!);
+  }
+  if (typeof transport !== 'function') transport.report = report;
+  return next;
 }
 
 export function respondError(ex: Exchange, err: ProxyError): void {
@@ -70,13 +134,15 @@ export function respondError(ex: Exchange, err: ProxyError): void {
     res.destroy();
     return;
   }
+  ex.error = err.code;
   ex.observe(err.status);
+  ex.stats.error(err.code);
   // A reason can carry an upstream's words: one line of Latin-1 in the header, UTF-8 in the body.
   const body = Buffer.from(`${err.reason}\n`);
   res.writeHead(err.status, undefined, [
     'content-type', 'text/plain; charset=utf-8',
     'content-length', String(body.length),
-    ERROR_HEADER, err.reason.replace(/[^\x20-\x7e]/g, ' '),
+    ERROR_HEADER, errorHeader(err.code, err.reason),
   ]);
   res.end(body);
 }

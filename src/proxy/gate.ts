@@ -21,7 +21,10 @@ export class Gate {
   private readonly perClient: number;
   private readonly perClientQueue: number;
 
-  constructor(readonly limit: number, readonly queueLimit: number, private readonly run: Handler, private readonly what: string) {
+  /** What an admitted exchange runs: the layer below the gate (see layers/admit.ts). */
+  run: Handler = () => {};
+
+  constructor(readonly limit: number, readonly queueLimit: number, private readonly what: string) {
     this.perClient = Math.max(1, Math.floor(limit / 2));
     this.perClientQueue = Math.max(1, Math.floor(queueLimit / 2));
   }
@@ -50,7 +53,7 @@ export class Gate {
     } else if (this.queue.length < this.queueLimit && s.waiting < this.perClientQueue) {
       s.waiting++;
       this.queue.push(ex);
-    } else respondError(ex, new ProxyError(503, `${this.what}: ${this.active} in flight, ${this.queue.length} waiting (this client: ${s.active} and ${s.waiting})`, 'overloaded'));
+    } else respondError(ex, new ProxyError('overloaded', `${this.what}: ${this.active} in flight, ${this.queue.length} waiting (this client: ${s.active} and ${s.waiting})`));
   }
 
   /** An upgraded connection holds an app connection for its life: it takes a slot now or none (no queue). */

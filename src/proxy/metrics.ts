@@ -1,6 +1,7 @@
 // Prometheus metrics as Linkerd names them. Label sets are built once per endpoint or peer, so a
 // request only bumps numbers: no strings are made on the hot path.
 import type { Socket } from 'node:net';
+import { ERROR_CODES, ERROR_INDEX, type ErrorCode } from './errors.js';
 
 /** Response latency buckets in ms: fine below 10 ms, where loopback p50s live. */
 export const LATENCY_BUCKETS_MS = [0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 2000, 3000, 5000, 10000, 30000, 60000];
@@ -26,6 +27,8 @@ export class RequestStats {
   readonly extra = new Map<string, number>();
   authzAllow = 0;
   authzDeny = 0;
+  /** Responses the proxy made itself, by error code (indexed by ERROR_INDEX). */
+  readonly errors = new Float64Array(ERROR_CODES.length);
 
   constructor(readonly labels: string) {}
 
@@ -40,6 +43,11 @@ export class RequestStats {
 
   count(name: string, by = 1): void {
     this.extra.set(name, (this.extra.get(name) ?? 0) + by);
+  }
+
+  /** A response the proxy made itself (see errors.ts). */
+  error(code: ErrorCode): void {
+    this.errors[ERROR_INDEX[code]]!++;
   }
 
   /** Per-request authorization decisions: plain fields, not the extra map. */
@@ -80,6 +88,7 @@ class NoopRequestStats extends RequestStats {
   override count(): void {}
   override allowed(): void {}
   override denied(): void {}
+  override error(): void {}
 }
 
 export class MetricsRegistry {
@@ -155,6 +164,11 @@ export class MetricsRegistry {
       for (const [name, n] of s.extra) extra(name, s, n);
       if (s.authzAllow) extra('inbound_http_authz_allow_total', s, s.authzAllow);
       if (s.authzDeny) extra('inbound_http_authz_deny_total', s, s.authzDeny);
+      // As linkerd2-proxy counts them: {inbound,outbound}_http_errors_total{error="<code>"}.
+      const errors = s.labels.includes('direction="inbound"') ? 'inbound_http_errors_total' : 'outbound_http_errors_total';
+      for (let i = 0; i < ERROR_CODES.length; i++) {
+        if (s.errors[i]) (extras.get(errors) ?? extras.set(errors, []).get(errors)!).push(`${errors}{${s.labels},error="${ERROR_CODES[i]}"} ${s.errors[i]}`);
+      }
     }
     for (const [name, lines] of extras) out.push(`# TYPE ${name} counter`, ...lines);
     const tcps = [...this.tcpStats.values()].filter((t) => t.opened > 0);

@@ -1,23 +1,16 @@
 // Moves one request and its response between the downstream exchange and an upstream request,
-// streaming bodies both ways and mapping upstream failures to the status they mean.
+// streaming bodies both ways. It decides nothing: it reports how each attempt went to the layers
+// above (exchange.ts Report) and answers with the failure's code when none of them took it over.
 // The listeners are module-level functions that find their exchange on the emitter: a request
 // allocates no closures here, and bodies are forwarded without pipe()'s listener set-up.
 import type { Upstream, UpstreamResponse } from './wire/h1-client.js';
 import type { Res } from './wire/h1-server.js';
-import { Exchange, ProxyError, respondError } from './exchange.js';
+import { Exchange, ProxyError, respondError, type Transport } from './exchange.js';
 import { forwardHeaders } from './wire/h1-headers.js';
-import { codeOf, MeshFault, neverSent, STATUS, type ErrorCode } from './errors.js';
+import { codeOf, MeshFault, neverSent } from './errors.js';
 
-/** What to do after an upstream attempt failed: try again, it was answered already, or 502. */
-export type Outcome = 'retry' | 'handled' | 'fail';
-
-export interface RelayHooks {
-  /** Called once when an attempt is over upstream, however it ended. */
-  done(ex: Exchange): void;
-  /** Response headers arrived; true sends the request again (the response is dropped unseen). */
-  response(ex: Exchange, status: number): boolean;
-  /** A failure before any response, with its stable code (see errors.ts). */
-  failed(ex: Exchange, err: NodeJS.ErrnoException, code: ErrorCode, reused: boolean): Outcome;
+/** A transport that relays: it names the upstream in the reasons of the errors it answers. */
+export interface Relaying extends Transport {
   describe(ex: Exchange): string;
 }
 
@@ -31,12 +24,13 @@ class Attempt {
   remaining = -1;
   ended = false;
 
-  constructor(readonly ex: Exchange, readonly up: Upstream, readonly hooks: RelayHooks) {}
+  constructor(readonly ex: Exchange, readonly up: Upstream, readonly t: Relaying) {}
 
   finish(): void {
     if (!this.finished) {
       this.finished = true;
-      this.hooks.done(this.ex);
+      if (this.ex.upstream === this.up) this.ex.upstream = null;
+      this.t.report.done(this.ex);
     }
   }
 }
@@ -48,10 +42,9 @@ function onResponse(this: Upstream & Carrier, upRes: UpstreamResponse & Carrier)
   const { ex } = a;
   const status = upRes.statusCode!;
   ex.freshConnection = !this.reusedSocket;
-  if (a.hooks.response(ex, status)) {
+  if (a.t.report.response(ex, status)) {
     upRes.resume();
     a.finish();
-    ex.rebalance!(ex);
     return;
   }
   ex.observe(status);
@@ -108,21 +101,21 @@ function onUpError(this: Upstream & Carrier, err: NodeJS.ErrnoException): void {
   const a = this[ATTEMPT]!;
   const { ex } = a;
   const { res } = ex;
-  a.finish();
   if (res.headersSent || res.destroyed) {
+    a.finish();
     res.destroy();
     return;
   }
   const code = codeOf(err);
-  const outcome = a.hooks.failed(ex, err, code, this.reusedSocket);
-  if (outcome === 'retry') return ex.rebalance!(ex);
-  if (outcome === 'handled') return;
+  const taken = a.t.report.failed(ex, err, code, this.reusedSocket);
+  a.finish();
+  if (taken) return;
   const reason = err instanceof MeshFault
-    ? `${a.hooks.describe(ex)}: ${err.message}`
+    ? `${a.t.describe(ex)}: ${err.message}`
     : neverSent(code)
-      ? `cannot connect to ${a.hooks.describe(ex)}: ${err.code ?? err.message}`
-      : `${a.hooks.describe(ex)} failed: ${err.message}`;
-  respondError(ex, new ProxyError(STATUS[code], reason, code));
+      ? `cannot connect to ${a.t.describe(ex)}: ${err.code ?? err.message}`
+      : `${a.t.describe(ex)} failed: ${err.message}`;
+  respondError(ex, new ProxyError(code, reason));
 }
 
 /** The client went away (or the response is complete): an unfinished upstream is cut. */
@@ -147,8 +140,9 @@ function contentLength(raw: string[]): number {
   return n;
 }
 
-export function relay(ex: Exchange, up: Upstream, hooks: RelayHooks): void {
-  const a = new Attempt(ex, up, hooks);
+export function relay(ex: Exchange, up: Upstream, t: Relaying): void {
+  ex.upstream = up;
+  const a = new Attempt(ex, up, t);
   (up as Upstream & Carrier)[ATTEMPT] = a;
   const res = ex.res as Res & Carrier;
   // One close listener per response, however many attempts: it follows the current one.

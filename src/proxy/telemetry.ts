@@ -110,6 +110,8 @@ export class Telemetry {
           duration_ms: Math.round(ms * 1000) / 1000, bytes: ex.res.bodyBytes,
           client_id: client, server_id: server, trace_id: ex.traceId,
           ...(direction === 'outbound' && ex.endpoint ? { dst: ex.endpoint.info.instance } : {}),
+          // The proxy answered itself: the stable code of why (errors.ts).
+          ...(ex.error !== null ? { error: ex.error } : {}),
         }) + '\n');
       }
       const span = ex.span as Span | null;

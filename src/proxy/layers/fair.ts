@@ -37,7 +37,7 @@ export class ClientShares {
     const c = (ex.req.socket as Socket & Carrier)[CLIENT];
     if (c === undefined) return next(ex);
     if (c.inflight >= this.limit) {
-      return respondError(ex, new ProxyError(429, `client ${c.key} has ${c.inflight} requests in flight, its limit`, 'too_many_requests'));
+      return respondError(ex, new ProxyError('too_many_requests', `client ${c.key} has ${c.inflight} requests in flight, its limit`));
     }
     c.inflight++;
     const res = ex.res as Res & Carrier;

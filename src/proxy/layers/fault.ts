@@ -5,7 +5,7 @@ export const fault: Layer = (next) => (ex) => {
   const f = ex.rule?.fault;
   if (!f) return next(ex);
   if (f.abortPercent > 0 && Math.random() * 100 < f.abortPercent) {
-    return respondError(ex, new ProxyError(f.abortStatus, 'fault injected: abort'));
+    return respondError(ex, new ProxyError('fault', 'fault injected: abort', f.abortStatus));
   }
   if (f.delayPercent > 0 && Math.random() * 100 < f.delayPercent) {
     const timer = setTimeout(() => next(ex), f.delayMs);

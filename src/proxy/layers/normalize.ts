@@ -12,12 +12,12 @@ export function readTarget(ex: Exchange, identity: string | null): RequestTarget
   const t = requestTarget(req.url, req.host, req.hosts, req.minor);
   if (typeof t === 'string') {
     ex.res.shouldKeepAlive = false;
-    respondError(ex, new ProxyError(400, t));
+    respondError(ex, new ProxyError('bad_request', t));
     return null;
   }
   ex.host = hostOnly(t.authority);
   ex.path = t.path;
-  ex.headers = requestHeaders(req, t.authority, identity);
+  ex.headers = requestHeaders(req, t.authority, identity, ex.upgrade);
   ex.replayable = !req.hasBody;
   return t;
 }

@@ -13,7 +13,7 @@ export interface RouteTable {
 export const route = (table: () => RouteTable): Layer => (next) => (ex) => {
   const t = table();
   const router = t.hosts.get(ex.host) ?? t.fallback;
-  if (router === null) return respondError(ex, new ProxyError(502, `unknown service ${ex.host}: not in the mesh`));
+  if (router === null) return respondError(ex, new ProxyError('unknown_service', `unknown service ${ex.host}: not in the mesh`));
   ex.router = router;
   const rule = router.rules.length ? router.match(ex.req, ex.path) : null;
   ex.rule = rule;

@@ -2,11 +2,18 @@
 // enough that a request this proxy forwards means the same thing to the next hop. Node's `http`
 // objects cost more CPU than the proxying itself, so the data path parses for itself.
 
+import { codeOfStatus, type ErrorCode } from '../errors.js';
+
 export const MAX_HEAD = 16 * 1024;
 
+/** A message refused by its framing; its stable code (errors.ts) follows from the status. */
 export class ParseError extends Error {
   constructor(readonly status: number, reason: string) {
     super(reason);
+  }
+
+  get code(): ErrorCode {
+    return codeOfStatus(this.status);
   }
 }
 

@@ -5,7 +5,7 @@ import net from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import { BodyDecoder, chunkFrame, Head, headEnd, LAST_CHUNK, MAX_HEAD, parseRequestHead, ParseError, withHead, type BodyTarget } from './h1-parse.js';
 import { tunnels } from './h1-headers.js';
-import { ERROR_HEADER } from '../errors.js';
+import { ERROR_HEADER, errorHeader } from '../errors.js';
 
 /** Where a request body goes: an upstream request, or a buffer for retries. */
 export interface BodySink {
@@ -404,7 +404,7 @@ export class ServerConn implements BodyTarget, BodyFlow {
     }
     this.res = null;
     res?.aborted();
-    this.sock.end(`HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\ncontent-type: text/plain\r\ncontent-length: ${msg.length}\r\n${ERROR_HEADER}: ${err.message}\r\nconnection: close\r\n\r\n${msg}`);
+    this.sock.end(`HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\ncontent-type: text/plain\r\ncontent-length: ${msg.length}\r\n${ERROR_HEADER}: ${errorHeader(err.code, err.message)}\r\nconnection: close\r\n\r\n${msg}`);
     this.sock.removeListener('data', onSockData);
   }
 

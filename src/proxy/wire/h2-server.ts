@@ -8,7 +8,7 @@ import { createServer as netCreateServer } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { Head, MAX_HEAD } from './h1-parse.js';
 import { readTimeouts, Req, serveH1, trackConnections, type BodyFlow, type H1Handlers, type H1Server, type Res, type RequestHandler } from './h1-server.js';
-import { ERROR_HEADER } from '../errors.js';
+import { codeOfStatus, ERROR_HEADER, errorHeader } from '../errors.js';
 import { h2Headers, isConnectionHeader } from './h2-headers.js';
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -214,7 +214,7 @@ function headOf(headers: http2.IncomingHttpHeaders, raw: string[], endStream: bo
 
 function refuseStream(st: http2.ServerHttp2Stream, status: number, why: string): void {
   const body = Buffer.from(`${why}\n`);
-  st.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length, [ERROR_HEADER]: why });
+  st.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length, [ERROR_HEADER]: errorHeader(codeOfStatus(status), why) });
   st.end(body);
 }
 
