@@ -109,6 +109,39 @@ describe('HTTP/2 from the app to the outbound listener', () => {
     assert.equal(r.body.length, body.length + 'web-a\n'.length);
   });
 
+  it('brings the response trailers through mesh/1 to the HTTP/2 client', async (t) => {
+    const s = connect(t);
+    const r = await h2call(s, { ':method': 'POST', ':path': '/t', ':authority': 'web', 'x-want-trailer': 'yes', 'content-type': 'application/grpc', te: 'trailers' }, 'abc');
+    assert.equal(r.status, 200);
+    assert.match(r.body, /^abcweb-[abc]\n$/);
+    assert.equal(r.trailers['x-trailer'], 'yes');
+    assert.equal(r.trailers['grpc-status'], '0');
+  });
+
+  it('streams both ways at once: each piece of the request is answered before the request ends', async (t) => {
+    const s = connect(t);
+    const st = s.request({ ':method': 'POST', ':path': '/duplex', ':authority': 'web', 'x-want-trailer': 'done' });
+    const got: Buffer[] = [];
+    let wake: (() => void) | null = null;
+    st.on('data', (c: Buffer) => {
+      got.push(c);
+      wake?.();
+    });
+    const echoed = (n: number) => new Promise<void>((resolve, reject) => {
+      const check = () => (Buffer.concat(got).length >= n ? resolve() : (wake = check));
+      st.once('error', reject);
+      check();
+    });
+    const trailers = new Promise<http2.IncomingHttpHeaders>((r) => st.on('trailers', r));
+    for (let i = 1; i <= 5; i++) {
+      st.write(`ping${i};`);
+      await echoed(6 * i);
+    }
+    assert.equal(Buffer.concat(got).toString(), 'ping1;ping2;ping3;ping4;ping5;');
+    st.end();
+    assert.equal((await trailers)['x-trailer'], 'done');
+  });
+
   it('refuses a Host that disagrees with :authority, a CONNECT and an oversized header list', async (t) => {
     let s = connect(t);
     const host = await h2call(s, { ':path': '/', ':authority': 'web', host: 'other' });

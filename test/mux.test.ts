@@ -260,3 +260,50 @@ describe('mesh/1 with a peer of the previous version', () => {
     assert.deepEqual(await Promise.all([0, 1, 2, 3].map(upload)), [200, 200, 200, 200]);
   });
 });
+
+describe('mesh/1 trailers', () => {
+  /** A raw mesh/1 client: sends `hello` first (SETTINGS or nothing), one request, and collects the frames of its answer. */
+  async function ask(port: number, ca: Awaited<ReturnType<typeof makeCa>>, hello: Buffer | null): Promise<Array<{ type: number; flags: number; text: string }>> {
+    const sock = tls.connect({ host: '127.0.0.1', port, cert: ca.leaf(idOf('client')), key: ca.key.keyPem, ca: ca.anchor.certPem, checkServerIdentity: () => undefined, ALPNProtocols: [ALPN] });
+    await new Promise<void>((resolve, reject) => sock.once('secureConnect', resolve).once('error', reject));
+    const got: Array<{ type: number; flags: number; text: string }> = [];
+    const done = new Promise<void>((resolve) => {
+      const reader = new FrameReader({
+        onFrame(type, flags, id, payload) {
+          if (id !== 1) return;
+          got.push({ type, flags, text: payload.toString('latin1') });
+          if (flags & 1) resolve();
+        },
+      });
+      sock.on('data', (c: Buffer) => reader.push(c));
+    });
+    if (hello) sock.write(hello);
+    sock.write(frame(1, 1, 1, 'GET / HTTP/1.1\r\nhost: web\r\n\r\n'));
+    await done;
+    sock.destroy();
+    return got;
+  }
+
+  it('sends trailers to a peer that announced them, and never to one of the previous version', { timeout: 20_000 }, async (t) => {
+    const ca = await makeCa();
+    const peer = await muxPeer(ca.leaf(idOf('web')), ca.key.keyPem, ca.anchor.certPem, {
+      request(_req, res) {
+        res.writeHead(200, undefined, ['content-type', 'application/grpc']);
+        res.end(Buffer.from('body'), ['grpc-status', '7', 'grpc-message', 'no', 'content-length', '9']);
+      },
+      upgrade: (_r, s) => s.destroy(),
+    });
+    t.after(() => peer.close());
+    const settings = Buffer.alloc(8);
+    settings.writeUInt32BE(128, 0);
+    settings.writeUInt32BE(1, 4);
+    const fresh = await ask(peer.port, ca, frame(6, 0, 0, settings));
+    const last = fresh[fresh.length - 1]!;
+    assert.equal(last.type, 7, 'a Trailers frame ends the stream');
+    // Fields that frame or route a message never trail it.
+    assert.equal(last.text, 'grpc-status: 7\r\ngrpc-message: no\r\n\r\n');
+    const old = await ask(peer.port, ca, null);
+    assert.deepEqual(old.map((f) => f.type), [1, 2], 'a head and its data, no Trailers frame');
+    assert.equal(old[1]!.text, 'body');
+  });
+});

@@ -4,7 +4,7 @@ import tls from 'node:tls';
 import { Head, parseResponseHead } from './h1-parse.js';
 import type { Upstream, UpstreamResponse } from './h1-client.js';
 import type { TcpStats } from '../metrics.js';
-import { ALPN, T, END, ACK, EMPTY, MAX_HEAD_FRAME, PING_LEN, Rst, FrameReader, FrameWriter, headEndOf, headText, resetError, type FrameSink } from './mux-frames.js';
+import { ALPN, T, END, ACK, EMPTY, MAX_HEAD_FRAME, PING_LEN, Rst, FrameReader, FrameWriter, headEndOf, headText, parseTrailers, resetError, type FrameSink } from './mux-frames.js';
 import { ConnFlow, Receiver, Sender } from './mux-flow.js';
 import { connectFault, MeshFault } from '../errors.js';
 
@@ -15,6 +15,8 @@ export interface TlsOptions {
 }
 
 export class MuxResponse extends EventEmitter implements UpstreamResponse {
+  trailers: string[] | null = null;
+
   constructor(readonly statusCode: number, readonly statusMessage: string, readonly rawHeaders: string[], private readonly rx: Receiver) {
     super();
   }
@@ -47,11 +49,14 @@ export class ClientStream extends EventEmitter implements Upstream {
 
   write(chunk: Buffer): boolean {
     if (this.done || this.sent) return true;
-    if (!this.headSent) {
-      this.headSent = true;
-      this.session.w.head(0, this.id, this.head);
-    }
+    if (!this.headSent) this.sendHead();
     return this.tx.data(chunk, false);
+  }
+
+  /** The head without END: a streamed body follows, and the peer may answer before it ends. */
+  sendHead(): void {
+    this.headSent = true;
+    this.session.w.head(0, this.id, this.head);
   }
 
   end(chunk?: Buffer): void {
@@ -117,6 +122,15 @@ export class ClientStream extends EventEmitter implements Upstream {
         this.rx.consumed(payload.length);
       }
       if (flags & END) this.finish();
+    } else if (type === T.Trailers) {
+      if (this.res === null) return this.protocolError('trailers before the response head');
+      if ((flags & END) === 0) return this.protocolError('trailers without END');
+      try {
+        this.res.trailers = parseTrailers(payload);
+      } catch (err) {
+        return this.protocolError((err as Error).message);
+      }
+      this.finish();
     } else if (type === T.Window) {
       if (!this.tx.opened(payload.readUInt32BE(0))) this.protocolError('a window past 2^31-1');
     } else if (type === T.Reset) {
@@ -142,6 +156,14 @@ export class ClientStream extends EventEmitter implements Upstream {
 }
 
 const RST_PROTOCOL = Buffer.from([Rst.Protocol]);
+
+function chunkedBody(headers: string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    const n = headers[i]!;
+    if (n.length === 17 && n.toLowerCase() === 'transfer-encoding') return true;
+  }
+  return false;
+}
 
 /** A request refused before it had a stream: its 'error' comes once the caller listens. */
 class Refused extends EventEmitter implements Upstream {
@@ -236,6 +258,8 @@ export class MuxSession implements FrameSink {
     this.nextId += 2;
     const s = new ClientStream(this, id, head, this.connected, method === 'HEAD');
     this.streams.set(id, s);
+    // A streamed body (gRPC's calls) may wait on the response: the head goes now, in this turn's write.
+    if (chunkedBody(headers)) s.sendHead();
     return s;
   }
 

@@ -2,7 +2,7 @@
 // and the connection's; its receiver credits both back as the consumer takes the data, and treats
 // data past either window as a protocol error. A peer that stops reading makes our senders wait
 // (the socket's 'drain' wakes them), never our memory grow.
-import { T, END, WINDOW, CONN_WINDOW, MAX_DATA, MAX_STREAMS, MAX_WINDOW, type FrameWriter } from './mux-frames.js';
+import { T, END, Cap, WINDOW, CONN_WINDOW, MAX_DATA, MAX_STREAMS, MAX_WINDOW, type FrameWriter } from './mux-frames.js';
 
 /** Told when a stream that had to wait may send again, and when what it held back has all gone out. */
 export interface Drainable {
@@ -22,6 +22,8 @@ export class ConnFlow {
   /** The peer keeps to our connection window and credits its own (it sent SETTINGS). */
   peerNew = false;
   peerMaxStreams = MAX_STREAMS;
+  /** The peer takes Trailers frames (it said so in SETTINGS). */
+  peerTrailers = false;
   private readonly blocked = new Set<Sender>();
 
   constructor(readonly w: FrameWriter) {
@@ -39,6 +41,8 @@ export class ConnFlow {
     this.peerNew = settings;
     if (settings) {
       if (payload.length >= 4) this.peerMaxStreams = Math.max(1, Math.min(payload.readUInt32BE(0), MAX_STREAMS));
+      const caps = payload.length >= 8 ? payload.readUInt32BE(4) : 0;
+      this.peerTrailers = (caps & Cap.Trailers) !== 0;
       return;
     }
     // The previous version has no connection window: its stream windows are the only limit.
@@ -101,15 +105,20 @@ export class Sender {
   window = WINDOW;
   private held: Buffer[] | null = null;
   private endHeld = false;
+  /** A Trailers frame that ends the stream once the data before it is out. */
+  private trailer: Buffer | null = null;
   /** The source was told to wait (a write returned false) and gets a drain when the windows open. */
   private waiting = false;
 
   constructor(private readonly flow: ConnFlow, private readonly id: number, private readonly owner: Drainable) {}
 
-  /** Queues a chunk (and the end); false when the source should wait. */
-  data(chunk: Buffer, end: boolean): boolean {
+  /** Queues a chunk (and the end, with trailers if given); false when the source should wait. */
+  data(chunk: Buffer, end: boolean, trailer: Buffer | null = null): boolean {
     if (chunk.length > 0) (this.held ??= []).push(chunk);
-    if (end) this.endHeld = true;
+    if (end) {
+      this.endHeld = true;
+      this.trailer = trailer;
+    }
     this.pump();
     if (this.open) return true;
     this.waiting = true;
@@ -132,14 +141,18 @@ export class Sender {
       else held[0] = c.subarray(n);
       this.window -= n;
       flow.sendWindow -= n;
-      const last = this.endHeld && held.length === 0;
+      const last = this.endHeld && held.length === 0 && this.trailer === null;
       w.frame(T.Data, last ? END : 0, this.id, n === c.length ? c : c.subarray(0, n));
       if (last) this.endHeld = false;
     }
     if (held !== null && held.length === 0) this.held = null;
     if (this.held === null && this.endHeld) {
       this.endHeld = false;
-      w.frame(T.Data, END, this.id, null);
+      const t = this.trailer;
+      this.trailer = null;
+      // Trailers are not flow-controlled (as HTTP/2's HEADERS): they follow the last DATA at once.
+      if (t !== null) w.frame(T.Trailers, END, this.id, t);
+      else w.frame(T.Data, END, this.id, null);
     }
     // Held back by the connection (its window, or a peer not reading), not by this stream's window.
     if (this.held !== null && this.window > 0) flow.block(this);
@@ -172,6 +185,7 @@ export class Sender {
   close(): void {
     this.held = null;
     this.endHeld = false;
+    this.trailer = null;
     this.waiting = false;
     this.flow.unblock(this);
   }

@@ -6,11 +6,18 @@
 // Negotiated by ALPN: clients that do not offer it (curl, raw TLS) get HTTP/1.1 on the same port.
 // Client side: mux-client.ts; server side: mux-server.ts; windows: mux-flow.ts.
 import type net from 'node:net';
-import { MAX_HEAD, ParseError } from './h1-parse.js';
+import { isIdentityHeader, MAX_HEAD, ParseError } from './h1-parse.js';
 
 export const ALPN = 'mesh1';
 
-export const enum T { Headers = 1, Data = 2, Reset = 3, Window = 4, Ping = 5, Settings = 6 }
+export const enum T { Headers = 1, Data = 2, Reset = 3, Window = 4, Ping = 5, Settings = 6, Trailers = 7 }
+/**
+ * What this version can take, a bit each, in SETTINGS after the stream limit: a peer that did not
+ * announce one (the previous version sends the stream limit only) is never sent it.
+ * TRAILERS: a response may end with a Trailers frame (END set), fields as in a head without its start line.
+ */
+export const enum Cap { Trailers = 1 }
+export const CAPS = Cap.Trailers;
 export const END = 1;
 /** On a PING: this one answers another. */
 export const ACK = 1;
@@ -108,12 +115,13 @@ export class FrameWriter {
     this.schedule();
   }
 
-  /** SETTINGS: this end keeps to the connection window and credits the peer's (see CONN_WINDOW). */
+  /** SETTINGS: this end keeps to the connection window and credits the peer's (see CONN_WINDOW); its stream limit and capabilities. */
   settings(): void {
-    const b = Buffer.alloc(HDR + 4);
+    const b = Buffer.alloc(HDR + 8);
     b[0] = T.Settings;
-    b.writeUInt32BE(4, 6);
+    b.writeUInt32BE(8, 6);
     b.writeUInt32BE(MAX_STREAMS, HDR);
+    b.writeUInt32BE(CAPS, HDR + 4);
     this.out.push(b);
     this.size += b.length;
     this.schedule();
@@ -145,7 +153,7 @@ export class FrameWriter {
 
 function maxLength(type: number): number {
   if (type === T.Data) return MAX_FRAME;
-  if (type === T.Headers) return MAX_HEAD_FRAME;
+  if (type === T.Headers || type === T.Trailers) return MAX_HEAD_FRAME;
   return CONTROL_MAX[type] ?? 256;
 }
 
@@ -221,6 +229,37 @@ export function resetError(reason: string): NodeJS.ErrnoException {
 
 
 export const EMPTY = Buffer.alloc(0);
+
+// Trailer fields: what a head allows, and never one that frames, routes or identifies a message.
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+const NOT_TRAILERS = new Set(['content-length', 'transfer-encoding', 'host', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
+
+function trailerAllowed(lower: string): boolean {
+  return !NOT_TRAILERS.has(lower) && !isIdentityHeader(lower);
+}
+
+/** A Trailers frame's payload from a flat list (fields that may not trail left out), or null when none is left. */
+export function trailerText(raw: readonly string[]): string | null {
+  let s = '';
+  for (let i = 0; i < raw.length; i += 2) if (trailerAllowed(raw[i]!.toLowerCase())) s += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  return s === '' ? null : `${s}\r\n`;
+}
+
+/** The fields of a Trailers frame; throws ParseError on anything a head would not allow. */
+export function parseTrailers(payload: Buffer): string[] {
+  const s = payload.toString('latin1', 0, headEndOf(payload));
+  const out: string[] = [];
+  for (const line of s.split('\r\n')) {
+    const colon = line.indexOf(':');
+    const name = colon > 0 ? line.slice(0, colon) : '';
+    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+    if (!FIELD_NAME.test(name) || BAD_VALUE.test(value)) throw new ParseError(400, 'invalid trailer field');
+    if (!trailerAllowed(name.toLowerCase())) throw new ParseError(400, `${name} is not allowed in trailers`);
+    out.push(name, value);
+  }
+  return out;
+}
 
 export function headEndOf(payload: Buffer): number {
   // A head frame holds exactly one head: its text ends with CRLFCRLF.

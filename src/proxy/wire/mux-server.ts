@@ -4,7 +4,7 @@ import type net from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import { Head, parseRequestHead, ParseError } from './h1-parse.js';
 import { Req, type BodyFlow, type H1Handlers, type Res } from './h1-server.js';
-import { T, END, ACK, EMPTY, MAX_HEAD_FRAME, MAX_STREAMS, Rst, FrameReader, FrameWriter, headEndOf, headText, type FrameSink } from './mux-frames.js';
+import { T, END, ACK, EMPTY, MAX_HEAD_FRAME, MAX_STREAMS, Rst, FrameReader, FrameWriter, headEndOf, headText, parseTrailers, trailerText, type FrameSink } from './mux-frames.js';
 import { ConnFlow, Receiver, Sender, type Drainable } from './mux-flow.js';
 
 class ServerStream implements BodyFlow, Drainable {
@@ -88,14 +88,18 @@ class MuxRes extends EventEmitter implements Res {
     return this.st.tx.data(chunk, false);
   }
 
-  end(chunk?: Buffer): void {
+  end(chunk?: Buffer, trailers?: string[] | null): void {
     if (this.destroyed || this.writableFinished) return;
     const body = this.noBody || chunk === undefined ? EMPTY : chunk;
     this.bodyBytes += body.length;
+    // Trailers go to a peer that takes them (gRPC's status lives there); the previous version's never see them.
+    const text = trailers != null && trailers.length > 0 && !this.noBody && this.st.conn.flow.peerTrailers ? trailerText(trailers) : null;
+    if (text !== null && text.length > MAX_HEAD_FRAME) return this.destroy();
+    const trailer = text === null ? null : Buffer.from(text, 'latin1');
     if (!this.headersSent) {
-      if (!this.sendHead(body.length === 0 ? END : 0)) return;
-      if (body.length > 0) this.st.tx.data(body, true);
-    } else this.st.tx.data(body, true);
+      if (!this.sendHead(body.length === 0 && trailer === null ? END : 0)) return;
+      if (body.length > 0 || trailer !== null) this.st.tx.data(body, true, trailer);
+    } else this.st.tx.data(body, true, trailer);
     this.writableFinished = true;
     this.st.conn.responseDone(this.st);
     this.emit('close');
@@ -180,6 +184,17 @@ export class MuxServerConn implements FrameSink {
       }
       if (flags & END) this.requestEnd(st);
       return;
+    }
+    if (type === T.Trailers) {
+      // Request trailers end the body; their fields are checked, not passed on (this version sends none).
+      if (st === undefined || st.requestDone) return;
+      try {
+        parseTrailers(payload);
+      } catch (err) {
+        return this.refuse(st, Rst.Protocol, (err as Error).message);
+      }
+      if ((flags & END) === 0) return this.refuse(st, Rst.Protocol, 'trailers without END');
+      return this.requestEnd(st);
     }
     if (type === T.Headers && st === undefined) {
       // Ids only grow: an old id is a stream already over, whose late frames are dropped.
