@@ -4,6 +4,13 @@ import { after, before, describe, it } from 'node:test';
 import { startCliCluster } from './support/kube-mesh.js';
 import { createIssuer, createTrustAnchor } from '../src/identity/ca.js';
 import { VERSION } from '../src/version.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { ROOT } from './support/mesh.js';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const FIX = join(ROOT, 'test', 'fixtures', 'kube');
 
 const DEPLOY = { apiVersion: 'apps/v1', kind: 'Deployment', name: 'mesh-control', namespace: 'mesh-system' };
 const cluster = (opts: Parameters<typeof startCliCluster>[1] = {}) => startCliCluster('mesh-kube-check-', opts);
@@ -125,6 +132,41 @@ describe('mesh check --platform kubernetes', () => {
     assert.match(scaled.stdout, /× control plane is ready\n\s+deployment mesh-system\/mesh-control is scaled to 0/);
     c.server.store.put({ ...c.server.store.get(DEPLOY)!, spec: { ...(d.spec as object), replicas: 1 } });
     c.server.store.setStatus(DEPLOY, { replicas: 1, readyReplicas: 1 });
+  });
+
+  it('re-rendering install keeps the installed identity, refuses files of another anchor, and check flags proxies that hold another anchor (issue 16, bug 4)', async () => {
+    const installed = (kind: string, name: string) => c.server.store.get({ apiVersion: 'v1', kind, name, namespace: 'mesh-system' }) as unknown as { data: Record<string, string> };
+    const hook = () => c.server.store.get({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', name: 'mesh-proxy-injector' }) as unknown as Obj;
+    const render = await c.run(['install']);
+    assert.equal(render.code, 0, render.stderr);
+    const docs = parseAllDocuments(render.stdout).map((d) => d.toJS() as Obj);
+    const doc = (kind: string, name: string) => docs.find((d) => d.kind === kind && d.metadata.name === name)!;
+    assert.equal(doc('ConfigMap', 'mesh-identity-trust-roots').data['ca-bundle.crt'], installed('ConfigMap', 'mesh-identity-trust-roots').data['ca-bundle.crt']);
+    assert.deepEqual(doc('Secret', 'mesh-identity-issuer').data, installed('Secret', 'mesh-identity-issuer').data);
+    assert.deepEqual(doc('Secret', 'mesh-webhook-tls').data, installed('Secret', 'mesh-webhook-tls').data);
+    assert.equal(doc('MutatingWebhookConfiguration', 'mesh-proxy-injector').webhooks[0].clientConfig.caBundle, hook().webhooks[0].clientConfig.caBundle);
+
+    const other = await c.run(['install', '--identity-trust-anchors-file', join(FIX, 'anchor.crt'), '--identity-issuer-certificate-file', join(FIX, 'issuer.crt'), '--identity-issuer-key-file', join(FIX, 'issuer.key')]);
+    assert.equal(other.code, 1);
+    assert.match(other.stderr, /a mesh with another trust anchor is installed on fake/);
+    assert.equal(other.stdout, '');
+
+    const pod = (name: string, anchors: string) => c.server.store.create({
+      apiVersion: 'v1', kind: 'Pod',
+      metadata: { name, namespace: 'shop', labels: { app: 'web', 'mesh.io/control-plane-ns': 'mesh-system' }, annotations: { 'mesh.io/proxy-version': VERSION } },
+      spec: { containers: [{ name: 'web', image: 'web' }], initContainers: [{ name: 'mesh-proxy', image: 'mesh', restartPolicy: 'Always', env: [{ name: 'MESH_TRUST_ANCHORS', value: anchors }] }] },
+      status: { phase: 'Running', initContainerStatuses: [{ name: 'mesh-proxy', ready: true, restartCount: 0, image: 'mesh', imageID: '', started: true }] },
+    });
+    pod('web-same', installed('ConfigMap', 'mesh-identity-trust-roots').data['ca-bundle.crt']);
+    const same = await c.run(['check', '--wait', '0s']);
+    assert.equal(same.code, 0, same.stdout);
+    assert.equal(line(same.stdout, 'data plane proxies trust the installed issuer')?.[0], '√');
+    pod('web-stale', readFileSync(join(FIX, 'other-anchor.crt'), 'utf8'));
+    const stale = await c.run(['check', '--wait', '0s']);
+    assert.equal(stale.code, 1);
+    assert.match(stale.stdout, /× data plane proxies trust the installed issuer\n\s+shop\/web-stale: its proxy holds other trust anchors than the installed ones/);
+    assert.doesNotMatch(stale.stdout, /shop\/web-same: its proxy/);
+    for (const name of ['web-same', 'web-stale']) c.server.store.delete({ apiVersion: 'v1', kind: 'Pod', name, namespace: 'shop' });
   });
 
   it('fails once the issuer has expired, unlike Linkerd, which exits 0 on warnings', async () => {

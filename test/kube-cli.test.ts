@@ -207,7 +207,7 @@ describe('mesh on kubernetes: the CLI against a fake API server', () => {
       const r = await k(['install', '--apply', '--identity-trust-anchors-file', join(FIX, 'anchor.crt'), '--identity-issuer-certificate-file', join(FIX, 'issuer.crt'),
         '--identity-issuer-key-file', join(FIX, 'issuer.key')]);
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /error: a mesh with another trust anchor is installed on this cluster — pass its trust anchor and issuer/);
+      assert.match(r.stderr, /error: a mesh with another trust anchor is installed on fake — pass its trust anchor and issuer/);
     });
 
     it('refuses a mesh-system namespace that is not labelled as mesh\'s, and gives up waiting after --wait', async () => {

@@ -13,6 +13,8 @@ export interface MeshedPod {
   proxyVersion?: string;
   /** The mesh-proxy container's readiness from the pod status (undefined: no status for it yet). */
   proxyReady?: boolean;
+  /** The trust anchors inject gave the proxy (its MESH_TRUST_ANCHORS), if any. */
+  trustAnchorsPem?: string;
 }
 
 export interface KubeCheckView {
@@ -283,6 +285,19 @@ const dataPlane: Checker<KubeCheckView>[] = [
     hint: 'data-plane-ready',
     retry: true,
     check: async (v) => fail((await v.meshedPods()).filter((p) => p.proxyReady === false).map((p) => `${p.namespace}/${p.name}: mesh-proxy is not ready`)),
+  },
+  {
+    // A proxy injected before the trust anchors were replaced (a second install that generated new ones) cannot
+    // verify a certificate of the installed issuer: its calls fail while everything else looks healthy.
+    description: 'data plane proxies trust the installed issuer',
+    hint: 'data-plane-anchors',
+    check: async (v) => {
+      const c = await certs(v);
+      const signers = c.issuer ? c.anchors.filter((a) => signerIn(c.issuer!, [a])) : c.anchors;
+      const known = new Set(signers.map((a) => a.fingerprint256));
+      fail((await v.meshedPods()).filter((p) => p.trustAnchorsPem !== undefined && !bundleCerts(p.trustAnchorsPem).some((a) => known.has(a.fingerprint256)))
+        .map((p) => `${p.namespace}/${p.name}: its proxy holds other trust anchors than the installed ones: restart the pod (kubectl rollout restart) to re-inject, or reinstall with the anchors it holds`));
+    },
   },
   {
     description: 'data plane proxies run the CLI\'s version',

@@ -56,10 +56,13 @@ export function kubeCheckView(target: TargetOptions, onConnect?: (kube: KubeClie
       return pods.map((p): MeshedPod => {
         const statuses = [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])] as { name: string; ready?: boolean }[];
         const proxy = statuses.find((s) => s.name === PROXY_CONTAINER);
+        const spec = [...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])].find((x: Obj) => x.name === PROXY_CONTAINER) as Obj | undefined;
+        const anchors = (spec?.env as { name: string; value?: string }[] | undefined)?.find((e) => e.name === 'MESH_TRUST_ANCHORS')?.value;
         return {
           namespace: p.metadata?.namespace ?? '', name: p.metadata?.name ?? '',
           proxyVersion: p.metadata?.annotations?.[PROXY_VERSION_ANNOTATION], // A pod that has not started its proxy (Pending) is not ready; a finished one (a Job's) needs none.
           proxyReady: proxy ? proxy.ready === true : p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' ? undefined : false,
+          ...(anchors ? { trustAnchorsPem: anchors } : {}),
         };
       }).sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
     },

@@ -21,6 +21,63 @@ export interface ExistingInstall {
 const ours = (o: KubernetesObject | undefined) => o?.metadata?.labels?.[PART_OF] === 'mesh' && o?.metadata?.labels?.[MANAGED_BY] === 'mesh';
 const unb64 = (s: string | undefined) => Buffer.from(s ?? '', 'base64').toString('utf8');
 
+/** The mesh installed on a cluster, as far as it can be read: nothing (`undefined`), or its identity and webhook. */
+export interface InstalledMesh {
+  /** The installed trust anchors' fingerprints (empty if the ConfigMap holds none that parse). */
+  anchors: string[];
+  identity?: IdentityValues;
+  webhook?: WebhookValues;
+}
+
+/**
+ * Reads what a previous install of ours left in mesh-system (undefined when there is none); refuses a namespace of
+ * that name that is not ours.
+ */
+export async function readInstalled(kube: KubeClient): Promise<InstalledMesh | undefined> {
+  const ns = await kube.read({ apiVersion: 'v1', kind: 'Namespace', name: CONTROL_NAMESPACE });
+  if (!ns) return undefined;
+  if (!ours(ns)) {
+    throw new MeshError(`namespace ${CONTROL_NAMESPACE} exists but is not labelled as mesh's (${PART_OF}=mesh)`,
+      'another install is there: remove it, or point --context at another cluster');
+  }
+  const roots = await kube.read<ConfigMap>({ apiVersion: 'v1', kind: 'ConfigMap', name: TRUST_ROOTS_CONFIGMAP, namespace: CONTROL_NAMESPACE });
+  const anchorsPem = roots?.data?.['ca-bundle.crt'];
+  if (!anchorsPem) return undefined;
+  const issuer = await kube.read<Secret>({ apiVersion: 'v1', kind: 'Secret', name: ISSUER_SECRET, namespace: CONTROL_NAMESPACE });
+  const webhook = await kube.read<Secret>({ apiVersion: 'v1', kind: 'Secret', name: WEBHOOK_SECRET, namespace: CONTROL_NAMESPACE });
+  let anchors: string[];
+  try {
+    anchors = anchorFingerprints(anchorsPem);
+  } catch {
+    anchors = [];
+  }
+  const i = issuer?.data;
+  const w = webhook?.data;
+  return {
+    anchors,
+    identity: i?.['tls.crt'] && i['tls.key'] ? { trustAnchorsPem: anchorsPem, issuerCertPem: unb64(i['tls.crt']), issuerKeyPem: unb64(i['tls.key']) } : undefined,
+    webhook: w?.['tls.crt'] && w['tls.key'] && w['ca.crt'] ? { certPem: unb64(w['tls.crt']), keyPem: unb64(w['tls.key']), caPem: unb64(w['ca.crt']) } : undefined,
+  };
+}
+
+/**
+ * The identity and webhook certificate an install (applied or rendered) must carry: the given files, else those of
+ * the mesh already installed, so a second install never replaces the trust anchors the running proxies hold.
+ * Refuses files of another trust anchor than the installed one, and an install whose issuer cannot be read.
+ */
+export function keepInstalled(installed: InstalledMesh | undefined, given: IdentityValues | undefined, contextName: string): ExistingInstall {
+  if (!installed) return {};
+  if (given && installed.anchors.join() !== anchorFingerprints(given.trustAnchorsPem).join()) {
+    throw new MeshError(`a mesh with another trust anchor is installed on ${contextName}`,
+      'pass its trust anchor and issuer with --identity-* files, or remove it first with mesh uninstall --apply');
+  }
+  if (!given && !installed.identity) {
+    throw new MeshError(`mesh is installed on ${contextName} but its issuer (${CONTROL_NAMESPACE}/${ISSUER_SECRET}) cannot be read`,
+      'pass the installed trust anchor and issuer with the --identity-* files, so the proxies keep trusting the control plane');
+  }
+  return { identity: given ? undefined : installed.identity, webhook: installed.webhook };
+}
+
 /**
  * Refuses to install over something that is not ours or over another mesh (another trust anchor), and returns the
  * identity of our own previous install so a re-apply changes nothing.
@@ -31,37 +88,7 @@ export async function preflight(kube: KubeClient, given: IdentityValues | undefi
       throw new MeshError(`the mesh CRDs are not installed (${name} is missing)`, 'run mesh install --crds first (mesh install --crds --apply)');
     }
   }
-  const ns = await kube.read({ apiVersion: 'v1', kind: 'Namespace', name: CONTROL_NAMESPACE });
-  if (!ns) return {};
-  if (!ours(ns)) {
-    throw new MeshError(`namespace ${CONTROL_NAMESPACE} exists but is not labelled as mesh's (${PART_OF}=mesh)`,
-      'another install is there: remove it, or point --context at another cluster');
-  }
-  const roots = await kube.read<ConfigMap>({ apiVersion: 'v1', kind: 'ConfigMap', name: TRUST_ROOTS_CONFIGMAP, namespace: CONTROL_NAMESPACE });
-  const issuer = await kube.read<Secret>({ apiVersion: 'v1', kind: 'Secret', name: ISSUER_SECRET, namespace: CONTROL_NAMESPACE });
-  const webhook = await kube.read<Secret>({ apiVersion: 'v1', kind: 'Secret', name: WEBHOOK_SECRET, namespace: CONTROL_NAMESPACE });
-  const anchors = roots?.data?.['ca-bundle.crt'];
-  let identity: IdentityValues | undefined;
-  if (anchors) {
-    let theirs: string[];
-    try {
-      theirs = anchorFingerprints(anchors);
-    } catch {
-      theirs = [];
-    }
-    if (given && theirs.join() !== anchorFingerprints(given.trustAnchorsPem).join()) {
-      throw new MeshError('a mesh with another trust anchor is installed on this cluster',
-        'pass its trust anchor and issuer with --identity-* files, or remove it first with mesh uninstall --apply');
-    }
-    if (!given && issuer?.data?.['tls.crt'] && issuer.data['tls.key']) {
-      identity = { trustAnchorsPem: anchors, issuerCertPem: unb64(issuer.data['tls.crt']), issuerKeyPem: unb64(issuer.data['tls.key']) };
-    }
-  }
-  const w = webhook?.data;
-  return {
-    identity,
-    webhook: w?.['tls.crt'] && w['tls.key'] && w['ca.crt'] ? { certPem: unb64(w['tls.crt']), keyPem: unb64(w['tls.key']), caPem: unb64(w['ca.crt']) } : undefined,
-  };
+  return keepInstalled(await readInstalled(kube), given, kube.contextName);
 }
 
 /** Applies in order (namespace first); returns how many objects changed (by resourceVersion). */

@@ -5,6 +5,8 @@ import { step } from '../../ui/output.js';
 import { checked, MeshError } from '../../util/errors.js';
 import { VERSION } from '../../version.js';
 import type { KubeClient, TargetOptions } from './client.js';
+import type { IdentityValues } from './identity.js';
+import type { ExistingInstall } from './install.js';
 import type { InstallFlags, UninstallFlags } from '../index.js';
 
 /** The cluster, connected on first use, and the banner that names its context (unless quiet). */
@@ -15,14 +17,38 @@ export interface Target {
 }
 
 /** Names the context for the banner without contacting the cluster; rendering works with no cluster at all. */
-async function renderBanner(t: Target): Promise<void> {
+async function renderTarget(t: Target): Promise<import('@kubernetes/client-node').KubeConfig | undefined> {
   const { loadKubeConfig } = await import('./client.js');
   try {
-    t.banner((await loadKubeConfig(t.options)).getCurrentContext());
+    const kc = await loadKubeConfig(t.options);
+    t.banner(kc.getCurrentContext());
+    return kc;
   } catch (err) {
     if (t.options.kubeconfig || t.options.context) throw err;
     t.banner('none (rendering only)');
+    return undefined;
   }
+}
+
+/**
+ * What a rendered install must keep from the cluster it names: the installed identity and webhook certificate, as
+ * --apply keeps them (else `mesh install | kubectl apply -f -` would replace the anchors every proxy trusts). A
+ * cluster that cannot be reached is said, and the render goes on with what was given or generated.
+ */
+async function installedForRender(kc: import('@kubernetes/client-node').KubeConfig | undefined, given: IdentityValues | undefined): Promise<ExistingInstall> {
+  if (!kc) return {};
+  const { KubeClient } = await import('./client.js');
+  const { readInstalled, keepInstalled } = await import('./install.js');
+  const kube = await KubeClient.fromConfig(kc);
+  let installed;
+  try {
+    installed = await readInstalled(kube);
+  } catch (err) {
+    if (!(err instanceof MeshError) || !/^cannot reach the Kubernetes API/.test(err.message)) throw err;
+    process.stderr.write(`${chalk.yellow('‼')} ${err.message}: rendering with ${given ? 'the given' : 'a new'} identity; if mesh is installed there, ${given ? 'it must be the same' : 'applying this replaces its trust anchors (render with the --identity-* files instead)'}\n`);
+    return {};
+  }
+  return keepInstalled(installed, given, kube.contextName);
 }
 
 export async function kubeInstall(t: Target, f: InstallFlags): Promise<void> {
@@ -41,13 +67,14 @@ export async function kubeInstall(t: Target, f: InstallFlags): Promise<void> {
   if (f.crds && given) throw new MeshError('--crds renders only the CRDs; identity files are for the control plane', 'run mesh install --crds, then mesh install with the --identity-* files');
 
   if (!f.apply) {
-    await renderBanner(t);
+    const kc = await renderTarget(t);
     if (f.crds) {
       process.stdout.write(toYaml(renderCrds(VERSION)));
       return;
     }
-    const identity = given ?? (await generateIdentity(f.trustDomain));
-    const webhook = await generateWebhookCert(f.trustDomain);
+    const existing = await installedForRender(kc, given);
+    const identity = given ?? existing.identity ?? (await generateIdentity(f.trustDomain));
+    const webhook = existing.webhook ?? (await generateWebhookCert(f.trustDomain));
     process.stdout.write(toYaml(renderControlPlane({ version: VERSION, image: f.image ?? defaultImage(), trustDomain: f.trustDomain, certLifetime, identity, webhook })));
     return;
   }
