@@ -349,7 +349,8 @@ describe('mesh on kubernetes: the CLI against a fake API server', () => {
       const ready = readyWhenCreated(server);
       try {
         assert.equal((await k(['install', '--crds', '--apply'])).code, 0);
-        assert.equal((await k(['install', '--apply', '--wait', '30s'])).code, 0);
+        const install = await k(['install', '--apply', '--wait', '30s']);
+        assert.equal(install.code, 0, install.stderr);
       } finally {
         ready.stop();
       }
