@@ -29,8 +29,9 @@ function reference(config: PolicyConfig, r: AuthzRequest): { allowed: boolean; r
   const rules = mine.flatMap((p) => p.spec.rules.map((rule, i) => ({ rule, why: `allowed by rule ${i + 1} of policy ${ns}/${p.metadata.name}` })))
     .filter(({ rule }) => rule.to === '*' || rule.to === r.toService);
   const prefixOf = (rule: AllowRule) => (rule.pathPrefix === undefined || rule.pathPrefix === '/' ? undefined : rule.pathPrefix);
-  const path = normalizePath(r.path);
-  if (path === null && rules.some(({ rule }) => prefixOf(rule) !== undefined)) {
+  // A TCP connection (path null) has no path: rules with a prefix never admit it, and it is never ambiguous.
+  const path = r.path === null ? null : normalizePath(r.path);
+  if (r.path !== null && path === null && rules.some(({ rule }) => prefixOf(rule) !== undefined)) {
     return { allowed: false, reasons: [`denied in namespace ${ns}: the request path is ambiguous or invalid`] };
   }
   const m = /^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(r.clientIdentity);
@@ -40,7 +41,7 @@ function reference(config: PolicyConfig, r: AuthzRequest): { allowed: boolean; r
   const admits = rules.filter(({ rule }) => {
     const prefix = prefixOf(rule);
     return fromMatches(rule.from) && (rule.port === undefined || rule.port === r.port) &&
-      (prefix === undefined || path === prefix || path!.startsWith(`${prefix}/`));
+      (prefix === undefined || (path !== null && (path === prefix || path.startsWith(`${prefix}/`))));
   });
   return admits.length ? { allowed: true, reasons: admits.map((a) => a.why) } : denied;
 }
@@ -315,7 +316,7 @@ describe('compilePolicy', () => {
       toService: fc.constantFrom('api', 'db', 'status'),
       clientIdentity: fc.constantFrom(null, `${td}/ns/shop/sa/web`, `${td}/ns/jobs/sa/batch`, `${td}/ns/shop/sa/admin`, `${td}/ns/shop/sa/cart`, 'spiffe://other.td/ns/shop/sa/web', 'not-an-id'),
       port: fc.option(fc.constantFrom(8080, 9090), { nil: undefined }),
-      path: fc.constantFrom('/', '/public', '/public/a/b', '/publicity', '/public/../secret', '/%70ublic/a', '/health', '/health/x', '//public//a', '/public%2Fa', '/x?y=1'),
+      path: fc.constantFrom('/', '/public', '/public/a/b', '/publicity', '/public/../secret', '/%70ublic/a', '/health', '/health/x', '//public//a', '/public%2Fa', '/x?y=1', null),
     });
     fc.assert(fc.property(doc, fc.array(request, { minLength: 1, maxLength: 8 }), (d, reqs) => {
       const v = validatePolicyConfig(d);

@@ -17,6 +17,7 @@ import {
   resetNamespace,
   ruleFromFlags,
   setDefault,
+  setEgress,
   type RuleFlags,
 } from '../model/policy-edit.js';
 import { storeAndWait, waitOptions, type WaitFlags } from './config-commit.js';
@@ -90,6 +91,18 @@ export function registerPolicy(program: Command): void {
         }
         return next;
       }, `namespace ${f.namespace}: default ${def}`, f);
+    });
+
+  waitOptions(policy
+    .command('egress')
+    .description("whether a namespace's workloads may reach destinations outside the mesh (allow: Istio's ALLOW_ANY, the default; deny: REGISTRY_ONLY)")
+    .argument('<allow|deny>', 'allow: pass through plain; deny: 403 for HTTP, the connection closed for TCP')
+    .option('-n, --namespace <namespace>', 'namespace', 'default'))
+    .action(async (egress: string, f: WaitFlags & { namespace: string }, cmd: Command) => {
+      if (egress !== 'allow' && egress !== 'deny') throw new MeshError(`unknown egress setting '${egress}'`, "use 'mesh policy egress allow' or 'mesh policy egress deny'");
+      namespaceOk(f.namespace);
+      const store = await platform(cmd).policyStore();
+      await commit(store, (before) => setEgress(before, f.namespace, egress), `namespace ${f.namespace}: egress ${egress}`, f);
     });
 
   waitOptions(policy

@@ -8,6 +8,7 @@ import { MeshError } from '../util/errors.js';
 import { json } from '../ui/output.js';
 import { launchDetached, newInstanceName, runWorkload, stopWorkloads, type RestartPolicy, type WorkloadSpec } from '../platform/local/workloads.js';
 import type { WorkloadRecord } from '../platform/local/state.js';
+import { parsePortList, parseUpstream } from '../model/ports.js';
 
 interface RunFlags {
   name: string;
@@ -21,6 +22,8 @@ interface RunFlags {
   demo?: boolean;
   accessLog?: boolean;
   traceCollector?: string;
+  upstream?: string[];
+  opaquePorts?: string;
 }
 
 function telemetryFlags(f: { accessLog?: boolean; traceCollector?: string }): Pick<WorkloadSpec, 'accessLog' | 'traceCollector'> {
@@ -45,6 +48,7 @@ function describe(rec: WorkloadRecord, appListening: boolean): string {
   else if (rec.appPort === undefined) lines.push(`  app:      pid ${rec.appPid}, client only (no --port: it calls out through the sidecar and serves nothing)`);
   else lines.push(`  app:      pid ${rec.appPid}, port ${rec.appPort}${appListening ? '' : chalk.yellow(' (not listening yet; it joins the service when it does)')}`);
   lines.push(`  sidecar:  pid ${rec.pid}, outbound ${rec.outbound}${rec.inbound ? `, inbound ${rec.inbound} (mTLS)` : ''}, admin ${rec.admin}${rec.restart ? `, restarts the app (--restart ${rec.restart})` : ''}`);
+  for (const u of rec.upstreams ?? []) lines.push(`  upstream: ${u.address} → ${u.authority} (mTLS)`);
   lines.push(`  logs:     ${rec.log}`);
   return lines.join('\n');
 }
@@ -81,6 +85,8 @@ export function registerRun(program: Command): void {
     .option('-o, --output <format>', 'table or json')
     .option('--access-log', 'log every request through the sidecar as a JSON line')
     .option('--trace-collector <url>', 'export spans as OTLP/HTTP JSON to this URL')
+    .option('--upstream <service:port=127.0.0.1:port>', 'a local port whose connections go to a service\'s port through the mesh (repeatable), e.g. redis:6379=127.0.0.1:16379', (v: string, all: string[] = []) => [...all, v])
+    .option('--opaque-ports <ports>', 'ports whose traffic is TCP never sniffed for HTTP (server-speaks-first protocols), e.g. 3306,6379')
     .addOption(new Option('--demo', 'started by mesh demo').hideHelp())
     .argument('<command...>', "the app's command, after --")
     .action(async (command: string[], f: RunFlags, cmd: Command) => {
@@ -88,7 +94,14 @@ export function registerRun(program: Command): void {
       const appPort = f.port === undefined ? undefined : checked(() => parsePort(f.port!, 'app port'), 'pass --port 1-65535, or no --port for an app that only calls out');
       const restart = f.restart as RestartPolicy;
       if (!['never', 'on-failure', 'always'].includes(restart)) throw new MeshError(`unknown restart policy '${f.restart}'`, 'use --restart never, on-failure or always');
-      await start(cmd, { kind: 'workload', service: f.name, version: f.version, namespace: f.namespace, instance: f.instance, appPort, command, restart, demo: f.demo, ...telemetryFlags(f) }, f);
+      const upstreams = (f.upstream ?? []).map((u) => checked(() => parseUpstream(u), 'e.g. --upstream redis:6379=127.0.0.1:16379'));
+      const seen = new Set<number>();
+      for (const u of upstreams) {
+        if (seen.has(u.listenPort) || u.listenPort === appPort) throw new MeshError(`local port ${u.listenPort} is given twice`, 'give each --upstream (and --port) its own local port');
+        seen.add(u.listenPort);
+      }
+      const opaquePorts = f.opaquePorts === undefined ? undefined : checked(() => parsePortList(f.opaquePorts!), 'e.g. --opaque-ports 3306,6379 or 8000-8100');
+      await start(cmd, { kind: 'workload', service: f.name, version: f.version, namespace: f.namespace, instance: f.instance, appPort, command, restart, demo: f.demo, upstreams, opaquePorts, ...telemetryFlags(f) }, f);
     });
 
   program

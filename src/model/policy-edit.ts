@@ -73,6 +73,12 @@ export function setDefault(config: unknown, namespace: string, def: PolicyDefaul
   return replace(config, namespace, p ? { ...p, spec: { ...p.spec, default: def } } : newPolicy(namespace, def, [], CLI_POLICY_NAME));
 }
 
+/** Sets whether the namespace's workloads may reach destinations outside the mesh (a new policy allows by default). */
+export function setEgress(config: unknown, namespace: string, egress: PolicyDefault): PolicyConfig {
+  const p = cliPolicy(config, namespace) ?? newPolicy(namespace, 'allow', [], CLI_POLICY_NAME);
+  return replace(config, namespace, { ...p, spec: { ...p.spec, egress } });
+}
+
 /** Adds a rule; a namespace without a policy gets one that still allows by default (the caller warns). */
 export function addRule(config: unknown, namespace: string, rule: AllowRule): { config: PolicyConfig; added: boolean } {
   const p = cliPolicy(config, namespace) ?? newPolicy(namespace, 'allow', [], CLI_POLICY_NAME);
@@ -139,7 +145,9 @@ export function listRows(config: unknown, namespace?: string): string[][] {
   const namespaces = [...new Set(policiesOf(config).map((p) => p.metadata.namespace))].filter((n) => !namespace || n === namespace).sort();
   const rows: string[][] = [];
   for (const ns of namespaces) {
-    const def = effectiveDefault(config, ns)!;
+    // Egress denied (mesh policy egress deny) is said beside the default: it is the namespace's too.
+    const egress = policiesOf(config).some((p) => p.metadata.namespace === ns && p.spec.egress === 'deny') ? ', egress deny' : '';
+    const def = effectiveDefault(config, ns)! + egress;
     const rules = rulesOf(config, ns);
     if (!rules.length) rows.push([ns, def, '-', '-', '-', '-', '-']);
     for (const r of rules) rows.push([ns, def, String(r.index), r.rule.from, r.rule.to, r.rule.port ? String(r.rule.port) : '*', r.rule.pathPrefix ?? '*']);

@@ -30,6 +30,12 @@ export interface PolicySpec {
   default: PolicyDefault;
   /** Allow rules, in the order the CLI lists them (order never changes a decision). */
   rules: AllowRule[];
+  /**
+   * Whether the namespace's workloads may reach destinations outside the mesh through their sidecars:
+   * allow (absent: Istio's ALLOW_ANY, Linkerd's pass-through) or deny (Istio's REGISTRY_ONLY). Merged
+   * policies: deny wins.
+   */
+  egress?: PolicyDefault;
 }
 
 /** Admits requests from `from` to service `to` of the policy's namespace; every given field must match. */
@@ -71,8 +77,11 @@ export interface AuthzRequest {
   clientIdentity: string | null;
   /** The destination app port; rules with a port never match when it is absent. */
   port?: number;
-  /** The request target as received (origin form, query allowed); normalised before matching. */
-  path: string;
+  /**
+   * The request target as received (origin form, query allowed); normalised before matching. Null for
+   * an opaque TCP connection, which rules with a path prefix never match.
+   */
+  path: string | null;
 }
 
 export interface AuthzDecision {
@@ -85,6 +94,8 @@ export interface CompiledPolicy {
   check(req: AuthzRequest): AuthzDecision;
   /** Namespaces that have a policy. */
   readonly namespaces: readonly string[];
+  /** Whether workloads of the namespace may reach destinations outside the mesh. */
+  egressAllowed(namespace: string): boolean;
 }
 
 export interface Validation<T> {
@@ -175,9 +186,10 @@ function policyFrom(w: Walker, input: unknown, path: string): Policy | undefined
   const md = w.obj(o.metadata, at('metadata'), ['name', 'namespace']);
   const name = md ? w.name(md.name, at('metadata.name'), 'policy name') : undefined;
   const namespace = md ? w.name(md.namespace, at('metadata.namespace'), 'namespace') : undefined;
-  const so = w.obj(o.spec, at('spec'), ['default', 'rules']);
+  const so = w.obj(o.spec, at('spec'), ['default', 'rules', 'egress']);
   if (!so) return undefined;
   if (so.default !== 'allow' && so.default !== 'deny') w.err(at('spec.default'), `must be allow or deny (got ${describe(so.default)})`);
+  if (so.egress !== undefined && so.egress !== 'allow' && so.egress !== 'deny') w.err(at('spec.egress'), `must be allow or deny (got ${describe(so.egress)})`);
   const rules: AllowRule[] = [];
   if (so.rules !== undefined && !Array.isArray(so.rules)) w.err(at('spec.rules'), `must be a list (got ${describe(so.rules)})`);
   else {
@@ -194,7 +206,9 @@ function policyFrom(w: Walker, input: unknown, path: string): Policy | undefined
     });
   }
   if (name === undefined || namespace === undefined || (so.default !== 'allow' && so.default !== 'deny')) return undefined;
-  return { apiVersion: POLICY_API_VERSION, kind: 'Policy', metadata: { name, namespace }, spec: { default: so.default, rules } };
+  const spec: PolicySpec = { default: so.default, rules };
+  if (so.egress === 'allow' || so.egress === 'deny') spec.egress = so.egress;
+  return { apiVersion: POLICY_API_VERSION, kind: 'Policy', metadata: { name, namespace }, spec };
 }
 
 /** Checks one untrusted Policy and returns it normalised (path prefixes in stored form). */
@@ -320,7 +334,9 @@ export function compilePolicy(doc: unknown, names?: WorkloadNames): CompiledPoli
   }
   const namespaces = new Map<string, NamespaceRules>();
   const byNs = new Map<string, Policy[]>();
+  const egressDenied = new Set<string>();
   for (const p of policies) {
+    if (p.spec.egress === 'deny') egressDenied.add(p.metadata.namespace);
     const list = byNs.get(p.metadata.namespace) ?? [];
     list.push(p);
     byNs.set(p.metadata.namespace, list);
@@ -389,7 +405,7 @@ export function compilePolicy(doc: unknown, names?: WorkloadNames): CompiledPoli
   // One destination service's rules (its own plus the '*' ones, or only those).
   const checkService = (nr: NamespaceRules, s: ServiceRules, id: string, req: AuthzRequest): AuthzDecision => {
     let path: string | null = null;
-    if (s.needsPath) {
+    if (s.needsPath && req.path !== null) {
       path = normalizePath(req.path);
       if (path === null) return nr.invalidPath;
     }
@@ -404,6 +420,7 @@ export function compilePolicy(doc: unknown, names?: WorkloadNames): CompiledPoli
 
   return {
     namespaces: [...namespaces.keys()].sort(),
+    egressAllowed: (namespace) => !egressDenied.has(namespace),
     check(req: AuthzRequest): AuthzDecision {
       const nr = namespaces.get(req.namespace);
       if (!nr) return NO_POLICY;

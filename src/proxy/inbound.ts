@@ -9,7 +9,8 @@ import { Exchange, ProxyError, respondError, stack, TOP, type Transport } from '
 import { serveH1, trackConnections, type H1Handlers, type Req, type Res } from './wire/h1-server.js';
 import { Pool } from './wire/h1-client.js';
 import { ALPN } from './wire/mux-frames.js';
-import { serveMux } from './wire/mux-server.js';
+import { serveMux, type TunnelHandler } from './wire/mux-server.js';
+import { tunnelsToApp } from './tcp-inbound.js';
 import { Gate } from './gate.js';
 import { hostCheck, type AppPorts } from './layers/host-check.js';
 import { authorize, type AuthorizeOptions } from './layers/authorize.js';
@@ -70,7 +71,7 @@ export function createInboundServer(o: InboundOptions): net.Server {
       sock[STATS] = o.metrics.requests({ direction: 'inbound', client_id: peer, tls: 'true' });
       gate.attach(sock, peer);
       tcp.track(sock);
-      if (sock.alpnProtocol === ALPN) serveMux(sock, tlsHandlers);
+      if (sock.alpnProtocol === ALPN) serveMux(sock, tlsHandlers, tunnels);
       else serveH1(sock, tlsHandlers);
     } catch (err) {
       o.log?.(`inbound: refused a connection: ${(err as Error).message}`);
@@ -116,6 +117,14 @@ export function createInboundServer(o: InboundOptions): net.Server {
     const ex = upgradeExchange(req, socket, head, stats);
     ex.peer = peer;
     upgrader(ex);
+  };
+
+  // TCP tunnels (CONNECT streams on mesh/1): authorized by identity and port, one app connection each.
+  const toAppTcp = tunnelsToApp({ metrics: o.metrics, gate, authz: o, ports: o });
+  const tunnels: TunnelHandler = (t, authority, sock) => {
+    const s = sock as PeerSocket;
+    if (Date.now() > s[EXPIRES]!) return void sock.destroy();
+    toAppTcp(t, authority, s[PEER]!, sock);
   };
 
   const tlsHandlers: H1Handlers = {

@@ -1,6 +1,5 @@
 // Prometheus metrics as Linkerd names them. Label sets are built once per endpoint or peer, so a
 // request only bumps numbers: no strings are made on the hot path.
-import type { Socket } from 'node:net';
 import { ERROR_CODES, ERROR_INDEX, type ErrorCode } from './errors.js';
 
 /** Response latency buckets in ms: fine below 10 ms, where loopback p50s live. */
@@ -60,17 +59,24 @@ export class RequestStats {
   }
 }
 
+/** A connection as counted: a socket, or a tunnel stream carrying one (proxy/wire/mux-tunnel.ts). */
+export interface Counted {
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+  once(event: 'close', listener: () => void): unknown;
+}
+
 /** Connection counts and bytes for one label set; open sockets are summed at scrape time. */
 export class TcpStats {
   opened = 0;
   closed = 0;
   closedRead = 0;
   closedWritten = 0;
-  readonly open = new Set<Socket>();
+  readonly open = new Set<Counted>();
 
   constructor(readonly labels: string) {}
 
-  track(sock: Socket): void {
+  track(sock: Counted): void {
     this.opened++;
     this.open.add(sock);
     sock.once('close', () => {
@@ -191,7 +197,7 @@ export class MetricsRegistry {
   }
 }
 
-function sum(socks: Set<Socket>, f: (s: Socket) => number): number {
+function sum(socks: Set<Counted>, f: (s: Counted) => number): number {
   let n = 0;
   for (const s of socks) n += f(s) || 0;
   return n;

@@ -1,7 +1,7 @@
 // The outbound listener: the app's plain HTTP in (Host header or an absolute-form HTTP_PROXY
 // request names the service), mutual TLS out to a chosen endpoint of that service.
 import https from 'node:https';
-import { Exchange, stack, TOP, type Transport } from './exchange.js';
+import { Exchange, stack, TOP, type Handler, type Transport } from './exchange.js';
 import type { Telemetry } from './telemetry.js';
 import { normalize } from './layers/normalize.js';
 import { observe } from './layers/observe.js';
@@ -17,9 +17,9 @@ import { createHttpServer } from './wire/h2-server.js';
 import { relayUpgrade, upgradeExchange } from './upgrade.js';
 import type { MetricsRegistry } from './metrics.js';
 
-/** `shares` (the ingress) bounds each client address's requests in flight. */
-export function createOutboundServer(table: () => RouteTable, transport: MtlsTransport, metrics: MetricsRegistry, tel: Telemetry, shares?: ClientShares): H1Server {
-  const routed = route(table);
+/** `shares` (the ingress) bounds each client address's requests in flight; `outside` takes names not in the mesh (egress). */
+export function createOutboundServer(table: () => RouteTable, transport: MtlsTransport, metrics: MetricsRegistry, tel: Telemetry, shares?: ClientShares, outside?: Handler): H1Server {
+  const routed = route(table, outside);
   const layers = [normalize, observe(tel, 'outbound'), routed, fault, retry, timeout, balance];
   if (shares) layers.unshift(shares.layer);
   const handler = stack(layers, mtlsForward(transport));

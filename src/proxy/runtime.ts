@@ -24,6 +24,11 @@ import { readTimeouts } from './wire/h1-server.js';
 import { ClientShares } from './layers/fair.js';
 import { createOutboundServer } from './outbound.js';
 import { newMtlsSessions, type MtlsTransport } from './layers/forward.js';
+import { Egress } from './egress.js';
+import type { TcpOutbound } from './tcp.js';
+import { createOutboundFront, createUpstreamListener, withFallback } from './tcp-listeners.js';
+import { hostOnly } from './layers/normalize.js';
+import type { PortSet } from '../model/ports.js';
 
 export interface ProxyOptions {
   /** client: a sidecar for an app that only calls out (a job, a CLI): outbound only, no inbound listener. */
@@ -57,6 +62,10 @@ export interface ProxyOptions {
   /** Access logs and trace export switched on locally (the control plane's settings can too). */
   accessLog?: boolean;
   traceCollector?: string;
+  /** Local ports whose connections go to a service's port (`mesh run --upstream redis:6379=127.0.0.1:16379`). */
+  upstreams?: { authority: string; listenPort: number }[];
+  /** Destination ports never sniffed for HTTP: their connections are opaque TCP at once (`--opaque-ports`). */
+  opaquePorts?: PortSet;
   log?: (msg: string) => void;
 }
 
@@ -72,6 +81,8 @@ export interface RunningProxy {
   /** The extraInbound listeners: address and the app port each forwards to. */
   extraInbound: { address: string; appPort: number }[];
   admin: string;
+  /** The upstream listeners, as service:port → 127.0.0.1:port. */
+  upstreams: { authority: string; address: string }[];
   identity: IdentityManager;
   config: ConfigWatcher;
   metrics: MetricsRegistry;
@@ -207,9 +218,19 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
 
   let registered = false;
   let heartbeat: NodeJS.Timeout | undefined;
-  const state = { outbound: '', inbound: undefined as string | undefined, extraInbound: [] as RunningProxy['extraInbound'], admin: '' };
+  const state = { outbound: '', inbound: undefined as string | undefined, extraInbound: [] as RunningProxy['extraInbound'], admin: '', upstreams: [] as RunningProxy['upstreams'] };
+  // Names outside the mesh pass through unless the namespace's policy denies egress; the ingress sends them to its default service.
+  const egress = new Egress(metrics, o.namespace, () => policy.egressAllowed(o.namespace));
+  const outside = o.mode === 'ingress' ? undefined : egress.http;
+  const tcpOut: TcpOutbound = {
+    table: () => routing.current, transport, egress,
+    statsFor: (ep) => metrics.tcp({ direction: 'outbound', peer: 'dst', ...dstLabels(ep), tls: 'true', protocol: 'opaque' }),
+  };
+  const appConns = metrics.tcp({ direction: 'outbound', peer: 'src', tls: 'false' });
   try {
-    const outbound = createOutboundServer(() => routing.current, transport, metrics, telemetry, shares);
+    const http = createOutboundServer(() => routing.current, transport, metrics, telemetry, shares, outside);
+    // The ingress takes HTTP only; a sidecar's outbound listener also takes CONNECT (TCP, see tcp-listeners.ts).
+    const outbound = o.mode === 'ingress' ? http : createOutboundFront(http, tcpOut, appConns);
     state.outbound = await listen(outbound, o.outboundPort ?? 0, o.mode === 'ingress' ? 'ingress' : 'outbound', o.outboundHost);
     if (o.mode === 'sidecar') {
       if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');
@@ -220,6 +241,12 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       for (const x of o.extraInbound ?? []) {
         state.extraInbound.push({ address: await listen(inboundFor(x.appPort), x.port, `inbound (app port ${x.appPort})`, o.listenHost), appPort: x.appPort });
       }
+    }
+    for (const u of o.upstreams ?? []) {
+      const port = Number(u.authority.slice(u.authority.lastIndexOf(':') + 1));
+      const toService = createOutboundServer(withFallback(() => routing.current, hostOnly(u.authority)), transport, metrics, telemetry, undefined, outside);
+      const listener = createUpstreamListener({ ...u, opaque: o.opaquePorts?.has(port) ?? false }, toService, tcpOut, appConns);
+      state.upstreams.push({ authority: u.authority, address: await listen(listener, u.listenPort, `upstream ${u.authority}`) });
     }
     const admin = createAdminServer({
       ready: () => identity.current !== null && watcher.snapshot !== null,
@@ -283,6 +310,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       identity.stop();
       await closeAll();
       transport.sessions.destroy();
+      egress.close();
       client.close();
     },
   };

@@ -71,6 +71,7 @@ export const POLICY_SCHEMA: Schema = obj({
         pathPrefix: str('segment-wise prefix of the normalised request path', { pattern: '^/' }),
       }, ['from', 'to']),
     },
+    egress: str('whether workloads of the namespace may reach destinations outside the mesh (absent: allow)', { enum: ['allow', 'deny'] }),
   }, ['default'], 'a namespace\'s authorization policy; several in one namespace merge (deny wins)'),
 }, ['spec']);
 

@@ -37,6 +37,8 @@ export interface WorkloadRecord {
   pid: number;
   appPid?: number;
   appPort?: number;
+  /** Upstream listeners: service:port → 127.0.0.1:port. */
+  upstreams?: { authority: string; address: string }[];
   command?: string[];
   outbound: string;
   inbound?: string;

@@ -9,6 +9,7 @@ import { MESH_BIN } from '../../version.js';
 import { isAlive, recordAlive, type StateDir, type WorkloadRecord } from './state.js';
 import { portInUse, sleep } from '../../util/net.js';
 import { stopPid } from './processes.js';
+import type { PortSet, UpstreamDecl } from '../../model/ports.js';
 
 /**
  * A sidecar's garbage is short-lived (one request's objects): a small young generation keeps its
@@ -31,6 +32,10 @@ export interface WorkloadSpec {
   demo?: boolean;
   accessLog?: boolean;
   traceCollector?: string;
+  /** Local listeners for services' ports (`--upstream redis:6379=127.0.0.1:16379`). */
+  upstreams?: UpstreamDecl[];
+  /** Ports never sniffed for HTTP (`--opaque-ports 3306,6379`). */
+  opaquePorts?: PortSet;
   /** What the sidecar does when its app exits (default never: it exits too, with the app's code). */
   restart?: RestartPolicy;
 }
@@ -86,6 +91,8 @@ export async function runWorkload(state: StateDir, spec: WorkloadSpec & { instan
     defaultService: spec.defaultService,
     accessLog: spec.accessLog,
     traceCollector: spec.traceCollector,
+    upstreams: spec.upstreams,
+    opaquePorts: spec.opaquePorts,
     log,
   });
   const rec: WorkloadRecord = {
@@ -100,6 +107,7 @@ export async function runWorkload(state: StateDir, spec: WorkloadSpec & { instan
     outbound: proxy.outbound,
     inbound: proxy.inbound,
     admin: proxy.admin,
+    ...(proxy.upstreams.length ? { upstreams: proxy.upstreams } : {}),
     state: 'starting',
     startedAt: new Date().toISOString(),
     log: state.workloadLog(spec.instance),
@@ -232,6 +240,8 @@ export async function launchDetached(state: StateDir, spec: WorkloadSpec, timeou
   if (spec.accessLog) args.push('--access-log');
   if (spec.traceCollector) args.push('--trace-collector', spec.traceCollector);
   if (spec.restart) args.push('--restart', spec.restart);
+  for (const u of spec.upstreams ?? []) args.push('--upstream', `${u.authority}=127.0.0.1:${u.listenPort}`);
+  if (spec.opaquePorts?.size) args.push('--opaque-ports', spec.opaquePorts.toString());
   if (spec.kind === 'ingress') {
     args.push('--port', String(spec.ingressPort ?? 0), '--service', spec.defaultService ?? '');
   } else {

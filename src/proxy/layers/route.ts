@@ -1,6 +1,6 @@
 // Picks the service a request is for from its authority, then the route rule that matches it and a
 // version subset by weight. The table is rebuilt on config changes; requests only look it up.
-import { ProxyError, respondError, type Layer } from '../exchange.js';
+import { ProxyError, respondError, type Handler, type Layer } from '../exchange.js';
 import { pickBackend, type ServiceRouter } from '../routing.js';
 
 export interface RouteTable {
@@ -10,10 +10,11 @@ export interface RouteTable {
   fallback: ServiceRouter | null;
 }
 
-export const route = (table: () => RouteTable): Layer => (next) => (ex) => {
+/** `outside` takes requests for names that are not in the mesh (egress.ts); without it they get 502. */
+export const route = (table: () => RouteTable, outside?: Handler): Layer => (next) => (ex) => {
   const t = table();
   const router = t.hosts.get(ex.host) ?? t.fallback;
-  if (router === null) return respondError(ex, new ProxyError('unknown_service', `unknown service ${ex.host}: not in the mesh`));
+  if (router === null) return outside ? outside(ex) : respondError(ex, new ProxyError('unknown_service', `unknown service ${ex.host}: not in the mesh`));
   ex.router = router;
   const rule = router.rules.length ? router.match(ex.req, ex.path) : null;
   ex.rule = rule;

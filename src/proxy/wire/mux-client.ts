@@ -6,6 +6,7 @@ import type { Upstream, UpstreamResponse } from './h1-client.js';
 import type { TcpStats } from '../metrics.js';
 import { ALPN, T, END, ACK, EMPTY, MAX_HEAD_FRAME, PING_LEN, Rst, FrameReader, FrameWriter, headEndOf, headText, parseTrailers, resetError, type FrameSink } from './mux-frames.js';
 import { ConnFlow, Receiver, Sender } from './mux-flow.js';
+import { Tunnel, type TunnelHost } from './mux-tunnel.js';
 import { connectFault, MeshFault } from '../errors.js';
 
 export interface TlsOptions {
@@ -188,8 +189,8 @@ function emitError(e: EventEmitter, err: Error): void {
 }
 
 /** One mutual-TLS connection to a peer proxy and the streams on it. */
-export class MuxSession implements FrameSink {
-  readonly streams = new Map<number, ClientStream>();
+export class MuxSession implements FrameSink, TunnelHost {
+  readonly streams = new Map<number, ClientStream | Tunnel>();
   readonly w: FrameWriter;
   readonly flow: ConnFlow;
   private readonly reader: FrameReader;
@@ -261,6 +262,20 @@ export class MuxSession implements FrameSink {
     // A streamed body (gRPC's calls) may wait on the response: the head goes now, in this turn's write.
     if (chunkedBody(headers)) s.sendHead();
     return s;
+  }
+
+  /** A tunnel stream (see mux-tunnel.ts): CONNECT `authority`, then bytes both ways. */
+  tunnel(authority: string, headers: string[]): Tunnel {
+    const id = this.nextId;
+    this.nextId += 2;
+    const t = new Tunnel(this, id, true);
+    this.streams.set(id, t);
+    t.connect(headText(`CONNECT ${authority} HTTP/1.1\r\n`, ['host', authority, ...headers]));
+    return t;
+  }
+
+  forgetTunnel(id: number): void {
+    this.streams.delete(id);
   }
 
   /** Out of stream ids: new requests go to a fresh connection, this one ends when idle. */
@@ -338,6 +353,18 @@ export class SessionPool {
   constructor(private readonly o: SessionPoolOptions) {}
 
   request(host: string, port: number, t: TlsOptions, method: string, path: string, headers: string[], tcp?: TcpStats): Upstream {
+    const s = this.session(host, port, t, tcp);
+    return s instanceof MeshFault ? new Refused(s) : s.request(method, path, headers);
+  }
+
+  /** A tunnel to `authority` through the peer at host:port; a failure to get a session comes as its 'error'. */
+  tunnel(host: string, port: number, t: TlsOptions, authority: string, headers: string[], tcp?: TcpStats): Tunnel | MeshFault {
+    const s = this.session(host, port, t, tcp);
+    return s instanceof MeshFault ? s : s.tunnel(authority, headers);
+  }
+
+  /** A session to the peer with room for another stream, opened when none has. */
+  private session(host: string, port: number, t: TlsOptions, tcp?: TcpStats): MuxSession | MeshFault {
     const key = `${host}:${port}`;
     let list = this.sessions.get(key);
     if (list === undefined) this.sessions.set(key, (list = []));
@@ -358,7 +385,7 @@ export class SessionPool {
     if (s === undefined) {
       // Sessions that are closed or out of ids leave the list as they end; full ones stay.
       if (list.length >= MAX_SESSIONS_PER_PEER) {
-        return new Refused(new MeshFault('overloaded', `${list.length} sessions to peer ${key} are at its stream limit`));
+        return new MeshFault('overloaded', `${list.length} sessions to peer ${key} are at its stream limit`);
       }
       const sock = tls.connect({ host, port, servername: t.servername, checkServerIdentity: t.checkServerIdentity, secureContext: t.secureContext, ALPNProtocols: [ALPN] });
       (tcp ?? this.o.tcp)?.track(sock);
@@ -366,7 +393,7 @@ export class SessionPool {
       list.push(s);
       this.startSweeper();
     }
-    return s.request(method, path, headers);
+    return s;
   }
 
   /** Takes no new streams; closes when its last one ends. */

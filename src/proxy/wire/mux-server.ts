@@ -6,6 +6,10 @@ import { Head, parseRequestHead, ParseError } from './h1-parse.js';
 import { Req, type BodyFlow, type H1Handlers, type Res } from './h1-server.js';
 import { T, END, ACK, EMPTY, MAX_HEAD_FRAME, MAX_STREAMS, Rst, FrameReader, FrameWriter, headEndOf, headText, parseTrailers, trailerText, type FrameSink } from './mux-frames.js';
 import { ConnFlow, Receiver, Sender, type Drainable } from './mux-flow.js';
+import { Tunnel, type TunnelHost } from './mux-tunnel.js';
+
+/** Takes a tunnel stream (CONNECT `authority`) from the peer on `sock`: accept or refuse it. */
+export type TunnelHandler = (t: Tunnel, authority: string, sock: net.Socket) => void;
 
 class ServerStream implements BodyFlow, Drainable {
   req: Req | null = null;
@@ -15,6 +19,8 @@ class ServerStream implements BodyFlow, Drainable {
   /** Request body bytes its Content-Length still allows (-1: not given). */
   remaining = -1;
   requestDone = false;
+  /** A CONNECT stream: its frames go to the tunnel (see mux-tunnel.ts). */
+  tunnel: Tunnel | null = null;
 
   constructor(readonly conn: MuxServerConn, readonly id: number) {
     this.tx = new Sender(conn.flow, id, this);
@@ -119,14 +125,14 @@ class MuxRes extends EventEmitter implements Res {
 }
 
 /** A peer proxy's connection to this inbound listener. */
-export class MuxServerConn implements FrameSink {
+export class MuxServerConn implements FrameSink, TunnelHost {
   readonly w: FrameWriter;
   readonly flow: ConnFlow;
   private readonly reader: FrameReader;
   private readonly streams = new Map<number, ServerStream>();
   private lastId = 0;
 
-  constructor(readonly sock: net.Socket, private readonly h: H1Handlers) {
+  constructor(readonly sock: net.Socket, private readonly h: H1Handlers, private readonly tunnels?: TunnelHandler) {
     this.w = new FrameWriter(sock);
     this.flow = new ConnFlow(this.w);
     this.reader = new FrameReader(this);
@@ -170,6 +176,7 @@ export class MuxServerConn implements FrameSink {
         flow.release(n);
         return this.refuse(st, Rst.Protocol, 'data past the connection window');
       }
+      if (st?.tunnel) return st.tunnel.onFrame(type, flags, payload);
       if (st === undefined || st.requestDone) return flow.release(n);
       if (!st.rx.received(n)) return this.refuse(st, Rst.Protocol, 'data past the stream window');
       const req = st.req!;
@@ -215,6 +222,7 @@ export class MuxServerConn implements FrameSink {
       return;
     }
     if (st === undefined) return;
+    if (st.tunnel) return st.tunnel.onFrame(type, flags, payload);
     if (type === T.Window) {
       if (!st.tx.opened(payload.readUInt32BE(0))) return this.refuse(st, Rst.Protocol, 'a window past 2^31-1');
       this.maybeClose(st);
@@ -233,6 +241,11 @@ export class MuxServerConn implements FrameSink {
       this.w.head(0, st.id, headText(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\n`, ['content-type', 'text/plain', 'content-length', String(msg.length)]));
       this.w.frame(T.Data, END, st.id, Buffer.from(msg, 'latin1'));
       this.forget(st);
+      return;
+    }
+    if (h.method === 'CONNECT' && this.tunnels !== undefined) {
+      st.tunnel = new Tunnel(this, st.id, false);
+      this.tunnels(st.tunnel, h.url, this.sock);
       return;
     }
     const req = new Req(h, st);
@@ -276,7 +289,13 @@ export class MuxServerConn implements FrameSink {
     st.rx.close();
   }
 
+  forgetTunnel(id: number): void {
+    const st = this.streams.get(id);
+    if (st !== undefined) this.forget(st);
+  }
+
   reset(st: ServerStream): void {
+    st.tunnel?.fail(new Error('connection closed'));
     this.forget(st);
     const req = st.req;
     if (req !== null && !req.complete) req.aborted = true;
@@ -286,6 +305,6 @@ export class MuxServerConn implements FrameSink {
 
 const RST_REFUSED = Buffer.from([Rst.Refused]);
 
-export function serveMux(sock: net.Socket, h: H1Handlers): void {
-  new MuxServerConn(sock, h);
+export function serveMux(sock: net.Socket, h: H1Handlers, tunnels?: TunnelHandler): void {
+  new MuxServerConn(sock, h, tunnels);
 }
