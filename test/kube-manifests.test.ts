@@ -166,7 +166,7 @@ describe('kubernetes CRDs against the route model', () => {
     const policies = { ...routes, plural: 'policies' };
     const policy = {
       apiVersion: 'mesh.io/v1alpha1', kind: 'Policy', metadata: { name: 'default', namespace: 'app' },
-      spec: { default: 'deny', rules: [{ from: 'web', to: 'reviews', port: 9080, pathPrefix: '/api' }, { from: 'spiffe://cluster.local/ns/ops/sa/probe', to: '*' }] },
+      spec: { default: 'deny', egress: 'deny', rules: [{ from: 'web', to: 'reviews', port: 9080, pathPrefix: '/api' }, { from: 'spiffe://cluster.local/ns/ops/sa/probe', to: '*' }] },
     };
     assert.deepEqual(validatePolicy(policy).errors, []);
     await custom.createNamespacedCustomObject({ ...policies, body: policy });
@@ -182,7 +182,7 @@ describe('kubernetes CRDs against the route model', () => {
     assert.deepEqual(Object.keys(spec.properties).sort(), ['failureAccrual', 'retryBudget', 'rules']);
     assert.deepEqual(Object.keys(spec.properties.rules!.items!.properties).sort(), ['backends', 'fault', 'matches', 'retries', 'timeout']);
     const pspec = (POLICY_SCHEMA.properties as typeof ROUTE_SCHEMA.properties & Record<string, { properties: Record<string, { items?: { properties: object } }> }>).spec!;
-    assert.deepEqual(Object.keys(pspec.properties).sort(), ['default', 'rules']);
+    assert.deepEqual(Object.keys(pspec.properties).sort(), ['default', 'egress', 'rules']);
     assert.deepEqual(Object.keys(pspec.properties.rules!.items!.properties).sort(), ['from', 'pathPrefix', 'port', 'to']);
   });
 });
