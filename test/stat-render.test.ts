@@ -37,9 +37,9 @@ const rows: StatRow[] = [
   { ...base, namespace: 'shop', name: 'cart-v1', success: 0.5, rps: 0.0166, latency_ms_p50: 1, latency_ms_p95: 2.5, latency_ms_p99: 3, tcp_open_connections: 0 },
 ];
 const edges: Edge[] = [
-  { src: 'ingress', dst: 'productpage-v1', src_namespace: 'default', dst_namespace: 'default', client_id: 'spiffe://cluster.local/ns/default/sa/ingress', server_id: 'spiffe://cluster.local/ns/default/sa/productpage', secured: true, rps: 1.00001 },
-  { src: 'productpage-v1', dst: 'reviews-v2', src_namespace: 'default', dst_namespace: 'default', client_id: 'spiffe://cluster.local/ns/default/sa/productpage', server_id: 'spiffe://cluster.local/ns/default/sa/reviews', secured: true, rps: 0.33 },
-  { src: 'legacy', dst: 'cart-v1', src_namespace: 'default', dst_namespace: 'shop', client_id: '', server_id: '', secured: false, rps: 0.1 },
+  { src: 'ingress', dst: 'productpage-v1', src_namespace: 'default', dst_namespace: 'default', client_id: 'spiffe://cluster.local/ns/default/sa/ingress', server_id: 'spiffe://cluster.local/ns/default/sa/productpage', secured: true, rps: 1.00001, tcp_connections: 0 },
+  { src: 'productpage-v1', dst: 'reviews-v2', src_namespace: 'default', dst_namespace: 'default', client_id: 'spiffe://cluster.local/ns/default/sa/productpage', server_id: 'spiffe://cluster.local/ns/default/sa/reviews', secured: true, rps: 0.33, tcp_connections: 2 },
+  { src: 'legacy', dst: 'cart-v1', src_namespace: 'default', dst_namespace: 'shop', client_id: '', server_id: '', secured: false, rps: 0.1, tcp_connections: 0 },
 ];
 const targets: ScrapeTarget[] = [
   { namespace: 'default', pod: 'productpage-v1-abcde', deployment: 'productpage-v1', service: 'productpage', role: 'sidecar', identity: 'spiffe://cluster.local/ns/default/sa/productpage', admin: '127.0.0.1:41001' },

@@ -15,6 +15,8 @@ import { MeshFault } from '../src/proxy/errors.js';
 import { compilePolicy, newPolicy } from '../src/model/policy.js';
 import { parsePortList, parseUpstream } from '../src/model/ports.js';
 import { classify } from '../src/proxy/tcp-listeners.js';
+import { injectObject, type InjectReport } from '../src/platform/kubernetes/inject.js';
+import { injectOpts } from './support/kube-fixtures.js';
 
 const TCP_ECHO = new URL('../../test/fixtures/tcp-echo-app.mjs', import.meta.url).pathname;
 const IDLE_APP = ['-e', 'setInterval(() => {}, 1 << 30)'];
@@ -133,6 +135,34 @@ describe('opaque TCP through the mesh', () => {
     assert.match(inbound, /tcp_read_bytes_total\{[^}]*client_id="spiffe:\/\/cluster.local\/ns\/default\/sa\/client"[^}]*protocol="opaque"\} [1-9]/);
   });
 
+  it('shows the TCP edge in mesh edges and the connections and bytes in mesh stat -o wide', { timeout: 60_000 }, async () => {
+    // A connection held open, and bytes through it, for the control plane's next scrapes.
+    const held = await connectTo(upstream);
+    held.write(Buffer.alloc(256 * 1024, 7));
+    held.resume();
+    try {
+      const edge = await waitFor('the TCP edge', async () => {
+        const r = await m.cli(['edges', 'deployments', '-o', 'json']);
+        const edges = JSON.parse(r.stdout) as { src: string; dst: string; secured: boolean; tcp_connections: number; server_id: string }[];
+        return edges.find((e) => e.src === 'client-v1' && e.dst === 'echo-v1' && e.tcp_connections >= 1);
+      }, 30_000, 500);
+      assert.equal(edge!.secured, true);
+      assert.equal(edge!.server_id, 'spiffe://cluster.local/ns/default/sa/echo');
+      const row = await waitFor('echo-v1 TCP figures', async () => {
+        const r = await m.cli(['stat', 'deployments', '-o', 'json']);
+        const rows = JSON.parse(r.stdout) as { name: string; tcp_open_connections: number | null; tcp_read_bytes_rate: number | null }[];
+        const echoRow = rows.find((x) => x.name === 'echo-v1');
+        return echoRow && (echoRow.tcp_open_connections ?? 0) >= 2 && (echoRow.tcp_read_bytes_rate ?? 0) > 0 ? echoRow : undefined;
+      }, 30_000, 500);
+      assert.ok(row);
+      const wide = await m.cli(['stat', 'deployments', '-o', 'wide']);
+      assert.match(wide.stdout, /NAME\s+MESHED\s+SUCCESS\s+RPS\s+LATENCY_P50\s+LATENCY_P95\s+LATENCY_P99\s+TCP_CONN\s+READ_BYTES\/SEC\s+WRITE_BYTES\/SEC/);
+      assert.match(wide.stdout, /^echo-v1\s+1\/1\s+-\s+-\s+-\s+-\s+-\s+[1-9]\d*\s+\S+\s+\S+/m);
+    } finally {
+      held.destroy();
+    }
+  });
+
   it('authorizes by identity and port: a denied connection is closed (403 to CONNECT), an allowed one passes', { timeout: 30_000 }, async () => {
     await policy('default', 'deny', '--no-wait');
     await policy('allow', '--from', 'client', '--to', 'echo', '--port', String(echo.appPort + 1));
@@ -226,6 +256,17 @@ describe('TCP building blocks', () => {
     assert.equal(ports.toString(), '3306,6379,8000-8100');
     assert.throws(() => parsePortList('70000'), /'70000' is not a port/);
     assert.throws(() => parsePortList('9-3'), /'9-3'/);
+  });
+
+  it('passes the mesh.io/opaque-ports annotation to the injected proxy (MESH_OPAQUE_PORTS), warning on bad entries', () => {
+    const pod = (annotations: Record<string, string>) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'db', annotations }, spec: { containers: [{ name: 'db', image: 'mysql', ports: [{ containerPort: 3306 }] }] } });
+    const envOf = (o: unknown) => ((o as { spec: { initContainers: { name: string; env: { name: string; value?: string }[] }[] } }).spec.initContainers
+      .find((c) => c.name === 'mesh-proxy')!.env.find((e) => e.name === 'MESH_OPAQUE_PORTS'))?.value;
+    const reports: InjectReport[] = [];
+    assert.equal(envOf(injectObject(pod({ 'mesh.io/opaque-ports': '3306, 6379,8000:8100,x' }), injectOpts(), reports)), '3306,6379,8000-8100');
+    assert.match(reports.flatMap((r) => r.warnings).join('\n'), /mesh\.io\/opaque-ports: 'x' is not a port or range/);
+    assert.equal(envOf(injectObject(pod({}), injectOpts(), [])), undefined, 'nothing added without the annotation');
+    assert.equal(parsePortList('3306,6379,8000-8100').has(8050), true, 'the proxy reads what inject wrote');
   });
 
   it('decides egress per namespace from the policies (deny wins, absent allows)', () => {

@@ -67,10 +67,10 @@ export function statJson(rows: StatRow[]): object[] {
 
 export function renderEdgesTable(edges: Edge[], o: { wide?: boolean } = {}): string {
   const head = ['SRC', 'DST', 'SRC_NS', 'DST_NS', 'SECURED'];
-  if (o.wide) head.push('CLIENT_ID', 'SERVER_ID');
+  if (o.wide) head.push('TCP_CONN', 'CLIENT_ID', 'SERVER_ID');
   return table(head, edges.map((e) => {
     const cells = [e.src, e.dst, e.src_namespace, e.dst_namespace, e.secured ? '√' : '×'];
-    if (o.wide) cells.push(e.client_id || '-', e.server_id || '-');
+    if (o.wide) cells.push(String(e.tcp_connections ?? 0), e.client_id || '-', e.server_id || '-');
     return cells;
   }));
 }

@@ -20,9 +20,11 @@ export interface Edge {
   dst_namespace: string;
   client_id: string;
   server_id: string;
-  /** Every request between the two went over mutual TLS. */
+  /** Every request and connection between the two went over mutual TLS. */
   secured: boolean;
   rps: number;
+  /** Opaque TCP connections open between the two now (mesh/1 tunnels). */
+  tcp_connections: number;
 }
 
 export interface EdgesResult {
@@ -58,12 +60,19 @@ export async function computeEdges(src: MetricSource, q: EdgesQuery): Promise<Ed
       `use -t ${formatMs(src.maxWindowMs)} or less, or --prometheus URL`);
   }
   const [srcLabel, dstLabel] = q.kind === 'deployment' ? ['deployment', 'dst_deployment'] : ['pod', 'dst_pod'];
-  const series = await src.rate('request_total', { direction: 'outbound' },
-    ['namespace', srcLabel, 'identity', 'dst_namespace', dstLabel, 'server_id', 'tls'], q.windowMs);
+  const by = ['namespace', srcLabel, 'identity', 'dst_namespace', dstLabel, 'server_id', 'tls'];
+  // Requests, and opaque TCP connections (opened in the window, or open now: a long-lived one is an edge too).
+  const opaque = { direction: 'outbound', peer: 'dst', protocol: 'opaque' };
+  const [requests, opened, open] = await Promise.all([
+    src.rate('request_total', { direction: 'outbound' }, by, q.windowMs),
+    src.rate('tcp_open_total', opaque, by, q.windowMs),
+    src.gauge('tcp_open_connections', opaque, by),
+  ]);
+  const series = [...requests.map((s) => ({ s, rps: s.value, tcp: 0 })), ...opened.map((s) => ({ s, rps: 0, tcp: 0 })), ...open.map((s) => ({ s, rps: 0, tcp: s.value }))];
   const edges = new Map<string, Edge>();
-  for (const s of series) {
+  for (const { s, rps, tcp } of series) {
     const l = s.labels;
-    // Requests that found no endpoint went nowhere: no edge.
+    // Requests that found no endpoint went nowhere (and destinations outside the mesh have no workload): no edge.
     if (!(s.value > 0) || !l[dstLabel] || !l.dst_namespace) continue;
     if (!q.allNamespaces && l.namespace !== q.namespace && l.dst_namespace !== q.namespace) continue;
     const key = [l.namespace, l[srcLabel], l.dst_namespace, l[dstLabel]].join('\u0000');
@@ -72,11 +81,12 @@ export async function computeEdges(src: MetricSource, q: EdgesQuery): Promise<Ed
     if (!e) {
       edges.set(key, {
         src: l[srcLabel]!, src_namespace: l.namespace!, dst: l[dstLabel]!, dst_namespace: l.dst_namespace,
-        client_id: l.identity ?? '', server_id: l.server_id ?? '', secured, rps: s.value,
+        client_id: l.identity ?? '', server_id: l.server_id ?? '', secured, rps, tcp_connections: tcp,
       });
     } else {
       e.secured &&= secured;
-      e.rps += s.value;
+      e.rps += rps;
+      e.tcp_connections += tcp;
       if (l.server_id && !e.server_id.split(',').includes(l.server_id)) e.server_id = e.server_id ? `${e.server_id},${l.server_id}` : l.server_id;
     }
   }

@@ -215,8 +215,9 @@ export async function computeStat(src: MetricSource, q: StatQuery): Promise<Stat
       src.quantile(0.95, 'response_latency_ms', side.match, by, q.windowMs),
       src.quantile(0.99, 'response_latency_ms', side.match, by, q.windowMs),
       side.tcp ? src.gauge('tcp_open_connections', side.tcp, by) : [],
-      side.tcp ? src.rate('tcp_read_bytes_total', side.tcp, by, q.windowMs) : [],
-      side.tcp ? src.rate('tcp_write_bytes_total', side.tcp, by, q.windowMs) : [],
+      // Bytes of the proxies' connections only: an opaque tunnel's bytes are in its mesh/1 connection's already.
+      side.tcp ? src.rate('tcp_read_bytes_total', { ...side.tcp, protocol: '' }, by, q.windowMs) : [],
+      side.tcp ? src.rate('tcp_write_bytes_total', { ...side.tcp, protocol: '' }, by, q.windowMs) : [],
       inbound ? src.rate('inbound_http_authz_deny_total', side.match, by, q.windowMs) : [],
     ]);
     for (const s of responses) {

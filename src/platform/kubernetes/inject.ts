@@ -9,6 +9,8 @@ import { assignInboundPorts, formatInboundPorts, INBOUND_PORTS_ENV, type Inbound
 import {
   CONTROL_NAMESPACE, CONTROL_NS_LABEL, CONTROL_PORT, INIT_CONTAINER, INJECT_ANNOTATION, PROXY_CONTAINER, PROXY_PORTS, PROXY_UID,
   PROXY_VERSION_ANNOTATION, SERVICE_ACCOUNT_ANNOTATION, TOKEN_AUDIENCE, TOKEN_PATH, TOKEN_VOLUME, controlHost,
+  OPAQUE_PORTS_ANNOTATION,
+  OPAQUE_PORTS_ENV,
 } from './names.js';
 import { workloadOf } from './workloads.js';
 
@@ -109,7 +111,7 @@ function portList(value: unknown, what: string, warnings: string[]): string[] {
   return out;
 }
 
-function proxyContainer(o: InjectOptions, inboundPorts: InboundPort[], workload: string | undefined): Obj {
+function proxyContainer(o: InjectOptions, inboundPorts: InboundPort[], workload: string | undefined, opaquePorts: string[] = []): Obj {
   const { inbound, outbound, admin } = PROXY_PORTS;
   const field = (fieldPath: string) => ({ valueFrom: { fieldRef: { fieldPath } } });
   const probe = (path: string) => ({ httpGet: { path, port: admin } });
@@ -134,6 +136,8 @@ function proxyContainer(o: InjectOptions, inboundPorts: InboundPort[], workload:
       // The default listener's app port, for proxies older than MESH_INBOUND_PORTS.
       { name: 'MESH_APP_PORT', value: String(inboundPorts[0]!.app) },
       { name: INBOUND_PORTS_ENV, value: formatInboundPorts(inboundPorts) },
+      // Ports never sniffed for HTTP (mesh.io/opaque-ports, as Linkerd's config.linkerd.io/opaque-ports).
+      ...(opaquePorts.length ? [{ name: OPAQUE_PORTS_ENV, value: opaquePorts.map((p) => p.replace(':', '-')).join(',') }] : []),
       { name: 'MESH_TRUST_ANCHORS', value: o.trustAnchorsPem.replace(/\r\n/g, '\n') },
     ],
     ports: [
@@ -216,6 +220,7 @@ export function injectTemplate(template: Obj, o: InjectOptions, owner?: Obj, wor
   uninject(meta, spec);
   const skipIn = portList(meta.annotations?.['mesh.io/skip-inbound-ports'], 'mesh.io/skip-inbound-ports', warnings);
   const skipOut = portList(meta.annotations?.['mesh.io/skip-outbound-ports'], 'mesh.io/skip-outbound-ports', warnings);
+  const opaque = portList(meta.annotations?.[OPAQUE_PORTS_ANNOTATION], OPAQUE_PORTS_ANNOTATION, warnings);
   const serviceAccount = String(spec.serviceAccountName || spec.serviceAccount || 'default');
   meta.annotations = { ...(isObj(meta.annotations) ? meta.annotations : {}), [PROXY_VERSION_ANNOTATION]: o.version, [SERVICE_ACCOUNT_ANNOTATION]: serviceAccount };
   meta.labels = { ...(isObj(meta.labels) ? meta.labels : {}), [CONTROL_NS_LABEL]: CONTROL_NAMESPACE };
@@ -230,7 +235,7 @@ export function injectTemplate(template: Obj, o: InjectOptions, owner?: Obj, wor
   const inboundPorts = assignInboundPorts(appPorts, { declared, skipInbound: skipIn });
   // A pod (the webhook's) names its workload through its owners; a template is its workload's.
   const name = workload ?? (owner ? undefined : workloadOf(meta).name) ?? '';
-  spec.initContainers = [initContainer(o, initScript(skipIn, skipOut, inboundPorts)), proxyContainer(o, inboundPorts, name || undefined), ...userInit];
+  spec.initContainers = [initContainer(o, initScript(skipIn, skipOut, inboundPorts)), proxyContainer(o, inboundPorts, name || undefined, opaque), ...userInit];
   const tokenVolume = {
     name: TOKEN_VOLUME,
     projected: { sources: [{ serviceAccountToken: { audience: TOKEN_AUDIENCE, expirationSeconds: o.tokenExpirationSeconds ?? 600, path: 'token' } }] },

@@ -34,6 +34,9 @@ export const ownedLabels = (version = VERSION, component?: string): Record<strin
 export const INJECT_ANNOTATION = 'mesh.io/inject';
 export const INJECT_LABEL = 'mesh.io/inject';
 export const PROXY_VERSION_ANNOTATION = 'mesh.io/proxy-version';
+/** Ports whose traffic is opaque TCP, never sniffed for HTTP (Linkerd: config.linkerd.io/opaque-ports). */
+export const OPAQUE_PORTS_ANNOTATION = 'mesh.io/opaque-ports';
+export const OPAQUE_PORTS_ENV = 'MESH_OPAQUE_PORTS';
 /** The pod's ServiceAccount, recorded by inject where Prometheus' pod discovery can see it (the identity label). */
 export const SERVICE_ACCOUNT_ANNOTATION = 'mesh.io/service-account';
 export const CONTROL_NS_LABEL = 'mesh.io/control-plane-ns';

@@ -245,6 +245,7 @@ export class MuxServerConn implements FrameSink, TunnelHost {
     }
     if (h.method === 'CONNECT' && this.tunnels !== undefined) {
       st.tunnel = new Tunnel(this, st.id, false);
+      if (flags & END) st.tunnel.peerEnded();
       this.tunnels(st.tunnel, h.url, this.sock);
       return;
     }

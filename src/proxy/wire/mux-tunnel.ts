@@ -63,6 +63,11 @@ export class Tunnel extends EventEmitter implements Drainable {
     this.host.w.head(0, this.id, head);
   }
 
+  /** Server end: the CONNECT head came with END (the client has nothing to send). */
+  peerEnded(): void {
+    this.gotEnd = true;
+  }
+
   /** Server end: the app connection is up; the client may send. */
   accept(sock: net.Socket): void {
     if (this.done) {
@@ -72,6 +77,7 @@ export class Tunnel extends EventEmitter implements Drainable {
     this.host.w.head(0, this.id, 'HTTP/1.1 200 Connection Established\r\n\r\n');
     this.open = true;
     this.attach(sock);
+    if (this.gotEnd) sock.end();
   }
 
   /** Server end: the tunnel is refused with a status and a reason; the stream ends. */
