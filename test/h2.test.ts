@@ -19,6 +19,10 @@ function echo(name: string): H1Handlers {
       req.pipe({
         write: (c) => res.write(c),
         end: () => res.end(Buffer.from(`${name}\n`), trailer ? ['x-trailer', trailer, 'grpc-status', '0'] : null),
+        // Read on when the response drains: the echo keeps to the caller's pace.
+        set source(src: { resume(): void } | null) {
+          if (src) res.on('drain', () => src.resume());
+        },
       });
     },
     upgrade: (_req, sock) => sock.destroy(),

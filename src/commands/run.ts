@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import chalk from 'chalk';
 import { checked, outputFormat, platform, resourceName } from './context.js';
 import { checkName } from '../model/snapshot.js';
+import { APP_PROTOCOLS, isAppProtocol } from '../model/app-protocol.js';
 import { parsePort } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
 import { json } from '../ui/output.js';
@@ -15,6 +16,7 @@ interface RunFlags {
   version: string;
   namespace: string;
   port?: string;
+  appProtocol: string;
   restart?: string;
   instance?: string;
   detach?: boolean;
@@ -79,6 +81,7 @@ export function registerRun(program: Command): void {
     .option('--version <version>', 'version of the service (subsets and splits use it)', 'v1')
     .option('-n, --namespace <namespace>', 'namespace of the service', 'default')
     .option('--port <port>', 'port the app listens on (127.0.0.1; given to it as $PORT); without it the app is a client only: outbound, no inbound')
+    .option('--app-protocol <protocol>', 'what the app serves on --port: http1 or h2c (HTTP/2 cleartext, gRPC servers)', 'http1')
     .option('--restart <policy>', 'when the app exits: never (the sidecar exits too), on-failure or always (restart it with back-off)', 'never')
     .option('--instance <name>', 'name of this instance (default: service-version-random)')
     .option('-d, --detach', 'run in the background')
@@ -92,6 +95,8 @@ export function registerRun(program: Command): void {
     .action(async (command: string[], f: RunFlags, cmd: Command) => {
       names(f);
       const appPort = f.port === undefined ? undefined : checked(() => parsePort(f.port!, 'app port'), 'pass --port 1-65535, or no --port for an app that only calls out');
+      if (!isAppProtocol(f.appProtocol)) throw new MeshError(`unknown app protocol '${f.appProtocol}'`, `use --app-protocol ${APP_PROTOCOLS.join(' or ')}`);
+      const appProtocol = f.appProtocol === 'http1' ? undefined : f.appProtocol;
       const restart = f.restart as RestartPolicy;
       if (!['never', 'on-failure', 'always'].includes(restart)) throw new MeshError(`unknown restart policy '${f.restart}'`, 'use --restart never, on-failure or always');
       const upstreams = (f.upstream ?? []).map((u) => checked(() => parseUpstream(u), 'e.g. --upstream redis:6379=127.0.0.1:16379'));
@@ -101,7 +106,7 @@ export function registerRun(program: Command): void {
         seen.add(u.listenPort);
       }
       const opaquePorts = f.opaquePorts === undefined ? undefined : checked(() => parsePortList(f.opaquePorts!), 'e.g. --opaque-ports 3306,6379 or 8000-8100');
-      await start(cmd, { kind: 'workload', service: f.name, version: f.version, namespace: f.namespace, instance: f.instance, appPort, command, restart, demo: f.demo, upstreams, opaquePorts, ...telemetryFlags(f) }, f);
+      await start(cmd, { kind: 'workload', service: f.name, version: f.version, namespace: f.namespace, instance: f.instance, appPort, appProtocol, command, restart, demo: f.demo, upstreams, opaquePorts, ...telemetryFlags(f) }, f);
     });
 
   program

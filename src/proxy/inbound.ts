@@ -17,7 +17,9 @@ import { authorize, type AuthorizeOptions } from './layers/authorize.js';
 import { observe } from './layers/observe.js';
 import { retry } from './layers/retry.js';
 import { admit } from './layers/admit.js';
-import { toApp } from './layers/to-app.js';
+import { toApp, type AppClient } from './layers/to-app.js';
+import { H2Pool } from './wire/h2-client.js';
+import type { AppProtocol } from '../model/app-protocol.js';
 import { relayUpgrade, upgradeExchange, UpgradeRes } from './upgrade.js';
 import type { IdentityManager } from './identity.js';
 import type { MetricsRegistry, RequestStats } from './metrics.js';
@@ -37,6 +39,10 @@ export interface InboundOptions extends AppPorts, AuthorizeOptions {
   appConnections?: { limit: number; queue: number };
   /** A TLS handshake (or a plaintext client's first byte) must come within this; default HANDSHAKE_MS. */
   handshakeMs?: number;
+  /** What the app serves (default http1): HTTP/1.1 or HTTP/2 cleartext (gRPC servers). */
+  appProtocol?: AppProtocol;
+  /** Kubernetes: app ports whose Service port declares HTTP/2 or gRPC (swapped on config pushes). */
+  h2cPorts?: () => ReadonlySet<number>;
   log?: (msg: string) => void;
 }
 
@@ -49,9 +55,20 @@ const STATS = Symbol('mesh.stats');
 const EXPIRES = Symbol('mesh.expires');
 type PeerSocket = TLSSocket & { [PEER]?: string; [STATS]?: RequestStats; [EXPIRES]?: number };
 
+/** The client for the app's protocol; per port where a Kubernetes Service declares it. */
+function appClient(o: InboundOptions, h1: Pool, h2: H2Pool): AppClient {
+  if (o.appProtocol === 'h2c') return h2;
+  const ports = o.h2cPorts;
+  if (ports === undefined) return h1;
+  return { request: (r) => (ports().has(r.port) ? h2.request(r) : h1.request(r)) };
+}
+
 export function createInboundServer(o: InboundOptions): net.Server {
   // Idle connections close before a Node app's default 5 s keep-alive would close them under us.
   const appPool = new Pool({ idleMs: 4_000, maxIdle: 64 });
+  // One HTTP/2 session per app port, opened on first use; its streams are bounded by the gate below.
+  const h2Pool = new H2Pool({ idleMs: 30_000 });
+  const app = appClient(o, appPool, h2Pool);
   const server = trackConnections(tls.createServer({
     ...o.identity.serverOptions(),
     requestCert: true,
@@ -86,7 +103,7 @@ export function createInboundServer(o: InboundOptions): net.Server {
   const checked = hostCheck(o);
   const authorized = authorize(o);
   // An app that closed a kept-alive connection as we reused it processed nothing: retry sends again.
-  const handler = stack([checked, authorized, observe(o.telemetry, 'inbound'), retry, admit(gate)], toApp(appPool));
+  const handler = stack([checked, authorized, observe(o.telemetry, 'inbound'), retry, admit(gate)], toApp(app));
   const handle = (req: Req, res: Res, peer: string, stats: RequestStats): void => {
     const ex = new Exchange(req, res, stats);
     ex.peer = peer;
@@ -145,7 +162,10 @@ export function createInboundServer(o: InboundOptions): net.Server {
   };
 
   o.identity.on('rotated', () => server.setSecureContext({ ...o.identity.serverOptions() }));
-  server.on('close', () => appPool.destroy());
+  server.on('close', () => {
+    appPool.destroy();
+    h2Pool.destroy();
+  });
   if (!o.plaintext) return server;
 
   // One port for both: a TLS handshake starts with 0x16; anything else is taken as plain HTTP.
@@ -181,6 +201,7 @@ export function createInboundServer(o: InboundOptions): net.Server {
     server.closeAllConnections();
     front.closeAllConnections();
     appPool.destroy();
+    h2Pool.destroy();
   });
   return front;
 }

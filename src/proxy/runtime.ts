@@ -5,6 +5,7 @@ import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type { AppProtocol } from '../model/app-protocol.js';
 import { MeshError } from '../util/errors.js';
 import { servicePortMap, type EndpointInfo, type Snapshot } from '../model/snapshot.js';
 import type { StatsFor } from './balancer.js';
@@ -47,6 +48,8 @@ export interface ProxyOptions {
   /** Where the certificate and last config are cached, for restarts while the control plane is away. */
   cacheDir?: string;
   appPort?: number;
+  /** What the app serves on appPort: HTTP/1.1 (default) or HTTP/2 cleartext. */
+  appProtocol?: AppProtocol;
   inboundPort?: number;
   /** More inbound listeners, each forwarding to its own app port (the other declared ports of a Kubernetes pod). */
   extraInbound?: { port: number; appPort: number }[];
@@ -234,7 +237,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     state.outbound = await listen(outbound, o.outboundPort ?? 0, o.mode === 'ingress' ? 'ingress' : 'outbound', o.outboundHost);
     if (o.mode === 'sidecar') {
       if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');
-      const inboundFor = (appPort: number, hostPorts?: Set<number>) => createInboundServer({ plaintext: o.inboundPlaintext, namespace: o.namespace, service: o.service, services: () => ownServices, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort, hostPorts, servicePorts: () => servicePorts, appConnections, handshakeMs, log });
+      const inboundFor = (appPort: number, hostPorts?: Set<number>) => createInboundServer({ plaintext: o.inboundPlaintext, namespace: o.namespace, service: o.service, services: () => ownServices, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort, appProtocol: o.appProtocol, hostPorts, servicePorts: () => servicePorts, appConnections, handshakeMs, log });
       // Peers dial the default listener; a Host naming another declared port (or a Service port targeting one) goes to that port.
       const others = o.extraInbound?.length ? new Set(o.extraInbound.map((x) => x.appPort)) : undefined;
       state.inbound = await listen(inboundFor(o.appPort, others), o.inboundPort ?? 0, 'inbound', o.listenHost);

@@ -39,6 +39,8 @@ export interface WorkloadRecord {
   appPort?: number;
   /** Upstream listeners: service:port → 127.0.0.1:port. */
   upstreams?: { authority: string; address: string }[];
+  /** h2c when the app serves HTTP/2 cleartext (absent: HTTP/1.1). */
+  appProtocol?: 'h2c';
   command?: string[];
   outbound: string;
   inbound?: string;

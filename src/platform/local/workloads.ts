@@ -10,6 +10,7 @@ import { isAlive, recordAlive, type StateDir, type WorkloadRecord } from './stat
 import { portInUse, sleep } from '../../util/net.js';
 import { stopPid } from './processes.js';
 import type { PortSet, UpstreamDecl } from '../../model/ports.js';
+import type { AppProtocol } from '../../model/app-protocol.js';
 
 /**
  * A sidecar's garbage is short-lived (one request's objects): a small young generation keeps its
@@ -24,6 +25,8 @@ export interface WorkloadSpec {
   version: string;
   instance?: string;
   appPort?: number;
+  /** What the app serves on appPort (absent: HTTP/1.1). */
+  appProtocol?: AppProtocol;
   command?: string[];
   /** Ingress only: where it listens, and the service that gets requests for names it does not know. */
   ingressPort?: number;
@@ -87,6 +90,7 @@ export async function runWorkload(state: StateDir, spec: WorkloadSpec & { instan
     joinToken: state.joinToken(spec.namespace, spec.service),
     cacheDir: state.proxyCacheDir(spec.namespace, spec.service),
     appPort: spec.appPort,
+    appProtocol: spec.appProtocol,
     outboundPort: spec.kind === 'ingress' ? spec.ingressPort ?? 0 : 0,
     defaultService: spec.defaultService,
     accessLog: spec.accessLog,
@@ -103,6 +107,7 @@ export async function runWorkload(state: StateDir, spec: WorkloadSpec & { instan
     version: spec.version,
     pid: process.pid,
     appPort: spec.appPort,
+    ...(spec.appProtocol ? { appProtocol: spec.appProtocol } : {}),
     command: spec.command,
     outbound: proxy.outbound,
     inbound: proxy.inbound,
@@ -242,6 +247,7 @@ export async function launchDetached(state: StateDir, spec: WorkloadSpec, timeou
   if (spec.restart) args.push('--restart', spec.restart);
   for (const u of spec.upstreams ?? []) args.push('--upstream', `${u.authority}=127.0.0.1:${u.listenPort}`);
   if (spec.opaquePorts?.size) args.push('--opaque-ports', spec.opaquePorts.toString());
+  if (spec.appProtocol) args.push('--app-protocol', spec.appProtocol);
   if (spec.kind === 'ingress') {
     args.push('--port', String(spec.ingressPort ?? 0), '--service', spec.defaultService ?? '');
   } else {

@@ -10,6 +10,7 @@ import { Head, MAX_HEAD } from './h1-parse.js';
 import { readTimeouts, Req, serveH1, trackConnections, type BodyFlow, type H1Handlers, type H1Server, type Res, type RequestHandler } from './h1-server.js';
 import { codeOfStatus, ERROR_HEADER, errorHeader } from '../errors.js';
 import { h2Headers, isConnectionHeader } from './h2-headers.js';
+import { CONN_WINDOW, WINDOW } from './mux-frames.js';
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /** Streams one app connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
@@ -224,7 +225,7 @@ export class H2Front {
 
   constructor(private readonly request: RequestHandler) {
     this.server = http2.createServer({
-      settings: { maxConcurrentStreams: H2_MAX_STREAMS, maxHeaderListSize: MAX_HEAD, enablePush: false },
+      settings: { maxConcurrentStreams: H2_MAX_STREAMS, maxHeaderListSize: MAX_HEAD, enablePush: false, initialWindowSize: WINDOW },
       maxSessionMemory: H2_SESSION_MEMORY_MB,
       maxHeaderListPairs: 256,
       // Streams a client opens and resets at once (HTTP/2 "rapid reset") are counted against this.
@@ -233,6 +234,8 @@ export class H2Front {
     this.server.on('stream', (st: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, raw: string[]) => this.stream(st, headers, flags, raw));
     this.server.on('session', (s: Session) => {
       s[OPEN] = 0;
+      // The connection's window as mesh/1's (HTTP/2 starts it at 64 KiB: one round trip per 64 KiB on a big message).
+      s.setLocalWindowSize(CONN_WINDOW);
       s.setTimeout(IDLE_MS);
       // A quiet session closes, unless a stream is open: a gRPC stream may be quiet for long.
       s.on('timeout', () => {
@@ -243,6 +246,8 @@ export class H2Front {
   }
 
   accept(sock: net.Socket): void {
+    // Window updates and small replies go out at once, not after a delayed ACK.
+    sock.setNoDelay(true);
     this.server.emit('connection', sock);
   }
 

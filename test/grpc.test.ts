@@ -1,0 +1,198 @@
+// gRPC end to end with a real gRPC stack (@grpc/grpc-js on both sides): a client workload's sidecar
+// takes HTTP/2 from the client, carries each call over mesh/1 to one of three server workloads
+// (`mesh run --app-protocol h2c`), whose sidecars speak h2c to the gRPC server. Every call shape,
+// metadata and trailers, status codes, deadlines, large messages, and per-call balancing.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import grpc from '@grpc/grpc-js';
+import protoLoader from '@grpc/proto-loader';
+import { ROOT, TestMesh, request, waitFor, type WorkloadInfo } from './support/mesh.js';
+
+const GRPC_APP = join(ROOT, 'test', 'fixtures', 'grpc-app.mjs');
+const PROTO = join(ROOT, 'test', 'fixtures', 'echo.proto');
+const MiB = 1024 * 1024;
+
+interface Msg {
+  text?: string;
+  data?: Buffer;
+  n?: number;
+  who?: string;
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type EchoClient = grpc.Client & Record<string, (...args: any[]) => any>;
+
+interface Unary {
+  reply: Msg | null;
+  err: grpc.ServiceError | null;
+  headers: grpc.Metadata | null;
+  status: grpc.StatusObject;
+}
+
+function say(c: EchoClient, req: Msg, o: { md?: grpc.Metadata; deadlineMs?: number } = {}): Promise<Unary> {
+  return new Promise((resolve) => {
+    let reply: Msg | null = null;
+    let err: grpc.ServiceError | null = null;
+    let headers: grpc.Metadata | null = null;
+    const opts: grpc.CallOptions = o.deadlineMs ? { deadline: Date.now() + o.deadlineMs } : {};
+    const call = c.say(req, o.md ?? new grpc.Metadata(), opts, (e: grpc.ServiceError | null, r: Msg) => {
+      err = e;
+      reply = r ?? null;
+    });
+    call.on('metadata', (m: grpc.Metadata) => (headers = m));
+    call.on('status', (status: grpc.StatusObject) => setImmediate(() => resolve({ reply, err, headers, status })));
+  });
+}
+
+describe('gRPC through the mesh', () => {
+  const m = new TestMesh();
+  let client: WorkloadInfo;
+  let echo: EchoClient;
+  const servers: WorkloadInfo[] = [];
+
+  before(async () => {
+    await m.install();
+    const [r] = await Promise.all([
+      m.cli(['run', '-d', '-o', 'json', '--name', 'client', '--', process.execPath, '-e', 'setInterval(() => {}, 1e9)']),
+      ...[0, 1, 2].map(async () => servers.push(await m.run('echo', { app: GRPC_APP, extra: ['--app-protocol', 'h2c'] }))),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    client = JSON.parse(r.stdout) as WorkloadInfo;
+    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, { defaults: true })) as any;
+    echo = new pkg.meshtest.Echo(client.outbound, grpc.credentials.createInsecure(), {
+      'grpc.default_authority': 'echo',
+      'grpc.max_receive_message_length': 64 * MiB,
+      'grpc.max_send_message_length': 64 * MiB,
+    });
+    // Ready when the client's sidecar knows all three endpoints.
+    const seen = new Set<string>();
+    await waitFor('calls to reach all three servers', async () => {
+      const u = await say(echo, { text: 'hello' });
+      if (u.reply?.who) seen.add(u.reply.who);
+      return seen.size === 3;
+    }, 30_000, 50);
+  });
+  after(async () => {
+    echo?.close();
+    await m.cleanup();
+  });
+
+  it('unary: the reply, its header metadata and its trailers (status, custom metadata) reach the client', async () => {
+    const md = new grpc.Metadata();
+    md.set('x-hello', 'world');
+    const u = await say(echo, { text: 'hi', data: Buffer.from('abc') }, { md });
+    assert.equal(u.err, null);
+    assert.equal(u.reply!.text, 'hi');
+    assert.equal(u.reply!.n, 3);
+    assert.equal(u.headers!.get('x-hello-seen')[0], 'world');
+    assert.equal(u.status.code, grpc.status.OK);
+    assert.equal(u.status.metadata.get('x-trail')[0], `from ${u.reply!.who}`);
+  });
+
+  it('server streaming: every message in order', async () => {
+    const got: number[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const call = echo.count({ n: 200 });
+      call.on('data', (x: Msg) => got.push(x.n!));
+      call.on('error', reject);
+      call.on('end', resolve);
+    });
+    assert.deepEqual(got, Array.from({ length: 200 }, (_, i) => i + 1));
+  });
+
+  it('client streaming: many messages (8 MiB in all) summed by one server', async () => {
+    const reply = await new Promise<Msg>((resolve, reject) => {
+      const call = echo.sum((e: grpc.ServiceError | null, r: Msg) => (e ? reject(e) : resolve(r)));
+      for (let i = 1; i <= 32; i++) call.write({ n: i, data: Buffer.alloc(256 * 1024, i) });
+      call.end();
+    });
+    assert.equal(reply.n, (32 * 33) / 2);
+    assert.equal(reply.text, String(8 * MiB));
+  });
+
+  it('bidirectional: each message is answered before the client sends the next', async () => {
+    const call = echo.chat();
+    const replies: string[] = [];
+    let next: ((m: Msg) => void) | null = null;
+    call.on('data', (x: Msg) => next?.(x));
+    for (let i = 0; i < 10; i++) {
+      const answered = new Promise<Msg>((r) => (next = r));
+      call.write({ text: `m${i}` });
+      replies.push((await answered).text!);
+    }
+    const ended = new Promise<void>((resolve, reject) => {
+      call.on('end', resolve);
+      call.on('error', reject);
+    });
+    call.end();
+    await ended;
+    assert.deepEqual(replies, Array.from({ length: 10 }, (_, i) => `echo m${i}`));
+  });
+
+  it('large messages: 5 MiB up, 6 MiB down', async () => {
+    const up = await say(echo, { text: 'x', data: Buffer.alloc(5 * MiB, 1) });
+    assert.equal(up.reply!.n, 5 * MiB);
+    const down = await say(echo, { text: `big:${6 * MiB}` });
+    assert.equal(down.err, null);
+    assert.equal(down.reply!.data!.length, 6 * MiB);
+  });
+
+  it('status codes, messages and trailing metadata of failed calls reach the client intact', async () => {
+    for (const code of [grpc.status.INVALID_ARGUMENT, grpc.status.NOT_FOUND, grpc.status.PERMISSION_DENIED, grpc.status.UNAVAILABLE, grpc.status.INTERNAL]) {
+      const u = await say(echo, { text: `fail:${code}` });
+      assert.equal(u.status.code, code);
+      assert.match(u.status.details, /^failed as asked by echo-v1-/);
+      assert.equal(u.status.metadata.get('x-why')[0], 'asked to fail');
+    }
+  });
+
+  it('deadlines: a call past its deadline ends DEADLINE_EXCEEDED, and the next calls are fine', async () => {
+    const late = await say(echo, { text: 'sleep:3000' }, { deadlineMs: 300 });
+    assert.equal(late.status.code, grpc.status.DEADLINE_EXCEEDED);
+    const ok = await say(echo, { text: 'sleep:10' }, { deadlineMs: 5000 });
+    assert.equal(ok.status.code, grpc.status.OK);
+  });
+
+  it('100 concurrent calls over one client connection are spread over the three servers', async () => {
+    const calls = await Promise.all(Array.from({ length: 100 }, (_, i) => say(echo, { text: `sleep:${20 + (i % 5)}` })));
+    const by = new Map<string, number>();
+    for (const u of calls) {
+      assert.equal(u.status.code, grpc.status.OK, u.status.details);
+      by.set(u.reply!.who!, (by.get(u.reply!.who!) ?? 0) + 1);
+    }
+    assert.equal(by.size, 3, [...by].join(' '));
+    for (const n of by.values()) assert.ok(n >= 10, `each server gets a share: ${[...by].join(' ')}`);
+  });
+
+  it('curl --http2-prior-knowledge through the outbound listener gets the reply and grpc-status', async (t) => {
+    const curl = await new Promise<boolean>((r) => execFile('curl', ['--version'], (e) => r(e === null)));
+    if (!curl) return t.skip('curl is not installed');
+    // One length-prefixed message: Msg{text: "hi"}.
+    const file = join(m.dir, 'say.bin');
+    writeFileSync(file, Buffer.from([0, 0, 0, 0, 4, 0x0a, 0x02, 0x68, 0x69]));
+    const out = await new Promise<{ code: number; stdout: Buffer }>((resolve) => execFile('curl', [
+      '-sS', '--http2-prior-knowledge', '-D', '-', '-o', '-', '--max-time', '10',
+      '-H', 'content-type: application/grpc', '-H', 'te: trailers', '-H', 'host: echo',
+      '--data-binary', `@${file}`, `http://${client.outbound}/meshtest.Echo/Say`,
+    ], { encoding: 'buffer' }, (e, stdout) => resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, stdout })));
+    assert.equal(out.code, 0);
+    const text = out.stdout.toString('latin1');
+    assert.match(text, /^HTTP\/2 200/);
+    assert.match(text, /\x0a\x02hi/);
+    assert.match(text, /grpc-status: 0/);
+  });
+
+  it('an HTTP/1.1 client reaches the h2c server through the same listener', async () => {
+    const r = await request(client.outbound, {
+      method: 'POST', path: '/meshtest.Echo/Say',
+      headers: { host: 'echo', 'content-type': 'application/grpc' },
+      body: Buffer.from([0, 0, 0, 0, 4, 0x0a, 0x02, 0x68, 0x69]),
+    });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['content-type'], 'application/grpc+proto');
+    assert.match(r.body, /hi/);
+  });
+});
