@@ -9,17 +9,14 @@ import { computeStat, parseStatQuery } from './stat.js';
 import { MeshError } from '../../util/errors.js';
 import { computeEdges, parseEdgesQuery } from './edges.js';
 import { DEFAULT_SCRAPE_INTERVAL_MS } from './config.js';
+import type { Route } from '../router.js';
+import { sendJson } from '../../util/http.js';
 
 
 export interface TelemetryOptions {
   scrapeIntervalMs?: number;
   retentionMs?: number;
   log?: (msg: string) => void;
-}
-
-export interface ApiReply {
-  status: number;
-  body: unknown;
 }
 
 export class Telemetry {
@@ -44,20 +41,21 @@ export class Telemetry {
     return this.scraper.stop();
   }
 
-  /** The admin API routes this module answers. */
-  handles(method: string | undefined, path: string): boolean {
-    return method === 'GET' && (path === '/v1/stat' || path === '/v1/edges' || path === '/v1/telemetry/targets');
-  }
-
-  async handle(url: URL): Promise<ApiReply> {
-    try {
-      if (url.pathname === '/v1/stat') return { status: 200, body: await computeStat(this.source, parseStatQuery(url.searchParams)) };
-      if (url.pathname === '/v1/edges') return { status: 200, body: await computeEdges(this.source, parseEdgesQuery(url.searchParams)) };
-      return { status: 200, body: { intervalMs: this.intervalMs, retentionMs: this.store.retentionMs, targets: this.store.health() } };
-    } catch (err) {
-      // A query the person asking got wrong (or a Prometheus that failed it): its status, one line and a hint.
-      if (err instanceof MeshError) return { status: err.status, body: { error: err.message, hint: err.hint } };
-      throw err;
-    }
+  /** Its part of the control plane's API: read-only views, guarded as the platform guards them. */
+  routes(): Route[] {
+    const reply = (compute: (q: URLSearchParams) => Promise<unknown> | unknown): Route['handle'] => async ({ res, url }) => {
+      try {
+        sendJson(res, 200, await compute(url.searchParams));
+      } catch (err) {
+        // A query the person asking got wrong (or a Prometheus that failed it): its status, one line and a hint.
+        if (err instanceof MeshError) return sendJson(res, err.status, { error: err.message, hint: err.hint });
+        throw err;
+      }
+    };
+    return [
+      { method: 'GET', path: '/v1/stat', who: 'reader', handle: reply((q) => computeStat(this.source, parseStatQuery(q))) },
+      { method: 'GET', path: '/v1/edges', who: 'reader', handle: reply((q) => computeEdges(this.source, parseEdgesQuery(q))) },
+      { method: 'GET', path: '/v1/telemetry/targets', who: 'reader', handle: reply(() => ({ intervalMs: this.intervalMs, retentionMs: this.store.retentionMs, targets: this.store.health() })) },
+    ];
   }
 }

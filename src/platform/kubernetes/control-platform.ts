@@ -157,7 +157,7 @@ export class KubeControlPlatform implements ControlPlatform {
   }
 
   /** Every running pod, for telemetry (see podRecords). */
-  podRecords(): EndpointRecord[] {
+  scrapeTargets(): EndpointRecord[] {
     return podRecords(this.pods.items.values(), this.slices.items.values(), this.trustDomain);
   }
 

@@ -55,7 +55,7 @@ export function localPlatform(o: PlatformOptions): Platform {
 
     async runControl(f) {
       const [{ parsePort }, { checked }, { parseScrapeInterval }, { runControl }] = await Promise.all([
-        import('../../util/duration.js'), import('../../util/errors.js'), import('../../control/telemetry/config.js'), import('../../control/main.js'),
+        import('../../util/duration.js'), import('../../util/errors.js'), import('../../control/telemetry/config.js'), import('./control-plane.js'),
       ]);
       const s = state();
       const port = f.port ? checked(() => parsePort(f.port!, 'port'), 'pass --port 1-65535') : undefined;
