@@ -67,11 +67,17 @@ export interface ControlServerOptions {
   traces?: TraceStore;
 }
 
-export interface IdentityReload {
+/** What the control plane signs with and hands out. */
+export interface ControlIdentity {
   trustAnchorsPem: string;
-  issuer: Issuer;
   issuerCertPem: string;
+  issuer: Issuer;
+  /** The lifetime of the certificates it issues (and of its own serving certificate). */
   certLifetimeMs: number;
+}
+
+/** An identity to put into service, with a serving certificate from its issuer. */
+export interface IdentityReload extends ControlIdentity {
   tls: ServingTls;
 }
 

@@ -3,26 +3,17 @@
 // platform is a thin caller (platform/local/control-plane.ts, platform/kubernetes/control.ts).
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:net';
-import { certInfo, DAY, generateKey, splitPem, type Issuer } from '../identity/ca.js';
+import { certInfo, DAY, generateKey, splitPem } from '../identity/ca.js';
 import { identityEpoch } from '../identity/epoch.js';
 import { CONTROL_IDENTITY } from '../api/client.js';
 import { MeshError } from '../util/errors.js';
 import type { ConfigKind, Snapshot } from '../model/snapshot.js';
 import type { ControlPlatform } from './platform.js';
 import { Registry } from './registry.js';
-import { createControlServer, type ControlAuth, type ControlServer } from './server.js';
+import { createControlServer, type ControlAuth, type ControlIdentity, type ControlServer } from './server.js';
 import type { MakeServingTls } from './serving-cert.js';
 import { Telemetry } from './telemetry/index.js';
 import { startTraceReceiver, TraceStore } from './traces.js';
-
-/** What the control plane signs with and hands out. */
-export interface ControlIdentity {
-  trustAnchorsPem: string;
-  issuerCertPem: string;
-  issuer: Issuer;
-  /** The lifetime of the certificates it issues (and of its own serving certificate). */
-  certLifetimeMs: number;
-}
 
 export interface IdentitySource {
   /** The identity now; `reload` also refuses material that would sign certificates nobody trusts (it throws). */

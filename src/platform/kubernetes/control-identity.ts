@@ -5,6 +5,9 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Issuer } from '../../identity/ca.js';
+import { identityErrors } from '../../identity/chain.js';
+import type { ControlIdentity } from '../../control/server.js';
+import type { IdentitySource } from '../../control/start.js';
 import { MeshError } from '../../util/errors.js';
 import type { KubeClient } from './client.js';
 import { ListWatch } from './list-watch.js';
@@ -34,22 +37,28 @@ export async function readKubeIdentity(kube: KubeClient, namespace = CONTROL_NAM
   return { trustAnchorsPem: roots.data['ca-bundle.crt'], issuerCertPem, issuer };
 }
 
-/** Where the control plane's identity comes from, and a way to hear that it may have changed. */
-export interface IdentitySource {
-  read(): Promise<KubeIdentity>;
-  /** Calls changed (perhaps spuriously) whenever the identity may have changed, until the returned stop is called. */
-  watch(changed: () => void): Promise<() => void>;
+/**
+ * The identity as read, for the control plane; on a reload, as the local platform does, never an issuer no proxy
+ * would trust (or half of an edit in progress).
+ */
+function usable(id: KubeIdentity, certLifetimeMs: number, reload: boolean): ControlIdentity {
+  const errors = reload ? identityErrors({ anchorsPem: id.trustAnchorsPem, issuerCertPem: id.issuerCertPem, issuerKeyPem: id.issuer.issuer.keyPem }) : [];
+  if (errors.length) throw new MeshError(errors.join('; '));
+  return { ...id, certLifetimeMs };
 }
 
-/** As the mesh-control pod has it: the Secret and ConfigMap mounted under dir (issuer/, trust-roots/). */
-export function mountedIdentity(dir: string, pollMs: number): IdentitySource {
+/**
+ * As the mesh-control pod has it: the Secret and ConfigMap mounted under dir (issuer/, trust-roots/), watched by
+ * polling (the kubelet swaps a mounted Secret's files within about a minute of a change).
+ */
+export function mountedIdentity(dir: string, pollMs: number, certLifetimeMs: number): IdentitySource {
   const files = [join(dir, 'trust-roots', 'ca-bundle.crt'), join(dir, 'issuer', 'tls.crt'), join(dir, 'issuer', 'tls.key')];
   const hint = 'mount it (see the mesh-control Deployment) or set the MESH_*_DIR variables';
   const readAll = () => Promise.all(files.map((f) => readFile(f, 'utf8')));
   // What the last good read() saw: a change that could not be read yet (half written) is signalled again.
   let seen = '';
   return {
-    async read() {
+    async read(reload) {
       let texts: string[];
       try {
         texts = await readAll();
@@ -64,9 +73,8 @@ export function mountedIdentity(dir: string, pollMs: number): IdentitySource {
         throw new MeshError(`the issuer under ${dir} cannot be read: ${(err as Error).message}`, hint);
       }
       seen = texts.join('\n');
-      return { trustAnchorsPem, issuerCertPem, issuer };
+      return usable({ trustAnchorsPem, issuerCertPem, issuer }, certLifetimeMs, reload);
     },
-    // The kubelet swaps a mounted Secret's files (within about a minute of the change): poll their contents.
     async watch(changed) {
       const timer = setInterval(() => {
         void readAll().then((now) => {
@@ -80,10 +88,10 @@ export function mountedIdentity(dir: string, pollMs: number): IdentitySource {
 }
 
 /** Outside a pod (mesh control --kubeconfig): read, and watched, through the API. */
-export function apiIdentity(kube: KubeClient, o: { namespace?: string; log?: (line: string) => void } = {}): IdentitySource {
+export function apiIdentity(kube: KubeClient, certLifetimeMs: number, o: { namespace?: string; log?: (line: string) => void } = {}): IdentitySource {
   const namespace = o.namespace ?? CONTROL_NAMESPACE;
   return {
-    read: () => readKubeIdentity(kube, namespace),
+    read: async (reload) => usable(await readKubeIdentity(kube, namespace), certLifetimeMs, reload),
     async watch(changed) {
       const one = (collection: string, name: string) =>
         new ListWatch(kube.kc, `/api/v1/namespaces/${namespace}/${collection}?fieldSelector=${encodeURIComponent(`metadata.name=${name}`)}`, changed, { log: o.log });

@@ -4,7 +4,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { identityErrors } from '../../identity/chain.js';
 import { listen, startControlPlane } from '../../control/start.js';
 import { parseDuration } from '../../util/duration.js';
 import { MeshError } from '../../util/errors.js';
@@ -13,7 +12,7 @@ import type { KubeClient } from './client.js';
 import { defaultImage, webhookDnsNames } from './names.js';
 import { createWebhookServer } from './webhook.js';
 import { KubeControlPlatform } from './control-platform.js';
-import { apiIdentity, mountedIdentity, readKubeWebhookTls, tokenReviewBootstrap, type IdentitySource as KubeIdentitySource } from './control-identity.js';
+import { apiIdentity, mountedIdentity, readKubeWebhookTls, tokenReviewBootstrap, } from './control-identity.js';
 
 export interface KubeControlOptions {
   port: number;
@@ -49,7 +48,8 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
   const address = o.address ?? '0.0.0.0';
   // Outside a pod (mesh control --kubeconfig, nothing mounted) they come from the Secrets and ConfigMap themselves.
   const fromApi = !env.MESH_IDENTITY_DIR && !existsSync(join(identityDir, 'issuer', 'tls.crt'));
-  const source: KubeIdentitySource = fromApi ? apiIdentity(kube, { log: (l) => log(`control: ${l}`) }) : mountedIdentity(identityDir, pollMs);
+  // A rotation (mesh identity rotate-*, or the Secret/ConfigMap edited) is served without a restart.
+  const identity = fromApi ? apiIdentity(kube, certLifetimeMs, { log: (l) => log(`control: ${l}`) }) : mountedIdentity(identityDir, pollMs, certLifetimeMs);
   const webhookTls = !env.MESH_WEBHOOK_DIR && !existsSync(join(webhookDir, 'tls.crt')) ? await readKubeWebhookTls(kube)
     : { cert: readMounted(join(webhookDir, 'tls.crt'), 'the webhook certificate'), key: readMounted(join(webhookDir, 'tls.key'), 'the webhook key') };
 
@@ -60,17 +60,7 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
   const platform = new KubeControlPlatform(kube.kc, trustDomain, { log: (l) => log(`control: ${l}`) });
   const control = await startControlPlane({
     trustDomain,
-    // A rotation (mesh identity rotate-*, or the Secret/ConfigMap edited) is served without a restart.
-    identity: {
-      async read(reload) {
-        const id = await source.read();
-        // As the local reload does: never sign with an issuer no proxy would trust (or half of an edit in progress).
-        const errors = reload ? identityErrors({ anchorsPem: id.trustAnchorsPem, issuerCertPem: id.issuerCertPem, issuerKeyPem: id.issuer.issuer.keyPem }) : [];
-        if (errors.length) throw new MeshError(errors.join('; '));
-        return { ...id, certLifetimeMs };
-      },
-      watch: (changed) => source.watch(changed),
-    },
+    identity,
     platform,
     // Proxies bootstrap with their projected ServiceAccount token (TokenReview); there are no join tokens.
     auth: { adminToken: randomBytes(32).toString('base64url'), joinTokenFor: () => randomBytes(32).toString('base64url'), bootstrap: tokenReviewBootstrap(kube, { log }), openTelemetry: true },
