@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Issuer } from '../../identity/ca.js';
 import { identityErrors } from '../../identity/chain.js';
+import { identityEpoch } from '../../identity/epoch.js';
 import type { ControlIdentity } from '../../control/server.js';
 import type { IdentitySource } from '../../control/start.js';
 import { MeshError } from '../../util/errors.js';
@@ -39,12 +40,18 @@ export async function readKubeIdentity(kube: KubeClient, namespace = CONTROL_NAM
 
 /**
  * The identity as read, for the control plane; on a reload, as the local platform does, never an issuer no proxy
- * would trust (or half of an edit in progress).
+ * would trust (or half of an edit in progress). Checked only when it changed: watches call for many a reload of
+ * the same identity, and the check costs CPU the control plane's own certificate renewal needs.
  */
-function usable(id: KubeIdentity, certLifetimeMs: number, reload: boolean): ControlIdentity {
-  const errors = reload ? identityErrors({ anchorsPem: id.trustAnchorsPem, issuerCertPem: id.issuerCertPem, issuerKeyPem: id.issuer.issuer.keyPem }) : [];
-  if (errors.length) throw new MeshError(errors.join('; '));
-  return { ...id, certLifetimeMs };
+function checker(certLifetimeMs: number) {
+  let accepted = '';
+  return (id: KubeIdentity, reload: boolean): ControlIdentity => {
+    const epoch = identityEpoch(id.trustAnchorsPem, id.issuerCertPem);
+    const errors = reload && epoch !== accepted ? identityErrors({ anchorsPem: id.trustAnchorsPem, issuerCertPem: id.issuerCertPem, issuerKeyPem: id.issuer.issuer.keyPem }) : [];
+    if (errors.length) throw new MeshError(errors.join('; '));
+    accepted = epoch;
+    return { ...id, certLifetimeMs };
+  };
 }
 
 /**
@@ -55,6 +62,7 @@ export function mountedIdentity(dir: string, pollMs: number, certLifetimeMs: num
   const files = [join(dir, 'trust-roots', 'ca-bundle.crt'), join(dir, 'issuer', 'tls.crt'), join(dir, 'issuer', 'tls.key')];
   const hint = 'mount it (see the mesh-control Deployment) or set the MESH_*_DIR variables';
   const readAll = () => Promise.all(files.map((f) => readFile(f, 'utf8')));
+  const usable = checker(certLifetimeMs);
   // What the last good read() saw: a change that could not be read yet (half written) is signalled again.
   let seen = '';
   return {
@@ -73,7 +81,7 @@ export function mountedIdentity(dir: string, pollMs: number, certLifetimeMs: num
         throw new MeshError(`the issuer under ${dir} cannot be read: ${(err as Error).message}`, hint);
       }
       seen = texts.join('\n');
-      return usable({ trustAnchorsPem, issuerCertPem, issuer }, certLifetimeMs, reload);
+      return usable({ trustAnchorsPem, issuerCertPem, issuer }, reload);
     },
     async watch(changed) {
       const timer = setInterval(() => {
@@ -90,8 +98,9 @@ export function mountedIdentity(dir: string, pollMs: number, certLifetimeMs: num
 /** Outside a pod (mesh control --kubeconfig): read, and watched, through the API. */
 export function apiIdentity(kube: KubeClient, certLifetimeMs: number, o: { namespace?: string; log?: (line: string) => void } = {}): IdentitySource {
   const namespace = o.namespace ?? CONTROL_NAMESPACE;
+  const usable = checker(certLifetimeMs);
   return {
-    read: async (reload) => usable(await readKubeIdentity(kube, namespace), certLifetimeMs, reload),
+    read: async (reload) => usable(await readKubeIdentity(kube, namespace), reload),
     async watch(changed) {
       const one = (collection: string, name: string) =>
         new ListWatch(kube.kc, `/api/v1/namespaces/${namespace}/${collection}?fieldSelector=${encodeURIComponent(`metadata.name=${name}`)}`, changed, { log: o.log });
