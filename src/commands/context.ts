@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { platformFor, type Platform } from '../platform/index.js';
 import { MeshError } from '../util/errors.js';
-import { banner } from '../ui/output.js';
 
 export { checked } from '../util/errors.js';
 
@@ -30,19 +29,6 @@ export function outputFormat(value: string | undefined, allowed: string[] = ['ta
   const v = value ?? allowed[0]!;
   if (!allowed.includes(v)) throw new MeshError(`unknown output format '${v}'`, `use -o ${allowed.join(' or -o ')}`);
   return v;
-}
-
-/** The Kubernetes target of a command: the kubeconfig context, like kubectl picks it. Loads client-node. */
-export async function kubeContext(cmd: Command, quiet = false): Promise<import('../platform/kubernetes/client.js').KubeClient> {
-  const g = cmd.optsWithGlobals<GlobalOptions>();
-  const { KubeClient } = await import('../platform/kubernetes/client.js');
-  const kube = await KubeClient.connect({ kubeconfig: g.kubeconfig, context: g.context });
-  if (!quiet) kubeBanner(kube.contextName);
-  return kube;
-}
-
-export function kubeBanner(contextName: string): void {
-  banner('kubernetes', contextName, 'context');
 }
 
 const KIND_WORDS: Record<string, string[]> = {

@@ -1,9 +1,11 @@
 // mesh inject FILE|DIR|URL|-: adds the mesh proxy to the pods of Kubernetes manifests, for kubectl apply -f -.
+// Kubernetes by nature, whatever --platform says: the settings come from the cluster kubectl would use, or from flags.
 import type { Command } from 'commander';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import chalk from 'chalk';
-import { kubeContext } from './context.js';
+import type { GlobalOptions } from './context.js';
+import { kubeTarget } from '../platform/kubernetes/index.js';
 import { MeshError } from '../util/errors.js';
 import { VERSION } from '../version.js';
 
@@ -71,7 +73,7 @@ export function registerInject(program: Command): void {
         }
       } else {
         // Without a cluster, inject still works offline from a trust anchor file: say so with whatever went wrong.
-        const kube = await kubeContext(cmd).catch((err: unknown) => {
+        const kube = await kubeTarget(cmd.optsWithGlobals<GlobalOptions>()).kube().catch((err: unknown) => {
           if (!(err instanceof MeshError)) throw err;
           throw new MeshError(err.message, "inject offline with --trust-anchors-file <PEM> (a local install's is ~/.mesh/identity/trust-anchor.crt), or name a cluster with --kubeconfig/--context or KUBECONFIG");
         });

@@ -24,7 +24,8 @@ function localOnly(command = 'this command'): MeshError {
   return new MeshError(`'mesh ${command}' runs on the local platform only`, hint);
 }
 
-export function kubernetesPlatform(o: PlatformOptions): Platform {
+/** The cluster a command acts on, as kubectl picks it: connected on first use, then named in the banner. */
+export function kubeTarget(o: PlatformOptions): Target {
   const options = { kubeconfig: o.kubeconfig, context: o.context };
   let connecting: Promise<KubeClient> | undefined;
   const target: Target = {
@@ -32,7 +33,6 @@ export function kubernetesPlatform(o: PlatformOptions): Platform {
     banner: (contextName) => {
       if (!o.quiet) banner('kubernetes', contextName, 'context');
     },
-    // The banner names the context once connected.
     kube: () => (connecting ??= (async () => {
       const { KubeClient } = await import('./client.js');
       const kube = await KubeClient.connect(options);
@@ -40,6 +40,12 @@ export function kubernetesPlatform(o: PlatformOptions): Platform {
       return kube;
     })()),
   };
+  return target;
+}
+
+export function kubernetesPlatform(o: PlatformOptions): Platform {
+  const target = kubeTarget(o);
+  const { options } = target;
   const controlReader = async () => {
     const kube = await target.kube();
     const { controlGet } = await import('./control-proxy.js');
