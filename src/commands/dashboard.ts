@@ -3,8 +3,6 @@ import type { Command } from 'commander';
 import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { platform } from './context.js';
-import { adminClient } from '../platform/local/control.js';
-import { MESH_BIN_PATH } from '../dashboard/bin.js';
 import { createDashboardServer } from '../dashboard/server.js';
 import { parsePort } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
@@ -17,15 +15,10 @@ export function registerDashboard(program: Command): void {
     .option('--port <port>', 'local port to serve it on (0: any free port)', '50750')
     .option('--show', 'open it in a browser')
     .action(async (f: { port: string; show?: boolean }, cmd: Command) => {
-      const state = platform(cmd).stateDir();
+      const p = platform(cmd);
       const port = parsePort(f.port, '--port', true);
-      const client = adminClient(state);
-      const g = cmd.optsWithGlobals<{ stateDir?: string }>();
-      const { server, token } = createDashboardServer({
-        get: (path) => client.request('GET', path, undefined, { bearer: state.adminToken(), timeoutMs: 15_000 }),
-        adminToken: state.adminToken(),
-        checkArgs: [MESH_BIN_PATH, ...(g.stateDir ? ['--state-dir', g.stateDir] : []), 'check', '-o', 'json'],
-      });
+      const backend = await p.dashboardBackend();
+      const { server, token } = createDashboardServer(backend);
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? new MeshError(`port 127.0.0.1:${port} is in use`, 'pass --port 0 or another port') : err));
         server.listen(port, '127.0.0.1', resolve);
@@ -36,6 +29,6 @@ export function registerDashboard(program: Command): void {
       await waitForSignal();
       server.closeAllConnections();
       server.close();
-      client.close();
+      backend.close();
     });
 }

@@ -1,12 +1,10 @@
 // mesh identity show/rotate-issuer/rotate-anchor/reload: the mesh's certificate authority.
-// The rotation logic lives in src/platform/local/rotation.ts; this adapter parses and prints.
+// The platform holds the authority and rotates it; this adapter parses and prints.
 import type { Command } from 'commander';
 import chalk from 'chalk';
 import { checked, outputFormat, platform } from './context.js';
-import { bundleCerts, validTo } from '../identity/chain.js';
-import { rotationState } from '../platform/local/identity.js';
-import { adminRequest, PHASES, rotateAnchor, rotateIssuer, type Phase, type RotationResult } from '../platform/local/rotation.js';
-import type { StateDir } from '../platform/local/state.js';
+import { PHASES, type Phase } from '../identity/phases.js';
+import type { IdentityOps } from '../platform/index.js';
 import { parseDuration } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
 import { json, step } from '../ui/output.js';
@@ -16,15 +14,10 @@ function lifetime(text: string | undefined): number | undefined {
   return text === undefined ? undefined : checked(() => parseDuration(text, '--lifetime'), 'e.g. --lifetime 365d');
 }
 
-function report(r: RotationResult, state: StateDir): void {
+function report(r: Awaited<ReturnType<IdentityOps['rotateIssuer']>>): void {
   for (const d of r.done) console.log(`${chalk.green('√')} ${d}`);
   console.log(r.reloaded ? `${chalk.green('√')} the control plane loaded it (no restart)` : runnable(`the control plane is not running: it loads the new identity when it starts ('mesh install')`));
   if (r.next) console.log(`Next: ${runnable(r.next)}`);
-  void state;
-}
-
-function describeCert(pem: string) {
-  return bundleCerts(pem).map((c) => ({ subject: c.subject.replace(/\n/g, ', '), notBefore: new Date(c.validFrom).toISOString(), notAfter: new Date(validTo(c)).toISOString(), fingerprint: c.fingerprint256 }));
 }
 
 export function registerIdentity(program: Command): void {
@@ -36,17 +29,13 @@ export function registerIdentity(program: Command): void {
     .option('-o, --output <format>', 'table or json')
     .action(async (f: { output?: string }, cmd: Command) => {
       const format = outputFormat(f.output);
-      const state = platform(cmd, format === 'json').stateDir();
-      const cfg = state.config();
-      const anchors = describeCert(state.readSecret(state.anchorCertPath, 'the trust anchor'));
-      const issuer = describeCert(state.readSecret(state.issuerCertPath, 'the issuer certificate'))[0]!;
-      const rot = rotationState(state);
-      const info = { trustDomain: cfg.trustDomain, certLifetimeMs: cfg.certLifetimeMs, trustAnchors: anchors, issuer, rotation: rot ?? null };
+      const info = (await platform(cmd, format === 'json').identity()).show();
       if (format === 'json') return json(info);
-      console.log(`Trust domain: ${cfg.trustDomain}`);
-      anchors.forEach((a, i) => console.log(`Trust anchor ${i + 1}: ${a.subject}, valid until ${a.notAfter} (${a.fingerprint.slice(0, 23)}…)`));
+      const { issuer, rotation: rot } = info;
+      console.log(`Trust domain: ${info.trustDomain}`);
+      info.trustAnchors.forEach((a, i) => console.log(`Trust anchor ${i + 1}: ${a.subject}, valid until ${a.notAfter} (${a.fingerprint.slice(0, 23)}…)`));
       console.log(`Issuer: ${issuer.subject}, valid until ${issuer.notAfter} (${issuer.fingerprint.slice(0, 23)}…)`);
-      console.log(`Workload certificates: ${cfg.certLifetimeMs / 1000} s, renewed at 70%`);
+      console.log(`Workload certificates: ${info.certLifetimeMs / 1000} s, renewed at 70%`);
       if (rot) console.log(`Trust anchor rotation: phase ${rot.phase} done (next: ${meshCmd(`identity rotate-anchor --phase ${rot.phase === 'add' ? 'switch' : 'remove'}`)})`);
     });
 
@@ -56,9 +45,9 @@ export function registerIdentity(program: Command): void {
     .option('--lifetime <duration>', 'lifetime of the new issuer (at most the trust anchor\'s)', '365d')
     .action(async (f: { lifetime: string }, cmd: Command) => {
       const lifetimeMs = lifetime(f.lifetime);
-      const state = platform(cmd).stateDir();
-      const r = await step('Rotating the issuer', () => rotateIssuer(state, { lifetimeMs }), () => 'Rotated the issuer');
-      report(r, state);
+      const ca = await platform(cmd).identity();
+      const r = await step('Rotating the issuer', () => ca.rotateIssuer({ lifetimeMs }), () => 'Rotated the issuer');
+      report(r);
     });
 
   identity
@@ -72,21 +61,18 @@ export function registerIdentity(program: Command): void {
       if (f.phase !== undefined && !PHASES.includes(f.phase as Phase)) throw new MeshError(`unknown phase '${f.phase}'`, `use --phase ${PHASES.join(', --phase ')}`);
       const lifetimeMs = lifetime(f.lifetime);
       const waitMs = checked(() => parseDuration(f.wait, '--wait'), 'e.g. --wait 2m');
-      const state = platform(cmd).stateDir();
+      const ca = await platform(cmd).identity();
       const phase = f.phase as Phase | undefined;
       const r = await step(`Trust anchor rotation${phase ? `, phase ${phase}` : ''}`, () =>
-        rotateAnchor(state, phase, { lifetimeMs, waitMs, force: f.force, progress: (m) => process.stderr.write(chalk.dim(`${m}\n`)) }));
-      report(r, state);
+        ca.rotateAnchor(phase, { lifetimeMs, waitMs, force: f.force, progress: (m) => process.stderr.write(chalk.dim(`${m}\n`)) }));
+      report(r);
     });
 
   identity
     .command('reload')
     .description('make the running control plane load the identity files again (after editing them by hand)')
     .action(async (_f: unknown, cmd: Command) => {
-      const state = platform(cmd).stateDir();
-      const r = await adminRequest<{ error?: string }>(state, 'POST', '/v1/identity/reload');
-      if (!r) throw new MeshError(`no control plane is answering for ${state.display}`, "start it with 'mesh install'");
-      if (r.status !== 200) throw new MeshError(`the control plane refused the identity: ${r.body?.error ?? `HTTP ${r.status}`}`, 'it keeps the identity it has; fix the files in identity/');
+      await (await platform(cmd).identity()).reload();
       console.log('The control plane loaded the identity files');
     });
 }

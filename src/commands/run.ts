@@ -7,8 +7,7 @@ import { APP_PROTOCOLS, isAppProtocol } from '../model/app-protocol.js';
 import { parsePort } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
 import { json } from '../ui/output.js';
-import { launchDetached, newInstanceName, runWorkload, stopWorkloads, type RestartPolicy, type WorkloadSpec } from '../platform/local/workloads.js';
-import type { WorkloadRecord } from '../platform/local/state.js';
+import type { RestartPolicy, WorkloadRecord, WorkloadSpec } from '../platform/index.js';
 import { parsePortList, parseUpstream } from '../model/ports.js';
 
 interface RunFlags {
@@ -57,16 +56,14 @@ function describe(rec: WorkloadRecord, appListening: boolean): string {
 
 async function start(cmd: Command, spec: WorkloadSpec, f: { detach?: boolean; output?: string }): Promise<void> {
   const format = outputFormat(f.output);
-  const state = platform(cmd, format === 'json').stateDir();
-  state.config();
+  const p = platform(cmd, format === 'json');
   if (f.detach) {
-    const { rec, appListening } = await launchDetached(state, spec);
+    const { rec, appListening } = await p.launchWorkload(spec);
     if (format === 'json') json(rec);
     else console.log(describe(rec, appListening));
     return;
   }
-  const instance = spec.instance ?? newInstanceName(spec);
-  const code = await runWorkload(state, { ...spec, instance }, (rec) => {
+  const code = await p.runWorkload(spec, (rec) => {
     if (format === 'json') json(rec);
     else process.stderr.write(describe(rec, true).replace(/ \(not listening.*$/m, '') + '\n');
   });
@@ -135,13 +132,7 @@ export function registerRun(program: Command): void {
     .action(async (instances: string[], f: { service?: string }, cmd: Command) => {
       instances = instances.map((i) => resourceName(i, 'pod'));
       if (f.service !== undefined) f.service = resourceName(f.service, 'service');
-      const state = platform(cmd).stateDir();
-      if (!instances.length && !f.service) throw new MeshError('nothing to stop', "name instances ('mesh workloads' lists them) or pass --service");
-      const known = new Set(state.workloads().map((r) => r.instance));
-      const unknown = instances.filter((i) => !known.has(i));
-      if (unknown.length) throw new MeshError(`no workload named ${unknown.join(', ')}`, "'mesh workloads' lists the running ones");
-      const stopped = await stopWorkloads(state, (r) => instances.includes(r.instance) || r.service === f.service);
-      if (!stopped.length) throw new MeshError(`no running instance of service ${f.service}`, "'mesh workloads' lists the running ones");
+      const stopped = await platform(cmd).stopWorkloads({ instances, service: f.service });
       for (const r of stopped) console.log(`${r.instance} stopped`);
     });
 

@@ -2,7 +2,6 @@
 // fans the tap out to the proxies and this command polls it.
 import type { Command } from 'commander';
 import { outputFormat, platform } from './context.js';
-import { adminCall, adminGet } from '../platform/local/admin.js';
 import { parseDuration } from '../util/duration.js';
 import { MeshError } from '../util/errors.js';
 import { parseTapTarget } from '../control/tap.js';
@@ -32,14 +31,14 @@ export async function runTap(cmd: Command, target: string, f: TapFlags, headers:
       throw new MeshError((err as Error).message, 'see mesh tap --help');
     }
   }
-  const state = platform(cmd, quiet).stateDir();
+  const p = platform(cmd, quiet);
   const maxRps = Number(f.maxRps);
   if (!Number.isInteger(maxRps) || maxRps < 1 || maxRps > 1000) throw new MeshError(`--max-rps must be a whole number from 1 to 1000, not '${f.maxRps}'`, 'e.g. --max-rps 100');
   const params = new URLSearchParams({ target, namespace: f.namespace, maxRps: String(maxRps), headers: String(headers) });
   for (const [k, v] of [['to', f.to], ['toNamespace', f.toNamespace], ['path', f.path], ['method', f.method], ['authority', f.authority]] as const) if (v) params.set(k, v);
   const until = f.duration ? Date.now() + parseDuration(f.duration, '--duration') : Infinity;
-  const open = await adminGet<TapPoll>(state, `/v1/tap?${params}`);
-  if (open.proxies === 0) process.stderr.write(`no proxy of ${target} in namespace ${f.namespace} runs now; waiting for one\n`);
+  const tap = await p.openTap(params);
+  if (tap.first.proxies === 0) process.stderr.write(`no proxy of ${target} in namespace ${f.namespace} runs now; waiting for one\n`);
   let stopped = false;
   const stop = () => {
     stopped = true;
@@ -50,14 +49,14 @@ export async function runTap(cmd: Command, target: string, f: TapFlags, headers:
   try {
     while (!stopped && Date.now() < until) {
       const wait = Math.max(0, Math.min(2000, until - Date.now()));
-      const r = await adminGet<TapPoll>(state, `/v1/tap?id=${open.id}&after=${after}&waitMs=${wait}`);
+      const r = await tap.poll(after, wait);
       after = r.next;
       for (const e of r.events) if (onEvent(e) === true) stopped = true;
     }
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
-    await adminCall(state, 'DELETE', `/v1/tap/${open.id}`, undefined, { timeoutMs: 2000 }).catch(() => {});
+    await tap.close();
   }
 }
 

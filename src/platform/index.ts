@@ -4,7 +4,16 @@
 import { MeshError } from '../util/errors.js';
 import { localPlatform } from './local/index.js';
 import { kubernetesPlatform } from './kubernetes/index.js';
-import type { StateDir } from './local/state.js';
+import type { WorkloadRecord } from './local/state.js';
+import type { WorkloadSpec } from './local/workloads.js';
+
+export type { WorkloadRecord } from './local/state.js';
+export type { RestartPolicy, WorkloadSpec } from './local/workloads.js';
+import type { RotationResult } from './local/rotation.js';
+import type { RotationState } from './local/identity.js';
+import type { Phase } from '../identity/phases.js';
+import type { TapPoll } from '../api/tap.js';
+import type { DashboardBackend } from '../dashboard/server.js';
 import type { EditableConfig } from '../api/config-store.js';
 import type { CheckReport, RunOptions } from '../check/runner.js';
 
@@ -94,6 +103,38 @@ export interface WorkloadList {
   notes: string[];
 }
 
+/** A tap opened on the control plane: the first poll, the next ones, and its end. */
+export interface TapSession {
+  first: TapPoll;
+  poll(after: number, waitMs: number): Promise<TapPoll>;
+  close(): Promise<void>;
+}
+
+/** `mesh identity show`. */
+export interface IdentityInfo {
+  trustDomain: string;
+  certLifetimeMs: number;
+  trustAnchors: CertSummary[];
+  issuer: CertSummary;
+  rotation: RotationState | null;
+}
+
+export interface CertSummary {
+  subject: string;
+  notBefore: string;
+  notAfter: string;
+  fingerprint: string;
+}
+
+/** The mesh's certificate authority: what it is, and its rotations. */
+export interface IdentityOps {
+  show(): IdentityInfo;
+  rotateIssuer(o: { lifetimeMs?: number }): Promise<RotationResult>;
+  rotateAnchor(phase: Phase | undefined, o: { lifetimeMs?: number; waitMs: number; force?: boolean; progress: (m: string) => void }): Promise<RotationResult>;
+  /** Makes the running control plane load the identity files again. */
+  reload(): Promise<void>;
+}
+
 /** A runtime started in the foreground (control plane, sidecar): stopped on a signal. */
 export interface Running {
   close(): Promise<void>;
@@ -116,11 +157,17 @@ export interface Platform {
   prometheusConfig(f: PrometheusConfigFlags): Promise<string>;
   workloads(): Promise<WorkloadList>;
   demo(f: DemoFlags): Promise<void>;
-  /**
-   * The local state directory, for the commands that manage local processes and files (run, stop, identity,
-   * tap, dashboard); a platform without one refuses with a hint that works there.
-   */
-  stateDir(): StateDir;
+  /** `mesh run` / `mesh ingress -d`: a workload and its sidecar in the background, once they answer. */
+  launchWorkload(spec: WorkloadSpec): Promise<{ rec: WorkloadRecord; appListening: boolean }>;
+  /** `mesh run` in the foreground: its exit code. */
+  runWorkload(spec: WorkloadSpec, onStarted: (rec: WorkloadRecord) => void): Promise<number>;
+  /** Stops the named instances and every instance of `service`; refuses names that do not run. */
+  stopWorkloads(o: { instances: string[]; service?: string }): Promise<WorkloadRecord[]>;
+  /** `mesh tap` / `mesh top`: query as GET /v1/tap takes it. */
+  openTap(query: URLSearchParams): Promise<TapSession>;
+  /** What `mesh dashboard` serves from: the control plane's API with the admin credential. */
+  dashboardBackend(): Promise<DashboardBackend & { close(): void }>;
+  identity(): Promise<IdentityOps>;
 }
 
 export function platformName(o: PlatformOptions): PlatformName {

@@ -53,9 +53,6 @@ export function kubernetesPlatform(o: PlatformOptions): Platform {
   };
   return {
     name: 'kubernetes',
-    stateDir: () => {
-      throw localOnly(o.command);
-    },
 
     install: async (f) => (await import('./setup.js')).kubeInstall(target, f),
     uninstall: async (f) => (await import('./setup.js')).kubeUninstall(target, f),
@@ -109,5 +106,23 @@ export function kubernetesPlatform(o: PlatformOptions): Platform {
 
     workloads: async () => (await import('./workload-list.js')).kubeWorkloads(await target.kube()),
     demo: async (f) => (await import('./demo.js')).kubeDemo(await target.kube(), f, options),
+    launchWorkload: async () => {
+      throw localOnly(o.command);
+    },
+    runWorkload: async () => {
+      throw localOnly(o.command);
+    },
+    stopWorkloads: async () => {
+      throw localOnly('stop');
+    },
+    openTap: async () => {
+      throw localOnly(o.command);
+    },
+    dashboardBackend: async () => {
+      throw localOnly('dashboard');
+    },
+    identity: async () => {
+      throw localOnly(o.command);
+    },
   };
 }

@@ -6,6 +6,7 @@ import { StateDir } from './state.js';
 import { banner } from '../../ui/output.js';
 import { runnable } from '../../ui/invocation.js';
 import { MeshError } from '../../util/errors.js';
+import type { TapPoll } from '../../api/tap.js';
 import type { Platform, PlatformOptions } from '../index.js';
 
 export function localPlatform(o: PlatformOptions): Platform {
@@ -20,7 +21,6 @@ export function localPlatform(o: PlatformOptions): Platform {
   };
   return {
     name: 'local',
-    stateDir: state,
 
     install: async (f, given) => (await import('./setup.js')).install(state, f, given),
     uninstall: async (f) => (await import('./setup.js')).uninstall(state, f),
@@ -85,5 +85,52 @@ export function localPlatform(o: PlatformOptions): Platform {
 
     workloads: async () => (await import('./workload-list.js')).localWorkloads(state()),
     demo: async (f) => (await import('./demo.js')).demo(state(), f),
+
+    async launchWorkload(spec) {
+      const s = state();
+      s.config();
+      return (await import('./workloads.js')).launchDetached(s, spec);
+    },
+    async runWorkload(spec, onStarted) {
+      const s = state();
+      s.config();
+      const { newInstanceName, runWorkload } = await import('./workloads.js');
+      return runWorkload(s, { ...spec, instance: spec.instance ?? newInstanceName(spec) }, onStarted);
+    },
+    async stopWorkloads(w) {
+      const s = state();
+      if (!w.instances.length && !w.service) throw new MeshError('nothing to stop', "name instances ('mesh workloads' lists them) or pass --service");
+      const known = new Set(s.workloads().map((r) => r.instance));
+      const unknown = w.instances.filter((i) => !known.has(i));
+      if (unknown.length) throw new MeshError(`no workload named ${unknown.join(', ')}`, "'mesh workloads' lists the running ones");
+      const stopped = await (await import('./workloads.js')).stopWorkloads(s, (r) => w.instances.includes(r.instance) || r.service === w.service);
+      if (!stopped.length) throw new MeshError(`no running instance of service ${w.service}`, "'mesh workloads' lists the running ones");
+      return stopped;
+    },
+
+    async openTap(query) {
+      const s = state();
+      const { adminCall, adminGet } = await import('./admin.js');
+      const first = await adminGet<TapPoll>(s, `/v1/tap?${query}`);
+      return {
+        first,
+        poll: (after, waitMs) => adminGet<TapPoll>(s, `/v1/tap?id=${first.id}&after=${after}&waitMs=${waitMs}`),
+        close: () => adminCall(s, 'DELETE', `/v1/tap/${first.id}`, undefined, { timeoutMs: 2000 }).then(() => {}, () => {}),
+      };
+    },
+
+    async dashboardBackend() {
+      const s = state();
+      const [{ adminClient }, { MESH_BIN_PATH }] = await Promise.all([import('./control.js'), import('../../dashboard/bin.js')]);
+      const client = adminClient(s);
+      return {
+        get: (path) => client.request('GET', path, undefined, { bearer: s.adminToken(), timeoutMs: 15_000 }),
+        adminToken: s.adminToken(),
+        checkArgs: [MESH_BIN_PATH, ...(o.stateDir ? ['--state-dir', o.stateDir] : []), 'check', '-o', 'json'],
+        close: () => client.close(),
+      };
+    },
+
+    identity: async () => (await import('./identity-ops.js')).localIdentity(state()),
   };
 }

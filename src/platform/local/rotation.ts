@@ -19,9 +19,9 @@ import { adminClient } from './control.js';
 import { clearRotation, identityPaths, rotationState, type RotationState } from './identity.js';
 import { probeProxy } from './probe.js';
 import type { StateDir } from './state.js';
+import type { Phase } from '../../identity/phases.js';
 
-export const PHASES = ['add', 'switch', 'remove'] as const;
-export type Phase = (typeof PHASES)[number];
+export { PHASES, type Phase } from '../../identity/phases.js';
 
 export interface RotationOptions {
   /** Lifetime of a new anchor or issuer; an issuer never outlives its anchor. */
