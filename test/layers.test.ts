@@ -26,7 +26,7 @@ import { UpgradeRes, upgradeExchange } from '../src/proxy/upgrade.js';
 import { compilePolicy, newPolicy } from '../src/model/policy.js';
 import type { Req, Res } from '../src/proxy/wire/h1-server.js';
 import type { Pool } from '../src/proxy/wire/h1-client.js';
-import type { Telemetry } from '../src/proxy/telemetry.js';
+import { Telemetry } from '../src/proxy/telemetry.js';
 import type { EndpointInfo } from '../src/model/snapshot.js';
 
 class FakeRes extends EventEmitter {
@@ -215,6 +215,21 @@ describe('observe', () => {
     observe(tel, 'inbound')(next)(exchange());
     observe(tel, 'outbound')(next)(exchange());
     assert.deepEqual(calls, ['server', 'inbound', 'next', 'client', 'outbound', 'next']);
+  });
+});
+
+describe('observe, with the access log on', () => {
+  it('logs the stable code of an answer the proxy made itself', () => {
+    const lines: string[] = [];
+    const tel = new Telemetry({ identity: 'spiffe://cluster.local/ns/default/sa/client', service: 'client', namespace: 'default', deployment: 'client-v1', pod: 'client-v1-x' },
+      { accessLog: true, collector: null }, (l) => void lines.push(l));
+    const ex = exchange();
+    ex.host = 'nosuch.default';
+    stack([observe(tel, 'outbound'), route(() => ({ hosts: new Map(), fallback: null }))], () => {})(ex);
+    assert.equal(lines.length, 1);
+    const entry = JSON.parse(lines[0]!) as { status: number; error?: string };
+    assert.equal(entry.status, 502);
+    assert.equal(entry.error, 'unknown_service');
   });
 });
 

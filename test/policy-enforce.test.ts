@@ -3,6 +3,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestMesh, request, waitFor, type WorkloadInfo } from './support/mesh.js';
+import { proxyError } from './support/http.js';
 
 describe('authorization policy in the proxies', () => {
   const m = new TestMesh();
@@ -40,11 +41,12 @@ describe('authorization policy in the proxies', () => {
       const x = await request(rogue.outbound, { path: '/ratings/0', headers: { host: 'ratings' } });
       return x.status === 403 ? x : undefined;
     }, 5_000, 100);
-    assert.match(String(r!.headers['mesh-proxy-error']), /denied/);
+    assert.equal(proxyError(r!.headers), 'denied');
     const ratings = JSON.parse((await m.cli(['workloads', '-o', 'json'])).stdout) as { service: string; admin: string }[];
     const admin = ratings.find((w) => w.service === 'ratings')!.admin;
     const metrics = (await request(admin, { path: '/metrics' })).body;
     assert.match(metrics, /inbound_http_authz_deny_total\{[^}]*client_id="spiffe:\/\/cluster.local\/ns\/default\/sa\/rogue"[^}]*\} [1-9]/);
+    assert.match(metrics, /inbound_http_errors_total\{[^}]*client_id="spiffe:\/\/cluster.local\/ns\/default\/sa\/rogue"[^}]*,error="denied"\} [1-9]/);
     assert.match(metrics, /inbound_http_authz_allow_total\{[^}]*client_id="spiffe:\/\/cluster.local\/ns\/default\/sa\/reviews"/);
     assert.equal((await request(admin, { path: '/ready' })).status, 200, 'the admin endpoints stay reachable');
   });

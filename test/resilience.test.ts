@@ -6,6 +6,7 @@ import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestMesh, request, waitFor, BEHAVE_APP, type WorkloadInfo } from './support/mesh.js';
+import { proxyError } from './support/http.js';
 
 describe('resilience in the proxies', () => {
   const m = new TestMesh();
@@ -69,10 +70,12 @@ describe('resilience in the proxies', () => {
     const r = await call('slow');
     const took = Date.now() - t0;
     assert.equal(r.status, 504);
+    assert.equal(proxyError(r.headers), 'timeout');
     assert.ok(took >= 190 && took < 900, `took ${took} ms`);
     const metrics = (await request(client.admin, { path: '/metrics' })).body;
     assert.match(metrics, /response_total\{[^}]*dst_service="slow"[^}]*classification="failure",status_code="504"\} [1-9]/);
     assert.match(metrics, /outbound_http_timeouts_total\{[^}]*dst_service="slow"[^}]*\} [1-9]/);
+    assert.match(metrics, /outbound_http_errors_total\{[^}]*dst_service="slow"[^}]*,error="timeout"\} [1-9]/);
   });
 
   it('keeps retries to a failing service within the budget', async () => {

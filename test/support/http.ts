@@ -72,3 +72,11 @@ export async function callJson<T = Obj>(url: string, o: CallOptions = {}): Promi
 export function get(address: string, path = '/', o: CallOptions = {}): Promise<Reply> {
   return call(`http://${address}${path}`, o);
 }
+
+/** The stable code (src/proxy/errors.ts) of an answer the proxy made itself, read from its error header; undefined for the app's answers. */
+export function proxyError(headers: Record<string, string | string[] | undefined>): string | undefined {
+  const v = headers['mesh-proxy-error'];
+  if (typeof v !== 'string') return undefined;
+  const colon = v.indexOf(':');
+  return colon < 0 ? v : v.slice(0, colon);
+}

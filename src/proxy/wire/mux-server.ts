@@ -7,6 +7,7 @@ import { Req, type BodyFlow, type H1Handlers, type Res } from './h1-server.js';
 import { T, END, ACK, EMPTY, MAX_HEAD_FRAME, MAX_STREAMS, Rst, FrameReader, FrameWriter, headEndOf, headText, parseTrailers, trailerText, type FrameSink } from './mux-frames.js';
 import { ConnFlow, Receiver, Sender, type Drainable } from './mux-flow.js';
 import { Tunnel, type TunnelHost } from './mux-tunnel.js';
+import { ERROR_HEADER, errorHeader } from '../errors.js';
 
 /** Takes a tunnel stream (CONNECT `authority`) from the peer on `sock`: accept or refuse it. */
 export type TunnelHandler = (t: Tunnel, authority: string, sock: net.Socket) => void;
@@ -238,7 +239,7 @@ export class MuxServerConn implements FrameSink, TunnelHost {
     } catch (err) {
       const e = err instanceof ParseError ? err : new ParseError(400, (err as Error).message);
       const msg = `${e.message}\n`;
-      this.w.head(0, st.id, headText(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\n`, ['content-type', 'text/plain', 'content-length', String(msg.length)]));
+      this.w.head(0, st.id, headText(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\n`, ['content-type', 'text/plain', 'content-length', String(msg.length), ERROR_HEADER, errorHeader(e.code, e.message)]));
       this.w.frame(T.Data, END, st.id, Buffer.from(msg, 'latin1'));
       this.forget(st);
       return;
