@@ -69,7 +69,8 @@ export class MeshFault extends Error {
   }
 }
 
-const CONNECT_ERRNOS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ETIMEDOUT']);
+// A name that does not resolve (egress) is a connection that never came up, too.
+const CONNECT_ERRNOS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN']);
 
 /** OpenSSL's names for a certificate that failed verification, as Node puts them in `err.code`. */
 const VERIFY_CODES = new Set([
