@@ -23,8 +23,10 @@ export function createOutboundServer(table: () => RouteTable, transport: MtlsTra
   const layers = [normalize, observe(tel, 'outbound'), routed, fault, retry, timeout, balance];
   if (shares) layers.unshift(shares.layer);
   const handler = stack(layers, mtlsForward(transport));
-  // Upgrades run the same layers up to their own last step: HTTP/1.1 over TLS to the peer's proxy.
-  // TODO(issue 12): carry them as mesh/1 CONNECT streams once the wire has them.
+  // Upgrades run the same layers up to their own last step: HTTP/1.1 over TLS to the peer's proxy,
+  // whose inbound runs host-check and authorize on the upgrade request. Not a mesh/1 tunnel stream:
+  // the peer joins those to the app as opaque TCP, past its HTTP layers (no path rule, no identity
+  // header); mesh/1 would need a stream that carries an HTTP head first, then bytes both ways.
   const toPeer: Transport = {
     send(ex) {
       const ep = ex.endpoint!;
