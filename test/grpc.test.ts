@@ -185,6 +185,19 @@ describe('gRPC through the mesh', () => {
     assert.match(text, /grpc-status: 0/);
   });
 
+  it("the proxy's own errors reach a gRPC caller as gRPC statuses: an unknown service is UNAVAILABLE", async () => {
+    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, { defaults: true })) as any;
+    const nowhere: EchoClient = new pkg.meshtest.Echo(client.outbound, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'nosuch' });
+    try {
+      const u = await say(nowhere, { text: 'hi' });
+      assert.equal(u.status.code, grpc.status.UNAVAILABLE);
+      // Not in the mesh: passed through as egress, where the name does not resolve.
+      assert.match(u.status.details, /nosuch/);
+    } finally {
+      nowhere.close();
+    }
+  });
+
   it('an HTTP/1.1 client reaches the h2c server through the same listener', async () => {
     const r = await request(client.outbound, {
       method: 'POST', path: '/meshtest.Echo/Say',
@@ -194,5 +207,14 @@ describe('gRPC through the mesh', () => {
     assert.equal(r.status, 200);
     assert.equal(r.headers['content-type'], 'application/grpc+proto');
     assert.match(r.body, /hi/);
+  });
+
+  // Last: it leaves a route with a timeout behind.
+  it('a route timeout ends a call with DEADLINE_EXCEEDED', async () => {
+    const r = await m.cli(['route', 'set', 'echo', 'v1', '--timeout', '300ms', '--wait-timeout', '15s']);
+    assert.equal(r.code, 0, r.stderr);
+    const u = await say(echo, { text: 'sleep:3000' });
+    assert.equal(u.status.code, grpc.status.DEADLINE_EXCEEDED);
+    assert.match(u.status.details, /timeout/);
   });
 });

@@ -11,6 +11,7 @@ import { readTimeouts, Req, serveH1, trackConnections, type BodyFlow, type H1Han
 import { codeOfStatus, ERROR_HEADER, errorHeader } from '../errors.js';
 import { h2Headers, isConnectionHeader } from './h2-headers.js';
 import { CONN_WINDOW, WINDOW } from './mux-frames.js';
+import { grpcMessage, grpcStatusOf, isGrpc } from './grpc-status.js';
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /** Streams one app connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
@@ -44,6 +45,8 @@ class H2Exchange extends EventEmitter implements Res, BodyFlow {
   private headers: http2.OutgoingHttpHeaders | null = null;
   private trailers: http2.OutgoingHttpHeaders | null = null;
   private noBody = false;
+  /** A gRPC call: the proxy's own errors are answered as gRPC statuses. */
+  grpc = false;
 
   constructor(readonly st: http2.ServerHttp2Stream, readonly session: Session, readonly sock: net.Socket, private readonly head: boolean) {
     super();
@@ -64,10 +67,24 @@ class H2Exchange extends EventEmitter implements Res, BodyFlow {
   writeHead(status: number, _reason: string | undefined, raw: string[]): this {
     this.statusCode = status;
     this.noBody = this.head || status === 204 || status === 304;
+    if (this.grpc && status !== 200 && this.trailersOnly(status, raw)) return this;
     const h = h2Headers(raw);
     h[':status'] = status;
     this.headers = h;
     return this;
+  }
+
+  /** The proxy's own error (its error header says so) to a gRPC caller: a trailers-only answer with the status it means. */
+  private trailersOnly(status: number, raw: string[]): boolean {
+    let reason: string | undefined;
+    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === ERROR_HEADER) reason = raw[i + 1];
+    if (reason === undefined) return false;
+    this.noBody = true;
+    this.headers = {
+      ':status': 200, 'content-type': 'application/grpc',
+      'grpc-status': String(grpcStatusOf(status)), 'grpc-message': grpcMessage(reason), [ERROR_HEADER]: reason,
+    };
+    return true;
   }
 
   private respond(end: boolean): void {
@@ -260,6 +277,7 @@ export class H2Front {
     session[OPEN] = (session[OPEN] ?? 0) + 1;
     const sock = session.socket as unknown as net.Socket;
     const x = new H2Exchange(st, session, sock, h.method === 'HEAD');
+    x.grpc = isGrpc(headers['content-type']);
     const req = new Req(h, x);
     x.req = req;
     x.remaining = h.contentLength;
