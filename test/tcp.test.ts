@@ -173,7 +173,7 @@ describe('opaque TCP through the mesh', () => {
     assert.equal(refused!.data.length, 0);
     const c = await connectVia(client.outbound, `echo:${echo.appPort}`);
     assert.equal(c.status, 403, c.head);
-    assert.match(c.head, /mesh-proxy-error: echo\.default endpoint echo-v1-\w+: denied by default in namespace default/);
+    assert.match(c.head, /mesh-proxy-error: denied: echo\.default endpoint echo-v1-\w+: denied by default in namespace default/);
     c.sock.destroy();
     assert.match(await metricsOf(echo.admin), /inbound_tcp_authz_deny_total\{[^}]*client_id="spiffe:\/\/cluster.local\/ns\/default\/sa\/client"[^}]*\} [1-9]/);
 

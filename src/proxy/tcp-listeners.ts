@@ -6,7 +6,8 @@
 import net from 'node:net';
 import { trackConnections, type H1Server } from './wire/h1-server.js';
 import { headEnd, MAX_HEAD, parseRequestHead } from './wire/h1-parse.js';
-import { ERROR_HEADER } from './errors.js';
+import { STATUS_CODES } from 'node:http';
+import { ERROR_HEADER, STATUS, errorHeader, type ErrorCode } from './errors.js';
 import { openTcp, type TcpOutbound } from './tcp.js';
 import type { TcpStats } from './metrics.js';
 import type { RouteTable } from './layers/route.js';
@@ -61,12 +62,13 @@ export function detect(sock: net.Socket, timeoutMs: number, cb: (kind: Detected,
 }
 
 /** Answers a CONNECT (or an opaque connection) that cannot be carried, and closes. */
-function refuse(sock: net.Socket, http: boolean, status: number, reason: string): void {
+function refuse(sock: net.Socket, http: boolean, code: ErrorCode, reason: string): void {
   if (sock.destroyed) return;
   if (!http) return void sock.destroy();
   const body = `${reason}\n`;
-  sock.end(`HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : status === 503 ? 'Service Unavailable' : status === 400 ? 'Bad Request' : 'Bad Gateway'}\r\n` +
-    `content-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${ERROR_HEADER}: ${reason.replace(/[^\x20-\x7e]/g, ' ')}\r\nconnection: close\r\n\r\n${body}`);
+  const status = STATUS[code];
+  sock.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+    `content-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${ERROR_HEADER}: ${errorHeader(code, reason)}\r\nconnection: close\r\n\r\n${body}`);
 }
 
 /** A CONNECT head (it may span reads): the tunnel to its authority, then 200 and bytes both ways. */
@@ -75,7 +77,7 @@ function connectTunnel(o: TcpOutbound, sock: net.Socket, first: Buffer): void {
   const go = () => {
     const end = headEnd(buf);
     if (end < 0) {
-      if (buf.length > MAX_HEAD) return refuse(sock, true, 431, 'request head too large');
+      if (buf.length > MAX_HEAD) return refuse(sock, true, 'head_too_large', 'request head too large');
       return false;
     }
     let authority: string;
@@ -83,13 +85,13 @@ function connectTunnel(o: TcpOutbound, sock: net.Socket, first: Buffer): void {
       const h = parseRequestHead(buf, end);
       authority = h.url;
     } catch (err) {
-      refuse(sock, true, 400, (err as Error).message);
+      refuse(sock, true, 'bad_request', (err as Error).message);
       return true;
     }
     const rest = buf.subarray(end + 4);
     openTcp(o, sock, authority, rest.length ? rest : null, {
       open: () => sock.write('HTTP/1.1 200 Connection Established\r\n\r\n'),
-      refused: (status, reason) => refuse(sock, true, status, reason),
+      refused: (code, reason) => refuse(sock, true, code, reason),
     });
     return true;
   };
@@ -156,7 +158,7 @@ export function withFallback(table: () => RouteTable, host: string): () => Route
 export function createUpstreamListener(u: UpstreamSpec, http: H1Server, o: TcpOutbound, appConns: TcpStats): H1Server {
   const tunnel = (sock: net.Socket, read: Buffer | null) => {
     appConns.track(sock);
-    openTcp(o, sock, u.authority, read, { open() {}, refused: (_status, reason) => refuse(sock, false, 0, reason) });
+    openTcp(o, sock, u.authority, read, { open() {}, refused: (code, reason) => refuse(sock, false, code, reason) });
   };
   return trackConnections(net.createServer({ allowHalfOpen: true }, (sock) => {
     if (u.opaque) {

@@ -10,7 +10,7 @@ import type { Endpoint } from './balancer.js';
 import type { TcpStats } from './metrics.js';
 import type { Egress } from './egress.js';
 import { hostOnly } from './layers/normalize.js';
-import { MeshFault, neverSent, STATUS } from './errors.js';
+import { MeshFault, neverSent, type ErrorCode } from './errors.js';
 import type { EndpointInfo } from '../model/snapshot.js';
 import type { Tunnel } from './wire/mux-tunnel.js';
 
@@ -29,7 +29,7 @@ const MAX_ATTEMPTS = 3;
 export interface Opened {
   /** The tunnel is up: say so to the client if the protocol does (CONNECT's 200), then it is attached. */
   open(): void;
-  refused(status: number, reason: string): void;
+  refused(code: ErrorCode, reason: string): void;
 }
 
 const statsCache = new WeakMap<Endpoint, TcpStats>();
@@ -41,12 +41,12 @@ const statsCache = new WeakMap<Endpoint, TcpStats>();
 export function openTcp(o: TcpOutbound, sock: net.Socket, authority: string, head: Buffer | null, cb: Opened): void {
   const colon = authority.lastIndexOf(':');
   const port = Number(authority.slice(colon + 1));
-  if (colon <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) return cb.refused(400, `'${authority}' is not host:port`);
+  if (colon <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) return cb.refused('bad_request', `'${authority}' is not host:port`);
   const host = hostOnly(authority);
   const router = o.table().hosts.get(host);
   if (router === undefined) {
     const up = o.egress.connect(host, port);
-    if (typeof up === 'string') return cb.refused(403, up);
+    if (typeof up === 'string') return cb.refused('denied', up);
     let joined = false;
     up.once('connect', () => {
       joined = true;
@@ -54,7 +54,7 @@ export function openTcp(o: TcpOutbound, sock: net.Socket, authority: string, hea
       join(sock, up, head);
     });
     up.once('error', (err: NodeJS.ErrnoException) => {
-      if (!joined) cb.refused(502, `cannot connect to ${authority} (outside the mesh): ${err.code ?? err.message}`);
+      if (!joined) cb.refused('connect', `cannot connect to ${authority} (outside the mesh): ${err.code ?? err.message}`);
     });
     sock.once('close', () => up.destroy());
     return;
@@ -67,13 +67,13 @@ export function openTcp(o: TcpOutbound, sock: net.Socket, authority: string, hea
     const ep = target.pick();
     if (ep === null) {
       const why = target.unavailable();
-      return cb.refused(why.status, why.reason);
+      return cb.refused(why.code, why.reason);
     }
     ep.inflight++;
     const t = o.transport.sessions.tunnel(ep.info.address, ep.info.port, ep.tls(o.transport.secureContext), authority, [], ep.tcp);
     if (t instanceof MeshFault) {
       ep.inflight--;
-      return cb.refused(t.status, t.message);
+      return cb.refused(t.kind, t.message);
     }
     const onGone = () => t.reset();
     sock.once('close', onGone);
@@ -95,7 +95,7 @@ export function openTcp(o: TcpOutbound, sock: net.Socket, authority: string, hea
       if (unsent) ep.failed(Date.now(), err.kind !== 'refused');
       if (unsent && attempt < MAX_ATTEMPTS) return tryOnce(attempt + 1);
       const ep2 = ep.info;
-      cb.refused(STATUS[err.kind] ?? 502, `${ep2.service}.${ep2.namespace} endpoint ${ep2.instance}: ${err.message}`);
+      cb.refused(err.kind, `${ep2.service}.${ep2.namespace} endpoint ${ep2.instance}: ${err.message}`);
     });
   };
   tryOnce(1);
