@@ -7,6 +7,8 @@ import http2 from 'node:http2';
 import { request } from './support/mesh.js';
 import { makeCa, muxPeer, outbound, idOf, type Ca, type Outbound } from './support/mux-bed.js';
 import type { H1Handlers } from '../src/proxy/wire/h1-server.js';
+import { servicePortProtocol } from '../src/model/app-protocol.js';
+import { servicePortsFrom } from '../src/platform/kubernetes/control-platform.js';
 
 /** A peer app that says who it is, echoes the request body as it comes, and ends with trailers. */
 function echo(name: string): H1Handlers {
@@ -168,5 +170,21 @@ describe('HTTP/2 from the app to the outbound listener', () => {
     const s = connect(t);
     await new Promise<void>((r) => s.once('remoteSettings', () => r()));
     assert.equal(s.remoteSettings.maxConcurrentStreams, 100);
+  });
+});
+
+describe('the app protocol of a Kubernetes Service port', () => {
+  it('is h2c for appProtocol kubernetes.io/h2c, grpc or http2, or (without one) a name grpc-* or http2-*; else HTTP/1.1', () => {
+    const cases: Array<[{ name?: string; appProtocol?: string }, string]> = [
+      [{ appProtocol: 'kubernetes.io/h2c' }, 'h2c'], [{ appProtocol: 'grpc' }, 'h2c'], [{ appProtocol: 'http2' }, 'h2c'],
+      [{ appProtocol: 'http', name: 'grpc-api' }, 'http1'], [{ name: 'grpc' }, 'h2c'], [{ name: 'grpc-api' }, 'h2c'],
+      [{ name: 'http2-web' }, 'h2c'], [{ name: 'grpc-web' }, 'http1'], [{ name: 'grpcx' }, 'http1'], [{ name: 'http' }, 'http1'], [{}, 'http1'],
+    ];
+    for (const [p, want] of cases) assert.equal(servicePortProtocol(p), want, JSON.stringify(p));
+  });
+
+  it('travels in the snapshot with the port it declares', () => {
+    const svc = { metadata: { name: 'shop', namespace: 'default' }, spec: { ports: [{ name: 'grpc', port: 9090, targetPort: 50051 }, { name: 'http', port: 80, targetPort: 8080 }] } };
+    assert.deepEqual(servicePortsFrom([svc], []).get('default/shop'), [{ port: 80, targetPort: 8080 }, { port: 9090, targetPort: 50051, appProtocol: 'h2c' }]);
   });
 });

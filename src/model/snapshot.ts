@@ -18,6 +18,8 @@ export interface EndpointInfo {
 export interface ServicePort {
   port: number;
   targetPort: number;
+  /** The app behind targetPort serves HTTP/2 cleartext (the Service port's appProtocol or name says so); absent: HTTP/1.1. */
+  appProtocol?: 'h2c';
 }
 
 export interface ServiceInfo {

@@ -169,6 +169,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   let identityEpoch: string | undefined;
   // Its own Service's ports → target ports (Kubernetes), rebuilt here so the inbound path only looks them up.
   let servicePorts: ReadonlyMap<number, number> = new Map();
+  let h2cPorts: ReadonlySet<number> = new Set();
   let servicePortsError: string | undefined;
   // Kubernetes: the Services that select this pod, which policy's `to` names (its ServiceAccount may be named otherwise).
   let ownServices: readonly string[] | undefined;
@@ -188,8 +189,11 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     applySettings(s.config?.settings as MeshSettings | undefined);
     ownServices = s.workloads ? s.workloads.pods[`${o.namespace}/${o.instance}`]?.services ?? [] : undefined;
     const portsOf = ownServices?.[0] ?? o.service;
-    const ports = servicePortMap(s.services.find((svc) => svc.namespace === o.namespace && svc.name === portsOf));
+    const own = s.services.find((svc) => svc.namespace === o.namespace && svc.name === portsOf);
+    const ports = servicePortMap(own);
     servicePorts = ports.map;
+    // App ports a Service port declares HTTP/2 or gRPC for: the inbound side speaks h2c to them.
+    h2cPorts = ports.error ? new Set() : new Set((own?.ports ?? []).filter((p) => p.appProtocol === 'h2c').map((p) => p.targetPort));
     if (ports.error && ports.error !== servicePortsError) log(ports.error);
     servicePortsError = ports.error;
   };
@@ -237,7 +241,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     state.outbound = await listen(outbound, o.outboundPort ?? 0, o.mode === 'ingress' ? 'ingress' : 'outbound', o.outboundHost);
     if (o.mode === 'sidecar') {
       if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');
-      const inboundFor = (appPort: number, hostPorts?: Set<number>) => createInboundServer({ plaintext: o.inboundPlaintext, namespace: o.namespace, service: o.service, services: () => ownServices, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort, appProtocol: o.appProtocol, hostPorts, servicePorts: () => servicePorts, appConnections, handshakeMs, log });
+      const inboundFor = (appPort: number, hostPorts?: Set<number>) => createInboundServer({ plaintext: o.inboundPlaintext, namespace: o.namespace, service: o.service, services: () => ownServices, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort, appProtocol: o.appProtocol, h2cPorts: o.inboundPlaintext ? () => h2cPorts : undefined, hostPorts, servicePorts: () => servicePorts, appConnections, handshakeMs, log });
       // Peers dial the default listener; a Host naming another declared port (or a Service port targeting one) goes to that port.
       const others = o.extraInbound?.length ? new Set(o.extraInbound.map((x) => x.appPort)) : undefined;
       state.inbound = await listen(inboundFor(o.appPort, others), o.inboundPort ?? 0, 'inbound', o.listenHost);

@@ -7,6 +7,7 @@ import type { EndpointRecord } from '../../api/types.js';
 import { formatIdentity } from '../../identity/spiffe.js';
 import { serviceKey, type ConfigKind, type ServicePort } from '../../model/snapshot.js';
 import { HttpError } from '../../util/http.js';
+import { servicePortProtocol } from '../../model/app-protocol.js';
 import { ListWatch, type ListWatchOptions } from './list-watch.js';
 import { CRD_GROUP, CRD_VERSION, PROXY_CONTAINER, PROXY_PORTS } from './names.js';
 import { crdConfig, type EndpointSlice, type MeshResource, type Pod, type Service } from './resources.js';
@@ -109,7 +110,7 @@ export function servicePortsFrom(services: Iterable<Service>, slices: Iterable<E
       if (!isTcp(p.protocol) || typeof p.port !== 'number' || ports.some((x) => x.port === p.port)) continue;
       const target = p.targetPort ?? p.port;
       const targetPort = typeof target === 'number' ? target : resolved.get(key)?.get(p.name ?? '');
-      if (targetPort !== undefined) ports.push({ port: p.port, targetPort });
+      if (targetPort !== undefined) ports.push(servicePortProtocol(p) === 'h2c' ? { port: p.port, targetPort, appProtocol: 'h2c' } : { port: p.port, targetPort });
     }
     if (ports.length) out.set(key, ports.sort((a, b) => a.port - b.port));
   }
