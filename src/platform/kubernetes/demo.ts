@@ -11,6 +11,7 @@ import { applyAll } from './install.js';
 import { getJson } from './list-watch.js';
 import type { KubeObject } from './manifests.js';
 import { CONTROL_NAMESPACE, MESH_CONFIGMAP, TRUST_ROOTS_CONFIGMAP, defaultImage } from './names.js';
+import { DEMO_APPS } from '../demo-apps.js';
 
 interface ConfigMap extends KubernetesObject { data?: Record<string, string> }
 
@@ -21,14 +22,6 @@ export const DEMO_PORT = 9080;
 /** The sidecar's outbound listener, which the demo apps call through (MESH_OUTBOUND), as with `mesh run`. */
 const OUTBOUND = '127.0.0.1:4140';
 
-export const DEMO_APPS: { service: string; version: string; script: string }[] = [
-  { service: 'details', version: 'v1', script: 'details.js' },
-  { service: 'ratings', version: 'v1', script: 'ratings.js' },
-  { service: 'reviews', version: 'v1', script: 'reviews.js' },
-  { service: 'reviews', version: 'v2', script: 'reviews.js' },
-  { service: 'reviews', version: 'v3', script: 'reviews.js' },
-  { service: 'productpage', version: 'v1', script: 'productpage.js' },
-];
 
 export interface DemoValues {
   /** The mesh image (it holds the apps in /opt/mesh/demo). */

@@ -15,17 +15,10 @@ import type { DemoFlags } from '../index.js';
 import { step } from '../../ui/output.js';
 import { PACKAGE_ROOT } from '../../version.js';
 import { meshCmd } from '../../ui/invocation.js';
+import { DEMO_APPS } from '../demo-apps.js';
 
 const DEMO_DIR = join(PACKAGE_ROOT, 'demo');
 
-const APPS: { service: string; version: string; script: string }[] = [
-  { service: 'details', version: 'v1', script: 'details.js' },
-  { service: 'ratings', version: 'v1', script: 'ratings.js' },
-  { service: 'reviews', version: 'v1', script: 'reviews.js' },
-  { service: 'reviews', version: 'v2', script: 'reviews.js' },
-  { service: 'reviews', version: 'v3', script: 'reviews.js' },
-  { service: 'productpage', version: 'v1', script: 'productpage.js' },
-];
 
 type DemoRecord = WorkloadRecord & { demo?: boolean };
 
@@ -50,7 +43,7 @@ export async function demo(state: StateDir, f: DemoFlags): Promise<void> {
   if (running.length) await stopWorkloads(state, isDemo);
   const ingressPort = await pickIngressPort(f.ingressPort);
   try {
-    await step('Starting details, ratings, reviews v1 v2 v3 and productpage with their sidecars', () => Promise.all(APPS.map(async (a) => {
+    await step('Starting details, ratings, reviews v1 v2 v3 and productpage with their sidecars', () => Promise.all(DEMO_APPS.map(async (a) => {
       const spec: WorkloadSpec = {
         kind: 'workload', service: a.service, version: a.version, namespace: 'default', appPort: await freePort(),
         command: [process.execPath, join(DEMO_DIR, a.script)], demo: true, accessLog: f.accessLog, traceCollector: f.traceCollector,
