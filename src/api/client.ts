@@ -3,7 +3,7 @@
 import https from 'node:https';
 import tls, { type SecureContext } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
-import { verifyPeer, formatIdentity } from '../identity/spiffe.js';
+import { verifyPeer, formatIdentity, PeerIdentityError } from '../identity/spiffe.js';
 
 /** The identity the control plane serves with (and that its clients verify). */
 export const CONTROL_IDENTITY = (trustDomain: string): string =>
@@ -56,7 +56,7 @@ export class ControlClient {
         checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => {
           try {
             const id = verifyPeer(new X509Certificate(cert.raw), this.trustDomain);
-            return formatIdentity(id) === this.controlIdentity ? undefined : new Error(`control plane presented ${formatIdentity(id)}`);
+            return formatIdentity(id) === this.controlIdentity ? undefined : new PeerIdentityError(`control plane presented ${formatIdentity(id)}`);
           } catch (err) {
             return err as Error;
           }
@@ -84,7 +84,7 @@ export class ControlClient {
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err instanceof ControlUnreachable) reject(err);
         else if (err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET') reject(new ControlUnreachable(`control plane at ${this.address} is not reachable (${err.code})`));
-        else if (/^(ERR_TLS|ERR_SSL|UNABLE_|CERT_|DEPTH_ZERO|SELF_SIGNED)/.test(err.code ?? '') || /^(peer|control plane presented)/.test(err.message)) {
+        else if (/^(ERR_TLS|ERR_SSL|UNABLE_|CERT_|DEPTH_ZERO|SELF_SIGNED)/.test(err.code ?? '') || err instanceof PeerIdentityError) {
           reject(new ControlUnreachable(`what answers at ${this.address} is not this mesh's control plane (${err.code ?? err.message})`));
         }
         else reject(err);
