@@ -121,9 +121,9 @@ describe('the control plane on kubernetes (fake API server)', () => {
     const portsOf = (service: string) => JSON.stringify(registry.snapshot.services.find((s) => s.name === service)?.ports);
     const svc = (ports: Obj[]): Obj => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'reviews', namespace: 'default' }, spec: { selector: { app: 'reviews' }, ports } });
     assert.equal(portsOf('reviews'), undefined, 'no ports before there is a Service');
-    // The slice's port 'http' is 9080: what the named targetPort resolved to.
+    // The slice's port 'http' is 9080: what the named targetPort resolved to. A port named grpc serves h2c (as Istio reads names).
     server.store.create(svc([{ name: 'http', port: 80, targetPort: 'http' }, { name: 'grpc', port: 81, targetPort: 9081 }]));
-    await waitFor('the ports in the snapshot', () => portsOf('reviews') === JSON.stringify([{ port: 80, targetPort: 9080 }, { port: 81, targetPort: 9081 }]), 5000, 5);
+    await waitFor('the ports in the snapshot', () => portsOf('reviews') === JSON.stringify([{ port: 80, targetPort: 9080 }, { port: 81, targetPort: 9081, appProtocol: 'h2c' }]), 5000, 5);
     server.store.put(svc([{ name: 'http', port: 80, targetPort: 9443 }]));
     await waitFor('the changed ports', () => portsOf('reviews') === JSON.stringify([{ port: 80, targetPort: 9443 }]), 5000, 5);
     // A Service with no meshed endpoints is not in the snapshot, and changing it pushes nothing.
