@@ -209,6 +209,50 @@ describe('gRPC through the mesh', () => {
     assert.match(r.body, /hi/);
   });
 
+  it('metrics classify gRPC calls by grpc-status: failed calls are failures in the sidecars and in mesh stat', async () => {
+    for (let i = 0; i < 3; i++) {
+      for (const code of [grpc.status.UNAVAILABLE, grpc.status.INTERNAL]) assert.equal((await say(echo, { text: `fail:${code}` })).status.code, code);
+      assert.equal((await say(echo, { text: 'ok' })).status.code, grpc.status.OK);
+    }
+    // response_total{...,classification,status_code,grpc_status} summed by (direction, classification, grpc_status).
+    const counts = async (admins: string[]) => {
+      const by = new Map<string, number>();
+      for (const admin of admins) {
+        const body = (await request(admin, { path: '/metrics' })).body;
+        for (const [, labels, n] of body.matchAll(/^response_total\{([^}]*)\} (\S+)$/gm)) {
+          const g = /grpc_status="(\d+)"/.exec(labels!);
+          if (!g) continue;
+          const key = `${/direction="(\w+)"/.exec(labels!)![1]} ${/classification="(\w+)"/.exec(labels!)![1]} ${g[1]}`;
+          by.set(key, (by.get(key) ?? 0) + Number(n));
+        }
+      }
+      return by;
+    };
+    const client_ = await counts([client.admin]);
+    const server = await counts(servers.map((s) => s.admin));
+    for (const [by, dir] of [[client_, 'outbound'], [server, 'inbound']] as const) {
+      const shown = [...by].join(' | ');
+      assert.ok((by.get(`${dir} failure 14`) ?? 0) >= 3, shown);
+      assert.ok((by.get(`${dir} failure 13`) ?? 0) >= 3, shown);
+      assert.ok((by.get(`${dir} success 0`) ?? 0) >= 3, shown);
+      assert.equal([...by.keys()].filter((k) => k.includes('success') && !k.endsWith(' 0')).length, 0, shown);
+    }
+    // mesh stat reads the same series: the servers' success rate is below 100%. A rate needs the counters to
+    // grow between scrapes, so calls go on while it is polled.
+    let out = '';
+    await waitFor('mesh stat to count the failed calls', async () => {
+      await say(echo, { text: `fail:${grpc.status.UNAVAILABLE}` });
+      await say(echo, { text: 'ok' });
+      const r = await m.cli(['stat', 'deployments', '-t', '60s', '-o', 'json']);
+      assert.equal(r.code, 0, r.stderr);
+      out = r.stdout;
+      const row = (JSON.parse(r.stdout) as { name: string; success: number | null }[]).find((x) => x.name.startsWith('echo'));
+      return row !== undefined && row.success !== null && row.success < 1;
+    }, 20_000, 250).catch(() => undefined);
+    const row = (JSON.parse(out) as { name: string; success: number | null }[]).find((x) => x.name.startsWith('echo'));
+    assert.ok(row && row.success !== null && row.success < 1 && row.success > 0, out);
+  });
+
   // Last: it leaves a route with a timeout behind.
   it('a route timeout ends a call with DEADLINE_EXCEEDED', async () => {
     const r = await m.cli(['route', 'set', 'echo', 'v1', '--timeout', '300ms', '--wait-timeout', '15s']);

@@ -26,18 +26,32 @@ export class RequestStats {
   readonly extra = new Map<string, number>();
   authzAllow = 0;
   authzDeny = 0;
+  /** gRPC responses by HTTP status and grpc-status (status * 32 + grpc), made on the first gRPC response. */
+  grpc: Map<number, number> | null = null;
   /** Responses the proxy made itself, by error code (indexed by ERROR_INDEX). */
   readonly errors = new Float64Array(ERROR_CODES.length);
 
   constructor(readonly labels: string) {}
 
   observe(status: number, ms: number): void {
-    this.requests++;
     this.statusCounts[status >= 100 && status < 600 ? status : 599]!++;
+    this.grpcHead(ms);
+  }
+
+  /** A gRPC response's head: counted as a request with its time to first byte, its outcome comes with grpcEnd. */
+  grpcHead(ms: number): void {
+    this.requests++;
     let i = 0;
     while (i < NB && ms > LATENCY_BUCKETS_MS[i]!) i++;
     this.buckets[i]!++;
     this.latencySum += ms;
+  }
+
+  /** A gRPC response's outcome: its grpc-status (0-16; anything else is UNKNOWN, as gRPC reads it). */
+  grpcEnd(status: number, grpcStatus: number): void {
+    const key = (status >= 100 && status < 600 ? status : 599) * 32 + (grpcStatus >= 0 && grpcStatus <= 16 ? grpcStatus : 2);
+    const m = (this.grpc ??= new Map());
+    m.set(key, (m.get(key) ?? 0) + 1);
   }
 
   count(name: string, by = 1): void {
@@ -95,6 +109,8 @@ class NoopRequestStats extends RequestStats {
   override allowed(): void {}
   override denied(): void {}
   override error(): void {}
+  override grpcHead(): void {}
+  override grpcEnd(): void {}
 }
 
 export class MetricsRegistry {
@@ -149,6 +165,13 @@ export class MetricsRegistry {
         if (n === 0) continue;
         const cls = code >= 500 ? 'failure' : 'success';
         out.push(`response_total{${s.labels},classification="${cls}",status_code="${code}"} ${n}`);
+      }
+      // As Linkerd classifies gRPC: by grpc-status, whatever the HTTP status (200 for all but broken servers).
+      if (s.grpc !== null) {
+        for (const [key, n] of s.grpc) {
+          const g = key % 32;
+          out.push(`response_total{${s.labels},classification="${g === 0 ? 'success' : 'failure'}",status_code="${(key - g) / 32}",grpc_status="${g}"} ${n}`);
+        }
       }
     }
     out.push('# HELP response_latency_ms Time from a request being received to its response headers (time to first byte), in ms', '# TYPE response_latency_ms histogram');

@@ -8,6 +8,8 @@ import type { Res } from './wire/h1-server.js';
 import { Exchange, ProxyError, respondError, type Transport } from './exchange.js';
 import { forwardHeaders } from './wire/h1-headers.js';
 import { codeOf, MeshFault, neverSent } from './errors.js';
+import { GrpcStatus, isGrpc } from './wire/grpc-status.js';
+import type { RequestStats } from './metrics.js';
 
 /** A transport that relays: it names the upstream in the reasons of the errors it answers. */
 export interface Relaying extends Transport {
@@ -23,10 +25,23 @@ class Attempt {
   /** Body bytes still to come when the length is known (-1 when not), so the last chunk ends the response. */
   remaining = -1;
   ended = false;
+  /** A gRPC response counted at its head whose grpc-status (in its trailers) is still to count. */
+  grpc: RequestStats | null = null;
+  status = 0;
 
   constructor(readonly ex: Exchange, readonly up: Upstream, readonly t: Relaying) {}
 
+  /** Counts a gRPC response's outcome once: a stream cut before its trailers is UNKNOWN, as the client sees it. */
+  grpcEnd(grpcStatus: number): void {
+    const g = this.grpc;
+    if (g !== null) {
+      this.grpc = null;
+      g.grpcEnd(this.status, grpcStatus);
+    }
+  }
+
   finish(): void {
+    this.grpcEnd(GrpcStatus.Unknown);
     if (!this.finished) {
       this.finished = true;
       if (this.ex.upstream === this.up) this.ex.upstream = null;
@@ -47,12 +62,19 @@ function onResponse(this: Upstream & Carrier, upRes: UpstreamResponse & Carrier)
     a.finish();
     return;
   }
-  ex.observe(status);
   const res = ex.res as Res & Carrier;
   // The response writer frames the body for this client: by its length when known, else chunked for HTTP/1.1,
   // close-delimited for 1.0, frames on mesh/1. One Content-Length at most, never the upstream's own framing headers.
   const headers = forwardHeaders(upRes.rawHeaders, false);
-  a.remaining = contentLength(upRes.rawHeaders);
+  a.remaining = scanHead(upRes.rawHeaders);
+  if (grpcHead === NOT_GRPC) ex.observe(status);
+  else {
+    // gRPC: the outcome is its grpc-status, in the head of a trailers-only response or else in the trailers.
+    ex.stats.grpcHead(performance.now() - ex.start);
+    a.status = status;
+    a.grpc = ex.stats;
+    if (grpcHead !== GRPC_NO_STATUS) a.grpcEnd(grpcHead);
+  }
   if (a.remaining >= 0) headers.push('content-length', String(a.remaining));
   res.writeHead(status, upRes.statusMessage, headers);
   a.upRes = upRes;
@@ -87,7 +109,9 @@ function onResDrain(this: Res & Carrier): void {
 
 function onUpEnd(this: UpstreamResponse & Carrier): void {
   const a = this[ATTEMPT]!;
-  if (!a.ended) a.ex.res.end(undefined, this.trailers);
+  const trailers = this.trailers;
+  if (a.grpc !== null) a.grpcEnd(trailers ? grpcStatusIn(trailers) : GrpcStatus.Unknown);
+  if (!a.ended) a.ex.res.end(undefined, trailers);
   a.finish();
 }
 
@@ -126,18 +150,46 @@ function onResClose(this: Res & Carrier): void {
   a.finish();
 }
 
-/** The response body's length when its head gives one, and -1 when not (Transfer-Encoding overrides it). */
-function contentLength(raw: string[]): number {
+const NOT_GRPC = -2;
+const GRPC_NO_STATUS = -1;
+/** What scanHead found of gRPC: NOT_GRPC, GRPC_NO_STATUS, or the grpc-status of a trailers-only response. */
+let grpcHead = NOT_GRPC;
+
+/**
+ * The response body's length when its head gives one, and -1 when not (Transfer-Encoding overrides it). The same
+ * pass tells a gRPC response (sets grpcHead), so HTTP/1.1 pays one more length compare per header.
+ */
+function scanHead(raw: string[]): number {
   let n = -1;
+  let chunked = false;
+  let grpc = false;
+  let status = GRPC_NO_STATUS;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return -1;
-    if (n < 0 && name.length === 14 && name.toLowerCase() === 'content-length') {
+    const len = name.length;
+    if (len === 17 && name.toLowerCase() === 'transfer-encoding') chunked = true;
+    else if (n < 0 && len === 14 && name.toLowerCase() === 'content-length') {
       const v = Number(raw[i + 1]);
       n = Number.isSafeInteger(v) && v >= 0 ? v : -1;
-    }
+    } else if (len === 12 && name.toLowerCase() === 'content-type') grpc = isGrpc(raw[i + 1]);
+    else if (len === 11 && name.toLowerCase() === 'grpc-status') status = grpcCode(raw[i + 1]!);
   }
-  return n;
+  grpcHead = grpc ? status : NOT_GRPC;
+  return chunked ? -1 : n;
+}
+
+/** The grpc-status in trailer fields; none is UNKNOWN (the client cannot tell how the call ended). */
+function grpcStatusIn(raw: string[]): number {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 11 && name.toLowerCase() === 'grpc-status') return grpcCode(raw[i + 1]!);
+  }
+  return GrpcStatus.Unknown;
+}
+
+function grpcCode(v: string): number {
+  const c = v.length === 0 ? -1 : Number(v);
+  return Number.isInteger(c) && c >= 0 && c <= 16 ? c : GrpcStatus.Unknown;
 }
 
 export function relay(ex: Exchange, up: Upstream, t: Relaying): void {
