@@ -25,6 +25,8 @@ class Attempt {
   /** Body bytes still to come when the length is known (-1 when not), so the last chunk ends the response. */
   remaining = -1;
   ended = false;
+  /** Paused until the client side drains: one 'drain' listener at a time, however many chunks were already on their way. */
+  waiting = false;
   /** A gRPC response counted at its head whose grpc-status (in its trailers) is still to count. */
   grpc: RequestStats | null = null;
   status = 0;
@@ -97,14 +99,18 @@ function onUpData(this: UpstreamResponse & Carrier, chunk: Buffer): void {
       return;
     }
   }
-  if (!res.write(chunk)) {
+  if (!res.write(chunk) && !a.waiting) {
+    a.waiting = true;
     this.pause();
     res.once('drain', onResDrain);
   }
 }
 
 function onResDrain(this: Res & Carrier): void {
-  this[ATTEMPT]?.upRes?.resume();
+  const a = this[ATTEMPT];
+  if (!a) return;
+  a.waiting = false;
+  a.upRes?.resume();
 }
 
 function onUpEnd(this: UpstreamResponse & Carrier): void {
