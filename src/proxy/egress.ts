@@ -6,7 +6,6 @@ import net from 'node:net';
 import { ProxyError, respondError, TOP, type Exchange } from './exchange.js';
 import { relay, type Relaying } from './relay.js';
 import { Pool } from './wire/h1-client.js';
-import { requestTarget } from './layers/normalize.js';
 import type { MetricsRegistry, RequestStats, TcpStats } from './metrics.js';
 
 /** Hosts counted by name; further ones share one series, so a client cannot grow the metrics without bound. */
@@ -58,8 +57,7 @@ export class Egress {
     ex.stats = s.requests;
     const why = this.refusal(ex.host);
     if (why !== null) return respondError(ex, new ProxyError('denied', why));
-    const t = requestTarget(ex.req.url, ex.req.host, ex.req.hosts, ex.req.minor);
-    const { host, port } = splitAuthority(typeof t === 'string' ? ex.host : t.authority, 80);
+    const { host, port } = splitAuthority(ex.authority, 80);
     if (port < 0) return respondError(ex, new ProxyError('bad_request', `invalid port in ${ex.req.host ?? ex.host}`));
     const up = this.pool.request({ host, port, method: ex.req.method, path: ex.path, headers: ex.headers, tcp: s.tcp });
     relay(ex, up, plain);

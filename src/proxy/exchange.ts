@@ -20,6 +20,8 @@ export class ProxyError extends Error {
 export class Exchange {
   /** Service authority without port, lower case: what routing looks up. */
   host = '';
+  /** The request's authority as read (with its port), for where a name outside the mesh goes. */
+  authority = '';
   /** origin-form request target sent upstream. */
   path = '';
   /** Headers to forward, as a flat [name, value, ...] list. */

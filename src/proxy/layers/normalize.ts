@@ -15,6 +15,7 @@ export function readTarget(ex: Exchange, identity: string | null): RequestTarget
     respondError(ex, new ProxyError('bad_request', t));
     return null;
   }
+  ex.authority = t.authority;
   ex.host = hostOnly(t.authority);
   ex.path = t.path;
   ex.headers = requestHeaders(req, t.authority, identity, ex.upgrade);
