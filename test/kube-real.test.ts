@@ -214,7 +214,7 @@ describe('mesh on a real Kubernetes (kube-local)', { concurrency: false }, () =>
     // The client: a Job in the labelled namespace, calling the product page until it gets a whole page.
     const script = [
       "const http = require('http'); let n = 0;",
-      "const again = () => (++n < 400 ? setTimeout(once, 250) : process.exit(1));",
+      "const again = () => (++n < 2000 ? setTimeout(once, 50) : process.exit(1));",
       "const once = () => http.get('http://productpage." + NS + ":9080/api/v1/products/0', (r) => { let b = ''; r.on('data', (c) => (b += c)); r.on('end', () => {",
       "  let a = {}; try { a = JSON.parse(b); } catch {}",
       "  const line = r.statusCode + ' details=' + (a.details && !a.details.error ? 'ok' : 'no') + ' reviews=' + (a.reviews ? a.reviews.podname || a.reviews.error : 'no');",

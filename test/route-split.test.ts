@@ -17,7 +17,7 @@ describe('routing through the proxies', () => {
       const seen = new Set<string>();
       for (let i = 0; i < 30; i++) seen.add(await versionOf({}));
       return seen.size === 3;
-    }, 20_000);
+    }, 60_000);
   });
   after(async () => {
     agent.destroy();

@@ -6,6 +6,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import tls from 'node:tls';
+import type net from 'node:net';
 import { TestMesh, freePort, request, waitFor, type WorkloadInfo } from './support/mesh.js';
 import { connectTo, connectVia, exchange } from './support/tcp.js';
 import { makeCa, muxPeer, idOf } from './support/mux-bed.js';
@@ -20,6 +21,21 @@ import { injectOpts } from './support/kube-fixtures.js';
 
 const TCP_ECHO = new URL('../../test/fixtures/tcp-echo-app.mjs', import.meta.url).pathname;
 const IDLE_APP = ['-e', 'setInterval(() => {}, 1 << 30)'];
+
+/** Polls until the socket drains (true) or its queued bytes stop being taken: unchanged over 10 polls 20 ms apart (false). */
+async function drainedOrStuck(sock: net.Socket): Promise<boolean> {
+  let drained = false;
+  const onDrain = () => (drained = true);
+  sock.once('drain', onDrain);
+  let last = sock.writableLength;
+  for (let still = 0, polls = 0; !drained && still < 10 && polls < 250; polls++) {
+    await new Promise((r) => setTimeout(r, 20));
+    still = sock.writableLength === last ? still + 1 : 0;
+    last = sock.writableLength;
+  }
+  sock.off('drain', onDrain);
+  return drained;
+}
 
 describe('opaque TCP through the mesh', () => {
   const m = new TestMesh();
@@ -87,7 +103,7 @@ describe('opaque TCP through the mesh', () => {
     while (written < size && !stalled && Date.now() < stallDeadline) {
       const piece = payload.subarray(written, written + chunk);
       written += piece.length;
-      if (!sock.write(piece)) stalled = !(await Promise.race([new Promise((r) => sock.once('drain', () => r(true))), new Promise((r) => setTimeout(r, 500, false))]));
+      if (!sock.write(piece)) stalled = !(await drainedOrStuck(sock));
     }
     const taken = written - sock.writableLength;
     console.log(`# a client that does not read got ${(taken / 1048576).toFixed(1)} MiB into the mesh (kernel buffers included) before it had to wait`);
