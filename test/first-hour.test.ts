@@ -299,7 +299,7 @@ describe('mesh stat where a fault or authorization answers instead of the app', 
     const r = await waitFor('the aborts in stat --from caller-v1', async () => {
       const x = await row(['--from', 'caller-v1']);
       return x?.success !== null && x!.success! < 0.9 ? x : undefined;
-    }, 20_000, 500);
+    }, 60_000, 500);
     assert.ok(Math.abs(r!.success! - (60 - failed) / 60) < 0.05, `success ${r!.success} vs ${(60 - failed) / 60}`);
     await m.cli(['route', 'clear', 'ratings']);
   });
@@ -310,7 +310,7 @@ describe('mesh stat where a fault or authorization answers instead of the app', 
     assert.equal((await m.cli(['policy', 'default', 'deny'])).code, 0);
     const codes = await send(10);
     assert.deepEqual([...new Set(codes)], [403]);
-    await waitFor('denials in stat', async () => ((await row([]))?.denied_rps ?? 0) > 0, 20_000, 500);
+    await waitFor('denials in stat', async () => ((await row([]))?.denied_rps ?? 0) > 0, 60_000, 500);
     const r = await m.cli(['stat', 'deploy']);
     assert.match(r.stdout, /^NAME\s+MESHED\s+SUCCESS\s+DENIED\s+RPS/);
     assert.match(r.stdout, /\nratings-v1\s+1\/1\s+\S+\s+\d+\.\drps\s+/);
