@@ -1,7 +1,7 @@
-// Mesh path, built through the real CLI: client sidecar outbound → mTLS → server sidecar inbound → server.
+// Mesh path, built through the real CLI: client sidecar outbound (or upstream listener) → mTLS → server sidecar inbound → server.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCommand, onCleanup, makeTempDir, freePort, waitFor200, waitGone, stopPid } from './procs.js';
+import { runCommand, onCleanup, makeTempDir, freePort, waitFor200, waitForGrpc, waitForTcp, waitGone, stopPid } from './procs.js';
 
 /** Parse `mesh run -d -o json` output: one JSON object, possibly among other lines. */
 function parseRunOutput(stdout) {
@@ -31,9 +31,14 @@ function recordedPids(stateDir) {
   return pids;
 }
 
-export async function setupMesh({ repoRoot, serverScript, log, variant = 'mesh' }) {
+/**
+ * One mesh hop built with the CLI of the build in repoRoot. mode http: bench-server (HTTP/1.1) behind
+ * the client's outbound listener; grpc: bench-grpc (h2c app, --app-protocol h2c) the same way; tcp:
+ * bench-tcp (bulk source) behind an upstream listener of the client sidecar (--upstream).
+ */
+export async function setupMesh({ repoRoot, serverScript, log, variant = 'mesh', mode = 'http' }) {
   if (!existsSync(join(repoRoot, 'dist', 'src', 'cli.js'))) {
-    throw new Error('mesh CLI not built (dist/src/cli.js missing): run `npx tsc -p tsconfig.json`, or skip with --only direct,haproxy');
+    throw new Error(`mesh CLI not built (${join(repoRoot, 'dist', 'src', 'cli.js')} missing): run \`npx tsc -p tsconfig.json\`, or skip with --only direct,haproxy`);
   }
   const stateDir = await makeTempDir('mesh-bench-state-');
   // MESH_HOME too, so nothing can fall back to ~/.mesh.
@@ -63,26 +68,33 @@ export async function setupMesh({ repoRoot, serverScript, log, variant = 'mesh' 
   onCleanup(teardown);
   const remember = (rec) => { for (const pid of [rec.pid, rec.appPid]) if (Number.isInteger(pid) && pid > 0) seen.add(pid); };
 
+  const service = mode === 'grpc' ? 'bench-grpc' : mode === 'tcp' ? 'bench-tcp' : 'bench-server';
   const serverPort = await freePort();
   const clientPort = await freePort();
+  const upstreamPort = mode === 'tcp' ? await freePort() : 0;
   log('mesh install');
   await mesh(['install', '--state-dir', stateDir]);
-  log('mesh run bench-server');
-  const server = parseRunOutput((await mesh(['run', '--state-dir', stateDir, '-d', '-o', 'json', '--name', 'bench-server',
-    '--port', String(serverPort), '--', process.execPath, serverScript], { PORT: String(serverPort) })).stdout);
+  log(`mesh run ${service}`);
+  const server = parseRunOutput((await mesh(['run', '--state-dir', stateDir, '-d', '-o', 'json', '--name', service,
+    '--port', String(serverPort), ...(mode === 'grpc' ? ['--app-protocol', 'h2c'] : []), '--', process.execPath, serverScript],
+  { PORT: String(serverPort) })).stdout);
   remember(server);
   log('mesh run bench-client');
   const client = parseRunOutput((await mesh(['run', '--state-dir', stateDir, '-d', '-o', 'json', '--name', 'bench-client',
-    '--port', String(clientPort), '--', process.execPath, '-e', 'setInterval(()=>{},1<<30)'])).stdout);
+    '--port', String(clientPort), ...(mode === 'tcp' ? ['--upstream', `${service}:${serverPort}=127.0.0.1:${upstreamPort}`] : []),
+    '--', process.execPath, '-e', 'setInterval(()=>{},1<<30)'])).stdout);
   remember(client);
-  await waitFor200(client.outbound, 'bench-server', { timeoutMs: 60_000, what: `mesh outbound ${client.outbound}` });
+  const ready = { timeoutMs: 60_000, what: `mesh ${mode} path` };
+  if (mode === 'grpc') await waitForGrpc(client.outbound, service, ready);
+  else if (mode === 'tcp') await waitForTcp(`127.0.0.1:${upstreamPort}`, ready);
+  else await waitFor200(client.outbound, service, ready);
   if (variant === 'mesh-route') {
     log('mesh route set bench-server v1 --timeout 5s --retries 2');
     await mesh(['route', 'set', 'bench-server', 'v1', '--timeout', '5s', '--retries', '2', '--state-dir', stateDir]);
   }
   return {
-    url: `http://${client.outbound}/`,
-    host: 'bench-server',
+    url: mode === 'tcp' ? `127.0.0.1:${upstreamPort}` : `http://${client.outbound}/`,
+    host: service,
     proxies: [{ name: 'client sidecar', label: 'client', pid: client.pid }, { name: 'server sidecar', label: 'server', pid: server.pid }],
     stop: teardown,
   };

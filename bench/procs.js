@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import http from 'node:http';
+import http2 from 'node:http2';
 
 const children = new Set(); // long-running: servers, proxies
 const commands = new Set(); // run to completion: load generators, CLI calls
@@ -205,26 +206,11 @@ export function probe(hostPort, hostHeader, timeoutMs = 2000) {
  * Poll until a request answers 200 or timeoutMs passes. `children` are checked on every round
  * so a proxy that died on a bad config fails fast with its own output.
  */
-export async function waitFor200(hostPort, hostHeader, { timeoutMs = 30_000, watch = [], what = hostPort } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  let last = 'no attempt';
-  while (Date.now() < deadline) {
-    refuseIfStopping(what);
-    for (const c of watch) {
-      if (c.exitCode !== null || c.signalCode !== null) {
-        throw new Error(`${what}: ${c.spawnfile} exited (${c.exitCode ?? c.signalCode}) before it was ready:\n${c.outputTail.trim()}`);
-      }
-    }
-    try {
-      const status = await probe(hostPort, hostHeader);
-      if (status === 200) return;
-      last = `HTTP ${status}`;
-    } catch (err) {
-      last = err.message;
-    }
-    await sleep(200);
-  }
-  throw new Error(`${what} did not answer 200 within ${timeoutMs} ms (last: ${last})`);
+export function waitFor200(hostPort, hostHeader, { timeoutMs = 30_000, watch = [], what = hostPort } = {}) {
+  return waitReady(async () => {
+    const status = await probe(hostPort, hostHeader);
+    if (status !== 200) throw new Error(`HTTP ${status}`);
+  }, { timeoutMs, watch, what });
 }
 
 export function splitHostPort(hostPort) {
@@ -241,4 +227,97 @@ export function readRss(pid) {
   } catch {
     return null;
   }
+}
+
+/** utime + stime of a pid in clock ticks (/proc/<pid>/stat fields 14 and 15), or null if it is gone. */
+export function readCpuTicks(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name, which may itself contain spaces: state is field 3.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return null;
+  }
+}
+
+let clockTicks = 0;
+/** Clock ticks per second (getconf CLK_TCK; 100 on Linux unless told otherwise). */
+export async function ticksPerSecond() {
+  if (!clockTicks) {
+    const r = await runCommand('getconf', ['CLK_TCK'], { timeoutMs: 5000 }).catch(() => null);
+    clockTicks = Number(r?.stdout.trim()) || 100;
+  }
+  return clockTicks;
+}
+
+/** One gRPC-shaped h2c call (POST, application/grpc); resolves to the HTTP status and grpc-status. */
+export function probeGrpc(hostPort, authority, timeoutMs = 2000) {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`http://${hostPort}`);
+    const timer = setTimeout(() => { session.destroy(); reject(new Error('gRPC probe timed out')); }, timeoutMs);
+    session.on('error', (err) => { clearTimeout(timer); reject(err); });
+    const req = session.request({ ':method': 'POST', ':path': '/bench.Bench/Unary', ':authority': authority,
+      'content-type': 'application/grpc', te: 'trailers' });
+    let status = 0;
+    let grpcStatus = null;
+    req.on('response', (h) => { status = h[':status']; grpcStatus = h['grpc-status'] ?? null; });
+    req.on('trailers', (t) => { grpcStatus = t['grpc-status'] ?? grpcStatus; });
+    req.on('error', () => {});
+    req.resume();
+    req.on('close', () => {
+      clearTimeout(timer);
+      session.close();
+      resolve({ status, grpcStatus });
+    });
+    req.end(GRPC_EMPTY);
+  });
+}
+const GRPC_EMPTY = Buffer.from([0, 0, 0, 0, 0]);
+
+/** Sends a line and resolves once bytes come back (the bulk TCP server's answer). */
+export function probeTcp(hostPort, timeoutMs = 2000) {
+  const [host, port] = splitHostPort(hostPort);
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host, port });
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error('TCP probe timed out')); }, timeoutMs);
+    sock.on('connect', () => sock.write('go\n'));
+    sock.once('data', () => { clearTimeout(timer); sock.destroy(); resolve(); });
+    sock.on('error', (err) => { clearTimeout(timer); reject(err); });
+    sock.on('close', () => { clearTimeout(timer); reject(new Error('closed before any byte came back')); });
+  });
+}
+
+/** Poll a readiness check (resolves when ready, throws while not) until it passes or timeoutMs passes. */
+export async function waitReady(check, { timeoutMs = 30_000, watch = [], what }) {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no attempt';
+  while (Date.now() < deadline) {
+    refuseIfStopping(what);
+    for (const c of watch) {
+      if (c.exitCode !== null || c.signalCode !== null) {
+        throw new Error(`${what}: ${c.spawnfile} exited (${c.exitCode ?? c.signalCode}) before it was ready:\n${c.outputTail.trim()}`);
+      }
+    }
+    try {
+      await check();
+      return;
+    } catch (err) {
+      last = err.message;
+    }
+    await sleep(200);
+  }
+  throw new Error(`${what} was not ready within ${timeoutMs} ms (last: ${last})`);
+}
+
+/** Ready once a gRPC call answers HTTP 200 with grpc-status 0. */
+export function waitForGrpc(hostPort, authority, opts) {
+  return waitReady(async () => {
+    const r = await probeGrpc(hostPort, authority);
+    if (r.status !== 200 || r.grpcStatus !== '0') throw new Error(`HTTP ${r.status}, grpc-status ${r.grpcStatus}`);
+  }, { what: hostPort, ...opts });
+}
+
+export function waitForTcp(hostPort, opts) {
+  return waitReady(() => probeTcp(hostPort), { what: hostPort, ...opts });
 }

@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // Measures the same load three ways on 127.0.0.1: direct to a server, through the mesh's two
-// sidecars (mTLS between them) and through two haproxies doing the same job. See bench/README.md.
+// sidecars (mTLS between them) and through two haproxies doing the same job; for HTTP/1.1, gRPC
+// unary and bulk TCP. See bench/README.md.
 import { parseArgs } from 'node:util';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execPath, version as nodeVersion } from 'node:process';
 import { cpus, loadavg } from 'node:os';
-import { installSignalHandlers, cleanup, stopping, startProcess, stopProcess, onCleanup, freePort, waitFor200 } from './procs.js';
+import { installSignalHandlers, cleanup, stopping, startProcess, stopProcess, onCleanup, freePort, waitFor200, waitForGrpc, waitForTcp } from './procs.js';
 import { measurePath } from './load.js';
 import { setupHaproxy, haproxyVersion } from './haproxy.js';
 import { setupMesh } from './mesh.js';
@@ -16,7 +17,9 @@ import { summarize, printReport, GOALS } from './report.js';
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(benchDir, '..');
 const serverScript = join(benchDir, 'server.js');
-const ALL_PATHS = ['direct', 'haproxy', 'mesh', 'mesh-nometrics', 'mesh-route'];
+const grpcServerScript = join(benchDir, 'grpc-server.js');
+const tcpServerScript = join(benchDir, 'tcp-server.js');
+const ALL_PATHS = ['direct', 'haproxy', 'mesh', 'mesh-nometrics', 'mesh-route', 'grpc-direct', 'grpc-haproxy', 'grpc-mesh', 'tcp-direct', 'tcp-haproxy', 'tcp-mesh'];
 
 const USAGE = `usage: node bench/run.js [options]
 
@@ -25,8 +28,11 @@ const USAGE = `usage: node bench/run.js [options]
   --quick             smoke test: 3 s measurements, 1 s warm-ups
   --only <list>       comma-separated subset of ${ALL_PATHS.join(',')}
   --connections <n>   wrk connections for max throughput (default 32)
-  --rate <n>          fixed request rate for latency (default 1000)
-  --workers <n>       hey workers for the latency run (default 10; each sends rate/workers req/s)
+  --rate <n>          fixed request rate for latency and CPU per request (default 1000)
+  --workers <n>       hey workers / h2load clients at the fixed rate (default 10; each sends rate/workers req/s)
+  --grpc-clients <n>  h2load connections for max gRPC throughput (default 4)
+  --grpc-streams <n>  h2load calls in flight per connection for max throughput (default 8)
+  --tcp-connections <n>  bulk TCP connections (default 4)
   --out <file>        JSON output (default bench/results/latest.json)
   -h, --help`;
 
@@ -41,6 +47,9 @@ function parseOptions(argv) {
       connections: { type: 'string', default: '32' },
       rate: { type: 'string', default: '1000' },
       workers: { type: 'string', default: '10' },
+      'grpc-clients': { type: 'string', default: '4' },
+      'grpc-streams': { type: 'string', default: '8' },
+      'tcp-connections': { type: 'string', default: '4' },
       out: { type: 'string', default: join(benchDir, 'results', 'latest.json') },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -63,41 +72,57 @@ function parseOptions(argv) {
     connections: num('connections', values.connections),
     rate: num('rate', values.rate),
     workers: num('workers', values.workers),
+    grpcClients: num('grpc-clients', values['grpc-clients']),
+    grpcStreams: num('grpc-streams', values['grpc-streams']),
+    tcpConnections: num('tcp-connections', values['tcp-connections']),
     only,
     out: resolve(values.out),
   };
 }
 
-/** A bench/server.js child on a free port, answering 200 before we return. */
-async function startAppServer() {
+/** An app server child (HTTP/1.1, gRPC or bulk TCP) on a free port, ready before we return. */
+async function startAppServer(mode = 'http') {
   const port = await freePort();
-  const child = startProcess(execPath, [serverScript], { env: { ...process.env, PORT: String(port) } });
+  const script = mode === 'grpc' ? grpcServerScript : mode === 'tcp' ? tcpServerScript : serverScript;
+  const child = startProcess(execPath, [script], { env: { ...process.env, PORT: String(port) } });
   onCleanup(() => stopProcess(child));
-  await waitFor200(`127.0.0.1:${port}`, 'bench-server', { timeoutMs: 10_000, watch: [child], what: 'bench server' });
+  const hostPort = `127.0.0.1:${port}`;
+  const ready = { timeoutMs: 10_000, watch: [child], what: `bench ${mode} server` };
+  if (mode === 'grpc') await waitForGrpc(hostPort, 'bench-grpc', ready);
+  else if (mode === 'tcp') await waitForTcp(hostPort, ready);
+  else await waitFor200(hostPort, 'bench-server', ready);
   return { port, stop: () => stopProcess(child) };
 }
 
+const direct = (mode) => async () => {
+  const app = await startAppServer(mode);
+  const hostPort = `127.0.0.1:${app.port}`;
+  return { mode, url: mode === 'tcp' ? hostPort : `http://${hostPort}/`, host: mode === 'grpc' ? 'bench-grpc' : 'bench-server', proxies: [], stop: app.stop };
+};
+const haproxy = (mode) => async () => {
+  const app = await startAppServer(mode);
+  const hap = await setupHaproxy({ appPort: app.port, mode });
+  return { ...hap, mode, stop: async () => { await hap.stop(); await app.stop(); } };
+};
+const meshHop = (mode, variant = 'mesh') => async (log) => {
+  const serverScriptFor = mode === 'grpc' ? grpcServerScript : mode === 'tcp' ? tcpServerScript : serverScript;
+  return { ...(await setupMesh({ repoRoot, serverScript: serverScriptFor, log, variant, mode })), mode };
+};
+
 const setups = {
-  async direct() {
-    const app = await startAppServer();
-    return { url: `http://127.0.0.1:${app.port}/`, host: 'bench-server', proxies: [], stop: app.stop };
-  },
-  async haproxy() {
-    const app = await startAppServer();
-    const hap = await setupHaproxy({ appPort: app.port });
-    return { ...hap, stop: async () => { await hap.stop(); await app.stop(); } };
-  },
-  async mesh(log) {
-    return setupMesh({ repoRoot, serverScript, log });
-  },
+  direct: direct('http'),
+  haproxy: haproxy('http'),
+  mesh: meshHop('http'),
   // The same hop with the sidecars' request metrics off: mesh / mesh-nometrics is what metrics cost.
-  async 'mesh-nometrics'(log) {
-    return setupMesh({ repoRoot, serverScript, log, variant: 'mesh-nometrics' });
-  },
+  'mesh-nometrics': meshHop('http', 'mesh-nometrics'),
   // The same hop with a route (timeout and retries) in place: mesh-route / mesh is what routing costs.
-  async 'mesh-route'(log) {
-    return setupMesh({ repoRoot, serverScript, log, variant: 'mesh-route' });
-  },
+  'mesh-route': meshHop('http', 'mesh-route'),
+  'grpc-direct': direct('grpc'),
+  'grpc-haproxy': haproxy('grpc'),
+  'grpc-mesh': meshHop('grpc'),
+  'tcp-direct': direct('tcp'),
+  'tcp-haproxy': haproxy('tcp'),
+  'tcp-mesh': meshHop('tcp'),
 };
 
 async function main() {
@@ -134,17 +159,18 @@ async function main() {
   if (stopping()) return 130; // interrupted: no partial report
 
   const { ratios, goals } = summarize(paths);
-  const config = { durationS: opts.durationS, warmupS: opts.warmupS, connections: opts.connections, rate: opts.rate, workers: opts.workers, only: opts.only };
-  printReport({ config, paths, ratios, goals });
+  const { out: _out, ...config } = opts;
+  const loadAfter = loadavg()[0];
+  printReport({ config, paths, ratios, goals, loadavg: { before: loadBefore, after: loadAfter, cpus: cpus().length } });
 
   const record = {
     date: started.toISOString(),
     node: nodeVersion,
     haproxy: await haproxyVersion().catch(() => null),
     // Everything shares the same cores, so other load on the machine moves every figure.
-    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, loadavgBefore: loadBefore, loadavgAfter: loadavg()[0] },
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, loadavgBefore: loadBefore, loadavgAfter: loadAfter },
     config,
-    tools: { throughput: 'wrk -t1', latency: 'hey -o csv' },
+    tools: { throughput: 'wrk -t1', latency: 'hey -o csv', grpc: 'h2load (-m for max, --rps --log-file for latency)', tcp: 'bench/tcp-load.js', cpu: '/proc/<pid>/stat utime+stime' },
     paths,
     ratios,
     goalTargets: GOALS,

@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+// A/B of two builds of the mesh on a busy machine: both hops are set up side by side, then loaded in
+// turns (A, B, A, B, …) at a fixed rate, so other load on the machine falls on both alike. Reports
+// each round's CPU per request of both sidecars (/proc ticks) and p50, and the medians.
+//   node bench/ab.js --b /path/to/other/checkout [--a .] [--rounds 5] [--duration 5] [--rate 1000] [--mode http|grpc]
+import { parseArgs } from 'node:util';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadavg } from 'node:os';
+import { installSignalHandlers, cleanup, readRss } from './procs.js';
+import { setupMesh } from './mesh.js';
+import { heyLatency, h2loadGrpc, cpuMeter } from './load.js';
+
+const benchDir = dirname(fileURLToPath(import.meta.url));
+const { values } = parseArgs({
+  options: {
+    a: { type: 'string', default: resolve(benchDir, '..') },
+    b: { type: 'string' },
+    rounds: { type: 'string', default: '5' },
+    duration: { type: 'string', default: '5' },
+    rate: { type: 'string', default: '1000' },
+    workers: { type: 'string', default: '10' },
+    mode: { type: 'string', default: 'http' },
+  },
+});
+if (!values.b) {
+  console.error('usage: node bench/ab.js --b <other checkout, built> [--a <checkout>] [--rounds n] [--duration s] [--rate n] [--mode http|grpc]');
+  process.exit(2);
+}
+const rounds = Number(values.rounds);
+const durationS = Number(values.duration);
+const rate = Number(values.rate);
+const workers = Number(values.workers);
+const mode = values.mode;
+const script = join(benchDir, mode === 'grpc' ? 'grpc-server.js' : 'server.js');
+
+async function load(t, seconds) {
+  if (mode === 'grpc') {
+    const r = await h2loadGrpc({ url: t.url, host: t.host, clients: workers, rate, durationS: seconds });
+    return { n: r.requests, p50: r.latency.p50, p99: r.latency.p99 };
+  }
+  const r = await heyLatency({ url: t.url, host: t.host, rate, workers, durationS: seconds });
+  return { n: r.samples, p50: r.p50, p99: r.p99 };
+}
+
+const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+
+async function main() {
+  installSignalHandlers();
+  const builds = { A: resolve(values.a), B: resolve(values.b) };
+  const targets = {};
+  for (const [k, root] of Object.entries(builds)) {
+    targets[k] = await setupMesh({ repoRoot: root, serverScript: script, log: (m) => console.error(`[${k}] ${m}`), mode });
+  }
+  const rssIdle = Object.fromEntries(Object.entries(targets).map(([k, t]) => [k, t.proxies.map((p) => readRss(p.pid)?.rssMB.toFixed(1))]));
+  for (const t of Object.values(targets)) await load(t, 2); // warm-up
+  const results = { A: [], B: [] };
+  for (let i = 0; i < rounds; i++) {
+    for (const k of i % 2 ? ['B', 'A'] : ['A', 'B']) {
+      const t = targets[k];
+      const meter = await cpuMeter(t.proxies);
+      const r = await load(t, durationS);
+      const c = meter.stop();
+      const row = { cpuUs: (c.totalS * 1e6) / r.n, each: c.each.map((e) => (e.cpuS * 1e6) / r.n), p50: r.p50, p99: r.p99, load: loadavg()[0] };
+      results[k].push(row);
+      console.error(`round ${i + 1} ${k}: ${row.cpuUs.toFixed(0)} µs/req (client ${row.each[0].toFixed(0)}, server ${row.each[1].toFixed(0)}), p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, load ${row.load.toFixed(2)}`);
+    }
+  }
+  for (const k of ['A', 'B']) {
+    const rs = results[k];
+    const rss = targets[k].proxies.map((p) => readRss(p.pid)?.rssMB.toFixed(1));
+    console.log(`${k} ${builds[k]}: median CPU ${median(rs.map((r) => r.cpuUs)).toFixed(0)} µs/req (client ${median(rs.map((r) => r.each[0])).toFixed(0)}, server ${median(rs.map((r) => r.each[1])).toFixed(0)}), p50 ${median(rs.map((r) => r.p50)).toFixed(2)} ms, p99 ${median(rs.map((r) => r.p99)).toFixed(2)} ms; RSS idle ${rssIdle[k].join('/')} MB, after ${rss.join('/')} MB`);
+  }
+}
+
+let code = 1;
+try {
+  await main();
+  code = 0;
+} catch (err) {
+  console.error(`ab: ${err.message}`);
+} finally {
+  await cleanup();
+}
+process.exitCode = code;
