@@ -4,14 +4,20 @@
 # Not built in CI: this workplace has no Docker engine. Build and push it where one is:
 #   docker build -t ghcr.io/mesh/mesh:$(node -p "require('./package.json').version") .
 
-# Build: TypeScript is a dev dependency, so compile in a stage of its own.
+# Build: TypeScript is a dev dependency, so compile in a stage of its own; the C compiler builds the addon that reads
+# a captured connection's original destination (native/, SO_ORIGINAL_DST) and stays in this stage.
 FROM node:20-slim AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY src ./src
 COPY test ./test
-RUN npx tsc -p tsconfig.json
+COPY native ./native
+COPY scripts/build-native.mjs ./scripts/
+RUN npx tsc -p tsconfig.json && node scripts/build-native.mjs && test -f native/build/original_dst.node
 
 # Run: production dependencies only (the prepare script needs tsc, so scripts stay off).
 FROM node:20-slim
@@ -25,6 +31,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 COPY bin ./bin
 COPY demo ./demo
 COPY --from=build /src/dist/src ./dist/src
+COPY --from=build /src/native/build ./native/build
 # The proxy runs as uid 2102 (the init container's iptables rules spare it), the control plane as 2103;
 # the pod specs set both. Nothing here needs root but mesh-init, whose pod spec asks for it.
 USER 2103:2103

@@ -40,7 +40,14 @@ export function runtimeCopies(root = ROOT) {
 export function layout(dir, root = ROOT) {
   if (!existsSync(join(root, 'dist', 'src', 'cli.js'))) die('dist/src is not built: run npm run build (or npm run image:local)');
   mkdirSync(dir, { recursive: true });
-  for (const src of runtimeCopies(root)) cpSync(join(root, src), join(dir, src), { recursive: true });
+  for (const src of runtimeCopies(root)) {
+    // The addon is built only where a C compiler is (scripts/build-native.mjs): without it the image has no transparent TCP capture.
+    if (src.startsWith('native/') && !existsSync(join(root, src))) {
+      process.stderr.write(`image-local: ${src} is not built (no C compiler?): the image's sidecars will not capture opaque TCP\n`);
+      continue;
+    }
+    cpSync(join(root, src), join(dir, src), { recursive: true });
+  }
   // --prefer-offline: the packages are in npm's cache from this checkout's own npm ci.
   execFileSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 });
 }

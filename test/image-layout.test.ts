@@ -47,8 +47,10 @@ describe('the image runtime stage, without Docker', () => {
   });
 
   it('ships what the Dockerfile copies, and no dev dependency', () => {
-    assert.deepEqual(runtimeCopies(), ['bin', 'demo', 'dist/src', 'package-lock.json', 'package.json']);
-    assert.deepEqual(readdirSync(dir).filter((f) => f !== 'kubeconfig').sort(), ['bin', 'demo', 'dist', 'node_modules', 'package-lock.json', 'package.json']);
+    assert.deepEqual(runtimeCopies(), ['bin', 'demo', 'dist/src', 'native/build', 'package-lock.json', 'package.json']);
+    // The addon comes along where this checkout built it (a C compiler was there).
+    const native = existsSync(join(ROOT, 'native', 'build')) ? ['native'] : [];
+    assert.deepEqual(readdirSync(dir).filter((f) => f !== 'kubeconfig').sort(), ['bin', 'demo', 'dist', ...native, 'node_modules', 'package-lock.json', 'package.json']);
     assert.deepEqual(readdirSync(join(dir, 'dist')), ['src']);
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
     // Type packages carry no code (client-node depends on @types/node itself).
@@ -69,5 +71,10 @@ describe('the image runtime stage, without Docker', () => {
     );
     assert.equal(check.code, 1, check.stderr);
     assert.match(check.stdout, /kubernetes-api/);
+  });
+
+  it('loads the original-destination addon where the proxy looks for it (when this checkout built it)', { skip: !existsSync(join(ROOT, 'native', 'build', 'original_dst.node')) && 'the addon is not built here' }, async () => {
+    const code = `import(${JSON.stringify(join(dir, 'dist', 'src', 'proxy', 'capture.js'))}).then((m) => console.log(typeof m.originalDstAddon()))`;
+    assert.equal((await run(process.execPath, ['-e', code])).stdout.trim(), 'object');
   });
 });

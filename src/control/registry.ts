@@ -19,6 +19,9 @@ export class Registry extends EventEmitter {
   /** Service ports by namespace/name, when the platform knows them (Kubernetes Services). */
   private servicePorts: ReadonlyMap<string, ServicePort[]> = new Map();
   private servicePortsKey = '[]';
+  /** Service cluster IPs by namespace/name (Kubernetes): transparent capture sees them as original destinations. */
+  private serviceAddresses: ReadonlyMap<string, string[]> = new Map();
+  private serviceAddressesKey = '[]';
 
   constructor(
     private readonly trustDomain: string,
@@ -66,16 +69,26 @@ export class Registry extends EventEmitter {
   /**
    * Replaces the endpoints a platform is the source of (Kubernetes: EndpointSlices and Pods), which need no
    * heartbeat lease; endpoints proxies registered themselves are kept. With servicePorts (namespace/name → the
-   * Service's ports), a service in the snapshot also carries its ports. A new snapshot only when either changes.
+   * Service's ports), a service in the snapshot also carries its ports, and with addresses its cluster IPs. A new
+   * snapshot only when any of them changes.
    */
-  replaceEndpoints(list: EndpointRecord[], servicePorts?: ReadonlyMap<string, ServicePort[]>): void {
+  replaceEndpoints(list: EndpointRecord[], servicePorts?: ReadonlyMap<string, ServicePort[]>, addresses?: ReadonlyMap<string, string[]>): void {
     const next = new Map(list.map((ep) => [ep.instance, ep]));
     let dirty = false;
+    const keyOf = (m: ReadonlyMap<string, unknown>) => JSON.stringify([...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     if (servicePorts) {
-      const key = JSON.stringify([...servicePorts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      const key = keyOf(servicePorts);
       if (key !== this.servicePortsKey) {
         this.servicePorts = servicePorts;
         this.servicePortsKey = key;
+        dirty = true;
+      }
+    }
+    if (addresses) {
+      const key = keyOf(addresses);
+      if (key !== this.serviceAddressesKey) {
+        this.serviceAddresses = addresses;
+        this.serviceAddressesKey = key;
         dirty = true;
       }
     }
@@ -172,7 +185,8 @@ export class Registry extends EventEmitter {
       let svc = services.get(key);
       if (!svc) {
         const ports = this.servicePorts.get(key);
-        services.set(key, (svc = { namespace: ep.namespace, name: ep.service, endpoints: [], ...(ports ? { ports } : {}) }));
+        const addresses = this.serviceAddresses.get(key);
+        services.set(key, (svc = { namespace: ep.namespace, name: ep.service, endpoints: [], ...(ports ? { ports } : {}), ...(addresses ? { addresses } : {}) }));
       }
       const { instance, namespace, service, version, address, port, identity, workload } = ep;
       svc.endpoints.push({ instance, namespace, service, version, address, port, identity, ...(workload ? { workload } : {}) });

@@ -31,6 +31,11 @@ export interface ServiceInfo {
    * its sidecar maps the port a request's Host names to the app port it targets. Absent in older snapshots.
    */
   ports?: ServicePort[];
+  /**
+   * Kubernetes only: the Service's cluster IPs. An app's connection to one, captured by mesh-init's iptables rules, is
+   * for this service (its original destination, read by the outbound sidecar). Absent in older snapshots.
+   */
+  addresses?: string[];
 }
 
 /** Config documents the control plane stores and pushes, by kind (routes, policies, ...). */

@@ -28,6 +28,7 @@ import { newMtlsSessions, type MtlsTransport } from './layers/forward.js';
 import { Egress } from './egress.js';
 import type { TcpOutbound } from './tcp.js';
 import { createOutboundFront, createUpstreamListener, withFallback } from './tcp-listeners.js';
+import { transparentCapture } from './capture.js';
 import { hostOnly } from './layers/normalize.js';
 import type { PortSet } from '../model/ports.js';
 
@@ -69,6 +70,8 @@ export interface ProxyOptions {
   upstreams?: { authority: string; listenPort: number }[];
   /** Destination ports never sniffed for HTTP: their connections are opaque TCP at once (`--opaque-ports`). */
   opaquePorts?: PortSet;
+  /** In a pod: connections iptables redirected to the outbound listener go to their original destination (capture.ts). */
+  transparent?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -237,7 +240,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   try {
     const http = createOutboundServer(() => routing.current, transport, metrics, telemetry, shares, outside);
     // The ingress takes HTTP only; a sidecar's outbound listener also takes CONNECT (TCP, see tcp-listeners.ts).
-    const outbound = o.mode === 'ingress' ? http : createOutboundFront(http, tcpOut, appConns);
+    const capture = o.transparent ? transparentCapture(tcpOut, appConns, o.opaquePorts, log) : undefined;
+    const outbound = o.mode === 'ingress' ? http : createOutboundFront(http, tcpOut, appConns, capture);
     state.outbound = await listen(outbound, o.outboundPort ?? 0, o.mode === 'ingress' ? 'ingress' : 'outbound', o.outboundHost);
     if (o.mode === 'sidecar') {
       if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');

@@ -1,5 +1,6 @@
 // The proxy's routing table: built from each config snapshot, kept between snapshots so endpoint
 // state (load, latency, ejections) survives pushes.
+import { isIP } from 'node:net';
 import { serviceKey, type Snapshot } from '../model/snapshot.js';
 import { DEFAULT_BREAKER, Target, type StatsFor } from './balancer.js';
 import { ServiceRouter, type CompiledRule } from './routing.js';
@@ -51,6 +52,11 @@ export class RoutingTable {
       r.target.update(svc.endpoints);
       this.compile(r, this.settingsFor(s, svc.namespace, svc.name));
       for (const name of hostNames(svc.name, svc.namespace, this.ownNamespace)) hosts.set(name, r);
+      // A captured connection's original destination (ip:port) and a request for http://<cluster IP>/ name it too.
+      for (const ip of Array.isArray(svc.addresses) ? svc.addresses : []) {
+        const family = typeof ip === 'string' ? isIP(ip) : 0;
+        if (family !== 0) hosts.set(family === 6 ? `[${ip.toLowerCase()}]` : ip, r);
+      }
     }
     for (const [key, r] of this.routers) {
       if (seen.has(key)) continue;

@@ -62,7 +62,7 @@ export function detect(sock: net.Socket, timeoutMs: number, cb: (kind: Detected,
 }
 
 /** Answers a CONNECT (or an opaque connection) that cannot be carried, and closes. */
-function refuse(sock: net.Socket, http: boolean, code: ErrorCode, reason: string): void {
+export function refuse(sock: net.Socket, http: boolean, code: ErrorCode, reason: string): void {
   if (sock.destroyed) return;
   if (!http) return void sock.destroy();
   const body = `${reason}\n`;
@@ -109,7 +109,7 @@ function connectTunnel(o: TcpOutbound, sock: net.Socket, first: Buffer): void {
 }
 
 /** Hands a socket whose first bytes were read to an HTTP server, as if it had just been accepted. */
-function toHttp(server: H1Server, sock: net.Socket, read: Buffer | null): void {
+export function toHttp(server: H1Server, sock: net.Socket, read: Buffer | null): void {
   // HTTP connections close when the client's side ends, as a plain Node server's do.
   sock.allowHalfOpen = false;
   server.emit('connection', sock);
@@ -117,16 +117,26 @@ function toHttp(server: H1Server, sock: net.Socket, read: Buffer | null): void {
   if (read !== null) sock.emit('data', read);
 }
 
+/** Transparent capture in a pod (capture.ts): connections iptables redirected here go to their original destination. */
+export interface Capture {
+  /** Takes a redirected connection (true), or leaves one that came to the listener itself. */
+  take(http: H1Server, sock: net.Socket): boolean;
+  /** An opaque connection that has nowhere to go is closed: says why. */
+  closed(sock: net.Socket): void;
+}
+
 /**
  * The outbound listener: HTTP to `http` (the request stack), CONNECT to a tunnel. Without an
  * original destination (a redirected connection's) opaque bytes cannot go anywhere: closed.
  */
-export function createOutboundFront(http: H1Server, o: TcpOutbound, appConns: TcpStats): H1Server {
+export function createOutboundFront(http: H1Server, o: TcpOutbound, appConns: TcpStats, capture?: Capture): H1Server {
   return trackConnections(net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (sock) => {
+    if (capture?.take(http, sock)) return;
     detect(sock, 0, (kind, read) => {
       if (kind === 'http') return toHttp(http, sock, read);
       appConns.track(sock);
       if (kind === 'connect') return connectTunnel(o, sock, read!);
+      capture?.closed(sock);
       sock.destroy();
     });
   }));

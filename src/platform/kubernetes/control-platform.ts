@@ -1,5 +1,6 @@
 // The control plane's view of Kubernetes: endpoints from EndpointSlices and their Pods, service ports from Services,
 // routes and policies from the Route and Policy custom resources, all kept current by watches and pushed into the Registry.
+import { isIP } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ControlPlatform } from '../../control/platform.js';
 import type { Registry } from '../../control/registry.js';
@@ -117,6 +118,16 @@ export function servicePortsFrom(services: Iterable<Service>, slices: Iterable<E
   return out;
 }
 
+/** Each Service's cluster IPs (none for a headless one), by namespace/name. Pure, for tests. */
+export function serviceAddressesFrom(services: Iterable<Service>): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const svc of services) {
+    const ips = (svc.spec?.clusterIPs ?? (svc.spec?.clusterIP ? [svc.spec.clusterIP] : [])).filter((ip) => isIP(ip) !== 0);
+    if (ips.length) out.set(serviceKey(svc.metadata?.namespace ?? '', svc.metadata?.name ?? ''), ips);
+  }
+  return out;
+}
+
 /**
  * On Kubernetes the API server is the store: nothing is saved by the control plane. Config documents come from
  * the Route and Policy resources; writing them through the control plane's API is refused with a hint.
@@ -201,7 +212,9 @@ export class KubeControlPlatform implements ControlPlatform {
     const meshedServices = new Set(endpoints.map((ep) => serviceKey(ep.namespace, ep.service)));
     const ports = servicePortsFrom(this.services.items.values(), this.slices.items.values());
     for (const key of ports.keys()) if (!meshedServices.has(key)) ports.delete(key);
-    registry.replaceEndpoints(endpoints, ports);
+    const addresses = serviceAddressesFrom(this.services.items.values());
+    for (const key of addresses.keys()) if (!meshedServices.has(key)) addresses.delete(key);
+    registry.replaceEndpoints(endpoints, ports, addresses);
     registry.setWorkloads(workloadNames(this.pods.items.values(), this.slices.items.values(), meshed));
     // An invalid resource is reported once, not at every sync while it stays.
     const warnings = new Set<string>();

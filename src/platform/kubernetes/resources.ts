@@ -27,7 +27,7 @@ export interface EndpointSlice {
 
 export interface Service {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string };
-  spec?: { type?: string; ports?: { name?: string; port?: number; targetPort?: number | string; protocol?: string; appProtocol?: string }[] };
+  spec?: { type?: string; clusterIP?: string; clusterIPs?: string[]; ports?: { name?: string; port?: number; targetPort?: number | string; protocol?: string; appProtocol?: string }[] };
 }
 
 export interface MeshResource {

@@ -50,6 +50,8 @@ export async function runKubeProxy(f: ProxyFlags): Promise<Running> {
     listenHost: '0.0.0.0',
     // kubelet probes and unmeshed clients reach the app through the same redirected port.
     inboundPlaintext: true,
+    // mesh-init redirects the pod's outbound TCP to the outbound listener: opaque connections go to their original destination.
+    transparent: true,
     log: (m) => process.stderr.write(`[proxy ${pod}] ${m}\n`),
   });
   console.log(JSON.stringify({ outbound: proxy.outbound, inbound: proxy.inbound, admin: proxy.admin, inboundPorts: [

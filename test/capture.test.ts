@@ -1,0 +1,79 @@
+// Transparent TCP capture (issue 12): the outbound sidecar reads a redirected connection's original destination with
+// the Node-API addon (native/original_dst.c) and carries it there: a Service cluster IP through the mesh (mTLS tunnel),
+// any other address as egress. Each case runs in a throwaway network namespace with an iptables REDIRECT, as mesh-init
+// sets one up in a pod (test/support/capture-ns.ts does the work there and prints what it saw).
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import { serviceAddressesFrom } from '../src/platform/kubernetes/control-platform.js';
+import { RoutingTable } from '../src/proxy/table.js';
+import { MetricsRegistry } from '../src/proxy/metrics.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const SCRIPT = join(HERE, 'support', 'capture-ns.js');
+const ADDON = join(HERE, '..', '..', 'native', 'build', 'original_dst.node');
+
+const skip = process.getuid?.() !== 0 ? 'needs root (unshare -n, iptables)'
+  : spawnSync('unshare', ['-n', 'iptables', '-w', '5', '-t', 'nat', '-S']).status !== 0 ? 'needs unshare and iptables with the nat table'
+    : spawnSync('ip', ['-V']).status !== 0 ? 'needs ip (iproute2)'
+      : !existsSync(ADDON) ? 'the addon is not built (no C compiler when npm run build ran: apt-get install gcc libc6-dev)'
+        : false;
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+function inNamespace(what: 'addon' | 'mesh'): Promise<Obj> {
+  return new Promise((resolve, reject) => {
+    execFile('unshare', ['-n', process.execPath, SCRIPT, what], { timeout: 90_000, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`${what} in a network namespace failed: ${err.message}\n${stderr}`));
+      resolve(JSON.parse(stdout.trim().split('\n').pop()!));
+    });
+  });
+}
+
+/** The value of the first metric line with every label given. */
+function metric(lines: string[], name: string, labels: Record<string, string>): number | undefined {
+  const line = lines.find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+describe('transparent TCP capture (SO_ORIGINAL_DST)', { skip }, () => {
+  it('the addon reads the address a client dialled before the REDIRECT, and none for a connection made to the listener itself', async () => {
+    const r = await inNamespace('addon');
+    assert.equal(r.redirected, '10.77.0.3:9');
+    assert.equal(r.direct, null);
+    assert.ok(r.usPerCall > 0 && r.usPerCall < 1000, `a call took ${r.usPerCall} µs`);
+    process.stdout.write(`# original destination: ${r.usPerCall.toFixed(1)} µs per connection\n`);
+  });
+
+  it('carries a captured connection to a cluster IP through the mesh, one to any other address as egress, and closes the latter when egress is denied', async () => {
+    const r = await inNamespace('mesh');
+    assert.equal(r.toService, 'through the mesh', 'echoed by the app behind the Service, through both ends of the mTLS tunnel');
+    assert.equal(r.toOutside, 'outside the mesh');
+    assert.equal(r.denied, 'closed');
+    assert.equal(r.stillMeshed, 'still meshed', 'egress deny leaves mesh services alone');
+    const m = r.metrics as string[];
+    assert.equal(metric(m, 'tcp_open_total', { direction: 'outbound', dst_service: 'echo', tls: 'true', protocol: 'opaque' }), 1);
+    assert.equal(metric(m, 'tcp_open_total', { direction: 'inbound', client_id: 'spiffe://cluster.local/ns/default/sa/echo', protocol: 'opaque' }), 1);
+    assert.equal(metric(m, 'tcp_open_total', { direction: 'outbound', dst_service: '10.77.0.3', dst_mesh: 'false', protocol: 'opaque' }), 1);
+    assert.match((r.log as string[]).join('\n'), /captured TCP connection to 10\.77\.0\.3:\d+ closed \(denied\)/);
+  });
+});
+
+describe('cluster IPs in the snapshot', () => {
+  it('come from each Service (none for a headless one) and name the service in the proxy\'s table, IPv6 in brackets', () => {
+    const svc = (name: string, spec: Obj) => ({ metadata: { name, namespace: 'shop' }, spec });
+    const got = serviceAddressesFrom([svc('web', { clusterIP: '10.0.0.7', clusterIPs: ['10.0.0.7', 'fd00::7'] }), svc('db', { clusterIP: 'None' }), svc('old', { clusterIP: '10.0.0.9' })]);
+    assert.deepEqual(Object.fromEntries(got), { 'shop/web': ['10.0.0.7', 'fd00::7'], 'shop/old': ['10.0.0.9'] });
+    const metrics = new MetricsRegistry({});
+    const table = new RoutingTable('cluster.local', 'shop', (ns, s) => metrics.requests({ dst_namespace: ns, dst_service: s }), () => ({ rules: [] }));
+    table.apply({ version: '1', trustDomain: 'cluster.local', services: [{ namespace: 'shop', name: 'web', endpoints: [], addresses: ['10.0.0.7', 'fd00::7', 'not-an-ip'] }] });
+    const web = table.current.hosts.get('web.shop');
+    assert.ok(web);
+    assert.equal(table.current.hosts.get('10.0.0.7'), web);
+    assert.equal(table.current.hosts.get('[fd00::7]'), web);
+    assert.equal(table.current.hosts.get('not-an-ip'), undefined);
+  });
+});

@@ -1,0 +1,177 @@
+// Runs inside a throwaway network namespace (`unshare -n node dist/test/support/capture-ns.js addon|mesh`, as root)
+// for test/capture.test.ts, and prints one JSON line of what it saw. In the namespace: lo up with 10.77.0.0/24 on it
+// (10.77.0.2 the "pod", 10.77.0.3 a server outside the mesh, 10.77.0.10 a Service cluster IP nobody listens on), and
+// an iptables REDIRECT of uid 65534's TCP to the outbound port, as mesh-init's rules send an app's (the client runs
+// as 65534; the proxy's own connections are spared, as mesh-init spares uid 2102).
+//   addon: the addon alone on a redirected and a direct connection, and what a call costs;
+//   mesh:  the real `mesh proxy --platform kubernetes` with the control plane on the fake API server; the client's
+//          connections to the cluster IP and to the outside server, then with egress denied.
+import net from 'node:net';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { originalDstAddon, originalDestination } from '../../src/proxy/capture.js';
+import { PROXY_PORTS } from '../../src/platform/kubernetes/names.js';
+import { renderCrds } from '../../src/platform/kubernetes/crds.js';
+import { runKubeControl, type RunningKubeControl } from '../../src/platform/kubernetes/control.js';
+import { createIssuer, createTrustAnchor } from '../../src/identity/ca.js';
+import { startFakeApiServer, type FakeApiServer } from './kube/fake-api-server.js';
+import { kubeClientFor, seedControlPlane, seedMeshPod } from './kube-mesh.js';
+import { startMesh, waitFor } from './mesh.js';
+import { call } from './http.js';
+import type { Started } from './process.js';
+
+const POD_IP = '10.77.0.2';
+const OUTSIDE_IP = '10.77.0.3';
+const CLUSTER_IP = '10.77.0.10';
+const SERVICE_PORT = 7000;
+const CLIENT_UID = 65534;
+const TD = 'cluster.local';
+
+const sh = (cmd: string) => execFileSync('sh', ['-c', cmd], { stdio: ['ignore', 'ignore', 'inherit'] });
+
+function setUp(redirectTo: number): void {
+  sh(`ip link set lo up && ip addr add ${POD_IP}/24 dev lo`);
+  sh(`iptables -w 5 -t nat -A OUTPUT -p tcp -m owner --uid-owner ${CLIENT_UID} -j REDIRECT --to-ports ${redirectTo}`);
+}
+
+const listen = (server: net.Server, port: number, host: string) => new Promise<number>((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(port, host, () => resolve((server.address() as net.AddressInfo).port));
+});
+
+/** A TCP echo server (each byte back, then its own end). */
+const echoServer = () => net.createServer({ allowHalfOpen: true }, (s) => {
+  s.pipe(s);
+  s.on('error', () => s.destroy());
+});
+
+/** The addon on a redirected connection, on one made to the listener itself, and the cost of a call. */
+async function addonAlone(): Promise<unknown> {
+  const addon = originalDstAddon();
+  if (typeof addon === 'string') throw new Error(addon);
+  const server = net.createServer();
+  const port = await listen(server, 0, '127.0.0.1');
+  setUp(port);
+  const seen: unknown[] = [];
+  let usPerCall = 0;
+  server.on('connection', (s) => {
+    seen.push(originalDestination(addon, s));
+    if (seen.length === 1) {
+      const fd = (s as unknown as { _handle: { fd: number } })._handle.fd;
+      const n = 2000;
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) addon.originalDst(fd);
+      usPerCall = Number(process.hrtime.bigint() - t0) / n / 1000;
+    }
+    s.destroy();
+  });
+  const connect = async (host: string, p: number, uid?: number) => {
+    const code = `require('net').connect(${p}, '${host}').on('close', () => process.exit(0)).on('error', (e) => { console.error(e.message); process.exit(1); })`;
+    await run(code, uid);
+  };
+  await connect(OUTSIDE_IP, 9, CLIENT_UID);
+  await connect('127.0.0.1', port);
+  server.close();
+  return { redirected: seen[0], direct: seen[1], usPerCall };
+}
+
+/** A node one-liner as `uid` (the app whose traffic mesh-init redirects), with its stdout. */
+function run(code: string, uid?: number, timeoutMs = 20_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'pipe'], ...(uid !== undefined ? { uid, gid: uid } : {}), cwd: '/' });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (err += c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`client exited ${code}: ${err.trim() || out.trim()}`));
+    });
+  });
+}
+
+/** The client: connects, writes a line, prints what came back before the connection ended. */
+const echoClient = (host: string, port: number, line: string) => run(`
+  const s = require('net').connect(${port}, '${host}', () => s.end('${line}'));
+  let got = '';
+  s.on('data', (c) => (got += c));
+  s.on('close', () => { process.stdout.write(JSON.stringify(got)); process.exit(0); });
+  s.on('error', () => {});`, CLIENT_UID).then((out) => JSON.parse(out) as string);
+
+async function meshScenario(): Promise<unknown> {
+  setUp(PROXY_PORTS.outbound);
+  const anchor = await createTrustAnchor(TD);
+  const issuer = await createIssuer(TD, anchor);
+  const servers: net.Server[] = [];
+  let server: FakeApiServer | undefined;
+  let control: RunningKubeControl | undefined;
+  let proxy: Started | undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'mesh-capture-'));
+  try {
+    // The app behind the Service (on loopback, as a pod's app is reached by its sidecar), and a server outside the mesh.
+    const app = echoServer();
+    servers.push(app);
+    const appPort = await listen(app, 0, '127.0.0.1');
+    const outside = echoServer();
+    servers.push(outside);
+    const outsidePort = await listen(outside, 0, OUTSIDE_IP);
+
+    server = await startFakeApiServer({ tokenReviews: { 'projected-echo': { username: 'system:serviceaccount:default:echo', audiences: ['mesh.io'] } } });
+    seedControlPlane(server, { trustAnchorsPem: anchor.certPem, issuerCertPem: issuer.certPem, issuerKeyPem: issuer.keyPem }, { trustDomain: TD });
+    for (const crd of renderCrds()) server.store.create(crd as never);
+    seedMeshPod(server, 'echo-a', { app: 'echo', version: 'v1' }, { sa: 'echo', ip: POD_IP });
+    server.store.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: 'default' },
+      spec: { clusterIP: CLUSTER_IP, clusterIPs: [CLUSTER_IP], selector: { app: 'echo' }, ports: [{ name: 'tcp', port: SERVICE_PORT, targetPort: appPort, protocol: 'TCP' }] } });
+    server.store.create({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: 'IPv4',
+      metadata: { name: 'echo-abc', namespace: 'default', labels: { 'kubernetes.io/service-name': 'echo' } },
+      ports: [{ name: 'tcp', port: appPort, protocol: 'TCP' }],
+      endpoints: [{ addresses: [POD_IP], conditions: { ready: true }, targetRef: { kind: 'Pod', name: 'echo-a', namespace: 'default' } }] });
+    control = await runKubeControl(await kubeClientFor(server), { port: 0, webhookPort: 0, address: '127.0.0.1', env: { MESH_TRUST_DOMAIN: TD }, log: () => {} });
+
+    writeFileSync(join(dir, 'token'), 'projected-echo\n');
+    const { inbound, outbound, admin } = PROXY_PORTS;
+    proxy = startMesh(['--platform', 'kubernetes', 'proxy', '--inbound-port', String(inbound), '--outbound-port', String(outbound), '--admin-port', String(admin)], {
+      MESH_NAMESPACE: 'default', MESH_POD_NAME: 'echo-a', MESH_SERVICE_ACCOUNT: 'echo', MESH_VERSION: 'v1', MESH_TRUST_DOMAIN: TD,
+      MESH_CONTROL_ADDRESS: `127.0.0.1:${control.port}`, MESH_IDENTITY_TOKEN_FILE: join(dir, 'token'), MESH_TRUST_ANCHORS: anchor.certPem,
+      MESH_INBOUND_PORTS: `${inbound}=${appPort}`, MESH_APP_PORT: '',
+    });
+    const ready = async () => (await call(`http://127.0.0.1:${admin}/ready`).catch(() => ({ status: 0 }))).status === 200;
+    await waitFor('the proxy to be ready', ready, 30_000, 100);
+
+    const t0 = Date.now();
+    const toService = await echoClient(CLUSTER_IP, SERVICE_PORT, 'through the mesh');
+    const serviceMs = Date.now() - t0;
+    const toOutside = await echoClient(OUTSIDE_IP, outsidePort, 'outside the mesh');
+    const metrics = (await call(`http://127.0.0.1:${admin}/metrics`)).body;
+    // Egress denied in the namespace: the captured connection to the outside server is closed, nothing echoed.
+    server.store.create({ apiVersion: 'mesh.io/v1alpha1', kind: 'Policy', metadata: { name: 'default', namespace: 'default' }, spec: { default: 'allow', egress: 'deny', rules: [] } });
+    const denied = await waitFor('egress to be denied', async () => {
+      const got = await echoClient(OUTSIDE_IP, outsidePort, 'denied?');
+      return got === '' ? 'closed' : undefined;
+    }, 15_000, 200);
+    const stillMeshed = await echoClient(CLUSTER_IP, SERVICE_PORT, 'still meshed');
+    return { toService, serviceMs, toOutside, denied, stillMeshed, metrics: metrics.split('\n').filter((l) => /^tcp_/.test(l)), log: proxy.output().split('\n').filter((l) => /captur/.test(l)) };
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n--- proxy:\n${proxy?.output() ?? ''}`);
+  } finally {
+    await proxy?.stop();
+    await control?.close();
+    await server?.close();
+    for (const s of servers) s.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const which = process.argv[2];
+(which === 'addon' ? addonAlone() : which === 'mesh' ? meshScenario() : Promise.reject(new Error('usage: capture-ns.js addon|mesh')))
+  .then((r) => {
+    process.stdout.write(`${JSON.stringify(r)}\n`);
+    process.exit(0);
+  }, (err: Error) => {
+    process.stderr.write(`${err.stack ?? err.message}\n`);
+    process.exit(1);
+  });
