@@ -1,7 +1,8 @@
 // Upgrades under per-request policy, on every side. The authorization of an upgrade request is the authorization of
 // everything its connection carries afterwards, so the proxy makes only upgrades to a protocol that is not HTTP
 // (WebSocket and the like), where policy allows the request's path; an h2c upgrade is not made (the request is served
-// as HTTP/1.1 and what follows is read as the next request, under policy); mesh/1 makes no upgrades at all.
+// as HTTP/1.1 and what follows is read as the next request, under policy); on mesh/1 only a stream opened as an upgrade
+// (the UPGRADE flag, see websocket.test.ts) upgrades.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type net from 'node:net';
@@ -90,7 +91,7 @@ describe('upgrades through the sidecars', () => {
     });
   }
 
-  it('makes no upgrade over mesh/1: the request is served, its Upgrade dropped', async () => {
+  it('makes no upgrade from a mesh/1 request head without the UPGRADE flag: the request is served, its Upgrade dropped', async () => {
     const from = bed.backend.seen.length;
     const head = Buffer.from('GET /ok/ws HTTP/1.1\r\nHost: web\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n', 'latin1');
     const frame = Buffer.alloc(10);

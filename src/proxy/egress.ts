@@ -7,6 +7,7 @@ import { ProxyError, respondError, TOP, type Exchange } from './exchange.js';
 import { relay, type Relaying } from './relay.js';
 import { Pool } from './wire/h1-client.js';
 import type { MetricsRegistry, RequestStats, TcpStats } from './metrics.js';
+import { plainUpgrade } from './upgrade.js';
 
 /** Hosts counted by name; further ones share one series, so a client cannot grow the metrics without bound. */
 export const MAX_EGRESS_HOSTS = 100;
@@ -61,6 +62,16 @@ export class Egress {
     if (port < 0) return respondError(ex, new ProxyError('bad_request', `invalid port in ${ex.req.host ?? ex.host}`));
     const up = this.pool.request({ host, port, method: ex.req.method, path: ex.path, headers: ex.headers, tcp: s.tcp });
     relay(ex, up, plain);
+  };
+
+  /** An upgrade request for a name that is not in the mesh: plain HTTP/1.1 to that host, or 403. */
+  readonly upgrade = (ex: Exchange): void => {
+    ex.stats = this.statsOf(ex.host).requests;
+    const why = this.refusal(ex.host);
+    if (why !== null) return respondError(ex, new ProxyError('denied', why));
+    const { host, port } = splitAuthority(ex.authority, 80);
+    if (port < 0) return respondError(ex, new ProxyError('bad_request', `invalid port in ${ex.req.host ?? ex.host}`));
+    plainUpgrade(ex, host, port, plain);
   };
 
   /** A TCP connection for a name that is not in the mesh: the connection to it, or the reason it is refused. */

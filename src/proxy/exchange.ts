@@ -34,7 +34,7 @@ export class Exchange {
   /** A small request body kept in memory so the request can be retried. */
   body: Buffer | null = null;
   /** The current attempt upstream, while it runs (a layer above the transport may cut it). */
-  upstream: Upstream | null = null;
+  upstream: Pick<Upstream, 'destroy'> | null = null;
   /** When the current attempt was sent upstream (time to first byte is measured from here). */
   sent = 0;
   /** The current attempt's timeout (rules with a timeout only). */

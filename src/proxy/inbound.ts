@@ -1,15 +1,14 @@
 // The inbound listener: mutual TLS in from other proxies (the peer's SPIFFE identity checked on
 // every connection), plain HTTP out to the app on localhost.
-import http from 'node:http';
 import net from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { Duplex } from 'node:stream';
 import { verifyPeer, formatIdentity } from '../identity/spiffe.js';
-import { Exchange, ProxyError, respondError, stack, TOP, type Transport } from './exchange.js';
+import { Exchange, ProxyError, respondError, stack, TOP } from './exchange.js';
 import { serveH1, trackConnections, type H1Handlers, type Req, type Res } from './wire/h1-server.js';
 import { Pool } from './wire/h1-client.js';
 import { ALPN } from './wire/mux-frames.js';
-import { serveMux, type TunnelHandler } from './wire/mux-server.js';
+import { serveMux, type MuxHandlers, type TunnelHandler } from './wire/mux-server.js';
 import { tunnelsToApp } from './tcp-inbound.js';
 import { Gate } from './gate.js';
 import { hostCheck, type AppPorts } from './layers/host-check.js';
@@ -20,7 +19,9 @@ import { admit } from './layers/admit.js';
 import { toApp, type AppClient } from './layers/to-app.js';
 import { H2Pool } from './wire/h2-client.js';
 import type { AppProtocol } from '../model/app-protocol.js';
-import { relayUpgrade, upgradeExchange, UpgradeRes } from './upgrade.js';
+import { plainUpgrade, upgradeExchange } from './upgrade.js';
+import type { Relaying } from './relay.js';
+import type { UpgradeDown } from './wire/mux-tunnel.js';
 import type { IdentityManager } from './identity.js';
 import type { MetricsRegistry, RequestStats } from './metrics.js';
 import type { Telemetry } from './telemetry.js';
@@ -88,7 +89,7 @@ export function createInboundServer(o: InboundOptions): net.Server {
       sock[STATS] = o.metrics.requests({ direction: 'inbound', client_id: peer, tls: 'true' });
       gate.attach(sock, peer);
       tcp.track(sock);
-      if (sock.alpnProtocol === ALPN) serveMux(sock, tlsHandlers, tunnels);
+      if (sock.alpnProtocol === ALPN) serveMux(sock, muxHandlers);
       else serveH1(sock, tlsHandlers);
     } catch (err) {
       o.log?.(`inbound: refused a connection: ${(err as Error).message}`);
@@ -111,27 +112,20 @@ export function createInboundServer(o: InboundOptions): net.Server {
   };
 
   // An upgraded connection holds an app connection for as long as it lives: it counts against the same bound.
-  const released = (ex: Exchange) => gate.release((ex.res as UpgradeRes).socket);
-  const appUpgrade: Transport = {
+  const appUpgrade: Relaying = {
     send(ex) {
-      const { socket } = ex.res as UpgradeRes;
+      const { socket } = ex.res;
       if (!gate.hold(socket)) return respondError(ex, new ProxyError('overloaded', `app connections: ${gate.active} in use, none left for an upgrade from this client`));
-      const up = http.request({
-        agent: false,
-        host: '127.0.0.1',
-        port: ex.appPort,
-        method: ex.req.method,
-        path: ex.path,
-        headers: ex.headers as unknown as Record<string, string>,
-        setHost: false,
-      });
-      relayUpgrade(ex, up, released);
+      ex.res.once('close', () => gate.release(socket));
+      plainUpgrade(ex, '127.0.0.1', ex.appPort, appUpgrade);
     },
     report: TOP,
+    describe: (ex) => `app on 127.0.0.1:${ex.appPort}`,
   };
-  const upgrader = stack([checked, authorized], appUpgrade);
-  const upgrade = (req: Req, socket: net.Socket, head: Buffer, peer: string, stats: RequestStats): void => {
-    const ex = upgradeExchange(req, socket, head, stats);
+  // Upgrades run the request's layers: the decision on the upgrade request covers the whole upgraded connection.
+  const upgrader = stack([checked, authorized, observe(o.telemetry, 'inbound')], appUpgrade);
+  const upgrade = (ex: Exchange, peer: string): void => {
+    ex.upgrade = true;
     ex.peer = peer;
     upgrader(ex);
   };
@@ -157,7 +151,16 @@ export function createInboundServer(o: InboundOptions): net.Server {
     },
     upgrade(req, socket, head) {
       const sock = socket as PeerSocket;
-      upgrade(req, socket, head, sock[PEER]!, sock[STATS]!);
+      upgrade(upgradeExchange(req, socket, head, sock[STATS]!), sock[PEER]!);
+    },
+  };
+  const muxHandlers: MuxHandlers = {
+    ...tlsHandlers,
+    tunnel: tunnels,
+    upgradeStream(req: Req, res: UpgradeDown) {
+      const sock = res.socket as PeerSocket;
+      if (Date.now() > sock[EXPIRES]!) return void sock.destroy();
+      upgrade(new Exchange(req, res, sock[STATS]!), sock[PEER]!);
     },
   };
 
@@ -173,7 +176,7 @@ export function createInboundServer(o: InboundOptions): net.Server {
   const plainTcp = o.metrics.tcp({ direction: 'inbound', peer: 'src', tls: 'false' });
   const plainHandlers: H1Handlers = {
     request: (req, res) => handle(req, res, '', plainStats),
-    upgrade: (req, socket, head) => upgrade(req, socket, head, '', plainStats),
+    upgrade: (req, socket, head) => upgrade(upgradeExchange(req, socket, head, plainStats), ''),
   };
   const front = trackConnections(net.createServer((sock) => {
     // A connection that never says a word is dropped like a stalled handshake.

@@ -232,13 +232,14 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   // Names outside the mesh pass through unless the namespace's policy denies egress; the ingress sends them to its default service.
   const egress = new Egress(metrics, o.namespace, () => policy.egressAllowed(o.namespace));
   const outside = o.mode === 'ingress' ? undefined : egress.http;
+  const outsideUpgrade = o.mode === 'ingress' ? undefined : egress.upgrade;
   const tcpOut: TcpOutbound = {
     table: () => routing.current, transport, egress,
     statsFor: (ep) => metrics.tcp({ direction: 'outbound', peer: 'dst', ...dstLabels(ep), tls: 'true', protocol: 'opaque' }),
   };
   const appConns = metrics.tcp({ direction: 'outbound', peer: 'src', tls: 'false' });
   try {
-    const http = createOutboundServer(() => routing.current, transport, metrics, telemetry, shares, outside);
+    const http = createOutboundServer(() => routing.current, transport, metrics, telemetry, shares, outside, outsideUpgrade);
     // The ingress takes HTTP only; a sidecar's outbound listener also takes CONNECT (TCP, see tcp-listeners.ts).
     const capture = o.transparent ? transparentCapture(tcpOut, appConns, o.opaquePorts, log) : undefined;
     const outbound = o.mode === 'ingress' ? http : createOutboundFront(http, tcpOut, appConns, capture);
@@ -255,7 +256,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     }
     for (const u of o.upstreams ?? []) {
       const port = Number(u.authority.slice(u.authority.lastIndexOf(':') + 1));
-      const toService = createOutboundServer(withFallback(() => routing.current, hostOnly(u.authority)), transport, metrics, telemetry, undefined, outside);
+      const toService = createOutboundServer(withFallback(() => routing.current, hostOnly(u.authority)), transport, metrics, telemetry, undefined, outside, outsideUpgrade);
       const listener = createUpstreamListener({ ...u, opaque: o.opaquePorts?.has(port) ?? false }, toService, tcpOut, appConns);
       state.upstreams.push({ authority: u.authority, address: await listen(listener, u.listenPort, `upstream ${u.authority}`) });
     }

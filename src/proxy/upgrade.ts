@@ -1,25 +1,32 @@
 // Upgrade (WebSocket and the like): the request runs the same layers as any other, up to its own
-// last step; after the 101 the connection is an opaque byte stream both ways.
+// last step (an upgrade stream on mesh/1 to the peer, an HTTP/1.1 connection to the app or a host
+// outside the mesh); after the 101 the connection is an opaque byte stream both ways. Any other
+// answer is passed on as an ordinary response, and the connection closes after it.
 import { EventEmitter } from 'node:events';
-import { STATUS_CODES, type ClientRequest, type IncomingMessage } from 'node:http';
+import http, { STATUS_CODES } from 'node:http';
 import type net from 'node:net';
-import type { Duplex } from 'node:stream';
-import { Exchange, ProxyError, respondError, type Handler } from './exchange.js';
-import { codeOf } from './errors.js';
+import { Exchange, ProxyError, respondError } from './exchange.js';
+import { codeOf, MeshFault, neverSent } from './errors.js';
 import type { RequestStats } from './metrics.js';
-import type { Req, Res } from './wire/h1-server.js';
+import type { Relaying } from './relay.js';
+import { join } from './tcp.js';
+import { forwardHeaders } from './wire/h1-headers.js';
+import type { Req } from './wire/h1-server.js';
+import type { UpstreamResponse } from './wire/h1-client.js';
+import { Tunnel, type UpgradeDown } from './wire/mux-tunnel.js';
 
-export function writeHead(socket: Duplex, status: number, message: string, raw: string[]): void {
+export function writeHead(socket: net.Socket, status: number, message: string, raw: string[]): void {
   let head = `HTTP/1.1 ${status} ${message}\r\n`;
   for (let i = 0; i < raw.length; i += 2) head += `${raw[i]}: ${raw[i + 1]}\r\n`;
   socket.write(head + '\r\n');
 }
 
 /**
- * The response side of an exchange that asked to upgrade. Until the upgrade is made, what the layers can write is a
- * refusal, and the connection closes after it.
+ * The client side of an upgrade on an HTTP/1.1 connection: any answer but a 101 is written as an ordinary response
+ * and the connection closes after it; a 101 joins the connection to the upstream's. `head` is what the client sent
+ * past its request head (the new protocol's first bytes), held until the 101.
  */
-export class UpgradeRes extends EventEmitter implements Res {
+export class UpgradeRes extends EventEmitter implements UpgradeDown {
   statusCode = 101;
   headersSent = false;
   writableFinished = false;
@@ -28,9 +35,19 @@ export class UpgradeRes extends EventEmitter implements Res {
   bodyBytes = 0;
   private reason: string | undefined;
   private raw: string[] = [];
+  private closed = false;
 
   constructor(readonly socket: net.Socket, readonly head: Buffer) {
     super();
+    // The client went away, or the upgraded connection is over.
+    socket.once('close', () => this.over());
+  }
+
+  private over(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.writableFinished) this.destroyed = true;
+    this.emit('close');
   }
 
   writeHead(status: number, reason: string | undefined, raw: string[]): this {
@@ -40,79 +57,151 @@ export class UpgradeRes extends EventEmitter implements Res {
     return this;
   }
 
-  write(): boolean {
+  private sendHead(): void {
+    if (this.headersSent) return;
+    this.headersSent = true;
+    writeHead(this.socket, this.statusCode, this.reason || STATUS_CODES[this.statusCode] || '', [...this.raw, 'connection', 'close']);
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.destroyed || this.writableFinished || this.socket.destroyed) return false;
+    this.sendHead();
+    this.bodyBytes += chunk.length;
+    if (this.socket.write(chunk)) return true;
+    this.socket.once('drain', () => this.emit('drain'));
     return false;
   }
 
   end(chunk?: Buffer): void {
-    if (this.headersSent || this.destroyed) return;
-    this.headersSent = true;
+    if (this.destroyed || this.writableFinished) return;
     this.writableFinished = true;
     if (!this.socket.destroyed) {
-      writeHead(this.socket, this.statusCode, this.reason ?? STATUS_CODES[this.statusCode] ?? '', [...this.raw, 'connection', 'close']);
-      this.bodyBytes = chunk?.length ?? 0;
+      this.sendHead();
+      this.bodyBytes += chunk?.length ?? 0;
       if (chunk) this.socket.end(chunk);
       else this.socket.end();
     }
-    this.emit('close');
+    this.over();
   }
 
   destroy(): void {
+    if (this.destroyed) return;
     this.destroyed = true;
     this.socket.destroy();
+    this.over();
+  }
+
+  switchProtocols(reason: string, raw: string[], far: net.Socket | Tunnel, leftover: Buffer | null): void {
+    if (this.destroyed || this.headersSent || this.socket.destroyed) return void far.destroy();
+    this.statusCode = 101;
+    this.headersSent = true;
+    this.writableFinished = true;
+    writeHead(this.socket, 101, reason || 'Switching Protocols', raw);
+    if (far instanceof Tunnel) far.attach(this.socket, this.head);
+    else {
+      if (leftover !== null && leftover.length > 0) this.socket.write(leftover);
+      join(this.socket, far, this.head);
+    }
+    this.socket.resume();
   }
 }
 
-/** The exchange an upgrade request runs its layers with. */
+/** The exchange an upgrade request on an HTTP/1.1 connection runs its layers with. */
 export function upgradeExchange(req: Req, socket: net.Socket, head: Buffer, stats: RequestStats): Exchange {
   const ex = new Exchange(req, new UpgradeRes(socket, head), stats);
   ex.upgrade = true;
   return ex;
 }
 
-/** Joins a downstream socket that asked to upgrade with the upstream request made for it; `done` hears when it ends. */
-export function relayUpgrade(ex: Exchange, up: ClientRequest, done: Handler): void {
-  const { socket, head } = ex.res as UpgradeRes;
-  let settled = false;
-  const settle = () => {
-    if (!settled) {
-      settled = true;
-      done(ex);
-    }
+/** An upgrade request on its way upstream: 'upgrade' (the 101's head, the far side, bytes read past it), 'response', or 'error'. */
+export interface UpgradeUpstream extends EventEmitter {
+  readonly reusedSocket?: boolean;
+  destroy(err?: Error): void;
+}
+
+interface UpHead {
+  readonly statusMessage?: string;
+  readonly rawHeaders: string[];
+}
+
+function contentLength(raw: string[]): string | null {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 14 && raw[i]!.toLowerCase() === 'content-length') return raw[i + 1]!;
+  return null;
+}
+
+/**
+ * One try of an upgrade upstream, as relay.ts does for requests: it decides nothing, reports how the try went to the
+ * layers above (a 101 or another status at its head; a failure before it; done when the exchange or the upgraded
+ * connection is over) and answers with the failure's code when none of them took it over.
+ */
+export function relayUpgrade(ex: Exchange, up: UpgradeUpstream, t: Relaying): void {
+  const res = ex.res as UpgradeDown;
+  let finished = false;
+  let answered = false;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    if (ex.upstream === up) ex.upstream = null;
+    t.report.done(ex);
   };
-  socket.on('error', () => up.destroy());
-  // A client gone before the upstream answered: the upstream request ends too (and settles).
-  let joined = false;
-  socket.once('close', () => {
-    if (!joined && !settled) up.destroy();
+  ex.upstream = up;
+  res.once('close', () => {
+    if (!answered && !finished) up.destroy(new MeshFault('upstream', 'the client went away'));
+    finish();
   });
-  up.on('upgrade', (upRes: IncomingMessage, upSocket: Duplex, upHead: Buffer) => {
-    joined = true;
-    writeHead(socket, 101, upRes.statusMessage || 'Switching Protocols', upRes.rawHeaders);
-    if (upHead.length) socket.write(upHead);
-    if (head.length) upSocket.write(head);
-    upSocket.pipe(socket);
-    socket.pipe(upSocket);
-    const close = () => {
-      settle();
-      socket.destroy();
-      upSocket.destroy();
-    };
-    upSocket.on('error', close);
-    socket.on('error', close);
-    upSocket.on('close', close);
-    socket.on('close', close);
+  up.on('upgrade', (head: UpHead, far: net.Socket | Tunnel, leftover: Buffer | null) => {
+    answered = true;
+    if (res.destroyed || t.report.response(ex, 101)) {
+      far.destroy();
+      return finish();
+    }
+    // Past its head: a rule's timeout no longer applies; the try is done when the connection is.
+    ex.upstream = null;
+    ex.observe(101);
+    res.switchProtocols(head.statusMessage ?? '', forwardHeaders(head.rawHeaders, true), far, leftover);
   });
-  up.on('response', (upRes: IncomingMessage) => {
-    // The upstream declined the upgrade: pass its answer on and close.
-    writeHead(socket, upRes.statusCode ?? 502, upRes.statusMessage ?? '', [...upRes.rawHeaders.filter((_, i, a) => i % 2 === 0 ? a[i]!.toLowerCase() !== 'connection' : a[i - 1]!.toLowerCase() !== 'connection'), 'connection', 'close']);
-    upRes.pipe(socket);
-    upRes.on('end', settle);
+  up.on('response', (upRes: UpstreamResponse) => {
+    answered = true;
+    const status = upRes.statusCode;
+    if (t.report.response(ex, status)) {
+      upRes.resume();
+      up.destroy();
+      return finish();
+    }
+    ex.observe(status);
+    const headers = forwardHeaders(upRes.rawHeaders, false);
+    const length = contentLength(upRes.rawHeaders);
+    if (length !== null) headers.push('content-length', length);
+    res.writeHead(status, upRes.statusMessage, headers);
+    upRes.on('data', (chunk: Buffer) => {
+      if (!res.write(chunk)) {
+        upRes.pause();
+        res.once('drain', () => upRes.resume());
+      }
+    });
+    upRes.on('end', () => res.end());
+    upRes.on('aborted', () => res.destroy());
+    upRes.on('error', () => res.destroy());
   });
   up.on('error', (err: NodeJS.ErrnoException) => {
-    settle();
-    respondError(ex, new ProxyError(codeOf(err), `upgrade failed: ${err.message}`));
+    if (finished) return;
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return finish();
+    }
+    const code = codeOf(err);
+    const taken = t.report.failed(ex, err, code, up.reusedSocket === true);
+    finish();
+    if (taken) return;
+    const reason = err instanceof MeshFault ? `${t.describe(ex)}: ${err.message}` : neverSent(code) ? `cannot connect to ${t.describe(ex)}: ${err.code ?? err.message}` : `${t.describe(ex)} failed: ${err.message}`;
+    respondError(ex, new ProxyError(code, reason));
   });
-  // An upgrade request has no body: what follows its head is the new protocol's, sent after the 101.
+}
+
+/** An upgrade over plain HTTP/1.1 to host:port (the app on 127.0.0.1, or a host outside the mesh). */
+export function plainUpgrade(ex: Exchange, host: string, port: number, t: Relaying): void {
+  const up = http.request({ agent: false, host, port, method: ex.req.method, path: ex.path, headers: ex.headers as unknown as Record<string, string>, setHost: false });
+  // Node's client: 'upgrade' (response, socket, head) and 'response' as relayUpgrade takes them.
+  relayUpgrade(ex, up, t);
   up.end();
 }

@@ -5,6 +5,7 @@ import type { SecureContext } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { TOP, type Exchange } from '../exchange.js';
 import { relay, type Relaying } from '../relay.js';
+import { relayUpgrade } from '../upgrade.js';
 import type { TcpStats } from '../metrics.js';
 import { SessionPool } from '../wire/mux-client.js';
 
@@ -26,6 +27,20 @@ export function mtlsForward(t: MtlsTransport): Relaying {
       const ep = ex.endpoint!;
       ex.sent = performance.now();
       relay(ex, t.sessions.request(ep.info.address, ep.info.port, ep.tls(t.secureContext), ex.req.method, ex.path, ex.headers, ep.tcp), self);
+    },
+    report: TOP,
+    describe,
+  };
+  return self;
+}
+
+/** The bottom of the outbound stack for upgrades: an upgrade stream on the peer's mesh/1 session. */
+export function mtlsUpgrade(t: MtlsTransport): Relaying {
+  const self: Relaying = {
+    send(ex) {
+      const ep = ex.endpoint!;
+      ex.sent = performance.now();
+      relayUpgrade(ex, t.sessions.upgrade(ep.info.address, ep.info.port, ep.tls(t.secureContext), ex.path, ex.headers, ep.tcp), self);
     },
     report: TOP,
     describe,

@@ -4,7 +4,7 @@ import tls from 'node:tls';
 import { Head, parseResponseHead } from './h1-parse.js';
 import type { Upstream, UpstreamResponse } from './h1-client.js';
 import type { TcpStats } from '../metrics.js';
-import { ALPN, T, END, ACK, EMPTY, MAX_HEAD_FRAME, PING_LEN, Rst, FrameReader, FrameWriter, headEndOf, headText, parseTrailers, resetError, type FrameSink } from './mux-frames.js';
+import { ALPN, T, END, ACK, EMPTY, MAX_HEAD_FRAME, PING_LEN, Rst, Cap, UPGRADE, FrameReader, FrameWriter, headEndOf, headText, parseTrailers, resetError, type FrameSink } from './mux-frames.js';
 import { ConnFlow, Receiver, Sender } from './mux-flow.js';
 import { Tunnel, type TunnelHost } from './mux-tunnel.js';
 import { connectFault, MeshFault } from '../errors.js';
@@ -42,7 +42,8 @@ export class ClientStream extends EventEmitter implements Upstream {
   /** Bytes the response's Content-Length still allows (-1: not given). */
   private remaining = -1;
 
-  constructor(readonly session: MuxSession, readonly id: number, private readonly head: string, readonly reusedSocket: boolean, private readonly noBody: boolean) {
+  /** `upgrade`: an upgrade stream (UPGRADE): a 101 makes it a tunnel, emitted with 'upgrade'. */
+  constructor(readonly session: MuxSession, readonly id: number, private readonly head: string, readonly reusedSocket: boolean, private readonly noBody: boolean, private readonly upgrade = false) {
     super();
     this.tx = new Sender(session.flow, id, this);
     this.rx = new Receiver(session.flow, id);
@@ -54,10 +55,10 @@ export class ClientStream extends EventEmitter implements Upstream {
     return this.tx.data(chunk, false);
   }
 
-  /** The head without END: a streamed body follows, and the peer may answer before it ends. */
-  sendHead(): void {
+  /** The head without END: a streamed body (or an upgraded connection's bytes) follows, and the peer may answer before it ends. */
+  sendHead(flags = 0): void {
     this.headSent = true;
-    this.session.w.head(0, this.id, this.head);
+    this.session.w.head(flags, this.id, this.head);
   }
 
   end(chunk?: Buffer): void {
@@ -106,7 +107,10 @@ export class ClientStream extends EventEmitter implements Upstream {
       } catch (err) {
         return this.protocolError((err as Error).message);
       }
-      if (h.status < 200) return;
+      if (h.status < 200) {
+        if (h.status === 101 && this.upgrade && (flags & END) === 0) this.switched(h);
+        return;
+      }
       this.remaining = this.noBody || h.status === 204 || h.status === 304 ? 0 : h.contentLength;
       this.res = new MuxResponse(h.status, h.reason, h.raw, this.rx);
       this.emit('response', this.res);
@@ -140,6 +144,14 @@ export class ClientStream extends EventEmitter implements Upstream {
         ? new MeshFault('refused', 'peer refused the stream (at its stream limit)')
         : resetError('stream reset by the peer'));
     }
+  }
+
+  /** The peer switched protocols: the stream is a tunnel from here on ('upgrade': the 101's head, the tunnel). */
+  private switched(h: Head): void {
+    this.over();
+    const t = Tunnel.switched(this.session, this.id, true);
+    this.session.streams.set(this.id, t);
+    this.emit('upgrade', new MuxResponse(h.status, h.reason, h.raw, this.rx), t, null);
   }
 
   private finish(): void {
@@ -188,6 +200,46 @@ function emitError(e: EventEmitter, err: Error): void {
   e.emit('error', err);
 }
 
+const UPGRADE_EVENTS = ['response', 'upgrade', 'error'] as const;
+
+/**
+ * An upgrade on a session whose peer has not said yet (by its first frame) whether it takes them: its stream opens
+ * then, in order with the session's other streams, and its events come through this object.
+ */
+class PendingUpgrade extends EventEmitter implements Upstream {
+  readonly reusedSocket = false;
+  source: { resume(): void } | null = null;
+  private stream: Upstream | null = null;
+  private over = false;
+
+  constructor(private readonly open: () => Upstream) {
+    super();
+  }
+
+  go(): void {
+    if (this.over) return;
+    const s = (this.stream = this.open());
+    for (const ev of UPGRADE_EVENTS) s.on(ev, (...args: unknown[]) => this.emit(ev, ...args));
+  }
+
+  fail(err: Error): void {
+    if (this.over || this.stream !== null) return;
+    this.over = true;
+    this.emit('error', err);
+  }
+
+  write(): boolean {
+    return true;
+  }
+
+  end(): void {}
+
+  destroy(err?: Error): void {
+    if (this.stream !== null) this.stream.destroy(err);
+    else this.fail(err ?? resetError('request cancelled'));
+  }
+}
+
 /** One mutual-TLS connection to a peer proxy and the streams on it. */
 export class MuxSession implements FrameSink, TunnelHost {
   readonly streams = new Map<number, ClientStream | Tunnel>();
@@ -205,10 +257,13 @@ export class MuxSession implements FrameSink, TunnelHost {
   seenReads = 0;
   quietSince = Date.now();
   pingAt = 0;
+  /** Upgrades waiting for the peer's first frame. */
+  private pending: PendingUpgrade[] | null = null;
 
   constructor(readonly sock: tls.TLSSocket, readonly key: string, readonly secureContext: tls.SecureContext, private readonly onClose: (s: MuxSession) => void) {
     this.w = new FrameWriter(sock);
-    this.flow = new ConnFlow(this.w);
+    // A client takes trailers; no peer opens streams to it, so it takes no upgrades.
+    this.flow = new ConnFlow(this.w, Cap.Trailers);
     this.reader = new FrameReader(this);
     sock.setNoDelay(true);
     sock.on('secureConnect', () => {
@@ -264,6 +319,36 @@ export class MuxSession implements FrameSink, TunnelHost {
     return s;
   }
 
+  /**
+   * An upgrade request (UPGRADE in mux-frames.ts): an ordinary response, or 'upgrade' with the 101 and the tunnel the
+   * stream became. Sent once the peer is known to take it; a peer of an older version refuses it with a clear error.
+   */
+  upgrade(path: string, headers: string[]): Upstream {
+    const head = headText(`GET ${path} HTTP/1.1\r\n`, headers);
+    if (head.length > MAX_HEAD_FRAME) return new Refused(new MeshFault('head_too_large', `request head of ${head.length} bytes is over the limit of ${MAX_HEAD_FRAME}`));
+    const open = () => this.openUpgrade(head);
+    if (this.flow.peerKnown) return open();
+    if (this.pending !== null && this.pending.length >= this.flow.peerMaxStreams) return new Refused(new MeshFault('refused', `${this.pending.length} upgrades already wait for peer ${this.key} to answer`));
+    const p = new PendingUpgrade(open);
+    (this.pending ??= []).push(p);
+    // This version's peer sends SETTINGS first; one of the oldest sends nothing unasked, but answers a ping.
+    if (this.pending.length === 1) this.w.frame(T.Ping, 0, 0, PING_PAYLOAD);
+    return p;
+  }
+
+  private openUpgrade(head: string): Upstream {
+    if (!this.flow.peerUpgrades) {
+      return new Refused(new MeshFault('protocol', `the peer sidecar ${this.key} does not carry upgrades (WebSocket) over ${ALPN}: it is of an older version; upgrade it to this version`));
+    }
+    if (!this.usable) return new Refused(new MeshFault('refused', `no room for another stream to peer ${this.key}`));
+    const id = this.nextId;
+    this.nextId += 2;
+    const s = new ClientStream(this, id, head, this.connected, false, true);
+    this.streams.set(id, s);
+    s.sendHead(UPGRADE);
+    return s;
+  }
+
   /** A tunnel stream (see mux-tunnel.ts): CONNECT `authority`, then bytes both ways. */
   tunnel(authority: string, headers: string[]): Tunnel {
     const id = this.nextId;
@@ -290,7 +375,12 @@ export class MuxSession implements FrameSink, TunnelHost {
 
   onFrame(type: number, flags: number, id: number, payload: Buffer): void {
     const flow = this.flow;
-    if (!flow.peerKnown) flow.hello(type === T.Settings, payload);
+    if (!flow.peerKnown) {
+      flow.hello(type === T.Settings, payload);
+      const pending = this.pending;
+      this.pending = null;
+      if (pending !== null) for (const p of pending) p.go();
+    }
     if (type === T.Data && payload.length > 0 && !flow.received(payload.length)) {
       // A peer of this version promised to keep to the window; one of the previous version loses the stream.
       if (flow.peerNew) return this.close(new MeshFault('protocol', 'peer overran the connection window'));
@@ -323,6 +413,9 @@ export class MuxSession implements FrameSink, TunnelHost {
     this.onClose(this);
     for (const s of [...this.streams.values()]) s.fail(err);
     this.streams.clear();
+    const pending = this.pending;
+    this.pending = null;
+    if (pending !== null) for (const p of pending) p.fail(err);
   }
 }
 
@@ -355,6 +448,12 @@ export class SessionPool {
   request(host: string, port: number, t: TlsOptions, method: string, path: string, headers: string[], tcp?: TcpStats): Upstream {
     const s = this.session(host, port, t, tcp);
     return s instanceof MeshFault ? new Refused(s) : s.request(method, path, headers);
+  }
+
+  /** An upgrade request (see MuxSession.upgrade) to the peer at host:port. */
+  upgrade(host: string, port: number, t: TlsOptions, path: string, headers: string[], tcp?: TcpStats): Upstream {
+    const s = this.session(host, port, t, tcp);
+    return s instanceof MeshFault ? new Refused(s) : s.upgrade(path, headers);
   }
 
   /** A tunnel to `authority` through the peer at host:port; a failure to get a session comes as its 'error'. */

@@ -24,15 +24,18 @@ export class ConnFlow {
   peerMaxStreams = MAX_STREAMS;
   /** The peer takes Trailers frames (it said so in SETTINGS). */
   peerTrailers = false;
+  /** The peer takes request heads with the UPGRADE flag (it said so in SETTINGS). */
+  peerUpgrades = false;
   private readonly blocked = new Set<Sender>();
 
-  constructor(readonly w: FrameWriter) {
+  /** `caps`: what this end announces it takes (Cap bits). */
+  constructor(readonly w: FrameWriter, caps: number) {
     w.sock.on('drain', () => {
       // Everything queued went out: read the peer again and let waiting streams send.
       if (w.sock.isPaused()) w.sock.resume();
       this.wake();
     });
-    w.settings();
+    w.settings(caps);
   }
 
   /** The peer's first frame: whether it is SETTINGS, and its payload. */
@@ -43,11 +46,12 @@ export class ConnFlow {
       if (payload.length >= 4) this.peerMaxStreams = Math.max(1, Math.min(payload.readUInt32BE(0), MAX_STREAMS));
       const caps = payload.length >= 8 ? payload.readUInt32BE(4) : 0;
       this.peerTrailers = (caps & Cap.Trailers) !== 0;
-      return;
+      this.peerUpgrades = (caps & Cap.Upgrade) !== 0;
+    } else {
+      // The previous version has no connection window: its stream windows are the only limit.
+      this.sendWindow = Infinity;
+      this.wake();
     }
-    // The previous version has no connection window: its stream windows are the only limit.
-    this.sendWindow = Infinity;
-    this.wake();
   }
 
   /** A WINDOW frame for stream 0; false when it opens the window past its limit. */

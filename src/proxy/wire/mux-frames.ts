@@ -15,10 +15,17 @@ export const enum T { Headers = 1, Data = 2, Reset = 3, Window = 4, Ping = 5, Se
  * What this version can take, a bit each, in SETTINGS after the stream limit: a peer that did not
  * announce one (the previous version sends the stream limit only) is never sent it.
  * TRAILERS: a response may end with a Trailers frame (END set), fields as in a head without its start line.
+ * UPGRADE: a request head may carry the UPGRADE flag (see mux-upgrade in mux-client.ts and mux-server.ts).
  */
-export const enum Cap { Trailers = 1 }
-export const CAPS = Cap.Trailers;
+export const enum Cap { Trailers = 1, Upgrade = 2 }
 export const END = 1;
+/**
+ * On a request's HEADERS: the request asks to upgrade its connection (WebSocket and the like). It is
+ * an HTTP exchange until its answer: any status but 101 is an ordinary response; after a 101 (no
+ * END) the stream is a tunnel (mux-tunnel.ts), bytes both ways. Sent only to a peer that announced
+ * Cap.Upgrade; the head goes without END, so the stream stays open for the bytes after the 101.
+ */
+export const UPGRADE = 2;
 /** On a PING: this one answers another. */
 export const ACK = 1;
 export const HDR = 10;
@@ -116,12 +123,12 @@ export class FrameWriter {
   }
 
   /** SETTINGS: this end keeps to the connection window and credits the peer's (see CONN_WINDOW); its stream limit and capabilities. */
-  settings(): void {
+  settings(caps: number): void {
     const b = Buffer.alloc(HDR + 8);
     b[0] = T.Settings;
     b.writeUInt32BE(8, 6);
     b.writeUInt32BE(MAX_STREAMS, HDR);
-    b.writeUInt32BE(CAPS, HDR + 4);
+    b.writeUInt32BE(caps, HDR + 4);
     this.out.push(b);
     this.size += b.length;
     this.schedule();

@@ -4,13 +4,22 @@ import type net from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import { Head, parseRequestHead, ParseError } from './h1-parse.js';
 import { Req, type BodyFlow, type H1Handlers, type Res } from './h1-server.js';
-import { T, END, ACK, EMPTY, MAX_HEAD_FRAME, MAX_STREAMS, Rst, FrameReader, FrameWriter, headEndOf, headText, parseTrailers, trailerText, type FrameSink } from './mux-frames.js';
+import { T, END, ACK, EMPTY, MAX_HEAD_FRAME, MAX_STREAMS, Rst, Cap, UPGRADE, FrameReader, FrameWriter, headEndOf, headText, parseTrailers, trailerText, type FrameSink } from './mux-frames.js';
 import { ConnFlow, Receiver, Sender, type Drainable } from './mux-flow.js';
-import { Tunnel, type TunnelHost } from './mux-tunnel.js';
+import { Tunnel, type TunnelHost, type UpgradeDown } from './mux-tunnel.js';
+import { tunnels } from './h1-headers.js';
 import { ERROR_HEADER, errorHeader } from '../errors.js';
 
 /** Takes a tunnel stream (CONNECT `authority`) from the peer on `sock`: accept or refuse it. */
 export type TunnelHandler = (t: Tunnel, authority: string, sock: net.Socket) => void;
+/** Takes an upgrade stream (UPGRADE): the request, and where its answer goes (the connection is `res.socket`). */
+export type UpgradeStreamHandler = (req: Req, res: UpgradeDown) => void;
+
+/** What a mesh/1 connection serves besides requests; a connection announces upgrades only when it takes them. */
+export interface MuxHandlers extends H1Handlers {
+  tunnel?: TunnelHandler;
+  upgradeStream?: UpgradeStreamHandler;
+}
 
 class ServerStream implements BodyFlow, Drainable {
   req: Req | null = null;
@@ -50,8 +59,8 @@ class ServerStream implements BodyFlow, Drainable {
   }
 }
 
-/** A response sent back as HEADERS and DATA frames on its stream. */
-class MuxRes extends EventEmitter implements Res {
+/** A response sent back as HEADERS and DATA frames on its stream; on an upgrade stream, a 101 makes the stream a tunnel. */
+class MuxRes extends EventEmitter implements UpgradeDown {
   statusCode = 200;
   headersSent = false;
   writableFinished = false;
@@ -60,6 +69,8 @@ class MuxRes extends EventEmitter implements Res {
   bodyBytes = 0;
   private head = '';
   private noBody = false;
+  /** What the stream became after a 101. */
+  private tunnel: Tunnel | null = null;
 
   constructor(private readonly st: ServerStream, private readonly method: string) {
     super();
@@ -113,9 +124,22 @@ class MuxRes extends EventEmitter implements Res {
   }
 
   destroy(): void {
+    if (this.tunnel !== null) return this.tunnel.reset();
     if (this.destroyed || this.writableFinished) return;
     this.st.conn.w.frame(T.Reset, 0, this.st.id, null);
     this.st.conn.reset(this.st);
+  }
+
+  switchProtocols(reason: string, raw: string[], far: net.Socket | Tunnel, leftover: Buffer | null): void {
+    // Tunnel to tunnel is not a join this side makes: its upstream is the app's socket.
+    if (this.destroyed || this.headersSent || far instanceof Tunnel) return void far.destroy();
+    this.statusCode = 101;
+    this.headersSent = true;
+    // The exchange is over as a response: from here on the tunnel's end is its end.
+    this.writableFinished = true;
+    const t = (this.tunnel = this.st.conn.switched(this.st, headText(`HTTP/1.1 101 ${reason || 'Switching Protocols'}\r\n`, raw)));
+    t.once('close', () => this.emit('close'));
+    t.attach(far, leftover);
   }
 
   aborted(): void {
@@ -133,9 +157,9 @@ export class MuxServerConn implements FrameSink, TunnelHost {
   private readonly streams = new Map<number, ServerStream>();
   private lastId = 0;
 
-  constructor(readonly sock: net.Socket, private readonly h: H1Handlers, private readonly tunnels?: TunnelHandler) {
+  constructor(readonly sock: net.Socket, private readonly h: MuxHandlers) {
     this.w = new FrameWriter(sock);
-    this.flow = new ConnFlow(this.w);
+    this.flow = new ConnFlow(this.w, Cap.Trailers | (h.upgradeStream ? Cap.Upgrade : 0));
     this.reader = new FrameReader(this);
     sock.setNoDelay(true);
     sock.setTimeout(60_000);
@@ -195,6 +219,7 @@ export class MuxServerConn implements FrameSink, TunnelHost {
     }
     if (type === T.Trailers) {
       // Request trailers end the body; their fields are checked, not passed on (this version sends none).
+      if (st?.tunnel) return st.tunnel.onFrame(type, flags, payload);
       if (st === undefined || st.requestDone) return;
       try {
         parseTrailers(payload);
@@ -244,18 +269,33 @@ export class MuxServerConn implements FrameSink, TunnelHost {
       this.forget(st);
       return;
     }
-    if (h.method === 'CONNECT' && this.tunnels !== undefined) {
+    if (h.method === 'CONNECT' && this.h.tunnel !== undefined) {
       st.tunnel = new Tunnel(this, st.id, false);
       if (flags & END) st.tunnel.peerEnded();
-      this.tunnels(st.tunnel, h.url, this.sock);
+      this.h.tunnel(st.tunnel, h.url, this.sock);
       return;
     }
+    const upgrade = (flags & UPGRADE) !== 0 && this.h.upgradeStream !== undefined;
+    // An upgrade stream stays open for the upgraded bytes: it must be an upgrade the proxy makes, with no body.
+    if (upgrade && (!tunnels(h) || h.chunked || h.contentLength > 0 || (flags & END) !== 0)) return this.refuse(st, Rst.Protocol, 'not an upgrade request');
     const req = new Req(h, st);
     st.req = req;
     st.remaining = h.contentLength;
-    st.res = new MuxRes(st, h.method);
+    const res = new MuxRes(st, h.method);
+    st.res = res;
     if (flags & END) this.requestEnd(st);
-    this.h.request(req, st.res);
+    if (upgrade) this.h.upgradeStream!(req, res);
+    else this.h.request(req, res);
+  }
+
+  /** An upgrade stream's 101: the head goes out and the stream is a tunnel from here on (no DATA flowed before it). */
+  switched(st: ServerStream, head: string): Tunnel {
+    st.tx.close();
+    st.rx.close();
+    const t = Tunnel.switched(this, st.id, false);
+    st.tunnel = t;
+    this.w.head(0, st.id, head);
+    return t;
   }
 
   private requestEnd(st: ServerStream): void {
@@ -307,6 +347,6 @@ export class MuxServerConn implements FrameSink, TunnelHost {
 
 const RST_REFUSED = Buffer.from([Rst.Refused]);
 
-export function serveMux(sock: net.Socket, h: H1Handlers, tunnels?: TunnelHandler): void {
-  new MuxServerConn(sock, h, tunnels);
+export function serveMux(sock: net.Socket, h: MuxHandlers): void {
+  new MuxServerConn(sock, h);
 }

@@ -10,6 +10,20 @@ import { parseResponseHead } from './h1-parse.js';
 import { T, END, EMPTY, Rst, headEndOf, headText, type FrameWriter } from './mux-frames.js';
 import { Receiver, Sender, type ConnFlow, type Drainable } from './mux-flow.js';
 import { MeshFault, type ErrorCode } from '../errors.js';
+import type { Res } from './h1-server.js';
+
+/**
+ * The client side of an upgrade (an HTTP/1.1 connection, or an upgrade stream on mesh/1): a response writer for
+ * any answer but 101, and after a 101 the bytes both ways. Emits 'close' once, when the exchange or the upgraded
+ * connection is over.
+ */
+export interface UpgradeDown extends Res {
+  /**
+   * Sends the 101 head (`raw`: its fields as they go on) and joins the client to `far`, the upstream's side of the
+   * upgraded connection (a socket, or a tunnel stream); `leftover` is what was read from `far` past its head.
+   */
+  switchProtocols(reason: string, raw: string[], far: net.Socket | Tunnel, leftover: Buffer | null): void;
+}
 
 /** The connection a tunnel lives on: its writer, its windows, and its stream table. */
 export interface TunnelHost {
@@ -55,6 +69,14 @@ export class Tunnel extends EventEmitter implements Drainable {
     super();
     this.tx = new Sender(host.flow, id, this);
     this.rx = new Receiver(host.flow, id);
+  }
+
+  /** The tunnel an upgrade stream becomes after its 101 (no DATA flowed before it: fresh windows are exact). */
+  static switched(host: TunnelHost, id: number, client: boolean): Tunnel {
+    const t = new Tunnel(host, id, client);
+    t.open = true;
+    t.headSent = true;
+    return t;
   }
 
   /** Client end: sends the CONNECT head (the stream stays open for DATA). */
@@ -174,7 +196,7 @@ export class Tunnel extends EventEmitter implements Drainable {
       this.finish(status === 400 || status === 405 || status === 501
         ? new MeshFault('protocol', `the peer sidecar does not carry TCP (it answered CONNECT with ${status}${reason ? `: ${reason}` : ''}); upgrade it to this version`)
         : new MeshFault(refusalCode(status), reason || `the peer refused the tunnel with ${status}`));
-    } else if (type === T.Headers) this.protocolError('an unexpected head');
+    } else if (type === T.Headers || type === T.Trailers) this.protocolError('an unexpected head');
   }
 
   /** Both directions ended and everything went out: the stream is over without a reset. */

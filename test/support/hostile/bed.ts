@@ -35,6 +35,8 @@ export const SIDES: Side[] = ['outbound', 'inbound-tls', 'inbound-mux', 'inbound
 
 export interface Bed {
   backend: Backend;
+  /** Both proxies' metrics (one registry: the outbound's series have direction="outbound"). */
+  metrics: MetricsRegistry;
   /** Where each side listens, and the identity the app must see on requests that came through it. */
   address: Record<Side, number>;
   identity: Record<Side, string | null>;
@@ -76,8 +78,11 @@ export async function makeCerts(): Promise<Certs> {
   return { anchor, web, client, tester };
 }
 
-/** A bed of its own (its own app and proxies), so sides can run side by side: what the app sees is one side's. */
-export async function startBed(certs?: Certs): Promise<Bed> {
+/**
+ * A bed of its own (its own app and proxies), so sides can run side by side: what the app sees is one side's.
+ * `appPort`: an app of the caller's behind the inbound proxies instead of the logging backend.
+ */
+export async function startBed(certs?: Certs, appPort?: number): Promise<Bed> {
   const { anchor, web, client, tester } = certs ?? await makeCerts();
   const backend = await startBackend();
   const metrics = new MetricsRegistry({ namespace: 'default', deployment: 'web-v1', pod: 'web-v1-a' });
@@ -89,7 +94,7 @@ export async function startBed(certs?: Certs): Promise<Bed> {
   const open: CompiledPolicy = compilePolicy(null);
   const inbound = (policy: CompiledPolicy, plaintext: boolean) => createInboundServer({
     namespace: 'default', service: 'web', policy: () => policy, metrics, telemetry, identity: identityOf(web.cert, web.key, anchor.certPem),
-    trustDomain: TD, appPort: backend.port, plaintext,
+    trustDomain: TD, appPort: appPort ?? backend.port, plaintext,
   });
   const tlsInbound = inbound(denyPolicy, false);
   const plainInbound = inbound(open, true);
@@ -123,6 +128,7 @@ export async function startBed(certs?: Certs): Promise<Bed> {
   });
   return {
     backend,
+    metrics,
     address,
     identity: { 'outbound': CLIENT_ID, 'inbound-tls': TESTER_ID, 'inbound-mux': TESTER_ID, 'inbound-plain': null },
     denies: { 'outbound': true, 'inbound-tls': true, 'inbound-mux': true, 'inbound-plain': false },
