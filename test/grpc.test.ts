@@ -8,44 +8,10 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import grpc from '@grpc/grpc-js';
-import protoLoader from '@grpc/proto-loader';
-import { ROOT, TestMesh, request, waitFor, type WorkloadInfo } from './support/mesh.js';
+import { TestMesh, request, waitFor, type WorkloadInfo } from './support/mesh.js';
+import { GRPC_APP, echoClient, say, type EchoClient, type Msg } from './support/grpc.js';
 
-const GRPC_APP = join(ROOT, 'test', 'fixtures', 'grpc-app.mjs');
-const PROTO = join(ROOT, 'test', 'fixtures', 'echo.proto');
 const MiB = 1024 * 1024;
-
-interface Msg {
-  text?: string;
-  data?: Buffer;
-  n?: number;
-  who?: string;
-}
-
-/* eslint-disable @typescript-eslint/no-explicit-any */
-type EchoClient = grpc.Client & Record<string, (...args: any[]) => any>;
-
-interface Unary {
-  reply: Msg | null;
-  err: grpc.ServiceError | null;
-  headers: grpc.Metadata | null;
-  status: grpc.StatusObject;
-}
-
-function say(c: EchoClient, req: Msg, o: { md?: grpc.Metadata; deadlineMs?: number } = {}): Promise<Unary> {
-  return new Promise((resolve) => {
-    let reply: Msg | null = null;
-    let err: grpc.ServiceError | null = null;
-    let headers: grpc.Metadata | null = null;
-    const opts: grpc.CallOptions = o.deadlineMs ? { deadline: Date.now() + o.deadlineMs } : {};
-    const call = c.say(req, o.md ?? new grpc.Metadata(), opts, (e: grpc.ServiceError | null, r: Msg) => {
-      err = e;
-      reply = r ?? null;
-    });
-    call.on('metadata', (m: grpc.Metadata) => (headers = m));
-    call.on('status', (status: grpc.StatusObject) => setImmediate(() => resolve({ reply, err, headers, status })));
-  });
-}
 
 describe('gRPC through the mesh', () => {
   const m = new TestMesh();
@@ -61,12 +27,7 @@ describe('gRPC through the mesh', () => {
     ]);
     assert.equal(r.code, 0, r.stderr);
     client = JSON.parse(r.stdout) as WorkloadInfo;
-    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, { defaults: true })) as any;
-    echo = new pkg.meshtest.Echo(client.outbound, grpc.credentials.createInsecure(), {
-      'grpc.default_authority': 'echo',
-      'grpc.max_receive_message_length': 64 * MiB,
-      'grpc.max_send_message_length': 64 * MiB,
-    });
+    echo = echoClient(client.outbound, 'echo');
     // Ready when the client's sidecar knows all three endpoints.
     const seen = new Set<string>();
     await waitFor('calls to reach all three servers', async () => {
@@ -186,8 +147,7 @@ describe('gRPC through the mesh', () => {
   });
 
   it("the proxy's own errors reach a gRPC caller as gRPC statuses: an unknown service is UNAVAILABLE", async () => {
-    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, { defaults: true })) as any;
-    const nowhere: EchoClient = new pkg.meshtest.Echo(client.outbound, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'nosuch' });
+    const nowhere = echoClient(client.outbound, 'nosuch');
     try {
       const u = await say(nowhere, { text: 'hi' });
       assert.equal(u.status.code, grpc.status.UNAVAILABLE);

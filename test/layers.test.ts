@@ -15,6 +15,7 @@ import { route } from '../src/proxy/layers/route.js';
 import { fault } from '../src/proxy/layers/fault.js';
 import { retry, MAX_UNSENT_ATTEMPTS } from '../src/proxy/layers/retry.js';
 import { timeout } from '../src/proxy/layers/timeout.js';
+import { formatGrpcTimeout, grpcTimeoutMs } from '../src/proxy/wire/grpc-status.js';
 import { balance } from '../src/proxy/layers/balance.js';
 import { mtlsForward, type MtlsTransport } from '../src/proxy/layers/forward.js';
 import { hostCheck } from '../src/proxy/layers/host-check.js';
@@ -264,7 +265,7 @@ describe('fault', () => {
   it('aborts with the rule\'s status and the fault code', () => {
     const t = target('a');
     const next = recorder();
-    const ex = routed(t, rule(t, { fault: { delayMs: 0, delayPercent: 0, abortStatus: 418, abortPercent: 100 } }));
+    const ex = routed(t, rule(t, { fault: { delayMs: 0, delayPercent: 0, abortStatus: 418, abortGrpc: 0, abortPercent: 100 } }));
     fault(next)(ex);
     assert.equal(next.seen.length, 0);
     assertAnswered(ex, 418, 'fault');
@@ -274,6 +275,32 @@ describe('fault', () => {
     const next = recorder();
     fault(next)(routed(target('a')));
     assert.equal(next.seen.length, 1);
+  });
+
+  it('aborts a gRPC call with the rule\'s gRPC status, counted with its grpc_status; others get its HTTP status', () => {
+    const t = target('a');
+    const f = { delayMs: 0, delayPercent: 0, abortStatus: 500, abortGrpc: 13, abortPercent: 100 };
+    const ex = routed(t, rule(t, { fault: f }), { method: 'POST', headers: [['host', 'web'], ['content-type', 'application/grpc']] });
+    fault(recorder())(ex);
+    const res = resOf(ex);
+    assert.equal(res.statusCode, 500);
+    assert.equal(res.header('grpc-status'), '13');
+    assert.equal(res.header('content-type'), 'application/grpc');
+    assert.equal(res.body, '');
+    assert.deepEqual([...ex.stats.grpc!], [[500 * 32 + 13, 1]]);
+    assert.equal(ex.stats.statusCounts[500], 0, 'counted once, as a gRPC response');
+    const plain = routed(t, rule(t, { fault: f }));
+    fault(recorder())(plain);
+    assert.equal(resOf(plain).statusCode, 500);
+    assert.equal(resOf(plain).header('grpc-status'), undefined);
+  });
+
+  it('tells a gRPC caller of any proxy error the gRPC status its HTTP status means', () => {
+    const t = target('a');
+    const ex = routed(t, rule(t, { fault: { delayMs: 0, delayPercent: 0, abortStatus: 503, abortGrpc: 0, abortPercent: 100 } }), { method: 'POST', headers: [['host', 'web'], ['content-type', 'application/grpc+proto']] });
+    fault(recorder())(ex);
+    assert.equal(resOf(ex).header('grpc-status'), '14');
+    assert.deepEqual([...ex.stats.grpc!], [[503 * 32 + 14, 1]]);
   });
 });
 
@@ -312,7 +339,7 @@ describe('retry', () => {
 
   it('retries a 5xx as the rule asks, for an idempotent request, counting each retry', () => {
     const t = target('a');
-    const r5 = rule(t, { retry: { attempts: 2, on5xx: true, onConnect: false } });
+    const r5 = rule(t, { retry: { attempts: 2, on5xx: true, onConnect: false, grpcOn: 0 } });
     const next = recorder();
     const ex = routed(t, r5);
     retry(next)(ex);
@@ -329,10 +356,41 @@ describe('retry', () => {
     assert.equal(r.response(post, 503), false);
   });
 
+  it('retries a gRPC call answered trailers-only with a status the rule names, once its body was kept whole', () => {
+    const t = target('a');
+    const unavailable = rule(t, { retry: { attempts: 2, on5xx: false, onConnect: false, grpcOn: 1 << 14 } });
+    const grpcCall = { method: 'POST', headers: [['host', 'web'], ['content-type', 'application/grpc']] as [string, string][], body: 'call' };
+    const next = recorder();
+    const ex = routed(t, unavailable, grpcCall);
+    ex.replayable = false;
+    retry(next)(ex);
+    assert.ok(ex.kept !== null, 'the body is copied as it goes up, not read first');
+    const upstream = new FakeUpstream();
+    ex.kept.pipe(ex.req, upstream as never);
+    const r = reportOf(retry, above(), next);
+    ex.grpcStatus = 13;
+    assert.equal(r.response(ex, 200), false, 'INTERNAL is not named');
+    ex.grpcStatus = 14;
+    assert.equal(r.response(ex, 200), true);
+    assert.equal(ex.body?.toString(), 'call', 'the kept body is what the retry sends');
+    r.done(ex);
+    assert.equal(next.seen.length, 2);
+    assert.equal(t.stats.extra.get('outbound_http_retries_total'), 1);
+
+    // A body still streaming (or past the bound) is not kept whole: the status goes to the client.
+    const streaming = routed(t, unavailable, grpcCall);
+    streaming.replayable = false;
+    retry(recorder())(streaming);
+    const open = { pipe: (sink: { write(c: Buffer): boolean }) => void sink.write(Buffer.from('part')) };
+    streaming.kept!.pipe(open as unknown as Req, new FakeUpstream() as never);
+    streaming.grpcStatus = 14;
+    assert.equal(r.response(streaming, 200), false);
+  });
+
   it('reads a small body first when the rule retries, so it can be sent again', () => {
     const t = target('a');
     const next = recorder();
-    const ex = routed(t, rule(t, { retry: { attempts: 1, on5xx: true, onConnect: true } }), { method: 'PUT', body: 'hello' });
+    const ex = routed(t, rule(t, { retry: { attempts: 1, on5xx: true, onConnect: true, grpcOn: 0 } }), { method: 'PUT', body: 'hello' });
     ex.replayable = false;
     retry(next)(ex);
     assert.equal(next.seen.length, 1);
@@ -368,6 +426,52 @@ describe('timeout', () => {
     assert.ok(ex.timer !== null);
     reportOf(timeout, TOP).done(ex);
     assert.equal(ex.timer, null);
+  });
+});
+
+describe('timeout, for a gRPC call', () => {
+  it('reads grpc-timeout in every unit, and refuses what is not one', () => {
+    const cases: [string, number][] = [
+      ['1H', 3_600_000], ['2M', 120_000], ['3S', 3000], ['250m', 250], ['1500u', 1.5], ['2000000n', 2], ['99999999m', 99_999_999],
+      ['', -1], ['m', -1], ['10', -1], ['10s', -1], ['-5m', -1], ['1.5S', -1], ['123456789m', -1], [' 5m', -1],
+    ];
+    for (const [v, ms] of cases) assert.equal(grpcTimeoutMs(v), ms, v);
+    assert.equal(formatGrpcTimeout(1234.9), '1234m');
+    assert.equal(formatGrpcTimeout(0.2), '1m');
+    assert.equal(formatGrpcTimeout(3 * 86_400_000), '259200S');
+  });
+
+  it('cuts the try at the nearer of the rule\'s timeout and the call\'s deadline, and passes the time left on', () => {
+    const t = target('a');
+    const ex = routed(t, rule(t, { timeoutMs: 10_000 }));
+    ex.headers = ['content-type', 'application/grpc', 'grpc-timeout', '2S'];
+    timeout((e) => void (e.upstream = new FakeUpstream() as never))(ex);
+    const left = Number(ex.headers[3]!.slice(0, -1));
+    assert.ok(ex.headers[3]!.endsWith('m') && left > 1000 && left <= 2000, ex.headers[3]);
+    reportOf(timeout, TOP).done(ex);
+
+    const shorter = routed(t, rule(t, { timeoutMs: 300 }));
+    shorter.headers = ['grpc-timeout', '1M'];
+    timeout((e) => void (e.upstream = new FakeUpstream() as never))(shorter);
+    assert.equal(shorter.headers[1], '300m', 'the server sees the route\'s shorter deadline');
+    reportOf(timeout, TOP).done(shorter);
+
+    const bad = routed(t, rule(t, { timeoutMs: 0 }));
+    bad.headers = ['grpc-timeout', 'soon'];
+    timeout((e) => void (e.upstream = new FakeUpstream() as never))(bad);
+    assert.equal(bad.headers[1], 'soon', 'a value that is not a grpc-timeout is left to the server');
+    assert.equal(bad.timer, null);
+  });
+
+  it('answers DEADLINE_EXCEEDED (timeout) without a try once the deadline has passed', () => {
+    const t = target('a');
+    const next = recorder();
+    const ex = routed(t, rule(t), { method: 'POST', headers: [['host', 'web'], ['content-type', 'application/grpc']] });
+    ex.headers = ['grpc-timeout', '1n'];
+    timeout(next)(ex);
+    assert.equal(next.seen.length, 0);
+    assertAnswered(ex, 504, 'timeout');
+    assert.equal(resOf(ex).header('grpc-status'), '4');
   });
 });
 

@@ -10,7 +10,7 @@ import {
   ROUTE_API_VERSION, type Backend, type Match, type Route, type Rule,
 } from '../src/model/route.js';
 import {
-  formatMatch, parseBackends, parseFaultAbort, parseFaultDelay, parseMatch, parseRetries, parseRouteDocuments,
+  formatMatch, parseBackends, parseFaultAbort, parseFaultAbortGrpc, parseFaultDelay, parseMatch, parseRetries, parseRouteDocuments,
   ruleFromCli, setRule,
 } from '../src/model/route-parse.js';
 import { formatSplit, listRows, LIST_HEAD, routeNotes, routeRows, routesJson, routesYaml, ROUTE_HEAD } from '../src/model/route-render.js';
@@ -83,6 +83,8 @@ describe('route validation', () => {
     { name: 'refuses an unknown retry condition', input: route([{ backends: split(['v1', 1]), retries: { attempts: 1, retryOn: ['timeout'] } }]), errors: [/'timeout' is not one of connect-failure, 5xx/] },
     { name: 'refuses a fault percentage over 100', input: route([{ backends: split(['v1', 1]), fault: { delay: { duration: '1s', percent: 101 } } }]), errors: [/percent: must be a number from 0 to 100/] },
     { name: 'refuses an abort status that is not an error', input: route([{ backends: split(['v1', 1]), fault: { abort: { status: 200, percent: 1 } } }]), errors: [/status: must be an integer from 400 to 599/] },
+    { name: 'refuses an abort with both an HTTP and a gRPC status', input: route([{ backends: split(['v1', 1]), fault: { abort: { status: 503, grpcStatus: 14, percent: 1 } } }]), errors: [/needs exactly one of status \(HTTP, 400-599\) or grpcStatus \(1-16\)/] },
+    { name: 'refuses a gRPC abort outside 1-16', input: route([{ backends: split(['v1', 1]), fault: { abort: { grpcStatus: 0, percent: 1 } } }]), errors: [/grpcStatus: must be an integer from 1 to 16/] },
     { name: 'refuses an empty fault', input: route([{ backends: split(['v1', 1]), fault: {} }]), errors: [/needs a delay or an abort/] },
     { name: 'refuses unknown fields, naming the known ones', input: route([{ backend: split(['v1', 1]), backends: split(['v1', 1]) }]), errors: [/rules\[0\]\.backend: unknown field \(known: matches, backends, timeout, retries, fault\)/] },
     { name: 'refuses another apiVersion', input: { ...(route([{ backends: split(['v1', 1]) }]) as object), apiVersion: 'networking.istio.io/v1' }, errors: [/apiVersion: must be mesh.io\/v1alpha1/] },
@@ -202,6 +204,15 @@ describe('the CLI specs', () => {
     for (const bad of ['200@5%', '5033@5%', 'x@5%', '503@-1']) assert.throws(() => parseFaultAbort(bad), MeshError, bad);
     for (const bad of ['0', '11', 'three']) assert.throws(() => parseRetries(bad), MeshError, bad);
     assert.throws(() => parseRetries('1', 'timeouts'), /cannot retry on 'timeouts'/);
+    assert.deepEqual(parseRetries('2', 'unavailable,5xx,resource-exhausted'), { attempts: 2, retryOn: ['5xx', 'resource-exhausted', 'unavailable'] });
+    assert.deepEqual(parseFaultAbortGrpc('14@5%'), { grpcStatus: 14, percent: 5 });
+    assert.deepEqual(parseFaultAbortGrpc('RESOURCE_EXHAUSTED'), { grpcStatus: 8, percent: 100 });
+    assert.deepEqual(parseFaultAbortGrpc('unavailable@50'), { grpcStatus: 14, percent: 50 });
+    for (const bad of ['0@5%', '17', 'ok', 'nosuch@5%', '14@5%@1', '14@200%']) assert.throws(() => parseFaultAbortGrpc(bad), MeshError, bad);
+    assert.throws(() => ruleFromCli(['v1'], { faultAbort: '503', faultAbortGrpc: '14' }), /--fault-abort and --fault-abort-grpc both given/);
+    const v = validateRoute(route([{ backends: split(['v1', 1]), retries: { attempts: 1, retryOn: ['unavailable', 'cancelled'] }, fault: { abort: { grpcStatus: 14, percent: 10 } } }]));
+    assert.deepEqual(v.value?.spec.rules[0]?.retries, { attempts: 1, retryOn: ['cancelled', 'unavailable'] });
+    assert.deepEqual(v.value?.spec.rules[0]?.fault, { abort: { grpcStatus: 14, percent: 10 } });
     assert.throws(() => ruleFromCli(['v1'], { retryOn: '5xx' }), /--retry-on needs --retries/);
     assert.throws(() => ruleFromCli(['v1'], { timeout: '500' }), /timeout '500' is not a duration/);
   });

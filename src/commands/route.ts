@@ -82,11 +82,12 @@ export function registerRoute(program: Command): void {
     .argument('<versions...>', 'versions with weights (v1=80 v2=20) or one version (v2)')
     .option('-n, --namespace <namespace>', 'namespace of the service', 'default')
     .option('--match <spec>', 'apply to requests matching header:NAME=VALUE, header:NAME~REGEX, path:/PREFIX, method:GET (comma: all of them; repeat: any)', collect, [])
-    .option('--timeout <duration>', 'per-try timeout, e.g. 500ms (504 when it passes)')
-    .option('--retries <n>', 'retry failed idempotent requests up to n times (1-10), within the retry budget')
-    .option('--retry-on <conditions>', 'what to retry: connect-failure, 5xx (comma-separated; default both)')
+    .option('--timeout <duration>', "per-try timeout, e.g. 500ms (504; gRPC: DEADLINE_EXCEEDED); a gRPC client's shorter grpc-timeout wins")
+    .option('--retries <n>', 'retry failed requests up to n times (1-10), within the retry budget')
+    .option('--retry-on <conditions>', 'what to retry (comma-separated): connect-failure, 5xx (idempotent requests; default both), and gRPC statuses cancelled, deadline-exceeded, internal, resource-exhausted, unavailable (any call answered trailers-only)')
     .option('--fault-delay <spec>', 'inject a delay: DURATION@PERCENT, e.g. 2s@10%')
-    .option('--fault-abort <spec>', 'inject an error: STATUS@PERCENT, e.g. 503@5%'))
+    .option('--fault-abort <spec>', 'inject an error: STATUS@PERCENT, e.g. 503@5%')
+    .option('--fault-abort-grpc <spec>', 'inject a gRPC error: CODE@PERCENT, e.g. 14@5% or unavailable@5% (trailers-only to gRPC callers)'))
     .action(async (service: string, versions: string[], f: RuleFlags & WaitFlags & { namespace: string }, cmd: Command) => {
       service = resourceName(service, 'service');
       names(service, f.namespace);

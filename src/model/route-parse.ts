@@ -127,13 +127,30 @@ export function parseFaultAbort(spec: string): { status: number; percent: number
   return { status, percent: percent(p, spec, '--fault-abort 503@5%') };
 }
 
+/** gRPC status names by code (0-16), lower case with dashes, as the CLI reads and Envoy's retry_on spells them. */
+export const GRPC_CODE_NAMES = [
+  'ok', 'cancelled', 'unknown', 'invalid-argument', 'deadline-exceeded', 'not-found', 'already-exists', 'permission-denied',
+  'resource-exhausted', 'failed-precondition', 'aborted', 'out-of-range', 'unimplemented', 'internal', 'unavailable', 'data-loss', 'unauthenticated',
+] as const;
+
+/** `14@5%` or `unavailable@5%` → answer 5% of the calls with that gRPC status (1-16) without forwarding them. */
+export function parseFaultAbortGrpc(spec: string): { grpcStatus: number; percent: number } {
+  const [s, p, extra] = spec.split('@');
+  const name = s!.toLowerCase().replace(/_/g, '-');
+  const code = /^\d{1,2}$/.test(s!) ? Number(s) : GRPC_CODE_NAMES.indexOf(name as (typeof GRPC_CODE_NAMES)[number]);
+  if (extra !== undefined || !(code >= 1 && code <= 16)) {
+    throw new MeshError(`'${spec}' is not a gRPC abort`, 'give a gRPC status from 1 to 16 (or its name) and a share, e.g. --fault-abort-grpc 14@5% or unavailable@5%');
+  }
+  return { grpcStatus: code, percent: percent(p, spec, '--fault-abort-grpc 14@5%') };
+}
+
 export function parseRetries(attempts: string, on?: string): { attempts: number; retryOn?: RetryOn[] } {
   const n = /^\d+$/.test(attempts) ? Number(attempts) : NaN;
   if (!(n >= 1 && n <= MAX_RETRY_ATTEMPTS)) throw new MeshError(`retries '${attempts}' is not a number from 1 to ${MAX_RETRY_ATTEMPTS}`, 'e.g. --retries 3');
   if (on === undefined) return { attempts: n };
   const list = on.split(',').map((x) => x.trim()).filter(Boolean);
   const bad = list.filter((x) => !RETRY_ON.includes(x as RetryOn));
-  if (bad.length || !list.length) throw new MeshError(`cannot retry on '${bad.join(',') || on}'`, `use ${RETRY_ON.join(', ')} (comma-separated)`);
+  if (bad.length || !list.length) throw new MeshError(`cannot retry on '${bad.join(',') || on}'`, `use ${RETRY_ON.join(', ')} (comma-separated; the last five are gRPC statuses)`);
   return { attempts: n, retryOn: RETRY_ON.filter((x) => list.includes(x)) };
 }
 
@@ -145,6 +162,7 @@ export interface RuleFlags {
   retryOn?: string;
   faultDelay?: string;
   faultAbort?: string;
+  faultAbortGrpc?: string;
 }
 
 /** The rule `mesh route set SERVICE VERSIONS... [flags]` describes. */
@@ -155,10 +173,12 @@ export function ruleFromCli(versions: string[], f: RuleFlags): Rule {
   if (f.timeout !== undefined) rule.timeout = duration(f.timeout, 'timeout', '500ms or 2s');
   if (f.retryOn !== undefined && f.retries === undefined) throw new MeshError('--retry-on needs --retries', 'e.g. --retries 3 --retry-on 5xx');
   if (f.retries !== undefined) rule.retries = parseRetries(f.retries, f.retryOn);
-  if (f.faultDelay !== undefined || f.faultAbort !== undefined) {
+  if (f.faultAbort !== undefined && f.faultAbortGrpc !== undefined) throw new MeshError('--fault-abort and --fault-abort-grpc both given', 'an abort answers with an HTTP status or a gRPC status: pick one');
+  if (f.faultDelay !== undefined || f.faultAbort !== undefined || f.faultAbortGrpc !== undefined) {
     rule.fault = {};
     if (f.faultDelay !== undefined) rule.fault.delay = parseFaultDelay(f.faultDelay);
     if (f.faultAbort !== undefined) rule.fault.abort = parseFaultAbort(f.faultAbort);
+    if (f.faultAbortGrpc !== undefined) rule.fault.abort = parseFaultAbortGrpc(f.faultAbortGrpc);
   }
   return rule;
 }

@@ -21,7 +21,7 @@ export function formatFault(f: Rule['fault']): string {
   if (!f) return '-';
   const parts: string[] = [];
   if (f.delay) parts.push(`delay ${f.delay.duration}@${f.delay.percent}%`);
-  if (f.abort) parts.push(`abort ${f.abort.status}@${f.abort.percent}%`);
+  if (f.abort) parts.push(f.abort.grpcStatus !== undefined ? `abort grpc ${f.abort.grpcStatus}@${f.abort.percent}%` : `abort ${f.abort.status}@${f.abort.percent}%`);
   return parts.join(', ');
 }
 
@@ -46,15 +46,15 @@ export function routeNotes(route: Route): string[] {
   return notes;
 }
 
-/** Rows of `mesh route list`: a route per service; with namespaces, NAMESPACE first. */
+/** Rows of `mesh route list`: a route per service (RETRIES: its default rule's); with namespaces, NAMESPACE first. */
 export function listRows(routes: Route[], withNamespace: boolean): string[][] {
   return routes.map((r) => {
     const def = r.spec.rules.find((x) => !x.matches);
-    const row = [r.metadata.name, String(r.spec.rules.length), def ? formatSplit(def.backends) : '(all versions evenly)', String(r.spec.rules.filter((x) => x.matches).length)];
+    const row = [r.metadata.name, String(r.spec.rules.length), def ? formatSplit(def.backends) : '(all versions evenly)', String(r.spec.rules.filter((x) => x.matches).length), formatRetries(def?.retries)];
     return withNamespace ? [r.metadata.namespace, ...row] : row;
   });
 }
-export const LIST_HEAD = ['NAME', 'RULES', 'DEFAULT', 'MATCH_RULES'];
+export const LIST_HEAD = ['NAME', 'RULES', 'DEFAULT', 'MATCH_RULES', 'RETRIES'];
 
 /** YAML documents, one per route, in the resource form `mesh route apply -f` reads. */
 export function routesYaml(routes: Route[]): string {

@@ -66,11 +66,17 @@ export interface Backend {
   weight: number;
 }
 
-export type RetryOn = 'connect-failure' | '5xx';
-export const RETRY_ON: readonly RetryOn[] = ['connect-failure', '5xx'];
+/** gRPC statuses a call may be retried on, as Envoy's retry_on names them, with their codes. */
+export const GRPC_RETRY_ON = { cancelled: 1, 'deadline-exceeded': 4, 'resource-exhausted': 8, internal: 13, unavailable: 14 } as const;
+export type GrpcRetryOn = keyof typeof GRPC_RETRY_ON;
+export type RetryOn = 'connect-failure' | '5xx' | GrpcRetryOn;
+export const RETRY_ON: readonly RetryOn[] = ['connect-failure', '5xx', ...Object.keys(GRPC_RETRY_ON) as GrpcRetryOn[]];
 
 export interface Retries {
-  /** Retries after the first try, 1-10; only idempotent requests are retried, never a timeout. */
+  /**
+   * Retries after the first try, 1-10; never a timeout. HTTP conditions retry idempotent requests only; gRPC
+   * statuses retry any call answered trailers-only (nothing yet sent to the client) whose request body was kept.
+   */
   attempts: number;
   /**
    * What is retried; absent means DEFAULT_RETRY_ON. Named as Istio names it, and not `on`: YAML 1.1
@@ -83,8 +89,11 @@ export const DEFAULT_RETRY_ON: readonly RetryOn[] = ['connect-failure', '5xx'];
 export interface Fault {
   /** Delay `percent` (0-100) of the requests by `duration` (like 2s). */
   delay?: { duration: string; percent: number };
-  /** Answer `percent` (0-100) of the requests with `status` (400-599) without forwarding them. */
-  abort?: { status: number; percent: number };
+  /**
+   * Answer `percent` (0-100) of the requests without forwarding them: with HTTP `status` (400-599), or with gRPC
+   * status `grpcStatus` (1-16; a gRPC caller gets it trailers-only, others its HTTP status as Envoy maps it). One of the two.
+   */
+  abort?: { status?: number; grpcStatus?: number; percent: number };
 }
 
 export interface RetryBudget {
@@ -276,11 +285,15 @@ function rule(w: Walker, v: unknown, path: string): Rule | undefined {
         }
       }
       if (fo.abort !== undefined) {
-        const a = w.obj(fo.abort, `${path}.fault.abort`, ['status', 'percent']);
+        const a = w.obj(fo.abort, `${path}.fault.abort`, ['status', 'grpcStatus', 'percent']);
         if (a) {
-          const status = w.int(a.status, `${path}.fault.abort.status`, 400, 599);
+          const grpc = a.grpcStatus !== undefined;
           const percent = w.num(a.percent, `${path}.fault.abort.percent`, 0, 100);
-          if (status !== undefined && percent !== undefined) f.abort = { status, percent };
+          if (grpc === (a.status !== undefined)) w.err(`${path}.fault.abort`, 'needs exactly one of status (HTTP, 400-599) or grpcStatus (1-16)');
+          else {
+            const status = grpc ? w.int(a.grpcStatus, `${path}.fault.abort.grpcStatus`, 1, 16) : w.int(a.status, `${path}.fault.abort.status`, 400, 599);
+            if (status !== undefined && percent !== undefined) f.abort = grpc ? { grpcStatus: status, percent } : { status, percent };
+          }
         }
       }
       if (fo.delay === undefined && fo.abort === undefined) w.err(`${path}.fault`, 'needs a delay or an abort (or leave fault out)');

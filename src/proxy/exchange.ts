@@ -6,13 +6,16 @@ import type { RequestStats } from './metrics.js';
 import type { CompiledRule, ServiceRouter } from './routing.js';
 import { ERROR_HEADER, STATUS, errorHeader, type ErrorCode } from './errors.js';
 import type { Upstream } from './wire/h1-client.js';
+import type { KeptBody } from './layers/retry.js';
+import { grpcMessage, grpcStatusOf, isGrpc } from './wire/grpc-status.js';
 
 /**
  * A failure the proxy answers itself: its stable code (errors.ts) and the status it means, so the client, the error
  * header, metrics and logs agree. `status` differs from the code's only where a route sets it (an injected abort).
  */
 export class ProxyError extends Error {
-  constructor(readonly code: ErrorCode, readonly reason: string, readonly status: number = STATUS[code]) {
+  /** `grpcStatus`: what a gRPC caller is told, where not the one `status` means (an injected gRPC abort). */
+  constructor(readonly code: ErrorCode, readonly reason: string, readonly status: number = STATUS[code], readonly grpcStatus?: number) {
     super(reason);
   }
 }
@@ -33,12 +36,18 @@ export class Exchange {
   endpoint: Endpoint | null = null;
   /** A small request body kept in memory so the request can be retried. */
   body: Buffer | null = null;
+  /** A gRPC call's body copied as it streams up, so a retry on its status can send it again (rules that retry on one). */
+  kept: KeptBody | null = null;
   /** The current attempt upstream, while it runs (a layer above the transport may cut it). */
   upstream: Pick<Upstream, 'destroy'> | null = null;
   /** When the current attempt was sent upstream (time to first byte is measured from here). */
   sent = 0;
-  /** The current attempt's timeout (rules with a timeout only). */
+  /** The current attempt's timeout (rules with a timeout, calls with a grpc-timeout). */
   timer: NodeJS.Timeout | null = null;
+  /** A gRPC call's deadline (performance.now() time) from its grpc-timeout; 0 not read yet, -1 none. */
+  deadline = 0;
+  /** The grpc-status in the current attempt's response head (a trailers-only answer); -1 none. */
+  grpcStatus = -1;
   /** The current attempt opened a new connection, so its time includes the handshake. */
   freshConnection = false;
   /** Attempts sent (or about to be) by the retry layer; 0 where there is none. */
@@ -137,8 +146,10 @@ export function respondError(ex: Exchange, err: ProxyError): void {
     return;
   }
   ex.error = err.code;
-  ex.observe(err.status);
   ex.stats.error(err.code);
+  // Read on this error path only: a gRPC caller is told a gRPC status.
+  if (isGrpc(ex.req.header('content-type'))) return respondGrpc(ex, err);
+  ex.observe(err.status);
   // A reason can carry an upstream's words: one line of Latin-1 in the header, UTF-8 in the body.
   const body = Buffer.from(`${err.reason}\n`);
   res.writeHead(err.status, undefined, [
@@ -147,4 +158,23 @@ export function respondError(ex: Exchange, err: ProxyError): void {
     ERROR_HEADER, errorHeader(err.code, err.reason),
   ]);
   res.end(body);
+}
+
+/**
+ * To a gRPC caller: its gRPC status in grpc-status and grpc-message, no body. The HTTP status stays, as mesh/1 carries
+ * it between sidecars (the caller's sidecar balances and retries on it); the sidecar facing the app answers it
+ * trailers-only (wire/h2-server.ts). Counted as a gRPC response: that status with the grpc_status it was sent with.
+ */
+function respondGrpc(ex: Exchange, err: ProxyError): void {
+  const code = err.grpcStatus ?? grpcStatusOf(err.status);
+  ex.stats.grpcHead(performance.now() - ex.start);
+  ex.stats.grpcEnd(err.status, code);
+  ex.res.writeHead(err.status, undefined, [
+    'content-type', 'application/grpc',
+    'content-length', '0',
+    'grpc-status', String(code),
+    'grpc-message', grpcMessage(err.reason),
+    ERROR_HEADER, errorHeader(err.code, err.reason),
+  ]);
+  ex.res.end();
 }

@@ -59,6 +59,9 @@ function onResponse(this: Upstream & Carrier, upRes: UpstreamResponse & Carrier)
   const { ex } = a;
   const status = upRes.statusCode!;
   ex.freshConnection = !this.reusedSocket;
+  a.remaining = scanHead(upRes.rawHeaders);
+  // A trailers-only gRPC answer's status, which retries may act on before anything reaches the client.
+  ex.grpcStatus = grpcHead >= 0 ? grpcHead : -1;
   if (a.t.report.response(ex, status)) {
     upRes.resume();
     a.finish();
@@ -68,7 +71,6 @@ function onResponse(this: Upstream & Carrier, upRes: UpstreamResponse & Carrier)
   // The response writer frames the body for this client: by its length when known, else chunked for HTTP/1.1,
   // close-delimited for 1.0, frames on mesh/1. One Content-Length at most, never the upstream's own framing headers.
   const headers = forwardHeaders(upRes.rawHeaders, false);
-  a.remaining = scanHead(upRes.rawHeaders);
   if (grpcHead === NOT_GRPC) ex.observe(status);
   else {
     // gRPC: the outcome is its grpc-status, in the head of a trailers-only response or else in the trailers.
@@ -210,5 +212,6 @@ export function relay(ex: Exchange, up: Upstream, t: Relaying): void {
   up.on('error', onUpError);
   if (ex.body !== null) up.end(ex.body);
   else if (ex.replayable) up.end();
+  else if (ex.kept !== null) ex.kept.pipe(ex.req, up);
   else ex.req.pipe(up);
 }

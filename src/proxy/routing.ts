@@ -22,8 +22,10 @@ export interface CompiledRule {
   backends: CompiledBackend[];
   totalWeight: number;
   timeoutMs: number;
-  retry: { attempts: number; on5xx: boolean; onConnect: boolean } | null;
-  fault: { delayMs: number; delayPercent: number; abortStatus: number; abortPercent: number } | null;
+  /** grpcOn: the gRPC statuses retried, a bit per code (1 << code); 0 for none. */
+  retry: { attempts: number; on5xx: boolean; onConnect: boolean; grpcOn: number } | null;
+  /** abortGrpc: the gRPC status an abort answers gRPC callers with (0: the one abortStatus means). */
+  fault: { delayMs: number; delayPercent: number; abortStatus: number; abortGrpc: number; abortPercent: number } | null;
 }
 
 /**

@@ -5,6 +5,8 @@ import { serviceKey, type Snapshot } from '../model/snapshot.js';
 import { DEFAULT_BREAKER, Target, type StatsFor } from './balancer.js';
 import { ServiceRouter, type CompiledRule } from './routing.js';
 import type { RouteTable } from './layers/route.js';
+import { GRPC_RETRY_ON, type GrpcRetryOn } from '../model/route.js';
+import { httpStatusOfGrpc } from './wire/grpc-status.js';
 
 /** A service's rules as the proxy needs them, adapted from the stored route model. */
 export interface RuleSpec {
@@ -12,7 +14,7 @@ export interface RuleSpec {
   backends: { version: string; weight: number }[];
   timeoutMs?: number;
   retries?: { attempts: number; on?: string[] };
-  fault?: { delay?: { ms: number; percent: number }; abort?: { status: number; percent: number } };
+  fault?: { delay?: { ms: number; percent: number }; abort?: { status?: number; grpcStatus?: number; percent: number } };
 }
 
 /** Everything about one service's traffic the route model sets. */
@@ -97,17 +99,33 @@ export class RoutingTable {
         totalWeight: backends.reduce((a, b) => a + b.weight, 0),
         timeoutMs: spec.timeoutMs ?? 0,
         retry: spec.retries && spec.retries.attempts > 0
-          ? { attempts: spec.retries.attempts, on5xx: on.includes('5xx'), onConnect: on.includes('connect-failure') }
+          ? { attempts: spec.retries.attempts, on5xx: on.includes('5xx'), onConnect: on.includes('connect-failure'), grpcOn: grpcMask(on) }
           : null,
         fault: spec.fault
           ? {
             delayMs: spec.fault.delay?.ms ?? 0, delayPercent: spec.fault.delay?.percent ?? 0,
-            abortStatus: spec.fault.abort?.status ?? 503, abortPercent: spec.fault.abort?.percent ?? 0,
+            abortStatus: abortStatus(spec.fault.abort), abortGrpc: spec.fault.abort?.grpcStatus ?? 0, abortPercent: spec.fault.abort?.percent ?? 0,
           }
           : null,
       };
     }).filter((rule) => rule.backends.length > 0);
   }
+}
+
+/** The gRPC statuses a rule retries on, as a bit per code (1 << code). */
+function grpcMask(on: string[]): number {
+  let mask = 0;
+  for (const name of on) {
+    const code = GRPC_RETRY_ON[name as GrpcRetryOn];
+    if (code !== undefined) mask |= 1 << code;
+  }
+  return mask;
+}
+
+/** An abort's HTTP status: its own, or for a gRPC status the one Envoy maps it to (what a caller that is not gRPC gets). */
+function abortStatus(abort: { status?: number; grpcStatus?: number } | undefined): number {
+  if (abort?.grpcStatus !== undefined) return httpStatusOfGrpc(abort.grpcStatus);
+  return abort?.status ?? 503;
 }
 
 /** The names a service answers to, as Kubernetes DNS would resolve them from `fromNamespace`. */

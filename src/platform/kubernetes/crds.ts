@@ -1,6 +1,7 @@
 // The mesh's CustomResourceDefinitions (routes.mesh.io, policies.mesh.io): where the Kubernetes platform stores
 // the route and policy models. The schemas mirror src/model/route.ts and src/model/policy.ts (checked in tests).
 import { CRD_GROUP, CRD_VERSION, ownedLabels } from './names.js';
+import { RETRY_ON } from '../../model/route.js';
 
 type Schema = Record<string, unknown>;
 
@@ -35,12 +36,16 @@ const rule = obj({
   backends: { type: 'array', minItems: 1, items: backend },
   timeout: str('per-try timeout, e.g. 500ms or 2s; the proxy answers 504', { pattern: DURATION }),
   retries: obj({
-    attempts: { type: 'integer', minimum: 1, maximum: 10, description: 'retries after the first try; idempotent requests only' },
-    retryOn: { type: 'array', minItems: 1, items: str('what is retried', { enum: ['connect-failure', '5xx'] }) },
+    attempts: { type: 'integer', minimum: 1, maximum: 10, description: 'retries after the first try; idempotent requests only (gRPC statuses: calls answered trailers-only)' },
+    retryOn: { type: 'array', minItems: 1, items: str('what is retried', { enum: [...RETRY_ON] }) },
   }, ['attempts']),
   fault: obj({
     delay: obj({ duration: str('added delay', { pattern: DURATION }), percent }, ['duration', 'percent']),
-    abort: obj({ status: { type: 'integer', minimum: 400, maximum: 599 }, percent }, ['status', 'percent']),
+    abort: obj({
+      status: { type: 'integer', minimum: 400, maximum: 599, description: 'HTTP status; or grpcStatus' },
+      grpcStatus: { type: 'integer', minimum: 1, maximum: 16, description: 'gRPC status (trailers-only to gRPC callers); or status' },
+      percent,
+    }, ['percent']),
   }),
 }, ['backends']);
 

@@ -74,15 +74,20 @@ class H2Exchange extends EventEmitter implements Res, BodyFlow {
     return this;
   }
 
-  /** The proxy's own error (its error header says so) to a gRPC caller: a trailers-only answer with the status it means. */
+  /** The proxy's own error (its error header says so) to a gRPC caller: a trailers-only answer with its gRPC status. */
   private trailersOnly(status: number, raw: string[]): boolean {
     let reason: string | undefined;
-    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === ERROR_HEADER) reason = raw[i + 1];
+    let code: string | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      const n = raw[i]!.toLowerCase();
+      if (n === ERROR_HEADER) reason = raw[i + 1];
+      else if (n === 'grpc-status') code = raw[i + 1];
+    }
     if (reason === undefined) return false;
     this.noBody = true;
     this.headers = {
       ':status': 200, 'content-type': 'application/grpc',
-      'grpc-status': String(grpcStatusOf(status)), 'grpc-message': grpcMessage(reason), [ERROR_HEADER]: reason,
+      'grpc-status': code ?? String(grpcStatusOf(status)), 'grpc-message': grpcMessage(reason), [ERROR_HEADER]: reason,
     };
     return true;
   }

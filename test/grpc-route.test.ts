@@ -1,0 +1,181 @@
+// gRPC semantics of mesh route and policy, with a real gRPC stack (@grpc/grpc-js): routes matching the
+// method path, the client's grpc-timeout honoured and passed on shrunk, retries by gRPC status, faults
+// aborting with a gRPC status, and the proxy's own answers counted with the grpc_status they were sent with.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import grpc from '@grpc/grpc-js';
+import { TestMesh, request, waitFor, type WorkloadInfo } from './support/mesh.js';
+import { GRPC_APP, echoClient, say, type EchoClient, type Msg } from './support/grpc.js';
+
+/** A Say request as one length-prefixed message, Msg{text}, for a client that is not grpc-js. */
+function sayFrame(text: string): Buffer {
+  const t = Buffer.from(text);
+  const msg = Buffer.concat([Buffer.from([0x0a, t.length]), t]);
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(msg.length, 1);
+  return Buffer.concat([head, msg]);
+}
+
+/** response_total of gRPC responses on one sidecar, by `direction status_code grpc_status`. */
+async function grpcCounts(admin: string): Promise<Map<string, number>> {
+  const by = new Map<string, number>();
+  const body = (await request(admin, { path: '/metrics' })).body;
+  for (const [, labels, n] of body.matchAll(/^response_total\{([^}]*)\} (\S+)$/gm)) {
+    const g = /grpc_status="(\d+)"/.exec(labels!);
+    if (!g) continue;
+    const key = `${/direction="(\w+)"/.exec(labels!)![1]} ${/status_code="(\d+)"/.exec(labels!)![1]} ${g[1]}`;
+    by.set(key, (by.get(key) ?? 0) + Number(n));
+  }
+  return by;
+}
+
+describe('gRPC routes, deadlines, retries and faults', () => {
+  const m = new TestMesh();
+  let client: WorkloadInfo;
+  let v1: WorkloadInfo;
+  let echo: EchoClient;
+
+  const route = async (...args: string[]) => {
+    const r = await m.cli(['route', ...args, ...(args[0] === 'set' || args[0] === 'clear' ? ['--wait-timeout', '20s'] : [])]);
+    assert.equal(r.code, 0, r.stderr);
+    return r;
+  };
+
+  before(async () => {
+    await m.install();
+    const [r, a] = await Promise.all([
+      m.cli(['run', '-d', '-o', 'json', '--name', 'client', '--', process.execPath, '-e', 'setInterval(() => {}, 1e9)']),
+      m.run('echo', { app: GRPC_APP, extra: ['--app-protocol', 'h2c'] }),
+      m.run('echo', { version: 'v2', app: GRPC_APP, extra: ['--app-protocol', 'h2c'] }),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    client = JSON.parse(r.stdout) as WorkloadInfo;
+    v1 = a;
+    echo = echoClient(client.outbound, 'echo');
+    const seen = new Set<string>();
+    await waitFor('calls to reach both versions', async () => {
+      const u = await say(echo, { text: 'hello' });
+      if (u.reply?.who) seen.add(u.reply.who.split('-')[1]!);
+      return seen.size === 2;
+    }, 30_000, 50);
+  });
+  after(async () => {
+    echo?.close();
+    await m.cleanup();
+  });
+
+  it('a rule matching the gRPC method path sends those calls to their own version', async () => {
+    await route('set', 'echo', 'v1');
+    await route('set', 'echo', 'v2', '--match', 'path:/meshtest.Echo/Count');
+    for (let i = 0; i < 5; i++) {
+      const u = await say(echo, { text: 'hi' });
+      assert.match(u.reply!.who!, /^echo-v1-/);
+      const streamed = await new Promise<Msg[]>((resolve, reject) => {
+        const got: Msg[] = [];
+        const call = echo.count({ n: 2 });
+        call.on('data', (x: Msg) => got.push(x));
+        call.on('error', reject);
+        call.on('end', () => resolve(got));
+      });
+      assert.deepEqual(streamed.map((x) => x.who!.split('-')[1]), ['v2', 'v2']);
+    }
+    await route('clear', 'echo');
+  });
+
+  it("the client's grpc-timeout reaches the server shrunk by the route's timeout, and bounds the call itself", async () => {
+    await route('set', 'echo', 'v1');
+    const own = await say(echo, { text: 'deadline' }, { deadlineMs: 2000 });
+    const left = Number(own.reply!.text);
+    assert.ok(left > 1000 && left <= 2000, `the server's deadline is the client's: ${own.reply!.text} ms left`);
+    await route('set', 'echo', 'v1', '--timeout', '400ms');
+    const shrunk = await say(echo, { text: 'deadline' }, { deadlineMs: 10_000 });
+    assert.ok(Number(shrunk.reply!.text) <= 400, `the route's 400 ms reaches the server: ${shrunk.reply!.text} ms left`);
+    assert.equal((await say(echo, { text: 'deadline' })).reply!.text, 'none', 'no deadline is made up for a call without one');
+
+    // A client that sends grpc-timeout but does not enforce it: the proxy ends the call DEADLINE_EXCEEDED.
+    await route('clear', 'echo');
+    const s = http2.connect(`http://${client.outbound}`);
+    try {
+      const call = (timeout: string, text: string) => new Promise<{ status: string | undefined; ms: number }>((resolve, reject) => {
+        const began = Date.now();
+        const st = s.request({ ':method': 'POST', ':path': '/meshtest.Echo/Say', ':authority': 'echo', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': timeout });
+        let status: string | undefined;
+        st.on('response', (h) => (status ??= h['grpc-status'] as string | undefined));
+        st.on('trailers', (h) => (status ??= h['grpc-status'] as string | undefined));
+        st.on('error', reject);
+        st.on('close', () => resolve({ status, ms: Date.now() - began }));
+        st.resume();
+        st.end(sayFrame(text));
+      });
+      const late = await call('200m', 'sleep:5000');
+      assert.equal(late.status, '4');
+      assert.ok(late.ms < 4000, `ended at the deadline, not the reply: ${late.ms} ms`);
+      for (const t of ['2S', '2000000u', '1M']) assert.equal((await call(t, 'sleep:10')).status, '0', t);
+      assert.equal((await call('soon', 'sleep:10')).status, '13', 'a value that is not a grpc-timeout is left to the server, which refuses it as gRPC does');
+    } finally {
+      s.close();
+    }
+  });
+
+  it('retries a call answered trailers-only with a status --retry-on names, within the retry budget', async () => {
+    await route('set', 'echo', 'v1', '--retries', '2');
+    // Every other flaky call fails: without unavailable in --retry-on half of them reach the client failed.
+    const plain = await Promise.all(Array.from({ length: 6 }, () => say(echo, { text: 'flaky:14' })));
+    assert.ok(plain.some((u) => u.status.code === grpc.status.UNAVAILABLE));
+    const before = Number(/^outbound_http_retries_total\{[^}]*\} (\d+)$/m.exec((await request(client.admin, { path: '/metrics' })).body)?.[1] ?? 0);
+    await route('set', 'echo', 'v1', '--retries', '2', '--retry-on', 'unavailable,resource-exhausted');
+    const got = await route('get', 'echo');
+    assert.match(got.stdout, /2 on resource-exhausted,unavailable/);
+    assert.match((await route('list')).stdout, /echo\s+1\s+v1 100%\s+0\s+2 on resource-exhausted,unavailable/);
+    for (let i = 0; i < 6; i++) {
+      const u = await say(echo, { text: 'flaky:14' });
+      assert.equal(u.status.code, grpc.status.OK, u.status.details);
+    }
+    for (let i = 0; i < 4; i++) assert.equal((await say(echo, { text: 'flaky:8' })).status.code, grpc.status.OK);
+    // INTERNAL is not named: it reaches the client.
+    const internal = await Promise.all(Array.from({ length: 4 }, () => say(echo, { text: 'flaky:13' })));
+    assert.ok(internal.some((u) => u.status.code === grpc.status.INTERNAL));
+    const after_ = Number(/^outbound_http_retries_total\{[^}]*\} (\d+)$/m.exec((await request(client.admin, { path: '/metrics' })).body)?.[1] ?? 0);
+    assert.ok(after_ - before >= 3, `retries counted: ${before} → ${after_}`);
+    await route('clear', 'echo');
+  });
+
+  it('a fault aborts calls with a gRPC status, counted with its grpc_status', async () => {
+    await route('set', 'echo', 'v1', '--fault-abort-grpc', 'unavailable@100%');
+    assert.match((await route('get', 'echo')).stdout, /abort grpc 14@100%/);
+    const before = (await grpcCounts(client.admin)).get('outbound 503 14') ?? 0;
+    for (let i = 0; i < 3; i++) {
+      const u = await say(echo, { text: 'hi' });
+      assert.equal(u.status.code, grpc.status.UNAVAILABLE);
+      assert.match(u.status.details, /fault injected/);
+    }
+    assert.equal((await grpcCounts(client.admin)).get('outbound 503 14'), before + 3);
+    await route('set', 'echo', 'v1', '--fault-abort-grpc', '13@100%');
+    assert.equal((await say(echo, { text: 'hi' })).status.code, grpc.status.INTERNAL);
+    // An HTTP/1.1 caller that is not gRPC gets the HTTP status Envoy maps it to.
+    assert.equal((await request(client.outbound, { headers: { host: 'echo' } })).status, 500);
+    await route('clear', 'echo');
+  });
+
+  it("the proxy's own answers are counted with the grpc_status they were sent with: a denial is PERMISSION_DENIED on both sides", async () => {
+    const policy = async (...args: string[]) => {
+      const r = await m.cli(['policy', ...args]);
+      assert.equal(r.code, 0, r.stderr);
+    };
+    await policy('default', 'deny');
+    try {
+      let last: grpc.StatusObject | undefined;
+      await waitFor('the denial to reach the servers', async () => (last = (await say(echo, { text: 'hi' })).status).code === grpc.status.PERMISSION_DENIED, 20_000, 100)
+        .catch((e: Error) => assert.fail(`${e.message}: ${JSON.stringify(last)}`));
+      for (let i = 0; i < 3; i++) assert.equal((await say(echo, { text: 'hi' })).status.code, grpc.status.PERMISSION_DENIED);
+      const out = await grpcCounts(client.admin);
+      assert.ok((out.get('outbound 403 7') ?? 0) >= 3, [...out].join(' | '));
+      const inb = new Map<string, number>();
+      for (const a of [v1.admin]) for (const [k, n] of await grpcCounts(a)) inb.set(k, n);
+      assert.ok([...inb.keys()].includes('inbound 403 7'), [...inb].join(' | '));
+    } finally {
+      await policy('default', 'allow');
+    }
+  });
+});

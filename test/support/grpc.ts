@@ -1,0 +1,53 @@
+// The gRPC test app's client (test/fixtures/grpc-app.mjs, meshtest.Echo on @grpc/grpc-js): a channel to a
+// sidecar's outbound listener with the service as its authority, and a unary call that reports how it ended.
+import { join } from 'node:path';
+import grpc from '@grpc/grpc-js';
+import protoLoader from '@grpc/proto-loader';
+import { ROOT } from './mesh.js';
+
+export const GRPC_APP = join(ROOT, 'test', 'fixtures', 'grpc-app.mjs');
+export const ECHO_PROTO = join(ROOT, 'test', 'fixtures', 'echo.proto');
+const MiB = 1024 * 1024;
+
+export interface Msg {
+  text?: string;
+  data?: Buffer;
+  n?: number;
+  who?: string;
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+export type EchoClient = grpc.Client & Record<string, (...args: any[]) => any>;
+
+/** A meshtest.Echo client on `outbound` (a sidecar's host:port) for `service`. */
+export function echoClient(outbound: string, service: string): EchoClient {
+  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(ECHO_PROTO, { defaults: true })) as any;
+  return new pkg.meshtest.Echo(outbound, grpc.credentials.createInsecure(), {
+    'grpc.default_authority': service,
+    'grpc.max_receive_message_length': 64 * MiB,
+    'grpc.max_send_message_length': 64 * MiB,
+  });
+}
+
+export interface Unary {
+  reply: Msg | null;
+  err: grpc.ServiceError | null;
+  headers: grpc.Metadata | null;
+  status: grpc.StatusObject;
+}
+
+/** One Say call; resolves with its reply, header metadata and status however it ended. */
+export function say(c: EchoClient, req: Msg, o: { md?: grpc.Metadata; deadlineMs?: number } = {}): Promise<Unary> {
+  return new Promise((resolve) => {
+    let reply: Msg | null = null;
+    let err: grpc.ServiceError | null = null;
+    let headers: grpc.Metadata | null = null;
+    const opts: grpc.CallOptions = o.deadlineMs ? { deadline: Date.now() + o.deadlineMs } : {};
+    const call = c.say(req, o.md ?? new grpc.Metadata(), opts, (e: grpc.ServiceError | null, r: Msg) => {
+      err = e;
+      reply = r ?? null;
+    });
+    call.on('metadata', (m: grpc.Metadata) => (headers = m));
+    call.on('status', (status: grpc.StatusObject) => setImmediate(() => resolve({ reply, err, headers, status })));
+  });
+}
