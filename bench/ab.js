@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
 import { installSignalHandlers, cleanup, readRss } from './procs.js';
 import { setupMesh } from './mesh.js';
-import { heyLatency, h2loadGrpc, cpuMeter } from './load.js';
+import { heyLatency, h2loadGrpc, wrkThroughput, cpuMeter, rssSampler } from './load.js';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
@@ -53,7 +53,12 @@ async function main() {
     targets[k] = await setupMesh({ repoRoot: root, serverScript: script, log: (m) => console.error(`[${k}] ${m}`), mode });
   }
   const rssIdle = Object.fromEntries(Object.entries(targets).map(([k, t]) => [k, t.proxies.map((p) => readRss(p.pid)?.rssMB.toFixed(1))]));
-  for (const t of Object.values(targets)) await load(t, 2); // warm-up
+  // Warm-up: a burst at full speed gets the hot path optimized, as a long-running sidecar's is.
+  for (const t of Object.values(targets)) {
+    if (mode === 'grpc') await h2loadGrpc({ url: t.url, host: t.host, clients: 4, streams: 8, durationS: 3 });
+    else await wrkThroughput({ url: t.url, host: t.host, connections: 32, durationS: 3 });
+    await load(t, 2);
+  }
   const results = { A: [], B: [] };
   for (let i = 0; i < rounds; i++) {
     for (const k of i % 2 ? ['B', 'A'] : ['A', 'B']) {
@@ -66,10 +71,21 @@ async function main() {
       console.error(`round ${i + 1} ${k}: ${row.cpuUs.toFixed(0)} µs/req (client ${row.each[0].toFixed(0)}, server ${row.each[1].toFixed(0)}), p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, load ${row.load.toFixed(2)}`);
     }
   }
+  // Then each at its maximum for a while (wrk, or h2load with calls in flight): the peak RSS under load.
+  const peak = {};
+  const maxRps = {};
+  for (const k of ['A', 'B']) {
+    const t = targets[k];
+    const sampler = rssSampler(t.proxies);
+    maxRps[k] = mode === 'grpc'
+      ? (await h2loadGrpc({ url: t.url, host: t.host, clients: 4, streams: 8, durationS: durationS * 2 })).rps
+      : (await wrkThroughput({ url: t.url, host: t.host, connections: 32, durationS: durationS * 2 })).rps;
+    peak[k] = sampler.stop().map((p) => p.rssMB.toFixed(1));
+  }
   for (const k of ['A', 'B']) {
     const rs = results[k];
     const rss = targets[k].proxies.map((p) => readRss(p.pid)?.rssMB.toFixed(1));
-    console.log(`${k} ${builds[k]}: median CPU ${median(rs.map((r) => r.cpuUs)).toFixed(0)} µs/req (client ${median(rs.map((r) => r.each[0])).toFixed(0)}, server ${median(rs.map((r) => r.each[1])).toFixed(0)}), p50 ${median(rs.map((r) => r.p50)).toFixed(2)} ms, p99 ${median(rs.map((r) => r.p99)).toFixed(2)} ms; RSS idle ${rssIdle[k].join('/')} MB, after ${rss.join('/')} MB`);
+    console.log(`${k} ${builds[k]}: median CPU ${median(rs.map((r) => r.cpuUs)).toFixed(0)} µs/req (client ${median(rs.map((r) => r.each[0])).toFixed(0)}, server ${median(rs.map((r) => r.each[1])).toFixed(0)}), p50 ${median(rs.map((r) => r.p50)).toFixed(2)} ms, p99 ${median(rs.map((r) => r.p99)).toFixed(2)} ms; RSS idle ${rssIdle[k].join('/')} MB, peak at max ${peak[k].join('/')} MB (${Math.round(maxRps[k])} req/s), after ${rss.join('/')} MB`);
   }
 }
 

@@ -2,7 +2,7 @@
 // latency at a fixed rate, bench/tcp-load.js for bulk TCP; the proxies' CPU (/proc ticks) and RSS around each.
 import { writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCommand, readRss, readCpuTicks, ticksPerSecond, makeTempDir, sleep } from './procs.js';
+import { runCommand, readRss, readPss, readCpuTicks, ticksPerSecond, makeTempDir, sleep } from './procs.js';
 
 /** Samples VmRSS of the given pids every 250 ms while a measurement runs; keeps the maxima. */
 export function rssSampler(proxies) {
@@ -171,9 +171,12 @@ function perUnit(cpu, units) {
   return { total: (cpu.totalS * 1e6) / units, each: Object.fromEntries(cpu.each.map((e) => [e.label, (e.cpuS * 1e6) / units])) };
 }
 
-/** RSS of each proxy now, in MB. */
-function rssNow(proxies) {
-  return Object.fromEntries(proxies.map((p) => [p.label, readRss(p.pid)?.rssMB ?? null]));
+/** RSS, private (anon) memory and PSS of each proxy now, in MB. */
+function memNow(proxies) {
+  return Object.fromEntries(proxies.map((p) => {
+    const r = readRss(p.pid);
+    return [p.label, { rssMB: r?.rssMB ?? null, anonMB: r?.anonMB ?? null, pssMB: readPss(p.pid) }];
+  }));
 }
 
 /**
@@ -182,7 +185,7 @@ function rssNow(proxies) {
  */
 export async function measurePath(target, opts, log) {
   const { url, host, proxies = [], mode = 'http' } = target;
-  const rssIdle = rssNow(proxies);
+  const idle = memNow(proxies);
   const sampler = rssSampler(proxies);
   const cpu = await cpuMeter(proxies);
   try {
@@ -238,14 +241,18 @@ export async function measurePath(target, opts, log) {
     if (cpuAtRate?.perRequest) log(`  CPU per request at ${opts.rate}/s: ${cpuAtRate.perRequest.total.toFixed(0)} µs (all proxies)`);
     const peak = sampler.stop();
     await sleep(1000);
-    const rssAfter = rssNow(proxies);
+    const after = memNow(proxies);
     return {
       mode,
       throughput,
       latency,
       cpuAtMax,
       cpuAtRate,
-      proxies: peak.map((p) => ({ ...p, rssIdleMB: rssIdle[p.label], rssAfterMB: rssAfter[p.label] })),
+      proxies: peak.map((p) => ({
+        ...p,
+        rssIdleMB: idle[p.label].rssMB, pssIdleMB: idle[p.label].pssMB, anonIdleMB: idle[p.label].anonMB,
+        rssAfterMB: after[p.label].rssMB, pssAfterMB: after[p.label].pssMB, anonAfterMB: after[p.label].anonMB,
+      })),
     };
   } finally {
     sampler.stop();

@@ -70,7 +70,6 @@ export async function setupMesh({ repoRoot, serverScript, log, variant = 'mesh',
 
   const service = mode === 'grpc' ? 'bench-grpc' : mode === 'tcp' ? 'bench-tcp' : 'bench-server';
   const serverPort = await freePort();
-  const clientPort = await freePort();
   const upstreamPort = mode === 'tcp' ? await freePort() : 0;
   log('mesh install');
   await mesh(['install', '--state-dir', stateDir]);
@@ -81,7 +80,7 @@ export async function setupMesh({ repoRoot, serverScript, log, variant = 'mesh',
   remember(server);
   log('mesh run bench-client');
   const client = parseRunOutput((await mesh(['run', '--state-dir', stateDir, '-d', '-o', 'json', '--name', 'bench-client',
-    '--port', String(clientPort), ...(mode === 'tcp' ? ['--upstream', `${service}:${serverPort}=127.0.0.1:${upstreamPort}`] : []),
+    ...(mode === 'tcp' ? ['--upstream', `${service}:${serverPort}=127.0.0.1:${upstreamPort}`] : []),
     '--', process.execPath, '-e', 'setInterval(()=>{},1<<30)'])).stdout);
   remember(client);
   const ready = { timeoutMs: 60_000, what: `mesh ${mode} path` };

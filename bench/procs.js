@@ -218,12 +218,25 @@ export function splitHostPort(hostPort) {
   return [hostPort.slice(0, i), Number(hostPort.slice(i + 1))];
 }
 
-/** VmRSS and VmHWM of a pid in MB, or null if it is gone. */
+/**
+ * VmRSS and VmHWM of a pid in MB, or null if it is gone. anonMB is its private memory (RssAnon);
+ * the rest of RSS is file pages, mostly the node binary's, which every node process on the host shares.
+ */
 export function readRss(pid) {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (key) => Number(status.match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'))?.[1] ?? NaN);
-    return { rssMB: kb('VmRSS') / 1024, hwmMB: kb('VmHWM') / 1024 };
+    return { rssMB: kb('VmRSS') / 1024, hwmMB: kb('VmHWM') / 1024, anonMB: kb('RssAnon') / 1024 };
+  } catch {
+    return null;
+  }
+}
+
+/** Proportional set size in MB (shared pages split among the processes that map them), or null. */
+export function readPss(pid) {
+  try {
+    const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    return Number(rollup.match(/^Pss:\s+(\d+) kB/m)?.[1] ?? NaN) / 1024;
   } catch {
     return null;
   }

@@ -108,12 +108,14 @@ export function printReport({ config, paths, ratios, goals, loadavg }) {
   }
   const withProxies = done.filter(([, r]) => r.proxies.length);
   if (withProxies.length) {
-    console.log('proxies: RSS MB idle / peak under load / after; CPU µs per request (per MB for TCP) at the fixed rate (TCP: bulk)');
-    const rows = [['path', 'proxy', 'idle', 'peak', 'after', 'CPU µs']];
+    console.log('proxies: RSS MB idle / peak under load / 1 s after; PSS (shared pages split, the node binary\'s mostly) and private');
+    console.log('(anon) MB idle and after; CPU µs per request at the fixed rate (TCP: per MB, bulk)');
+    const rows = [['path', 'proxy', 'RSS idle', 'peak', 'after', 'PSS idle', 'after', 'anon idle', 'after', 'CPU µs']];
     for (const [name, r] of withProxies) {
       for (const p of r.proxies) {
         const cpu = r.mode === 'tcp' ? r.cpuAtMax?.perMB?.each?.[p.label] : r.cpuAtRate?.perRequest?.each?.[p.label];
-        rows.push([name, p.label, f(p.rssIdleMB, 1), f(p.rssMB, 1), f(p.rssAfterMB, 1), f(cpu, 0)]);
+        rows.push([name, p.label, f(p.rssIdleMB, 1), f(p.rssMB, 1), f(p.rssAfterMB, 1), f(p.pssIdleMB, 1), f(p.pssAfterMB, 1),
+          f(p.anonIdleMB, 1), f(p.anonAfterMB, 1), f(cpu, 0)]);
       }
     }
     table(rows);

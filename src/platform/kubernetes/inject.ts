@@ -13,6 +13,7 @@ import {
   OPAQUE_PORTS_ENV,
 } from './names.js';
 import { workloadOf } from './workloads.js';
+import { sidecarNodeFlags } from '../sidecar-flags.js';
 
 export interface InjectOptions {
   version: string;
@@ -139,6 +140,7 @@ function proxyContainer(o: InjectOptions, inboundPorts: InboundPort[], workload:
       // Ports never sniffed for HTTP (mesh.io/opaque-ports, as Linkerd's config.linkerd.io/opaque-ports).
       ...(opaquePorts.length ? [{ name: OPAQUE_PORTS_ENV, value: opaquePorts.map((p) => p.replace(':', '-')).join(',') }] : []),
       { name: 'MESH_TRUST_ANCHORS', value: o.trustAnchorsPem.replace(/\r\n/g, '\n') },
+      { name: 'NODE_OPTIONS', value: sidecarNodeFlags({}).join(' ') },
     ],
     ports: [
       { name: 'mesh-inbound', containerPort: inbound, protocol: 'TCP' },

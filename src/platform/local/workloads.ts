@@ -9,14 +9,9 @@ import { MESH_BIN } from '../../version.js';
 import { isAlive, recordAlive, type StateDir, type WorkloadRecord } from './state.js';
 import { portInUse, sleep } from '../../util/net.js';
 import { stopPid } from './processes.js';
+import { sidecarNodeFlags } from '../sidecar-flags.js';
 import type { PortSet, UpstreamDecl } from '../../model/ports.js';
 import type { AppProtocol } from '../../model/app-protocol.js';
-
-/**
- * A sidecar's garbage is short-lived (one request's objects): a small young generation keeps its
- * memory down at little cost, where V8's default lets it grow to 48 MB under load.
- */
-export const SIDECAR_V8_FLAGS = [`--max-semi-space-size=${process.env.MESH_SEMI_SPACE_MB ?? '2'}`];
 
 export interface WorkloadSpec {
   kind: 'workload' | 'ingress';
@@ -256,7 +251,7 @@ export async function launchDetached(state: StateDir, spec: WorkloadSpec, timeou
   mkdirSync(state.path('logs'), { recursive: true, mode: 0o700 });
   const logPath = state.workloadLog(instance);
   const fd = openSync(logPath, 'a');
-  const child = spawn(process.execPath, [...SIDECAR_V8_FLAGS, ...args], { detached: true, stdio: ['ignore', fd, fd], cwd: process.cwd() });
+  const child = spawn(process.execPath, [...sidecarNodeFlags(), ...args], { detached: true, stdio: ['ignore', fd, fd], cwd: process.cwd() });
   closeSync(fd);
   let exitCode: number | null = null;
   child.on('exit', (code) => (exitCode = code ?? 1));
