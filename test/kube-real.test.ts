@@ -257,6 +257,73 @@ describe('mesh on a real Kubernetes (kube-local)', { concurrency: false }, () =>
     await waitFor('allow again', async () => /^reviews-v/.test(await page()), 60_000, 250);
   });
 
+  it('carries opaque TCP by transparent capture and HTTP/2 to an h2c Service port, through both sidecars', { timeout: 180_000 }, async (t) => {
+    if (!need(t)) return;
+    const kube = c!.kube;
+    const srv = `capture-srv.${HOOK_NS}`;
+    // One server pod: a TCP echo on 7000 and an h2c server on 50051 (appProtocol kubernetes.io/h2c) answering with
+    // the HTTP version it was spoken to in and the caller identity its sidecar passed on.
+    const serverScript = [
+      "require('net').createServer((s) => { s.pipe(s); s.on('error', () => {}); }).listen(7000);",
+      "require('http2').createServer((q, r) => r.end(JSON.stringify({ version: q.httpVersion, client: q.headers['mesh-client-id'] || '' }))).listen(50051);",
+    ].join('\n');
+    // The client: a line echoed over TCP (the connection is then held open, for stat), then one h2 request; each retried.
+    const clientScript = [
+      "const net = require('net'), http2 = require('http2'); let held;",
+      "const retry = (f) => new Promise((done) => { let n = 0; const go = () => f().then(done, (e) => { console.log('retry ' + e.message); if (++n > 600) process.exit(1); setTimeout(go, 200); }); go(); });",
+      `const tcp = () => new Promise((ok, fail) => { const s = net.connect(7000, '${srv}'); let got = ''; s.setTimeout(5000, () => s.destroy(new Error('timeout')));`,
+      "  s.on('error', fail); s.on('close', () => fail(new Error('closed after ' + JSON.stringify(got))));",
+      "  s.on('data', (c) => { got += c; if (got === 'ping\\n') { s.removeAllListeners('close'); s.setTimeout(0); held = s; console.log('tcp echoed'); ok(); } }); s.write('ping\\n'); });",
+      `const h2 = () => new Promise((ok, fail) => { const c = http2.connect('http://${srv}:50051'); c.on('error', fail); let status = 0, b = '';`,
+      "  const r = c.request({ ':path': '/hello' }); r.on('response', (h) => (status = h[':status'])); r.on('data', (d) => (b += d)); r.on('error', fail);",
+      "  r.on('end', () => { c.close(); if (status === 200) { console.log('h2 ' + b); ok(); } else fail(new Error('status ' + status + ' ' + b)); }); r.end(); });",
+      'retry(tcp).then(() => retry(h2)).then(() => setInterval(() => held.write(\'\'), 60000));',
+    ].join('\n');
+    const app = (name: string, script: string, ports: number[]): Obj => ({
+      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: HOOK_NS },
+      spec: {
+        replicas: 1, selector: { matchLabels: { app: name } },
+        template: {
+          metadata: { labels: { app: name, version: 'v1' } },
+          spec: {
+            serviceAccountName: name, terminationGracePeriodSeconds: 1,
+            containers: [{ name: 'app', image: c!.image, imagePullPolicy: 'IfNotPresent', command: ['node', '-e', script], ports: ports.map((containerPort) => ({ containerPort })), resources: { requests: { cpu: '5m', memory: '32Mi' } } }],
+          },
+        },
+      },
+    });
+    await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: HOOK_NS, labels: { 'mesh.io/inject': 'enabled' } } });
+    for (const name of ['capture-srv', 'capture-client']) await kube.apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: HOOK_NS } });
+    await kube.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'capture-srv', namespace: HOOK_NS }, spec: { selector: { app: 'capture-srv' }, ports: [
+      { name: 'echo', port: 7000, targetPort: 7000 }, { name: 'web', port: 50051, targetPort: 50051, appProtocol: 'kubernetes.io/h2c' },
+    ] } } as never);
+    await kube.apply(app('capture-srv', serverScript, [7000, 50051]) as never);
+    // The server ready first, so the client's sidecar has its endpoints from the start (else the cluster IP is egress).
+    await waitFor('capture-srv ready', async () => (await pods(kube, HOOK_NS, 'app=capture-srv')).some((p) => p.status?.conditions?.some((x: Obj) => x.type === 'Ready' && x.status === 'True')), 90_000, 250);
+    await kube.apply(app('capture-client', clientScript, []) as never);
+    const log = async () => {
+      const p = (await pods(kube, HOOK_NS, 'app=capture-client'))[0];
+      return p ? podLog(kube, HOOK_NS, p.metadata.name, 'app') : '';
+    };
+    const out = (await waitFor('the client to echo over TCP and get an h2 answer', async () => {
+      const l = await log();
+      return /^h2 /m.test(l) ? l : undefined;
+    }, 90_000, 500))!;
+    assert.match(out, /^tcp echoed$/m);
+    const answer = JSON.parse(/^h2 (.*)$/m.exec(out)![1]!) as Obj;
+    assert.deepEqual(answer, { version: '2.0', client: `spiffe://cluster.local/ns/${HOOK_NS}/sa/capture-client` }, 'h2c to the app, the caller proved by mTLS between the sidecars');
+    // The client's sidecar carried the connection to the Service's cluster IP as a mesh tunnel, not as egress.
+    const metrics = (await httpGet(await podIP(kube, HOOK_NS, 'app=capture-client'), 4191, '/metrics')).body.split('\n');
+    assert.ok(metrics.some((l) => l.startsWith('tcp_open_total{') && l.includes('dst_service="capture-srv"') && l.includes('tls="true"') && l.includes('protocol="opaque"')), 'an opaque tunnel to capture-srv');
+    assert.ok(!metrics.some((l) => l.includes('dst_mesh="false"')), 'nothing went out as egress');
+    // mesh stat and edges count the held connection.
+    const row = await waitFor('stat to count the TCP connection', async () => (await json<Obj[]>(['stat', 'deploy', '-n', HOOK_NS])).find((r) => r.name === 'capture-srv' && r.tcp_open_connections >= 1), 60_000, 1000);
+    assert.equal(row!.meshed, '1/1');
+    const edge = await waitFor('the TCP edge', async () => (await json<Obj[]>(['edges', 'deploy', '-n', HOOK_NS])).find((e) => e.src === 'capture-client' && e.dst === 'capture-srv' && e.tcp_connections >= 1), 60_000, 1000);
+    assert.equal(edge!.server_id, `spiffe://cluster.local/ns/${HOOK_NS}/sa/capture-srv`);
+    for (const name of ['capture-client', 'capture-srv']) await kube.delete({ apiVersion: 'apps/v1', kind: 'Deployment', name, namespace: HOOK_NS });
+  });
+
   it('keeps serving with the control plane deleted, and check says it is gone', { timeout: 300_000 }, async (t) => {
     if (!need(t)) return;
     const kube = c!.kube;

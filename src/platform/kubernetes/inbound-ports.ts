@@ -1,6 +1,7 @@
-// Multi-port pods: Node cannot read SO_ORIGINAL_DST, so the proxy cannot tell which app port a redirected connection
-// was for. Instead each declared app port gets its own inbound listener, which mesh-init redirects that port to;
-// inject writes the mapping into MESH_INBOUND_PORTS ("4143=8080,4144=9090") and `mesh proxy` opens one listener each.
+// Multi-port pods: Node cannot read SO_ORIGINAL_DST by itself (the outbound side does with an addon, capture.ts,
+// which a build may lack), so inbound does without it: each declared app port gets its own inbound listener, which
+// mesh-init redirects that port to; inject writes the mapping into MESH_INBOUND_PORTS ("4143=8080,4144=9090") and
+// `mesh proxy` opens one listener each.
 import { PROXY_PORTS } from './names.js';
 
 /** One inbound listener of the proxy and the app port it forwards to (on 127.0.0.1). */
