@@ -14,6 +14,7 @@ import { observe } from '../src/proxy/layers/observe.js';
 import { route } from '../src/proxy/layers/route.js';
 import { fault } from '../src/proxy/layers/fault.js';
 import { retry, MAX_UNSENT_ATTEMPTS } from '../src/proxy/layers/retry.js';
+import { reconnect } from '../src/proxy/layers/reconnect.js';
 import { timeout } from '../src/proxy/layers/timeout.js';
 import { formatGrpcTimeout, grpcTimeoutMs } from '../src/proxy/wire/grpc-status.js';
 import { balance } from '../src/proxy/layers/balance.js';
@@ -637,5 +638,35 @@ describe('upgrades', () => {
     assert.match(written[0]!, /\r\nmesh-proxy-error: bad_request: /);
     assert.match(written[0]!, /\r\nconnection: close\r\n\r\n$/);
     assert.ok(ended);
+  });
+});
+
+describe('reconnect (the connection stack)', () => {
+  interface C { attempts: number; again: boolean; gone: boolean; failedWith: ErrorCode | null }
+  /** A transport whose tries fail with `codes` in turn, then open. */
+  const run = (codes: ErrorCode[], gone = false) => {
+    const c: C = { attempts: 0, again: false, gone, failedWith: null };
+    const transport = {
+      send(x: C) {
+        const code = codes.shift();
+        if (code === undefined) transport.report.response(x, 200);
+        else if (!transport.report.failed(x, new MeshFault(code, code) as Error, code, false)) x.failedWith = code;
+        transport.report.done(x);
+      },
+      report: TOP as Report<C>,
+    };
+    stack<C>([reconnect<C>()], transport)(c);
+    return c;
+  };
+
+  it('tries again what never reached a peer, up to the unsent limit', () => {
+    assert.deepEqual(run(['connect', 'peer_identity']), { attempts: 3, again: false, gone: false, failedWith: null });
+    assert.equal(run(['connect', 'refused', 'connect']).failedWith, 'connect');
+    assert.equal(run(['connect', 'refused', 'connect']).attempts, MAX_UNSENT_ATTEMPTS);
+  });
+
+  it('does not try again what may have reached the peer, nor for a client that went away', () => {
+    assert.deepEqual(run(['upstream']), { attempts: 1, again: false, gone: false, failedWith: 'upstream' });
+    assert.equal(run(['connect'], true).attempts, 1);
   });
 });

@@ -78,41 +78,43 @@ export class Exchange {
   }
 }
 
-export type Handler = (ex: Exchange) => void;
+export type Handler<X = Exchange> = (ex: X) => void;
 
 /**
  * How an attempt went, as the transport reports it to the layers above, the nearest first. Each layer passes a
- * report on (`above`) or acts on it; the stack's top does nothing.
+ * report on (`above`) or acts on it; the stack's top does nothing. `X` is what passes through the stack: an
+ * exchange (a request), or a connection (tcp.ts).
  */
-export interface Report {
-  /** Its response head came: true drops the response unseen (a layer sends the request again once it is done). */
-  response(ex: Exchange, status: number): boolean;
+export interface Report<X = Exchange> {
+  /** Its response head came (a connection: the tunnel opened, 200): true drops it unseen (a layer sends again once it is done). */
+  response(ex: X, status: number): boolean;
   /**
    * It failed before any response, with the stable code of the failure: true when a layer took the exchange over
    * (answered it, or sends it again once it is done); else the transport answers with the code's status.
    */
-  failed(ex: Exchange, err: NodeJS.ErrnoException, code: ErrorCode, reused: boolean): boolean;
+  failed(ex: X, err: NodeJS.ErrnoException, code: ErrorCode, reused: boolean): boolean;
   /** It is over upstream, however it ended: once per attempt, after response() or failed(). */
-  done(ex: Exchange): void;
+  done(ex: X): void;
 }
 
 /**
  * One per-request behaviour: it wraps the handler below it (requests go down). One that needs to know how attempts
  * went also has `report`, which wraps the report of the layers above it, and may send again through `next`.
  */
-export interface Layer {
-  (next: Handler): Handler;
-  report?: (above: Report, next: Handler) => Report;
+export interface Layer<X = Exchange> {
+  (next: Handler<X>): Handler<X>;
+  report?: (above: Report<X>, next: Handler<X>) => Report<X>;
 }
 
 /** The bottom of a stack: sends an attempt and tells `report` how it went (set when the stack is built). */
-export interface Transport {
-  send: Handler;
-  report: Report;
+export interface Transport<X = Exchange> {
+  send: Handler<X>;
+  report: Report<X>;
 }
 
 /** The stack's top, and a transport's report until its stack is built: does nothing. */
-export const TOP: Report = {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- it does nothing with what it is given, whatever passes
+export const TOP: Report<any> = {
   response: () => false,
   failed: () => false,
   done() {},
@@ -122,15 +124,15 @@ export const TOP: Report = {
  * Builds the per-request stack once (at config time); requests only run it. Handlers are built from the bottom up,
  * reports from the top down, and the transport reports to the layer nearest it.
  */
-export function stack(layers: Layer[], transport: Transport | Handler): Handler {
+export function stack<X = Exchange>(layers: Array<Layer<X>>, transport: Transport<X> | Handler<X>): Handler<X> {
   const send = typeof transport === 'function' ? transport : transport.send;
-  const nexts: Handler[] = new Array(layers.length);
+  const nexts: Array<Handler<X>> = new Array(layers.length);
   let next = send;
   for (let i = layers.length - 1; i >= 0; i--) {
     nexts[i] = next;
     next = layers[i]!(next);
   }
-  let report = TOP;
+  let report: Report<X> = TOP;
   for (let i = 0; i < layers.length; i++) {
     const r = layers[i]!.report;
     if (r !== undefined) report = r(report, nexts[i]!);

@@ -3,16 +3,19 @@
 // same mTLS sessions as requests); one for a name outside the mesh goes through egress.ts. Entry
 // points: `CONNECT host:port` on the outbound listener, and upstream listeners (tcp-listeners.ts).
 import type net from 'node:net';
-import { pickBackend } from './routing.js';
 import type { RouteTable } from './layers/route.js';
+import { routeConnection, type Routed } from './layers/route.js';
+import { reconnect, type Reconnecting } from './layers/reconnect.js';
+import { balanceConnections, type Balanced } from './layers/balance.js';
 import type { MtlsTransport } from './layers/forward.js';
-import type { Endpoint } from './balancer.js';
+import type { Endpoint, Target } from './balancer.js';
 import type { TcpStats } from './metrics.js';
 import type { Egress } from './egress.js';
+import type { ServiceRouter } from './routing.js';
 import { hostOnly } from './layers/normalize.js';
-import { MeshFault, neverSent, type ErrorCode } from './errors.js';
+import { ProxyError, stack, TOP, type Handler, type Transport } from './exchange.js';
+import { MeshFault, type ErrorCode } from './errors.js';
 import type { EndpointInfo } from '../model/snapshot.js';
-import type { Tunnel } from './wire/mux-tunnel.js';
 
 export interface TcpOutbound {
   table: () => RouteTable;
@@ -22,9 +25,6 @@ export interface TcpOutbound {
   statsFor(ep: EndpointInfo): TcpStats;
 }
 
-/** Endpoints tried for one connection when the first cannot be reached (nothing was sent to it). */
-const MAX_ATTEMPTS = 3;
-
 /** What became of a connection: joined (the caller's socket now belongs to the tunnel), or refused with a status. */
 export interface Opened {
   /** The tunnel is up: say so to the client if the protocol does (CONNECT's 200), then it is attached. */
@@ -32,7 +32,99 @@ export interface Opened {
   refused(code: ErrorCode, reason: string): void;
 }
 
+/** One connection's passage through the connection stack, as an Exchange is a request's. */
+class Conn implements Routed, Balanced, Reconnecting {
+  router: ServiceRouter | null = null;
+  target: Target | null = null;
+  endpoint: Endpoint | null = null;
+  /** A tunnel's opening says nothing of the endpoint's load: the balancer counts the success, not its time. */
+  readonly freshConnection = true;
+  sent = 0;
+  attempts = 0;
+  again = false;
+  /** Why the current try failed, when no layer took it over: the client is told once the try is done. */
+  failure: ProxyError | null = null;
+
+  constructor(readonly sock: net.Socket, readonly authority: string, readonly host: string, readonly port: number, readonly head: Buffer | null, readonly cb: Opened) {}
+
+  get gone(): boolean {
+    return this.sock.destroyed;
+  }
+
+  refuse(err: ProxyError): void {
+    this.cb.refused(err.code, err.reason);
+  }
+}
+
 const statsCache = new WeakMap<Endpoint, TcpStats>();
+
+/** The bottom of the connection stack: a tunnel stream to the endpoint's proxy; it decides nothing. */
+function tunnelTo(o: TcpOutbound): Transport<Conn> {
+  const self: Transport<Conn> = {
+    send(c) {
+      const ep = c.endpoint!;
+      const t = o.transport.sessions.tunnel(ep.info.address, ep.info.port, ep.tls(o.transport.secureContext), c.authority, [], ep.tcp);
+      if (t instanceof MeshFault) {
+        if (!self.report.failed(c, t as Error, t.kind, false)) c.failure = new ProxyError(t.kind, t.message);
+        return over(c);
+      }
+      const onGone = () => t.reset();
+      c.sock.once('close', onGone);
+      t.once('open', () => {
+        c.sock.removeListener('close', onGone);
+        self.report.response(c, 200);
+        let stats = statsCache.get(ep);
+        if (stats === undefined) statsCache.set(ep, (stats = o.statsFor(ep.info)));
+        stats.track(t);
+        c.cb.open();
+        t.attach(c.sock, c.head);
+        c.sock.resume();
+      });
+      // Before it opened, a failure comes as 'error', then 'close'; after, 'close' alone.
+      t.once('error', (err: MeshFault) => {
+        c.sock.removeListener('close', onGone);
+        const e = ep.info;
+        if (!self.report.failed(c, err as Error, err.kind, false)) c.failure = new ProxyError(err.kind, `${e.service}.${e.namespace} endpoint ${e.instance}: ${err.message}`);
+      });
+      t.once('close', () => over(c));
+    },
+    report: TOP,
+  };
+  const over = (c: Conn) => {
+    self.report.done(c);
+    const f = c.failure;
+    c.failure = null;
+    if (f !== null && !c.gone) c.refuse(f);
+  };
+  return self;
+}
+
+/** A connection for a name that is not in the mesh: plain to it (egress.ts), or refused. */
+function outside(o: TcpOutbound): Handler<Conn> {
+  return (c) => {
+    const up = o.egress.connect(c.host, c.port);
+    if (typeof up === 'string') return c.refuse(new ProxyError('denied', up));
+    let joined = false;
+    up.once('connect', () => {
+      joined = true;
+      c.cb.open();
+      join(c.sock, up, c.head);
+    });
+    up.once('error', (err: NodeJS.ErrnoException) => {
+      if (!joined) c.refuse(new ProxyError('connect', `cannot connect to ${c.authority} (outside the mesh): ${err.code ?? err.message}`));
+    });
+    c.sock.once('close', () => up.destroy());
+  };
+}
+
+/** The connection stack, next to the request stack: route → reconnect → balance → tunnel, built once per outbound. */
+const stacks = new WeakMap<TcpOutbound, Handler<Conn>>();
+
+function connectionStack(o: TcpOutbound): Handler<Conn> {
+  let s = stacks.get(o);
+  if (s === undefined) stacks.set(o, (s = stack<Conn>([routeConnection(o.table, outside(o)), reconnect<Conn>(), balanceConnections<Conn>()], tunnelTo(o))));
+  return s;
+}
 
 /**
  * Carries `sock` to `authority` (host:port): a tunnel to a meshed service, or egress. The socket
@@ -42,63 +134,7 @@ export function openTcp(o: TcpOutbound, sock: net.Socket, authority: string, hea
   const colon = authority.lastIndexOf(':');
   const port = Number(authority.slice(colon + 1));
   if (colon <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) return cb.refused('bad_request', `'${authority}' is not host:port`);
-  const host = hostOnly(authority);
-  const router = o.table().hosts.get(host);
-  if (router === undefined) {
-    const up = o.egress.connect(host, port);
-    if (typeof up === 'string') return cb.refused('denied', up);
-    let joined = false;
-    up.once('connect', () => {
-      joined = true;
-      cb.open();
-      join(sock, up, head);
-    });
-    up.once('error', (err: NodeJS.ErrnoException) => {
-      if (!joined) cb.refused('connect', `cannot connect to ${authority} (outside the mesh): ${err.code ?? err.message}`);
-    });
-    sock.once('close', () => up.destroy());
-    return;
-  }
-  // Opaque traffic has no request to match: the service's default rule (its split) applies.
-  const rules = router.rules;
-  let target = router.target;
-  for (let i = 0; i < rules.length; i++) if (rules[i]!.matches === null) target = pickBackend(rules[i]!);
-  const tryOnce = (attempt: number): void => {
-    const ep = target.pick();
-    if (ep === null) {
-      const why = target.unavailable();
-      return cb.refused(why.code, why.reason);
-    }
-    ep.inflight++;
-    const t = o.transport.sessions.tunnel(ep.info.address, ep.info.port, ep.tls(o.transport.secureContext), authority, [], ep.tcp);
-    if (t instanceof MeshFault) {
-      ep.inflight--;
-      return cb.refused(t.kind, t.message);
-    }
-    const onGone = () => t.reset();
-    sock.once('close', onGone);
-    t.once('close', () => ep.inflight--);
-    t.once('open', () => {
-      ep.succeeded(-1, Date.now());
-      sock.removeListener('close', onGone);
-      let stats = statsCache.get(ep);
-      if (stats === undefined) statsCache.set(ep, (stats = o.statsFor(ep.info)));
-      stats.track(t);
-      cb.open();
-      t.attach(sock, head);
-      sock.resume();
-    });
-    t.once('error', (err: MeshFault) => {
-      sock.removeListener('close', onGone);
-      if (sock.destroyed) return;
-      const unsent = neverSent(err.kind);
-      if (unsent) ep.failed(Date.now(), err.kind !== 'refused');
-      if (unsent && attempt < MAX_ATTEMPTS) return tryOnce(attempt + 1);
-      const ep2 = ep.info;
-      cb.refused(err.kind, `${ep2.service}.${ep2.namespace} endpoint ${ep2.instance}: ${err.message}`);
-    });
-  };
-  tryOnce(1);
+  connectionStack(o)(new Conn(sock, authority, hostOnly(authority), port, head, cb));
 }
 
 /** Joins two sockets both ways, half-closes included; either's error or reset ends both. */

@@ -8,6 +8,7 @@ import { createIssuer, createTrustAnchor, generateKey, Issuer, type CertAndKey, 
 import { ALPN } from '../../src/proxy/wire/mux-frames.js';
 import { serveMux } from '../../src/proxy/wire/mux-server.js';
 import type { H1Handlers } from '../../src/proxy/wire/h1-server.js';
+import type { MuxHandlers } from '../../src/proxy/wire/mux-server.js';
 import { RoutingTable } from '../../src/proxy/table.js';
 import { routeSettingsFromSnapshot } from '../../src/proxy/route-config.js';
 import { MetricsRegistry } from '../../src/proxy/metrics.js';
@@ -41,7 +42,7 @@ export async function makeCa(): Promise<Ca> {
 }
 
 /** A peer proxy's inbound port: mutual TLS, mesh/1, the given handlers. */
-export async function muxPeer(cert: string, key: string, ca: string, h: H1Handlers): Promise<{ port: number; close(): Promise<void> }> {
+export async function muxPeer(cert: string, key: string, ca: string, h: MuxHandlers): Promise<{ port: number; close(): Promise<void> }> {
   const open = new Set<net.Socket>();
   const server = tls.createServer({ cert, key, ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: [ALPN], minVersion: 'TLSv1.3' }, (sock) => {
     open.add(sock);
