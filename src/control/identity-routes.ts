@@ -54,7 +54,7 @@ export function identityRoutes(d: IdentityRouteDeps): Route[] {
         sendJson(res, 200, { identity: wantUri, certificate, chain: [o.issuerCertPem], trustAnchors: o.trustAnchorsPem } satisfies CertificateResponse);
       },
     },
-    { method: 'GET', path: '/v1/identity', who: 'admin', handle: ({ res }) => sendJson(res, 200, identityInfo()) },
+    { method: 'GET', path: '/v1/identity', who: 'reader', handle: ({ res }) => sendJson(res, 200, identityInfo()) },
     {
       method: 'POST', path: '/v1/identity/reload', who: 'admin', async handle({ res }) {
         if (!o.reloadIdentity) throw new HttpError(404, 'this control plane cannot reload its identity');

@@ -26,7 +26,8 @@ export function meshRoutes(o: ControlServerOptions): Route[] {
   }
 
   const config = CONFIG_KINDS.flatMap((kind): Route[] => [
-    { method: 'GET', path: `/v1/config/${kind}`, who: 'admin', handle: ({ res }) => sendConfig(res, kind) },
+    // Reads are the dashboard's too (reader: on Kubernetes it comes through a port-forward without the admin credential).
+    { method: 'GET', path: `/v1/config/${kind}`, who: 'reader', handle: ({ res }) => sendConfig(res, kind) },
     {
       method: 'PUT', path: `/v1/config/${kind}`, who: 'admin', async handle({ req, res, url }) {
         const body = await readJsonBody<unknown>(req);
@@ -96,7 +97,7 @@ export function meshRoutes(o: ControlServerOptions): Route[] {
         sendJson(res, 200, { removed: !!ep });
       },
     },
-    { method: 'GET', path: '/v1/endpoints', who: 'admin', handle: ({ res }) => sendJson(res, 200, registry.list()) },
+    { method: 'GET', path: '/v1/endpoints', who: 'reader', handle: ({ res }) => sendJson(res, 200, registry.list()) },
     // The snapshot at once if the proxy's is older, else when it changes, else 204 after watchTimeout.
     {
       method: 'GET', path: '/v1/watch', who: 'proxy', handle({ res, url }) {
@@ -118,7 +119,7 @@ export function meshRoutes(o: ControlServerOptions): Route[] {
         res.on('close', done);
       },
     },
-    { method: 'GET', path: '/v1/snapshot', who: 'admin', handle: ({ res }) => sendJson(res, 200, registry.snapshot) },
+    { method: 'GET', path: '/v1/snapshot', who: 'reader', handle: ({ res }) => sendJson(res, 200, registry.snapshot) },
     ...config,
   ];
 }

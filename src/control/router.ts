@@ -4,14 +4,16 @@
 // handler runs.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Identity } from '../identity/spiffe.js';
+import type { TapCaller } from './tap-access.js';
 import { HttpError } from '../util/http.js';
 
 /**
  * Who may call a route. anyone: no credential (the handler may still check one, as certificate bootstrap does);
  * proxy: a valid mesh client certificate; admin: the admin credential; reader: the admin credential, unless the
- * platform guards the read-only views itself (Kubernetes: the API server's service proxy and RBAC).
+ * platform guards the read-only views itself (Kubernetes: the API server's service proxy and RBAC); tapper: the admin
+ * credential, or a user the platform vouches for (Kubernetes: a TokenReview of the bearer), each tap then authorized.
  */
-export type Caller = 'anyone' | 'proxy' | 'admin' | 'reader';
+export type Caller = 'anyone' | 'proxy' | 'admin' | 'reader' | 'tapper';
 
 export interface Call {
   req: IncomingMessage;
@@ -21,6 +23,8 @@ export interface Call {
   peer?: Identity;
   /** For a prefix route, the decoded rest of the path after the prefix. */
   rest: string;
+  /** Who calls a tapper route. */
+  tapper?: TapCaller;
 }
 
 export interface Route {
@@ -39,6 +43,8 @@ export interface Guards {
   admin(req: IncomingMessage): void;
   /** As admin, or nothing where the read-only views are open. */
   reader(req: IncomingMessage): void;
+  /** The admin, or the user the platform says the bearer belongs to; throws 401. */
+  tapper?(req: IncomingMessage): Promise<TapCaller>;
 }
 
 type ByMethod = Map<string, Route>;
@@ -78,15 +84,20 @@ export function routeTable(routes: readonly Route[], guards: Guards): (req: Inco
     }
     const route = hit.methods.get(method)!;
     let peer: Identity | undefined;
+    let tapper: TapCaller | undefined;
     if (route.who === 'proxy') peer = guards.proxy(req);
     else if (route.who === 'admin') guards.admin(req);
     else if (route.who === 'reader') guards.reader(req);
+    else if (route.who === 'tapper') {
+      if (!guards.tapper) throw new HttpError(401, 'the admin credential is required');
+      tapper = await guards.tapper(req);
+    }
     let rest = hit.rest;
     try {
       rest = decodeURIComponent(rest);
     } catch {
       throw new HttpError(400, `${path} is not a valid path`);
     }
-    await route.handle({ req, res, url, peer, rest });
+    await route.handle({ req, res, url, peer, rest, tapper });
   };
 }

@@ -11,6 +11,7 @@ import { ServingCertRenewer, type MakeServingTls, type ServingTls } from './serv
 import type { ConfigKind, Snapshot } from '../model/snapshot.js';
 import { HttpError, sendJson } from '../util/http.js';
 import type { Registry } from './registry.js';
+import type { EndpointRecord } from '../api/types.js';
 import type { Telemetry } from './telemetry/index.js';
 import { TapHub } from './tap.js';
 import { tapRoutes } from './tap-routes.js';
@@ -18,6 +19,7 @@ import { viewRoutes } from '../dashboard/api.js';
 import type { TraceStore } from './traces.js';
 import { routeTable, type Route } from './router.js';
 import { identityRoutes } from './identity-routes.js';
+import { ADMIN_CALLER, type TapAccess } from './tap-access.js';
 import { meshRoutes } from './mesh-routes.js';
 
 export interface ControlAuth {
@@ -35,6 +37,11 @@ export interface ControlAuth {
    * through the API server's service proxy, which RBAC guards and which passes no credential on.
    */
   openTelemetry?: boolean;
+  /**
+   * Taps by platform users besides the admin (Kubernetes: the caller's own bearer token, a TokenReview, then a
+   * SubjectAccessReview per tap). Without it only the admin credential taps.
+   */
+  tap?: TapAccess;
 }
 
 export interface ControlServerOptions {
@@ -65,6 +72,8 @@ export interface ControlServerOptions {
   reloadIdentity?: () => Promise<IdentityReload>;
   /** Spans received by the control plane's own collector: GET /v1/traces, /v1/traces/<id> (admin). */
   traces?: TraceStore;
+  /** Every proxy the platform runs, for tap (Kubernetes: every meshed pod); default the registered ones. */
+  proxies?: () => EndpointRecord[];
 }
 
 /** What the control plane signs with and hands out. */
@@ -136,12 +145,13 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
   const admin = (req: IncomingMessage): void => {
     if (!bearerMatches(req, o.auth.adminToken)) throw new HttpError(401, 'the admin credential is required');
   };
-  const taps = new TapHub(() => o.registry.list(), () => tapRedactions(o.registry.getConfig('settings')));
+  const proxies = () => (o.proxies?.() ?? o.registry.list()).filter((e) => e.meshed !== false);
+  const taps = new TapHub(proxies, () => tapRedactions(o.registry.getConfig('settings')));
   server.on('close', () => taps.close());
   const routes: Route[] = [
     ...identityRoutes({ o, peer, bearerIs: bearerMatches, applyIdentity }),
     ...meshRoutes(o),
-    ...tapRoutes(taps, () => o.registry.list()),
+    ...tapRoutes(taps, proxies, o.auth.tap),
     ...(o.telemetry?.routes() ?? []),
     ...viewRoutes({ registry: o.registry, telemetry: o.telemetry, traces: o.traces }),
   ];
@@ -153,6 +163,14 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
     },
     admin,
     reader: (req) => o.auth.openTelemetry || admin(req),
+    async tapper(req) {
+      if (bearerMatches(req, o.auth.adminToken)) return ADMIN_CALLER;
+      const h = req.headers.authorization ?? '';
+      if (!o.auth.tap || !h.startsWith('Bearer ')) throw new HttpError(401, o.auth.tap ? 'tap needs your credential: a bearer token the Kubernetes API server accepts' : 'the admin credential is required');
+      const user = await o.auth.tap.authenticate(h.slice(7));
+      if (!user) throw new HttpError(401, 'the Kubernetes API server did not accept your token (TokenReview)');
+      return user;
+    },
   });
 
   o.registry.setMaxListeners(0);

@@ -123,6 +123,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
       validators: o.validators,
       telemetry,
       traces,
+      proxies: platform.scrapeTargets && (() => platform.scrapeTargets!()),
       // Renewed at ~70% of its life, like a workload's (ControlServerOptions.renewTls), and on every reload.
       tls: await makeTls(id.issuer, id.issuerCertPem, certLifetimeMs),
       renewTls: makeTls,

@@ -24,15 +24,18 @@ export function parseTapTarget(text: string, namespace: string): TapTarget {
   return k === 'ns' ? { kind: k, name, namespace: name } : { kind: k, name, namespace };
 }
 
-export function selects(t: TapTarget, ep: { namespace: string; service: string; version: string; instance: string }): boolean {
+/** A deployment is service-version locally, the owning workload on Kubernetes. */
+export function selects(t: TapTarget, ep: { namespace: string; service: string; version: string; instance: string; workload?: string }): boolean {
   if (ep.namespace !== t.namespace) return false;
   if (t.kind === 'ns') return true;
   if (t.kind === 'svc') return ep.service === t.name;
   if (t.kind === 'pod') return ep.instance === t.name;
-  return `${ep.service}-${ep.version}` === t.name || ep.service === t.name;
+  return ep.workload === t.name || `${ep.service}-${ep.version}` === t.name || ep.service === t.name;
 }
 
 interface Session {
+  /** Who opened it (TapCaller.name): only they poll and close it. */
+  owner: string;
   spec: TapSpec;
   target: TapTarget;
   events: TapPoll['events'];
@@ -63,14 +66,19 @@ export class TapHub {
     for (const id of [...this.sessions.keys()]) this.end(id);
   }
 
-  /** Opens a tap from the query of GET /v1/tap (or the dashboard's). */
-  open(q: URLSearchParams): TapPoll {
+  /** The resource a GET /v1/tap query names. */
+  static target(q: URLSearchParams): TapTarget {
+    return parseTapTarget(q.get('target') ?? '', q.get('namespace') || 'default');
+  }
+
+  /** Opens a tap from the query of GET /v1/tap (or the dashboard's), for `owner`. */
+  open(q: URLSearchParams, owner: string): TapPoll {
     if (this.sessions.size >= MAX_TAPS) throw new HttpError(429, `${MAX_TAPS} taps are open already; close one (Ctrl-C) and retry`);
     const namespace = q.get('namespace') || 'default';
-    const target = parseTapTarget(q.get('target') ?? '', namespace);
+    const target = TapHub.target(q);
     const maxRps = Number(q.get('maxRps') ?? 100);
     if (!Number.isFinite(maxRps) || maxRps <= 0 || maxRps > MAX_RPS) throw new HttpError(400, `max-rps must be a number from 1 to ${MAX_RPS}`);
-    const spec: TapSpec = { id: randomBytes(6).toString('hex'), maxRps, redact: this.redact(), headers: q.get('headers') === 'true' };
+    const spec: TapSpec = { id: randomBytes(12).toString('hex'), maxRps, redact: this.redact(), headers: q.get('headers') === 'true' };
     const to = q.get('to');
     if (to) {
       const t = parseTapTarget(to, q.get('toNamespace') || namespace);
@@ -82,15 +90,15 @@ export class TapHub {
       if (v) spec[key] = v;
     }
     if (spec.method) spec.method = spec.method.toUpperCase();
-    this.sessions.set(spec.id, { spec, target, events: [], seq: 0, dropped: 0, polledAt: Date.now(), waiters: new Set() });
+    this.sessions.set(spec.id, { owner, spec, target, events: [], seq: 0, dropped: 0, polledAt: Date.now(), waiters: new Set() });
     this.changed();
     return { id: spec.id, events: [], next: 0, dropped: 0, proxies: this.proxiesOf(target) };
   }
 
   /** Events after `after`, waiting up to waitMs for the first. */
-  async poll(id: string, after: number, waitMs: number): Promise<TapPoll> {
+  async poll(id: string, after: number, waitMs: number, owner: string): Promise<TapPoll> {
     const s = this.sessions.get(id);
-    if (!s) throw new HttpError(404, `no open tap ${id} (it closes when nobody polls it for ${IDLE_MS / 1000} s)`);
+    if (!s || s.owner !== owner) throw new HttpError(404, `no open tap ${id} (it closes when nobody polls it for ${IDLE_MS / 1000} s)`);
     s.polledAt = Date.now();
     if (!s.events.some((e) => e.seq > after) && waitMs > 0) {
       await new Promise<void>((resolve) => {
@@ -109,9 +117,9 @@ export class TapHub {
     return { id, events, next: s.seq, dropped: s.dropped, proxies: this.proxiesOf(s.target) };
   }
 
-  end(id: string): boolean {
+  end(id: string, owner?: string): boolean {
     const s = this.sessions.get(id);
-    if (!s) return false;
+    if (!s || (owner !== undefined && s.owner !== owner)) return false;
     this.sessions.delete(id);
     for (const w of [...s.waiters]) w();
     this.changed();

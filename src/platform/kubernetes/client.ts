@@ -189,6 +189,15 @@ export class KubeClient {
     });
   }
 
+  /** POST of a JSON body to an API path (a review: TokenReview, SubjectAccessReview); the answer parsed. */
+  async post<T>(path: string, body: unknown, what: string): Promise<T> {
+    return this.call(what, async () => {
+      const r = await this.raw('POST', new URL(this.server.replace(/\/+$/, '') + path), JSON.stringify(body));
+      if (r.status < 200 || r.status > 299) throw new this.k8s.ApiException(r.status, `${what} failed`, r.body, {});
+      return JSON.parse(r.body) as T;
+    });
+  }
+
   /** One request with the kubeconfig's TLS and credentials. */
   private async raw(method: string, url: URL, body?: string, contentType = 'application/json'): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
     // Node sends a DELETE's body without a length unless told: the server would read it as the next request.

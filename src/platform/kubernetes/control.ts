@@ -13,6 +13,7 @@ import { defaultImage, webhookDnsNames } from './names.js';
 import { createWebhookServer } from './webhook.js';
 import { KubeControlPlatform } from './control-platform.js';
 import { apiIdentity, mountedIdentity, readKubeWebhookTls, tokenReviewBootstrap, } from './control-identity.js';
+import { kubeTapAccess } from './tap-access.js';
 
 export interface KubeControlOptions {
   port: number;
@@ -62,8 +63,12 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
     trustDomain,
     identity,
     platform,
-    // Proxies bootstrap with their projected ServiceAccount token (TokenReview); there are no join tokens.
-    auth: { adminToken: randomBytes(32).toString('base64url'), joinTokenFor: () => randomBytes(32).toString('base64url'), bootstrap: tokenReviewBootstrap(kube, { log }), openTelemetry: true },
+    // Proxies bootstrap with their projected ServiceAccount token (TokenReview); there are no join tokens. Tap callers
+    // come through a port-forward with their own token (TokenReview, then a SubjectAccessReview per tap).
+    auth: {
+      adminToken: randomBytes(32).toString('base64url'), joinTokenFor: () => randomBytes(32).toString('base64url'), bootstrap: tokenReviewBootstrap(kube, { log }),
+      openTelemetry: true, tap: kubeTapAccess(kube, { log }),
+    },
     serving: { dnsNames: [...webhookDnsNames(), 'localhost'], ips: ['127.0.0.1'] },
     port: o.port,
     address,

@@ -7,15 +7,14 @@ import { checked, MeshError } from '../../util/errors.js';
 import type { KubeClient } from './client.js';
 import type { Target } from './setup.js';
 import type { Platform, PlatformOptions } from '../index.js';
+import type { TapPoll } from '../../api/tap.js';
+import type { ControlForward } from './control-forward.js';
 
 /** What to do instead, for the commands that act on the local platform only. */
 const LOCAL_ONLY: Record<string, string> = {
   run: "deploy the app and add its proxy with 'mesh inject app.yaml | kubectl apply -f -'",
   ingress: "deploy the app and add its proxy with 'mesh inject app.yaml | kubectl apply -f -'",
   stop: 'stop pods with kubectl (kubectl delete pod NAME, or scale their Deployment)',
-  tap: "'mesh stat --platform kubernetes' shows the traffic figures; tap runs on the local platform (drop --platform kubernetes)",
-  top: "'mesh stat --platform kubernetes' shows the traffic figures; top runs on the local platform (drop --platform kubernetes)",
-  dashboard: "'mesh stat' and 'mesh check' show the mesh with --platform kubernetes; the dashboard runs on the local platform",
   identity: "'mesh check --platform kubernetes' checks the trust anchors and the issuer",
 };
 
@@ -51,6 +50,7 @@ export function kubernetesPlatform(o: PlatformOptions): Platform {
     const { controlGet } = await import('./control-proxy.js');
     return { get: <T>(path: string) => controlGet<T>(kube, path) };
   };
+  const forwardToControl = async (): Promise<ControlForward> => (await import('./control-forward.js')).openControlForward(await target.kube());
   return {
     name: 'kubernetes',
 
@@ -115,11 +115,46 @@ export function kubernetesPlatform(o: PlatformOptions): Platform {
     stopWorkloads: async () => {
       throw localOnly('stop');
     },
-    openTap: async () => {
-      throw localOnly(o.command);
+    // Through a port-forward to mesh-control with the kubeconfig user's token: the control plane checks RBAC on tap.
+    async openTap(query) {
+      const control = await forwardToControl();
+      if (!control.bearer) {
+        await control.close();
+        throw new MeshError(`tap on Kubernetes needs a kubeconfig user with a bearer token; context ${(await target.kube()).contextName} has none (a client certificate?)`,
+          'use a user with a token, an exec or OIDC plugin, e.g. a ServiceAccount bound to mesh:tap-admin (kubectl create token NAME)');
+      }
+      const call = async <T>(path: string, method = 'GET'): Promise<T> => {
+        const r = await control.request<T & { error?: string }>(method, path, { timeoutMs: 15_000 });
+        if (r.status === 200) return r.body;
+        const error = r.body?.error ?? `HTTP ${r.status}`;
+        if (r.status === 403) throw new MeshError(error, "bind the mesh:tap-admin ClusterRole: kubectl create clusterrolebinding NAME --clusterrole mesh:tap-admin --user USER");
+        throw new MeshError(`the control plane answered ${r.status}: ${error}`, `kubectl -n mesh-system logs deploy/mesh-control`);
+      };
+      let first: TapPoll;
+      try {
+        first = await call<TapPoll>(`/v1/tap?${query}`);
+      } catch (err) {
+        await control.close();
+        throw err;
+      }
+      return {
+        first,
+        poll: (after, waitMs) => call<TapPoll>(`/v1/tap?id=${first.id}&after=${after}&waitMs=${waitMs}`),
+        close: async () => {
+          await call(`/v1/tap/${first.id}`, 'DELETE').catch(() => {});
+          await control.close();
+        },
+      };
     },
-    dashboardBackend: async () => {
-      throw localOnly('dashboard');
+    async dashboardBackend() {
+      const control = await forwardToControl();
+      const { MESH_BIN_PATH } = await import('../../dashboard/bin.js');
+      const flags = [...(options.kubeconfig ? ['--kubeconfig', options.kubeconfig] : []), ...(options.context ? ['--context', options.context] : [])];
+      return {
+        get: (path) => control.request('GET', path, { timeoutMs: 15_000 }),
+        checkArgs: [MESH_BIN_PATH, '--platform', 'kubernetes', ...flags, 'check', '-o', 'json'],
+        close: () => void control.close(),
+      };
     },
     identity: async () => {
       throw localOnly(o.command);

@@ -2,7 +2,7 @@
 // Service and injector webhook. Pure: the same values give byte-identical YAML (certificates are inputs).
 import {
   CONTROL_NAME, CONTROL_NAMESPACE, CONTROL_PORT, CRD_GROUP, INJECT_ANNOTATION, ISSUER_SECRET, MESH_CONFIGMAP, PART_OF, TRUST_ROOTS_CONFIGMAP,
-  WEBHOOK_NAME, WEBHOOK_PORT, WEBHOOK_SECRET, ownedLabels,
+  TAP_GROUP, WEBHOOK_NAME, WEBHOOK_PORT, WEBHOOK_SECRET, ownedLabels,
 } from './names.js';
 
 export type KubeObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } } & Record<string, unknown>;
@@ -42,8 +42,17 @@ export function renderControlPlane(v: InstallValues): KubeObject[] {
         { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
         { apiGroups: [CRD_GROUP], resources: ['routes', 'policies'], verbs: ['get', 'list', 'watch'] },
         { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+        // Who may tap what: each tap's caller is checked with a SubjectAccessReview (tap-access.ts).
+        { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
         { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], verbs: ['get', 'list', 'watch'] },
       ],
+    },
+    {
+      // Tap is RBAC on this API group, as Linkerd's tap.linkerd.io: bind it to who may see live requests
+      // (a RoleBinding for one namespace). mesh tap also needs create on pods/portforward in the control namespace.
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole',
+      metadata: { name: 'mesh:tap-admin', labels: labels('control') },
+      rules: [{ apiGroups: [TAP_GROUP], resources: ['*'], verbs: ['watch'] }],
     },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding',

@@ -10,6 +10,8 @@ export const ISSUER_SECRET = 'mesh-identity-issuer';
 export const WEBHOOK_SECRET = 'mesh-webhook-tls';
 export const CRD_GROUP = 'mesh.io';
 export const CRD_VERSION = 'v1alpha1';
+/** RBAC on tap: verb watch on deployments/tap, pods/tap, services/tap, namespaces/tap (Linkerd: tap.linkerd.io). */
+export const TAP_GROUP = 'tap.mesh.io';
 
 export const DEFAULT_IMAGE_REPO = 'ghcr.io/mesh/mesh';
 export const defaultImage = (version = VERSION) => `${DEFAULT_IMAGE_REPO}:${version}`;

@@ -26,6 +26,7 @@ import { randomBytes } from 'node:crypto';
 import { Authority, type DenyRule, type TokenIdentity, type UserInfo } from './auth.js';
 import { FakeStore } from './fake-store.js';
 import { handle, type RecordedRequest } from './router.js';
+import { handleUpgrade } from './port-forward.js';
 import { ObjectStore } from './store.js';
 import { servingCert } from './tls.js';
 import type { KubeObject } from './types.js';
@@ -52,6 +53,8 @@ export interface FakeApiServerOptions {
   tokenReviews?: Record<string, TokenIdentity>;
   /** Service proxy backends: "ns/name:port" (or "ns/name") → "http://127.0.0.1:NNNN". */
   serviceProxy?: Record<string, string>;
+  /** pods/portforward backends: "ns/pod:port" → "127.0.0.1:NNNN" (a WebSocket per connection, as client-node's PortForward speaks). */
+  portForwards?: Record<string, string>;
   /** Namespace of the kubeconfig context; default "default". */
   namespace?: string;
   /** Cluster/context name in the kubeconfig; default "fake". */
@@ -81,6 +84,7 @@ export interface FakeApiServer {
   deny: DenyRule[];
   tokens: Map<string, TokenIdentity>;
   serviceProxy: Map<string, string>;
+  portForwards: Map<string, string>;
   /** The last 1000 requests (method, path, query, content type, user), for asserting what a client sent. */
   requests: RecordedRequest[];
   /**
@@ -188,6 +192,8 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
 
   const listener = (req: Parameters<typeof handle>[1], res: Parameters<typeof handle>[2]) => void handle(deps, req, res);
   const server: Server = cert ? createHttpsServer({ key: cert.keyPem, cert: cert.certPem }, listener) : createHttpServer(listener);
+  const portForwards = new Map(Object.entries(opts.portForwards ?? {}));
+  server.on('upgrade', (req, socket, head) => handleUpgrade({ store: inner, auth, portForwards, anonymous: deps.anonymous }, req, socket, head));
   // Every socket from its accept on: closeAllConnections misses one still in its TLS handshake, which could then
   // open a watch that keeps close() (and the test file) waiting for ever.
   const sockets = new Set<import('node:net').Socket>();
@@ -206,7 +212,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
 
   return {
     url, token, caPem: cert?.caPem, kubeconfigYaml, store, requests, hooks,
-    deny: auth.deny, tokens: auth.tokens, serviceProxy: backends,
+    deny: auth.deny, tokens: auth.tokens, serviceProxy: backends, portForwards,
     writeKubeconfig(dir: string) {
       const path = join(dir, 'kubeconfig');
       writeFileSync(path, kubeconfigYaml, { mode: 0o600 });
