@@ -34,7 +34,7 @@ const sock = (client: string): Socket => {
   if (!s) sockets.set(client, (s = Object.assign(new EventEmitter(), { remoteAddress: client }) as unknown as Socket));
   return s;
 };
-const exchange = (client: string) => new Exchange({ socket: sock(client) } as unknown as Req, new FakeRes() as unknown as Res, stats);
+const exchange = (client: string) => new Exchange({ socket: sock(client), header: () => undefined } as unknown as Req, new FakeRes() as unknown as Res, stats);
 
 describe('the app-connection gate', () => {
   it('runs up to its limit, queues up to its queue, answers 503 beyond, and gives each client at most half of either', () => {
