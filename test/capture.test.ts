@@ -11,6 +11,11 @@ import { describe, it } from 'node:test';
 import { serviceAddressesFrom } from '../src/platform/kubernetes/control-platform.js';
 import { RoutingTable } from '../src/proxy/table.js';
 import { MetricsRegistry } from '../src/proxy/metrics.js';
+import { createOutboundFront } from '../src/proxy/tcp-listeners.js';
+import { originalDstAddon, transparentCapture, type Addon } from '../src/proxy/capture.js';
+import type { TcpOutbound } from '../src/proxy/tcp.js';
+import http from 'node:http';
+import net from 'node:net';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SCRIPT = join(HERE, 'support', 'capture-ns.js');
@@ -40,10 +45,11 @@ function metric(lines: string[], name: string, labels: Record<string, string>): 
 }
 
 describe('transparent TCP capture (SO_ORIGINAL_DST)', { skip }, () => {
-  it('the addon reads the address a client dialled before the REDIRECT, and none for a connection made to the listener itself', async () => {
+  it('the addon reads the address a client dialled before the REDIRECT (IPv4 and IPv6), and none for a connection made to the listener itself', async () => {
     const r = await inNamespace('addon');
-    assert.equal(r.redirected, '10.77.0.3:9');
+    assert.equal(r.redirected, '10.77.0.3:9', 'IPv4, on a dual-stack listener (v4-mapped)');
     assert.equal(r.direct, null);
+    if (r.redirected6 !== 'no ip6tables nat') assert.equal(r.redirected6, '[fd77::5]:443', 'IPv6 (IP6T_SO_ORIGINAL_DST)');
     assert.ok(r.usPerCall > 0 && r.usPerCall < 1000, `a call took ${r.usPerCall} µs`);
     process.stdout.write(`# original destination: ${r.usPerCall.toFixed(1)} µs per connection\n`);
   });
@@ -75,5 +81,59 @@ describe('cluster IPs in the snapshot', () => {
     assert.equal(table.current.hosts.get('10.0.0.7'), web);
     assert.equal(table.current.hosts.get('[fd00::7]'), web);
     assert.equal(table.current.hosts.get('not-an-ip'), undefined);
+  });
+});
+
+describe('the outbound listener with capture on, for connections that were not redirected', () => {
+  /** The listener as a pod's sidecar runs it, with `addon` (or why there is none); HTTP answered by a plain server. */
+  async function front(addon: Addon | string) {
+    const logged: string[] = [];
+    const metrics = new MetricsRegistry({});
+    const appConns = metrics.tcp({ direction: 'outbound', peer: 'src', tls: 'false' });
+    const o = { table: () => ({ hosts: new Map(), fallback: null }) } as unknown as TcpOutbound;
+    const web = http.createServer((req, res) => res.end(`http ${req.url}`));
+    const server = createOutboundFront(web as never, o, appConns, transparentCapture(o, appConns, undefined, (m) => logged.push(m), addon));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    /** Opaque bytes in: what came back before the listener closed the connection. */
+    const opaque = () => new Promise<string>((resolve) => {
+      let got = '';
+      const s = net.connect(port, '127.0.0.1', () => s.write('hello\n'));
+      s.on('data', (c) => (got += c));
+      s.on('close', () => resolve(got));
+      s.on('error', () => {});
+    });
+    const get = () => new Promise<string>((resolve, reject) => http.get({ port, host: '127.0.0.1', path: '/x', agent: false }, (res) => {
+      let b = '';
+      res.on('data', (c) => (b += c));
+      res.on('end', () => resolve(b));
+    }).on('error', reject));
+    return { logged, opaque, get, close: () => new Promise((r) => server.close(r)) };
+  }
+
+  it('without the addon: HTTP is still served by Host, opaque TCP is closed with a log line saying why', async () => {
+    const f = await front('the addon is not built (a test)');
+    try {
+      assert.equal(await f.get(), 'http /x');
+      assert.equal(await f.opaque(), '');
+      assert.deepEqual(f.logged, [
+        'transparent TCP capture is off: the addon is not built (a test); HTTP is still routed by its Host',
+        'opaque TCP on the outbound port closed: its original destination cannot be read (the addon is not built (a test))',
+      ]);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('with the addon: a connection made to the port itself has no original destination; HTTP served, opaque closed saying so', { skip: typeof originalDstAddon() === 'string' && 'the addon is not built' }, async () => {
+    const f = await front(originalDstAddon());
+    try {
+      assert.equal(await f.get(), 'http /x');
+      assert.equal(await f.opaque(), '');
+      assert.equal(f.logged.length, 1);
+      assert.match(f.logged[0]!, /^opaque TCP on the outbound port closed: it was not redirected there \(127\.0\.0\.1:\d+ dialled the port itself\); use CONNECT or an upstream listener$/);
+    } finally {
+      await f.close();
+    }
   });
 });

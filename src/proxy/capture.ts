@@ -14,7 +14,7 @@ import type { H1Server } from './wire/h1-server.js';
 import type { TcpStats } from './metrics.js';
 import type { PortSet } from '../model/ports.js';
 
-type Addon = { originalDst(fd: number): { address: string; port: number } | null };
+export type Addon = { originalDst(fd: number): { address: string; port: number } | null };
 
 /** Built next to dist/ (dist/src/proxy/ → native/build/), in the image as in a checkout. */
 const ADDON_PATH = '../../../native/build/original_dst.node';
@@ -50,8 +50,7 @@ export function originalDestination(addon: Addon, sock: net.Socket): string | nu
 }
 
 /** The outbound listener's capture in a pod: connections carried to their original destination. */
-export function transparentCapture(o: TcpOutbound, appConns: TcpStats, opaquePorts: PortSet | undefined, log: (m: string) => void): Capture {
-  const addon = originalDstAddon();
+export function transparentCapture(o: TcpOutbound, appConns: TcpStats, opaquePorts: PortSet | undefined, log: (m: string) => void, addon = originalDstAddon()): Capture {
   let lastLog = 0;
   const say = (m: string) => {
     const now = Date.now();

@@ -47,13 +47,22 @@ const echoServer = () => net.createServer({ allowHalfOpen: true }, (s) => {
   s.on('error', () => s.destroy());
 });
 
-/** The addon on a redirected connection, on one made to the listener itself, and the cost of a call. */
+/**
+ * The addon on redirected IPv4 and IPv6 connections (to a dual-stack listener, so the IPv4 one is v4-mapped), on one
+ * made to the listener itself, and the cost of a call. IPv6 only where ip6tables has a nat table.
+ */
 async function addonAlone(): Promise<unknown> {
   const addon = originalDstAddon();
   if (typeof addon === 'string') throw new Error(addon);
   const server = net.createServer();
-  const port = await listen(server, 0, '127.0.0.1');
+  const port = await listen(server, 0, '::');
   setUp(port);
+  let v6 = true;
+  try {
+    sh(`ip -6 addr add fd77::1/64 dev lo nodad && ip6tables -w 5 -t nat -A OUTPUT -p tcp -m owner --uid-owner ${CLIENT_UID} -j REDIRECT --to-ports ${port}`);
+  } catch {
+    v6 = false;
+  }
   const seen: unknown[] = [];
   let usPerCall = 0;
   server.on('connection', (s) => {
@@ -73,8 +82,9 @@ async function addonAlone(): Promise<unknown> {
   };
   await connect(OUTSIDE_IP, 9, CLIENT_UID);
   await connect('127.0.0.1', port);
+  if (v6) await connect('fd77::5', 443, CLIENT_UID);
   server.close();
-  return { redirected: seen[0], direct: seen[1], usPerCall };
+  return { redirected: seen[0], direct: seen[1], redirected6: v6 ? seen[2] : 'no ip6tables nat', usPerCall };
 }
 
 /** A node one-liner as `uid` (the app whose traffic mesh-init redirects), with its stdout. */
