@@ -31,7 +31,7 @@ type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-exp
 
 function inNamespace(what: 'addon' | 'mesh'): Promise<Obj> {
   return new Promise((resolve, reject) => {
-    execFile('unshare', ['-n', process.execPath, SCRIPT, what], { timeout: 90_000, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+    execFile('unshare', ['-n', process.execPath, SCRIPT, what], { timeout: 150_000, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`${what} in a network namespace failed: ${err.message}\n${stderr}`));
       resolve(JSON.parse(stdout.trim().split('\n').pop()!));
     });

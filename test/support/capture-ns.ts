@@ -150,7 +150,7 @@ async function meshScenario(): Promise<unknown> {
       MESH_INBOUND_PORTS: `${inbound}=${appPort}`, MESH_APP_PORT: '',
     });
     const ready = async () => (await call(`http://127.0.0.1:${admin}/ready`).catch(() => ({ status: 0 }))).status === 200;
-    await waitFor('the proxy to be ready', ready, 30_000, 100);
+    await waitFor('the proxy to be ready', ready, 60_000, 100);
 
     const t0 = Date.now();
     const toService = await echoClient(CLUSTER_IP, SERVICE_PORT, 'through the mesh');
@@ -162,7 +162,7 @@ async function meshScenario(): Promise<unknown> {
     const denied = await waitFor('egress to be denied', async () => {
       const got = await echoClient(OUTSIDE_IP, outsidePort, 'denied?');
       return got === '' ? 'closed' : undefined;
-    }, 15_000, 200);
+    }, 30_000, 200);
     const stillMeshed = await echoClient(CLUSTER_IP, SERVICE_PORT, 'still meshed');
     return { toService, serviceMs, toOutside, denied, stillMeshed, metrics: metrics.split('\n').filter((l) => /^tcp_/.test(l)), log: proxy.output().split('\n').filter((l) => /captur/.test(l)) };
   } catch (err) {
