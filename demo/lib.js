@@ -1,6 +1,9 @@
 // Shared plumbing for the demo apps: a 127.0.0.1 server with a clean shutdown, JSON replies,
-// and calls to other services through the mesh sidecar's outbound listener.
+// and calls to other services through the mesh sidecar's outbound listener: HTTP/1.1, or unary
+// gRPC over HTTP/2 cleartext with Node's own http2 (length-prefixed JSON messages, application/grpc+json).
 import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
 
 /** Headers the apps pass on to the services they call, as bookinfo does, so traces and routing by user work. */
 export const FORWARD_HEADERS = [
@@ -15,35 +18,150 @@ const CALL_TIMEOUT_MS = 3000;
 
 export const version = process.env.SERVICE_VERSION || 'v1';
 
-/** Starts the app's server on 127.0.0.1:$PORT; SIGTERM/SIGINT close it and exit 0. */
-export function serve(name, handler) {
+const PREFACE = 'PRI * HTTP/2.0';
+
+/**
+ * Starts the app's server on 127.0.0.1:$PORT; SIGTERM/SIGINT close it and exit 0. With `grpc` (gRPC path →
+ * async function of the request message returning the reply) it also serves those unary calls over HTTP/2
+ * cleartext on the same port: the connection's first bytes decide, as the sidecar's listener does.
+ */
+export function serve(name, handler, grpc) {
   const port = Number(process.env.PORT);
   if (!process.env.PORT || !Number.isInteger(port) || port < 1 || port > 65535) {
     console.error(`${name}: set PORT to the port to listen on (got '${process.env.PORT ?? ''}')`);
     process.exit(1);
   }
-  const server = http.createServer((req, res) => {
+  const onRequest = (req, res) => {
+    if (grpc && isGrpc(req.headers['content-type'])) return answerGrpc(name, grpc, req, res);
     Promise.resolve(handler(req, res)).catch((err) => {
       console.error(`${name}: ${req.method} ${req.url}: ${err?.stack ?? err}`);
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
       else res.destroy();
+    });
+  };
+  const h1 = http.createServer(onRequest);
+  const h2 = grpc ? http2.createServer(onRequest) : null;
+  const sockets = new Set();
+  const server = !h2 ? h1 : net.createServer((sock) => {
+    sockets.add(sock);
+    sock.once('close', () => sockets.delete(sock));
+    sock.once('data', (first) => {
+      sock.pause();
+      sock.unshift(first);
+      // http2 reads what is buffered on the socket itself; HTTP/1.1 needs it flowing.
+      if (first.toString('latin1', 0, PREFACE.length) === PREFACE) return h2.emit('connection', sock);
+      h1.emit('connection', sock);
+      sock.resume();
     });
   });
   server.on('error', (err) => {
     console.error(`${name}: cannot listen on 127.0.0.1:${port}: ${err.message}`);
     process.exit(1);
   });
-  server.listen(port, '127.0.0.1', () => console.log(`${name} ${version} listening on 127.0.0.1:${port}`));
+  server.listen(port, '127.0.0.1', () => console.log(`${name} ${version} listening on 127.0.0.1:${port}${h2 ? ' (HTTP/1.1 and gRPC over h2c)' : ''}`));
   const stop = () => {
     server.close(() => process.exit(0));
     // Keep-alive connections from the sidecar would otherwise hold close() open.
-    server.closeAllConnections();
+    h1.closeAllConnections();
+    for (const sock of sockets) sock.destroy();
     agent.destroy();
+    session?.destroy();
     setTimeout(() => process.exit(0), 1000).unref();
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
   return server;
+}
+
+const isGrpc = (type) => typeof type === 'string' && type.startsWith('application/grpc');
+
+/** One gRPC message: a 0 (not compressed) byte, its length, then the JSON. */
+function frame(value) {
+  const json = Buffer.from(JSON.stringify(value));
+  const out = Buffer.alloc(5 + json.length);
+  out.writeUInt32BE(json.length, 1);
+  json.copy(out, 5);
+  return out;
+}
+
+/** The one message of a unary call's body, parsed; throws on anything else. */
+function unframe(body) {
+  if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) throw new Error('not one uncompressed gRPC message');
+  return JSON.parse(body.toString('utf8', 5));
+}
+
+/** Answers a unary gRPC call: the reply and grpc-status 0 in the trailers, or a failure trailers-only. */
+function answerGrpc(name, methods, req, res) {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', async () => {
+    const fail = (code, message) => res.stream.respond({ ':status': 200, 'content-type': 'application/grpc+json', 'grpc-status': String(code), 'grpc-message': encodeURIComponent(message) }, { endStream: true });
+    const method = methods[req.url];
+    if (!method) return fail(12, `${req.url} is not a method of ${name}`);
+    let reply;
+    try {
+      reply = await method(unframe(Buffer.concat(chunks)), req.headers);
+    } catch (err) {
+      console.error(`${name}: ${req.url}: ${err?.stack ?? err}`);
+      return fail(13, 'internal error');
+    }
+    res.writeHead(200, { 'content-type': 'application/grpc+json' });
+    res.addTrailers({ 'grpc-status': '0' });
+    res.end(frame(reply));
+  });
+}
+
+let session = null;
+
+/** The sidecar's outbound listener as an HTTP/2 (prior knowledge) session, opened once and again after it closes. */
+function h2Session() {
+  if (session !== null && !session.closed && !session.destroyed) return session;
+  const { host, port } = outbound();
+  const s = http2.connect(`http://${host}:${port}`);
+  s.on('error', () => {});
+  s.once('close', () => {
+    if (session === s) session = null;
+  });
+  // An idle session must not keep the process alive.
+  s.unref();
+  return (session = s);
+}
+
+/** A unary gRPC call to `service` through the sidecar (`path` like /bookinfo.Ratings/Get); rejects on a status other than OK and after 3 s. */
+export function callGrpc(service, path, message, headers) {
+  return new Promise((resolve, reject) => {
+    const st = h2Session().request({
+      ...headers, ':method': 'POST', ':path': path, ':authority': `${service}:${SERVICE_PORT}`,
+      'content-type': 'application/grpc+json', te: 'trailers', 'grpc-timeout': `${CALL_TIMEOUT_MS}m`,
+    });
+    const chunks = [];
+    let status;
+    let why = '';
+    const ended = (h) => {
+      if (h['grpc-status'] === undefined) return;
+      status = h['grpc-status'];
+      why = decodeURIComponent(String(h['grpc-message'] ?? ''));
+    };
+    st.on('response', ended);
+    st.on('trailers', ended);
+    st.on('data', (c) => chunks.push(c));
+    st.on('error', reject);
+    st.on('close', () => {
+      clearTimeout(timer);
+      if (status === undefined) return reject(new Error(`${service} ended the call without a gRPC status`));
+      if (status !== '0') return reject(new Error(`${service} answered gRPC status ${status}${why ? `: ${why}` : ''}`));
+      try {
+        resolve(unframe(Buffer.concat(chunks)));
+      } catch (err) {
+        reject(new Error(`${service} answered ${err.message}`));
+      }
+    });
+    const timer = setTimeout(() => {
+      st.close(http2.constants.NGHTTP2_CANCEL);
+      reject(new Error(`${service} did not answer within ${CALL_TIMEOUT_MS / 1000} s`));
+    }, CALL_TIMEOUT_MS);
+    st.end(frame(message));
+  });
 }
 
 export function sendJson(res, status, body) {

@@ -1,6 +1,6 @@
 // reviews: two reviews of the book. v1 has no ratings; v2 adds black stars and v3 red ones,
-// both from the ratings service (called through the sidecar).
-import { serve, sendJson, sendText, callService, propagated, version } from './lib.js';
+// both from the ratings service (a gRPC call through the sidecar).
+import { serve, sendJson, sendText, callGrpc, propagated, version } from './lib.js';
 
 const STAR_COLOR = { v2: 'black', v3: 'red' }[version];
 const REVIEWS = [
@@ -18,7 +18,7 @@ serve('reviews', async (req, res) => {
   if (STAR_COLOR) {
     let ratings;
     try {
-      ratings = (await callService('ratings', `/ratings/${m[1]}`, propagated(req))).ratings ?? {};
+      ratings = (await callGrpc('ratings', '/bookinfo.Ratings/Get', { id: Number(m[1]) }, propagated(req))).ratings ?? {};
     } catch (err) {
       console.error(`reviews: ratings unavailable: ${err.message}`);
     }

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import http from 'node:http';
+import http2 from 'node:http2';
+import { createServer as netCreateServer, type Socket } from 'node:net';
 import type net from 'node:net';
 import { freePort, waitFor } from './support/mesh.js';
 import { get as httpGet, type Reply } from './support/http.js';
@@ -51,12 +53,46 @@ interface Seen {
   headers: http.IncomingHttpHeaders;
 }
 
-/** Stands in for the sidecar's outbound listener: routes by the Host header's service name, records each call. */
+/**
+ * Stands in for the sidecar's outbound listener: routes by the Host header's (or :authority's) service name,
+ * records each call. reviews calls ratings over gRPC, HTTP/2 with prior knowledge: the first bytes decide.
+ */
 class FakeSidecar {
   readonly routes = new Map<string, number>();
   seen: Seen[] = [];
   port = 0;
-  private readonly server = http.createServer((req, res) => {
+  private readonly h2 = http2.createServer((req, res) => {
+    const authority = String(req.headers[':authority'] ?? '');
+    const service = authority.split(':')[0]!;
+    this.seen.push({ service, path: req.url, headers: { ...req.headers, host: authority } });
+    const port = this.routes.get(service);
+    if (port === undefined) return void res.writeHead(404, { 'content-type': 'text/plain' }).end(`no route to ${service}`);
+    const client = http2.connect(`http://127.0.0.1:${port}`);
+    client.on('error', () => res.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM));
+    const up = client.request(req.headers);
+    up.on('response', (h) => {
+      const { ':status': status, ...rest } = h;
+      res.writeHead(Number(status), rest);
+    });
+    up.on('trailers', (t) => res.addTrailers(t));
+    up.on('data', (c: Buffer) => res.write(c));
+    up.on('end', () => res.end());
+    up.on('close', () => client.close());
+    req.pipe(up);
+  });
+  private readonly sockets = new Set<Socket>();
+  private readonly server = netCreateServer((sock) => {
+    this.sockets.add(sock);
+    sock.once('close', () => this.sockets.delete(sock));
+    sock.once('data', (first: Buffer) => {
+      sock.pause();
+      sock.unshift(first);
+      if (first.toString('latin1', 0, 3) === 'PRI') return void this.h2.emit('connection', sock);
+      this.h1.emit('connection', sock);
+      sock.resume();
+    });
+  });
+  private readonly h1 = http.createServer((req, res) => {
     const service = (req.headers.host ?? '').split(':')[0];
     this.seen.push({ service, path: req.url ?? '', headers: req.headers });
     const port = this.routes.get(service);
@@ -83,7 +119,7 @@ class FakeSidecar {
   }
 
   close(): Promise<void> {
-    this.server.closeAllConnections();
+    for (const sock of this.sockets) sock.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }
@@ -161,7 +197,7 @@ describe('demo apps', () => {
     const r = await page('/productpage', { 'end-user': 'alice', traceparent, 'x-request-id': 'req-42', 'x-b3-traceid': 'abc123' });
     assert.equal(r.status, 200);
     assert.match(r.body, /signed in as <b>alice<\/b>/);
-    for (const [service, path] of [['details', '/details/0'], ['reviews', '/reviews/0'], ['ratings', '/ratings/0']]) {
+    for (const [service, path] of [['details', '/details/0'], ['reviews', '/reviews/0'], ['ratings', '/bookinfo.Ratings/Get']]) {
       const calls = sidecar.calls(service);
       assert.equal(calls.length, 1, `one call to ${service}`);
       assert.equal(calls[0].path, path);

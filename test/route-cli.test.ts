@@ -96,6 +96,8 @@ describe('mesh route, end to end', () => {
       { name: 'a bad regex', args: ['route', 'set', 'reviews', 'v3', '--match', 'header:end-user~(ja'], error: /not a valid regular expression/ },
       { name: 'a bad duration', args: ['route', 'set', 'reviews', 'v1', '--timeout', '5x'], error: /timeout '5x' is not a duration/ },
       { name: 'a bad fault', args: ['route', 'set', 'reviews', 'v1', '--fault-abort', '200@5%'], error: /'200@5%' is not an abort/ },
+      { name: 'a bad gRPC fault', args: ['route', 'set', 'reviews', 'v1', '--fault-abort-grpc', '99@5%'], error: /'99@5%' is not a gRPC abort — give a gRPC status from 1 to 16/ },
+      { name: 'an unknown gRPC retry condition', args: ['route', 'set', 'reviews', 'v1', '--retries', '2', '--retry-on', 'unavailible'], error: /cannot retry on 'unavailible' — use connect-failure, 5xx, cancelled, deadline-exceeded/ },
       { name: 'a YAML syntax error', args: ['route', 'apply', '-f', 'FILE'], file: 'spec:\n  rules: [\n', error: /bad\.yaml:\d+:\d+: / },
       { name: 'an unknown YAML field', args: ['route', 'apply', '-f', 'FILE'], file: 'apiVersion: mesh.io/v1alpha1\nkind: Route\nmetadata: {name: reviews}\nspec:\n  rules:\n    - backend: [{version: v1, weight: 1}]\n', error: /spec\.rules\[0\]\.backend: unknown field/ },
       { name: 'a missing file', args: ['route', 'apply', '-f', '/nonexistent/routes.yaml'], error: /cannot read \/nonexistent\/routes.yaml: ENOENT/ },

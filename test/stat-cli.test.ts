@@ -25,7 +25,7 @@ describe('mesh stat on an empty mesh and in bad states', () => {
   it('prints no edges, and a Prometheus config without targets', async () => {
     const e = await m.cli(['edges', 'deploy']);
     assert.equal(e.code, 0, e.stderr);
-    assert.match(e.stdout, /^SRC\s+DST\s+SRC_NS\s+DST_NS\s+SECURED\n$/);
+    assert.match(e.stdout, /^SRC\s+DST\s+SRC_NS\s+DST_NS\s+SECURED\s+PROTOCOL\n$/);
     const p = await m.cli(['prometheus-config']);
     assert.equal(p.code, 0, p.stderr);
     assert.match(p.stdout, /job_name: mesh-proxy/);

@@ -11,8 +11,8 @@ import { NO_PROMETHEUS, startPrometheus, type RunningPrometheus } from './suppor
 import { LATENCY_BUCKETS_MS } from '../src/proxy/metrics.js';
 import { bucketIndex } from '../src/control/telemetry/quantile.js';
 
-interface JsonRow { namespace: string; name: string; meshed: string; success: number | null; rps: number | null; latency_ms_p50: number | null; latency_ms_p95: number | null; latency_ms_p99: number | null; tcp_open_connections: number | null }
-interface JsonEdge { src: string; dst: string; src_namespace: string; dst_namespace: string; client_id: string; server_id: string; secured: boolean }
+interface JsonRow { namespace: string; name: string; meshed: string; success: number | null; rps: number | null; latency_ms_p50: number | null; latency_ms_p95: number | null; latency_ms_p99: number | null; tcp_open_connections: number | null; protocol: string | null }
+interface JsonEdge { src: string; dst: string; src_namespace: string; dst_namespace: string; client_id: string; server_id: string; secured: boolean; protocol: string }
 
 const DEPLOYMENTS = ['details-v1', 'productpage-v1', 'ratings-v1', 'reviews-v1', 'reviews-v2', 'reviews-v3'];
 const EDGES = ['ingress→productpage-v1', 'productpage-v1→details-v1', 'productpage-v1→reviews-v1', 'productpage-v1→reviews-v2',
@@ -69,6 +69,8 @@ describe('mesh stat and edges on the sample', () => {
       assert.equal(r.success, 1, `${r.name}: the sample answers every request`);
       assert.ok(r.latency_ms_p50! > 0 && r.latency_ms_p50! <= r.latency_ms_p95! && r.latency_ms_p95! <= r.latency_ms_p99!, `${r.name} percentiles in order`);
       assert.ok(r.tcp_open_connections! >= 1, `${r.name} has connections`);
+      // ratings serves reviews over gRPC; every other hop is HTTP/1.1.
+      assert.equal(r.protocol, r.name === 'ratings-v1' ? 'grpc' : 'http', r.name);
     }
     // Every page load through the ingress reaches productpage, and productpage asks details each time.
     const by = (n: string) => rows.find((r) => r.name === n)!;
@@ -88,10 +90,12 @@ describe('mesh stat and edges on the sample', () => {
       const svc = (d: string) => d.replace(/-v\d+$/, '');
       assert.equal(e.client_id, `spiffe://cluster.local/ns/default/sa/${svc(e.src)}`);
       assert.equal(e.server_id, `spiffe://cluster.local/ns/default/sa/${svc(e.dst)}`);
+      assert.equal(e.protocol, e.dst === 'ratings-v1' ? 'grpc' : 'http', `${e.src}→${e.dst}`);
     }
     const table = await m.cli(['edges', 'deploy']);
-    assert.match(table.stdout, /^SRC\s+DST\s+SRC_NS\s+DST_NS\s+SECURED\n/);
-    assert.match(table.stdout, /\ningress\s+productpage-v1\s+default\s+default\s+√\n/);
+    assert.match(table.stdout, /^SRC\s+DST\s+SRC_NS\s+DST_NS\s+SECURED\s+PROTOCOL\n/);
+    assert.match(table.stdout, /\ningress\s+productpage-v1\s+default\s+default\s+√\s+http\n/);
+    assert.match(table.stdout, /\nreviews-v2\s+ratings-v1\s+default\s+default\s+√\s+grpc\n/);
   });
 
   it('narrows to one side of the traffic with --from and --to', async () => {
@@ -138,7 +142,7 @@ describe('mesh stat and edges on the sample', () => {
 
     it('gives the same edges as the control plane', async () => {
       const [local, remote] = await Promise.all([edges(['-t', '20s']), edges(['-t', '20s', '--prometheus', url])]);
-      const key = (e: JsonEdge) => `${e.src}→${e.dst} ${e.secured} ${e.client_id} ${e.server_id}`;
+      const key = (e: JsonEdge) => `${e.src}→${e.dst} ${e.secured} ${e.client_id} ${e.server_id} ${e.protocol}`;
       assert.deepEqual(remote.map(key), local.map(key));
     });
   });

@@ -31,15 +31,15 @@ function golden(name: string, actual: string): void {
 
 const base = { kind: 'deployment' as const, meshed: '1/1', tcp_read_bytes_rate: null, tcp_write_bytes_rate: null };
 const rows: StatRow[] = [
-  { ...base, namespace: 'default', name: 'details-v1', success: 1, rps: 2, latency_ms_p50: 0.75, latency_ms_p95: 3, latency_ms_p99: 9.34, tcp_open_connections: 3, tcp_read_bytes_rate: 812.25, tcp_write_bytes_rate: 1530.5 },
-  { ...base, namespace: 'default', name: 'ingress', success: 0.98765, rps: 10.04, latency_ms_p50: 12.4, latency_ms_p95: 48.9, latency_ms_p99: 151, tcp_open_connections: 1, tcp_read_bytes_rate: 0.5, tcp_write_bytes_rate: 2_400_000 },
+  { ...base, namespace: 'default', name: 'details-v1', success: 1, rps: 2, latency_ms_p50: 0.75, latency_ms_p95: 3, latency_ms_p99: 9.34, tcp_open_connections: 3, tcp_read_bytes_rate: 812.25, tcp_write_bytes_rate: 1530.5, protocol: 'grpc' },
+  { ...base, namespace: 'default', name: 'ingress', success: 0.98765, rps: 10.04, latency_ms_p50: 12.4, latency_ms_p95: 48.9, latency_ms_p99: 151, tcp_open_connections: 1, tcp_read_bytes_rate: 0.5, tcp_write_bytes_rate: 2_400_000, protocol: 'http' },
   { ...base, namespace: 'default', name: 'reviews-v3', meshed: '2/2', success: null, rps: null, latency_ms_p50: null, latency_ms_p95: null, latency_ms_p99: null, tcp_open_connections: null },
   { ...base, namespace: 'shop', name: 'cart-v1', success: 0.5, rps: 0.0166, latency_ms_p50: 1, latency_ms_p95: 2.5, latency_ms_p99: 3, tcp_open_connections: 0 },
 ];
 const edges: Edge[] = [
-  { src: 'ingress', dst: 'productpage-v1', src_namespace: 'default', dst_namespace: 'default', client_id: 'spiffe://cluster.local/ns/default/sa/ingress', server_id: 'spiffe://cluster.local/ns/default/sa/productpage', secured: true, rps: 1.00001, tcp_connections: 0 },
-  { src: 'productpage-v1', dst: 'reviews-v2', src_namespace: 'default', dst_namespace: 'default', client_id: 'spiffe://cluster.local/ns/default/sa/productpage', server_id: 'spiffe://cluster.local/ns/default/sa/reviews', secured: true, rps: 0.33, tcp_connections: 2 },
-  { src: 'legacy', dst: 'cart-v1', src_namespace: 'default', dst_namespace: 'shop', client_id: '', server_id: '', secured: false, rps: 0.1, tcp_connections: 0 },
+  { src: 'ingress', dst: 'productpage-v1', src_namespace: 'default', dst_namespace: 'default', client_id: 'spiffe://cluster.local/ns/default/sa/ingress', server_id: 'spiffe://cluster.local/ns/default/sa/productpage', secured: true, rps: 1.00001, tcp_connections: 0, protocol: 'http' },
+  { src: 'productpage-v1', dst: 'reviews-v2', src_namespace: 'default', dst_namespace: 'default', client_id: 'spiffe://cluster.local/ns/default/sa/productpage', server_id: 'spiffe://cluster.local/ns/default/sa/reviews', secured: true, rps: 0.33, tcp_connections: 2, protocol: 'grpc,http,tcp' },
+  { src: 'legacy', dst: 'cart-v1', src_namespace: 'default', dst_namespace: 'shop', client_id: '', server_id: '', secured: false, rps: 0.1, tcp_connections: 0, protocol: 'grpc' },
 ];
 const targets: ScrapeTarget[] = [
   { namespace: 'default', pod: 'productpage-v1-abcde', deployment: 'productpage-v1', service: 'productpage', role: 'sidecar', identity: 'spiffe://cluster.local/ns/default/sa/productpage', admin: '127.0.0.1:41001' },

@@ -30,7 +30,7 @@ export interface StatTableOptions {
 export function renderStatTable(rows: StatRow[], o: StatTableOptions = {}): string {
   const head = ['NAME', 'MESHED', 'SUCCESS', 'RPS', 'LATENCY_P50', 'LATENCY_P95', 'LATENCY_P99', 'TCP_CONN'];
   if (o.allNamespaces) head.unshift('NAMESPACE');
-  if (o.wide) head.push('READ_BYTES/SEC', 'WRITE_BYTES/SEC');
+  if (o.wide) head.push('READ_BYTES/SEC', 'WRITE_BYTES/SEC', 'PROTOCOL');
   // Shown only when authorization refused something in the window, so it cannot be missed.
   const denied = rows.some((r) => r.denied_rps);
   if (denied) head.splice(head.indexOf('SUCCESS') + 1, 0, 'DENIED');
@@ -38,7 +38,7 @@ export function renderStatTable(rows: StatRow[], o: StatTableOptions = {}): stri
     const cells = [r.name, r.meshed, formatSuccess(r.success), formatRps(r.rps), formatLatency(r.latency_ms_p50),
       formatLatency(r.latency_ms_p95), formatLatency(r.latency_ms_p99), formatCount(r.tcp_open_connections)];
     if (o.allNamespaces) cells.unshift(r.namespace);
-    if (o.wide) cells.push(formatByteRate(r.tcp_read_bytes_rate), formatByteRate(r.tcp_write_bytes_rate));
+    if (o.wide) cells.push(formatByteRate(r.tcp_read_bytes_rate), formatByteRate(r.tcp_write_bytes_rate), r.protocol ?? '-');
     if (denied) cells.splice(head.indexOf('DENIED'), 0, formatRps(r.denied_rps ?? null));
     return cells;
   }));
@@ -62,14 +62,15 @@ export function statJson(rows: StatRow[]): object[] {
     tcp_read_bytes_rate: round(r.tcp_read_bytes_rate, 1),
     tcp_write_bytes_rate: round(r.tcp_write_bytes_rate, 1),
     denied_rps: round(r.denied_rps ?? null, 3),
+    protocol: r.protocol ?? null,
   }));
 }
 
 export function renderEdgesTable(edges: Edge[], o: { wide?: boolean } = {}): string {
-  const head = ['SRC', 'DST', 'SRC_NS', 'DST_NS', 'SECURED'];
+  const head = ['SRC', 'DST', 'SRC_NS', 'DST_NS', 'SECURED', 'PROTOCOL'];
   if (o.wide) head.push('TCP_CONN', 'CLIENT_ID', 'SERVER_ID');
   return table(head, edges.map((e) => {
-    const cells = [e.src, e.dst, e.src_namespace, e.dst_namespace, e.secured ? '√' : '×'];
+    const cells = [e.src, e.dst, e.src_namespace, e.dst_namespace, e.secured ? '√' : '×', e.protocol || '-'];
     if (o.wide) cells.push(String(e.tcp_connections ?? 0), e.client_id || '-', e.server_id || '-');
     return cells;
   }));

@@ -25,6 +25,8 @@ export interface Edge {
   rps: number;
   /** Opaque TCP connections open between the two now (mesh/1 tunnels). */
   tcp_connections: number;
+  /** What went between them: grpc, http, tcp, comma-joined (grpc when responses carried grpc_status). */
+  protocol: string;
 }
 
 export interface EdgesResult {
@@ -63,10 +65,11 @@ export async function computeEdges(src: MetricSource, q: EdgesQuery): Promise<Ed
   const by = ['namespace', srcLabel, 'identity', 'dst_namespace', dstLabel, 'server_id', 'tls'];
   // Requests, and opaque TCP connections (opened in the window, or open now: a long-lived one is an edge too).
   const opaque = { direction: 'outbound', peer: 'dst', protocol: 'opaque' };
-  const [requests, opened, open] = await Promise.all([
+  const [requests, opened, open, responses] = await Promise.all([
     src.rate('request_total', { direction: 'outbound' }, by, q.windowMs),
     src.rate('tcp_open_total', opaque, by, q.windowMs),
     src.gauge('tcp_open_connections', opaque, by),
+    src.rate('response_total', { direction: 'outbound' }, [...by, 'grpc_status'], q.windowMs),
   ]);
   const series = [...requests.map((s) => ({ s, rps: s.value, tcp: 0 })), ...opened.map((s) => ({ s, rps: 0, tcp: 0 })), ...open.map((s) => ({ s, rps: 0, tcp: s.value }))];
   const edges = new Map<string, Edge>();
@@ -81,7 +84,7 @@ export async function computeEdges(src: MetricSource, q: EdgesQuery): Promise<Ed
     if (!e) {
       edges.set(key, {
         src: l[srcLabel]!, src_namespace: l.namespace!, dst: l[dstLabel]!, dst_namespace: l.dst_namespace,
-        client_id: l.identity ?? '', server_id: l.server_id ?? '', secured, rps, tcp_connections: tcp,
+        client_id: l.identity ?? '', server_id: l.server_id ?? '', secured, rps, tcp_connections: tcp, protocol: '',
       });
     } else {
       e.secured &&= secured;
@@ -90,6 +93,15 @@ export async function computeEdges(src: MetricSource, q: EdgesQuery): Promise<Ed
       if (l.server_id && !e.server_id.split(',').includes(l.server_id)) e.server_id = e.server_id ? `${e.server_id},${l.server_id}` : l.server_id;
     }
   }
+  // What each edge spoke: its responses with a grpc_status were gRPC, the others HTTP; tunnels TCP.
+  const spoke = new Map<string, Set<string>>();
+  const mark = (l: Record<string, string | undefined>, p: string) => {
+    const key = [l.namespace, l[srcLabel], l.dst_namespace, l[dstLabel]].join('\u0000');
+    if (edges.has(key)) (spoke.get(key) ?? spoke.set(key, new Set()).get(key)!).add(p);
+  };
+  for (const s of responses) if (s.value > 0) mark(s.labels, s.labels.grpc_status ? 'grpc' : 'http');
+  for (const s of [...opened, ...open]) if (s.value > 0) mark(s.labels, 'tcp');
+  for (const [key, e] of edges) e.protocol = [...(spoke.get(key) ?? [])].sort().join(',') || '-';
   const list = [...edges.values()].sort((a, b) => a.src_namespace.localeCompare(b.src_namespace) || a.src.localeCompare(b.src) ||
     a.dst_namespace.localeCompare(b.dst_namespace) || a.dst.localeCompare(b.dst));
   const hints: string[] = [];

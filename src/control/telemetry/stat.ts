@@ -51,6 +51,8 @@ export interface StatRow {
   tcp_write_bytes_rate: number | null;
   /** Requests per second that authorization refused (403) on the row's inbound side; null when none. */
   denied_rps?: number | null;
+  /** What its requests spoke, from their responses: grpc (a grpc_status label), http, or both (grpc,http); null without traffic. */
+  protocol?: string | null;
 }
 
 export interface StatResult {
@@ -150,6 +152,13 @@ interface Figures {
   read?: number;
   write?: number;
   denied?: number;
+  grpc?: boolean;
+  http?: boolean;
+}
+
+/** grpc, http or grpc,http as a row's or an edge's responses were; null for none. */
+export function protocolOf(grpc: boolean | undefined, http: boolean | undefined): string | null {
+  return grpc && http ? 'grpc,http' : grpc ? 'grpc' : http ? 'http' : null;
 }
 
 function resolveRef(ref: ResourceRef, pods: PodInfo[], role: 'from' | 'to'): { kind: ResourceKind; name: string; namespace: string } {
@@ -210,7 +219,7 @@ export async function computeStat(src: MetricSource, q: StatQuery): Promise<Stat
     const by = q.kind === 'namespace' ? [side.nsLabel] : [side.nsLabel, side.nameLabel];
     const inbound = side.match.direction === 'inbound';
     const [responses, p50, p95, p99, tcp, read, write, denied] = await Promise.all([
-      src.rate('response_total', side.match, [...by, 'classification'], q.windowMs),
+      src.rate('response_total', side.match, [...by, 'classification', 'grpc_status'], q.windowMs),
       src.quantile(0.5, 'response_latency_ms', side.match, by, q.windowMs),
       src.quantile(0.95, 'response_latency_ms', side.match, by, q.windowMs),
       src.quantile(0.99, 'response_latency_ms', side.match, by, q.windowMs),
@@ -225,6 +234,10 @@ export async function computeStat(src: MetricSource, q: StatQuery): Promise<Stat
       f.seen = true;
       f.total += s.value;
       if (s.labels.classification === 'success') f.ok += s.value;
+      if (s.value > 0) {
+        if (s.labels.grpc_status) f.grpc = true;
+        else f.http = true;
+      }
     }
     for (const s of p50) fig(s, side).p50 = s.value;
     for (const s of p95) fig(s, side).p95 = s.value;
@@ -275,6 +288,7 @@ export async function computeStat(src: MetricSource, q: StatQuery): Promise<Stat
       tcp_read_bytes_rate: f?.read ?? null,
       tcp_write_bytes_rate: f?.write ?? null,
       denied_rps: f?.denied ? f.denied : null,
+      protocol: traffic ? protocolOf(f.grpc, f.http) : null,
     });
   }
   rows.sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));

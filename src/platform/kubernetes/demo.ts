@@ -70,10 +70,12 @@ export function renderDemo(v: DemoValues): KubeObject[] {
   ];
   for (const s of services) {
     out.push({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: serviceAccountOf(s), namespace: ns, labels: labels({ app: s }) } });
+    // A gRPC app's port says so (appProtocol): its sidecar speaks HTTP/2 cleartext to it.
+    const grpc = DEMO_APPS.some((a) => a.service === s && a.appProtocol === 'h2c');
     out.push({
       apiVersion: 'v1', kind: 'Service',
       metadata: { name: s, namespace: ns, labels: labels({ app: s, service: s }) },
-      spec: { selector: { app: s }, ports: [{ name: 'http', port: DEMO_PORT, targetPort: DEMO_PORT, protocol: 'TCP' }] },
+      spec: { selector: { app: s }, ports: [{ name: grpc ? 'grpc' : 'http', port: DEMO_PORT, targetPort: DEMO_PORT, protocol: 'TCP', ...(grpc ? { appProtocol: 'grpc' } : {}) }] },
     });
   }
   for (const a of DEMO_APPS) {

@@ -47,6 +47,7 @@ export async function demo(state: StateDir, f: DemoFlags): Promise<void> {
       const spec: WorkloadSpec = {
         kind: 'workload', service: a.service, version: a.version, namespace: 'default', appPort: await freePort(),
         command: [process.execPath, join(DEMO_DIR, a.script)], demo: true, accessLog: f.accessLog, traceCollector: f.traceCollector,
+        ...(a.appProtocol ? { appProtocol: a.appProtocol } : {}),
       };
       return launchDetached(state, spec);
     })), () => 'Started details, ratings, reviews v1 v2 v3 and productpage, each with its sidecar');
