@@ -27,6 +27,7 @@ export function load(client: WorkloadInfo, rps: number, headers: Record<string, 
 describe('mesh tap', () => {
   const m = new TestMesh();
   let client: WorkloadInfo;
+  let intruder: WorkloadInfo;
 
   before(async () => {
     await m.install(['--scrape-interval', '1s']);
@@ -114,7 +115,7 @@ describe('mesh tap', () => {
   it('mesh authz shows which rule lets each client in, and what default deny refuses', async () => {
     assert.equal((await m.cli(['policy', 'default', 'deny'])).code, 0);
     assert.equal((await m.cli(['policy', 'allow', '--from', 'client', '--to', 'web'])).code, 0);
-    const intruder = await m.run('intruder');
+    intruder = await m.run('intruder');
     const stops = [load(client, 20), load(intruder, 10)];
     try {
       const rows = (await waitFor('authz rows for the rule and the default', async () => {
@@ -132,6 +133,41 @@ describe('mesh tap', () => {
       assert.match(table.stdout, /default deny\s+ns\/default\/sa\/intruder/);
     } finally {
       for (const s of stops) await s();
+    }
+  });
+
+  it('shows a request authorization denied, with the policy\'s reason', async () => {
+    // After the test above: default deny, only client is allowed to web.
+    const stop = load(intruder, 10);
+    const r = await m.cli(['tap', 'deploy/web-v1', '-o', 'json', '--count', '3', '--duration', '20s'], { timeoutMs: 30_000 });
+    await stop();
+    assert.equal(r.code, 0, r.stderr);
+    const denied = r.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.status === 403);
+    assert.ok(denied, r.stdout);
+    assert.equal(denied.error, 'denied');
+    assert.match(denied.src, /\/sa\/intruder$/);
+    assert.match(denied.reason, /denied by default/);
+    const lines = await m.cli(['tap', 'deploy/intruder-v1', '--to', 'deploy/web-v1', '--count', '1', '--duration', '20s'], { timeoutMs: 30_000 });
+    assert.equal(lines.code, 0, lines.stderr);
+  });
+
+  it('sidecars export spans to the control plane without a flag, a few new traces a second each', async () => {
+    const c = adminClient(new StateDir(m.dir));
+    try {
+      const started = Date.now();
+      const stop = load(client, 50);
+      type Listed = { traces: { services: string[]; startMs: number }[] };
+      const recent = async () => (await c.request<Listed>('GET', '/v1/traces', undefined, { bearer: new StateDir(m.dir).adminToken() })).body.traces.filter((t) => t.startMs >= started);
+      // Loaded for 3 s at least, until a trace from client to web started meanwhile has arrived.
+      await waitFor('a recent trace from client to web', async () => Date.now() - started >= 3000 && (await recent()).some((t) => t.services.includes('client') && t.services.includes('web')), 20_000, 250);
+      const sent = await stop();
+      const seconds = (Date.now() - started) / 1000;
+      const traces = await recent();
+      // The client's sidecar starts every trace here: at most 2 recorded a second, of the ~50 requests a second it sent.
+      assert.ok(traces.length <= 2 * Math.ceil(seconds + 1), `${traces.length} traces in ${seconds.toFixed(1)} s (${sent} requests)`);
+      assert.ok(sent > traces.length * 5, `${sent} requests, ${traces.length} traces`);
+    } finally {
+      c.close();
     }
   });
 });

@@ -32,6 +32,9 @@ export interface TapEvent {
   dstPod: string;
   tls: boolean;
   grpcStatus?: string;
+  /** When the proxy answered itself: the error code (denied, timeout, ...), and for a denial the policy's reason. */
+  error?: string;
+  reason?: string;
   requestHeaders?: [string, string][];
   responseHeaders?: [string, string][];
   at: number;

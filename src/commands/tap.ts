@@ -69,7 +69,8 @@ export function tapLines(e: TapLine, wide: boolean): string[] {
   const pods = wide ? ` src_pod=${e.srcPod || '-'} dst_pod=${e.dstPod || '-'}` : '';
   return [
     `req ${who}${pods} :method=${e.method} :authority=${e.authority} :path=${e.path}`,
-    `rsp ${who}${pods} :status=${e.status}${e.grpcStatus !== undefined ? ` grpc-status=${e.grpcStatus}` : ''} latency=${e.latencyUs}µs duration=${e.durationUs}µs response-length=${e.bytes}B`,
+    `rsp ${who}${pods} :status=${e.status}${e.grpcStatus !== undefined ? ` grpc-status=${e.grpcStatus}` : ''} latency=${e.latencyUs}µs duration=${e.durationUs}µs response-length=${e.bytes}B`
+      + (e.error !== undefined ? ` error=${e.error}` : '') + (e.reason !== undefined ? ` reason=${JSON.stringify(e.reason)}` : ''),
   ];
 }
 

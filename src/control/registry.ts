@@ -134,6 +134,15 @@ export class Registry extends EventEmitter {
     this.changed();
   }
 
+  private traces: Snapshot['traces'];
+
+  /** The control plane's own span receiver, for proxies without a collector (see Snapshot.traces). */
+  setTraces(t: Snapshot['traces']): void {
+    this.traces = t;
+    this.snap = this.build();
+    this.emit('change', this.snap);
+  }
+
   /** Marks a new trust bundle or issuer in the snapshot (see Snapshot.identityEpoch). */
   setIdentityEpoch(epoch: string): void {
     if (epoch === this.identityEpoch) return;
@@ -191,7 +200,7 @@ export class Registry extends EventEmitter {
       const { instance, namespace, service, version, address, port, identity, workload } = ep;
       svc.endpoints.push({ instance, namespace, service, version, address, port, identity, ...(workload ? { workload } : {}) });
     }
-    return { version: `${this.epoch}.${++this.counter}`, trustDomain: this.trustDomain, services: [...services.values()], config: { ...this.config }, ...(this.identityEpoch ? { identityEpoch: this.identityEpoch } : {}), ...(this.workloads ? { workloads: this.workloads } : {}) };
+    return { version: `${this.epoch}.${++this.counter}`, trustDomain: this.trustDomain, services: [...services.values()], config: { ...this.config }, ...(this.identityEpoch ? { identityEpoch: this.identityEpoch } : {}), ...(this.workloads ? { workloads: this.workloads } : {}), ...(this.traces ? { traces: this.traces } : {}) };
   }
 }
 

@@ -15,6 +15,9 @@ import type { MakeServingTls } from './serving-cert.js';
 import { Telemetry } from './telemetry/index.js';
 import { startTraceReceiver, TraceStore } from './traces.js';
 
+/** New traces a proxy starts and records per second when it exports to the control plane by default. */
+const DEFAULT_TRACES_PER_SECOND = 2;
+
 export interface IdentitySource {
   /** The identity now; `reload` also refuses material that would sign certificates nobody trusts (it throws). */
   read(reload: boolean): Promise<ControlIdentity>;
@@ -96,7 +99,11 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
     stops.push(() => telemetry.close());
     const traces = o.traces ? new TraceStore() : undefined;
     const otlp = traces && (await startTraceReceiver(traces));
-    if (otlp) stops.push(() => otlp.server.close());
+    if (otlp) {
+      stops.push(() => otlp.server.close());
+      // On by default: proxies without a collector of their own export here, a few new traces a second each.
+      registry.setTraces({ collector: otlp.url, perSecond: DEFAULT_TRACES_PER_SECOND });
+    }
 
     /** An identity read for a reload, with a serving certificate of its own. */
     const withTls = async (n: ControlIdentity) => {

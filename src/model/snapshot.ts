@@ -58,6 +58,11 @@ export interface Snapshot {
    * be named like its Service. Absent on the local platform, where a workload's identity is its service's name.
    */
   workloads?: WorkloadNames;
+  /**
+   * The control plane's own span receiver (OTLP/HTTP JSON; local platform): where proxies export spans when no
+   * collector is configured, starting at most `perSecond` new traces a second each (traces they join are all kept).
+   */
+  traces?: { collector: string; perSecond: number };
 }
 
 export interface WorkloadNames {

@@ -102,7 +102,7 @@ export function createInboundServer(o: InboundOptions): net.Server {
   const cap = o.appConnections ?? APP_CONNECTIONS;
   const gate = new Gate(cap.limit, cap.queue, 'app connections');
   const checked = hostCheck(o);
-  const authorized = authorize(o);
+  const authorized = authorize({ ...o, denied: (ex, reason) => o.telemetry.denied(ex, reason) });
   // An app that closed a kept-alive connection as we reused it processed nothing: retry sends again.
   const handler = stack([checked, authorized, observe(o.telemetry, 'inbound'), retry, admit(gate)], toApp(app));
   const handle = (req: Req, res: Res, peer: string, stats: RequestStats): void => {

@@ -161,10 +161,13 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     { accessLog: !!o.accessLog, collector: o.traceCollector ?? null },
   );
   const tap = (telemetry.tap = new Tap(client, { identity: identity.uri, instance: o.instance }, log));
-  const applySettings = (s: MeshSettings | undefined) => {
+  const applySettings = (s: MeshSettings | undefined, traces: Snapshot['traces']) => {
     const al = s?.accessLog;
     const pushed = al === true || (typeof al === 'object' && al !== null && Array.isArray(al.services) && al.services.includes(o.service));
-    telemetry.settings = { accessLog: !!o.accessLog || pushed, collector: o.traceCollector ?? s?.tracing?.collector ?? null };
+    // A collector named by flag or settings records every trace; the control plane's own (the default) a few a second.
+    const named = o.traceCollector ?? s?.tracing?.collector ?? null;
+    telemetry.settings = named !== null || !traces ? { accessLog: !!o.accessLog || pushed, collector: named }
+      : { accessLog: !!o.accessLog || pushed, collector: traces.collector, newTracesPerSecond: traces.perSecond };
   };
 
   const routing = new RoutingTable(o.trustDomain, o.namespace, statsFor, routeSettingsFromSnapshot, o.defaultService);
@@ -189,7 +192,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       // The control plane validates policies; should one still not compile, the last good one stays.
       log(`ignoring invalid policies: ${(err as Error).message}`);
     }
-    applySettings(s.config?.settings as MeshSettings | undefined);
+    applySettings(s.config?.settings as MeshSettings | undefined, s.traces);
     ownServices = s.workloads ? s.workloads.pods[`${o.namespace}/${o.instance}`]?.services ?? [] : undefined;
     const portsOf = ownServices?.[0] ?? o.service;
     const own = s.services.find((svc) => svc.namespace === o.namespace && svc.name === portsOf);

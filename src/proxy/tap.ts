@@ -76,7 +76,7 @@ export class Tap {
   }
 
   /** Called for every exchange while `on`: picks the taps it matches, within their rate, and reports it when it ends. */
-  watch(ex: Exchange, direction: 'inbound' | 'outbound'): void {
+  watch(ex: Exchange, direction: 'inbound' | 'outbound', reason?: string): void {
     const now = performance.now();
     let taps: Active[] | undefined;
     for (const a of this.active) {
@@ -121,6 +121,9 @@ export class Tap {
           tls: direction === 'inbound' ? ex.peer !== '' : ep !== undefined,
           at: Date.now(),
         };
+        // The proxy answered itself (a denial, a timeout): its stable code, and a denial's reason.
+        if (ex.error !== null) ev.error = ex.error;
+        if (reason !== undefined) ev.reason = reason;
         const grpc = find(responseHeaders, 'grpc-status');
         if (grpc !== undefined) ev.grpcStatus = grpc;
         if (s.headers) {

@@ -10,6 +10,11 @@ export interface TelemetrySettings {
   accessLog: boolean;
   /** OTLP/HTTP JSON endpoint, e.g. http://127.0.0.1:4318/v1/traces. */
   collector: string | null;
+  /**
+   * Traces this proxy starts and records, at most, per second (the control plane's default collector); the rest go
+   * on unsampled (flags 00), which every proxy then passes on without a span. Unset: every trace is recorded.
+   */
+  newTracesPerSecond?: number;
 }
 
 // Ids come from a pooled random buffer: one randomFill per 512 ids instead of one per request.
@@ -45,6 +50,8 @@ export class Telemetry {
   private spans: Span[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly epochOffsetMs = performance.timeOrigin;
+  private sampleWindow = 0;
+  private sampled = 0;
 
   constructor(
     readonly own: { identity: string; service: string; namespace: string; deployment: string; pod: string },
@@ -82,16 +89,32 @@ export class Telemetry {
       parent = /^[0-9a-f]{16}$/.test(b3Span) ? b3Span : '';
     } else {
       traceId = randomHex(16);
+      const limit = this.settings.newTracesPerSecond;
+      if (limit !== undefined && this.settings.collector !== null) {
+        const now = performance.now();
+        if (now - this.sampleWindow >= 1000) {
+          this.sampleWindow = now;
+          this.sampled = 0;
+        }
+        flags = this.sampled++ < limit ? '01' : '00';
+      }
     }
     ex.traceId = traceId;
-    if (this.settings.collector === null && m) return;
-    const spanId = this.settings.collector !== null ? randomHex(8) : parent || randomHex(8);
+    // Not sampled upstream (the flags' low bit): passed on as it came, no span.
+    const record = this.settings.collector !== null && (parseInt(flags, 16) & 1) === 1;
+    if (!record && m) return;
+    const spanId = record ? randomHex(8) : parent || randomHex(8);
     const value = `00-${traceId}-${spanId}-${flags}`;
     if (tpAt >= 0) h[tpAt] = value;
     else h.push('traceparent', value);
-    if (this.settings.collector !== null) {
+    if (record) {
       ex.span = { traceId, spanId, parentSpanId: m || parent ? parent : '', name: '', kind: kind === 'server' ? 2 : 3, start: 0, end: 0, attributes: {} };
     }
+  }
+
+  /** A request authorization refused (it never reaches observe): the tap still shows it, with the reason. */
+  denied(ex: Exchange, reason: string): void {
+    if (this.tap?.on) this.tap.watch(ex, 'inbound', reason);
   }
 
   /** Called once per exchange when access logs or tracing are on. */

@@ -205,8 +205,8 @@
     if (!tap || tap.target !== target || tap.ns !== ns) startTap(ns, target);
     html += '<h3>Busiest paths (top)</h3>' + topTable();
     html += '<h3>Live calls (tap)</h3><form id="tapf"><label>path prefix <input name="path" value="' + esc(tap.path) + '"></label> <label>method <input name="method" size="6" value="' + esc(tap.method) + '"></label> <button>apply</button></form>';
-    html += '<table id="tap"><thead><tr><th>dir</th><th>method</th><th>authority</th><th>path</th><th>status</th><th>latency</th><th>src</th><th>dst</th><th>tls</th></tr></thead><tbody>' +
-      tap.events.slice(-30).reverse().map((e) => '<tr><td>' + e.direction + '</td><td>' + esc(e.method) + '</td><td>' + esc(e.authority) + '</td><td>' + esc(e.path) + '</td><td class="' + (e.status >= 500 ? 'bad' : '') + '">' + e.status + '</td><td class="num">' + (e.latencyUs / 1000).toFixed(1) + 'ms</td><td>' + esc(short(e.src)) + '</td><td>' + esc(short(e.dst)) + '</td><td>' + e.tls + '</td></tr>').join('') + '</tbody></table>';
+    html += '<table id="tap"><thead><tr><th>dir</th><th>method</th><th>authority</th><th>path</th><th>status</th><th>latency</th><th>src</th><th>dst</th><th>tls</th><th>error</th></tr></thead><tbody>' +
+      tap.events.slice(-30).reverse().map((e) => '<tr><td>' + e.direction + '</td><td>' + esc(e.method) + '</td><td>' + esc(e.authority) + '</td><td>' + esc(e.path) + '</td><td class="' + (e.status >= 500 || e.error ? 'bad' : '') + '">' + e.status + '</td><td class="num">' + (e.latencyUs / 1000).toFixed(1) + 'ms</td><td>' + esc(short(e.src)) + '</td><td>' + esc(short(e.dst)) + '</td><td>' + e.tls + '</td><td class="' + (e.error ? 'bad' : '') + '">' + esc(e.error ? e.error + (e.reason ? ': ' + e.reason : '') : '') + '</td></tr>').join('') + '</tbody></table>';
     return html;
   }
   const short = (id) => String(id || '-').replace(/^spiffe:\/\/[^/]+\//, '');
@@ -313,7 +313,7 @@
   async function tracesPage(id) {
     const list = (await api('traces')).traces;
     let html = '<h2>Traces</h2>';
-    if (!list.length) return html + '<p class="mute">No spans yet: sidecars export them to the control plane with --trace-collector set to the otlp URL in control.json (mesh demo --trace-collector URL).</p>';
+    if (!list.length) return html + '<p class="mute">No spans yet: sidecars export them to the control plane by default (a few new traces a second each; all of them with --trace-collector set to the otlp URL in control.json), or to the collector --trace-collector names.</p>';
     if (id) {
       const spans = (await api('traces/' + id)).spans;
       const t0 = Math.min(...spans.map((x) => x.startMs)), t1 = Math.max(...spans.map((x) => x.endMs)), span = Math.max(t1 - t0, 0.001);

@@ -1,7 +1,7 @@
 // Authorization on the inbound side: the compiled policy decides per request from the peer's
 // verified identity, the path and the app port; a denied request gets 403 `denied`. For an
 // upgrade, the decision on its request covers everything the upgraded connection carries.
-import { ProxyError, respondError, type Layer } from '../exchange.js';
+import { ProxyError, respondError, type Exchange, type Layer } from '../exchange.js';
 import type { AuthzRequest, CompiledPolicy } from '../../model/policy.js';
 
 export interface AuthorizeOptions {
@@ -12,6 +12,8 @@ export interface AuthorizeOptions {
   services?: () => readonly string[] | undefined;
   /** The current compiled authorization policy (swapped on config pushes). */
   policy: () => CompiledPolicy;
+  /** Hears a denial before it is answered (mesh tap shows it with its reason); the allowed path never calls it. */
+  denied?(ex: Exchange, reason: string): void;
 }
 
 export const authorize = (o: AuthorizeOptions): Layer => {
@@ -25,6 +27,7 @@ export const authorize = (o: AuthorizeOptions): Layer => {
     const decision = o.policy().check(authz);
     if (!decision.allowed) {
       ex.stats.denied();
+      o.denied?.(ex, decision.reason);
       return respondError(ex, new ProxyError('denied', decision.reason));
     }
     ex.stats.allowed();
