@@ -26,6 +26,7 @@ const USAGE = `usage: node bench/run.js [options]
   --duration <s>      seconds per measurement (default 10)
   --warmup <s>        seconds of warm-up before each measurement (default 2)
   --quick             smoke test: 3 s measurements, 1 s warm-ups
+  --runs <n>          repeat the whole sequence n times; figures are each one's median (default 1)
   --only <list>       comma-separated subset of ${ALL_PATHS.join(',')}
   --connections <n>   wrk connections for max throughput (default 32)
   --rate <n>          fixed request rate for latency and CPU per request (default 1000)
@@ -43,6 +44,7 @@ function parseOptions(argv) {
       duration: { type: 'string' },
       warmup: { type: 'string' },
       quick: { type: 'boolean', default: false },
+      runs: { type: 'string', default: '1' },
       only: { type: 'string' },
       connections: { type: 'string', default: '32' },
       rate: { type: 'string', default: '1000' },
@@ -69,6 +71,7 @@ function parseOptions(argv) {
   return {
     durationS: num('duration', values.duration ?? (values.quick ? 3 : 10)),
     warmupS: num('warmup', values.warmup ?? (values.quick ? 1 : 2)),
+    runs: num('runs', values.runs),
     connections: num('connections', values.connections),
     rate: num('rate', values.rate),
     workers: num('workers', values.workers),
@@ -133,28 +136,34 @@ async function main() {
   if (loadBefore > cpus().length / 2) {
     console.error(`[bench] load average is ${loadBefore.toFixed(1)} on ${cpus().length} cores: other work will skew the figures`);
   }
-  const paths = {};
-  // One path at a time, each torn down before the next, so idle proxies don't share the cores.
-  for (const name of ALL_PATHS) {
-    if (stopping()) break;
-    if (!opts.only.includes(name)) {
-      paths[name] = { skipped: true };
-      continue;
-    }
-    const log = (msg) => console.error(`[${name}] ${msg}`);
-    let target;
-    try {
-      log('setting up');
-      target = await setups[name](log);
-      paths[name] = await measurePath(target, opts, log);
-    } catch (err) {
+  const runs = [];
+  // The whole sequence once per run, so a path's runs are spread over time like the load on the machine.
+  for (let run = 1; run <= opts.runs && !stopping(); run++) {
+    const paths = {};
+    // One path at a time, each torn down before the next, so idle proxies don't share the cores.
+    for (const name of ALL_PATHS) {
       if (stopping()) break;
-      log(`FAILED: ${err.message}`);
-      paths[name] = { error: err.message };
-    } finally {
-      await target?.stop();
+      if (!opts.only.includes(name)) {
+        paths[name] = { skipped: true };
+        continue;
+      }
+      const log = (msg) => console.error(`[${name}${opts.runs > 1 ? ` run ${run}` : ''}] ${msg}`);
+      let target;
+      try {
+        log('setting up');
+        target = await setups[name](log);
+        paths[name] = { ...(await measurePath(target, opts, log)), loadavg: loadavg()[0] };
+      } catch (err) {
+        if (stopping()) break;
+        log(`FAILED: ${err.message}`);
+        paths[name] = { error: err.message };
+      } finally {
+        await target?.stop();
+      }
     }
+    runs.push(paths);
   }
+  const paths = runs.length === 1 ? runs[0] : medianPaths(runs);
 
   if (stopping()) return 130; // interrupted: no partial report
 
@@ -172,6 +181,7 @@ async function main() {
     config,
     tools: { throughput: 'wrk -t1', latency: 'hey -o csv', grpc: 'h2load (-m for max, --rps --log-file for latency)', tcp: 'bench/tcp-load.js', cpu: '/proc/<pid>/stat utime+stime' },
     paths,
+    ...(runs.length > 1 ? { runs } : {}),
     ratios,
     goalTargets: GOALS,
     goals,
@@ -180,6 +190,31 @@ async function main() {
   await writeFile(opts.out, JSON.stringify(record, null, 2) + '\n');
   console.log(`\nwrote ${opts.out}`);
   return Object.values(paths).some((r) => r.error) ? 1 : 0;
+}
+
+/** Each figure of each path as the median over the runs that measured the path (an error only if all failed). */
+function medianPaths(runs) {
+  const out = {};
+  for (const name of Object.keys(runs[0])) {
+    const done = runs.map((r) => r[name]).filter((r) => r && !r.error && !r.skipped);
+    out[name] = done.length ? { ...median(done), runs: done.length } : runs.map((r) => r[name]).find((r) => r?.error) ?? runs[0][name];
+  }
+  return out;
+}
+
+function median(values) {
+  const first = values[0];
+  if (typeof first === 'number') {
+    const xs = values.filter((v) => typeof v === 'number' && !Number.isNaN(v)).sort((a, b) => a - b);
+    return xs.length ? xs[Math.floor((xs.length - 1) / 2)] : first;
+  }
+  if (Array.isArray(first)) return first.map((_, i) => median(values.map((v) => v?.[i])));
+  if (first && typeof first === 'object') {
+    const o = {};
+    for (const k of Object.keys(first)) o[k] = median(values.map((v) => v?.[k]));
+    return o;
+  }
+  return first;
 }
 
 let code = 1;

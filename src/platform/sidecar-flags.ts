@@ -4,7 +4,8 @@
 /**
  * A sidecar's garbage is short-lived (one request's objects): a 1 MB young generation keeps its
  * memory down where V8's default lets it grow to 16 MB and more under load. Measured A/B beside
- * 2 MB (bench/ab.js): about 7 MB less peak RSS per sidecar at full speed, no CPU per request to tell.
+ * 2 MB (bench/ab.js, two runs on a loaded machine): 1 to 8 MB less peak RSS per sidecar at full
+ * speed, no CPU per request to tell apart.
  * MESH_SEMI_SPACE_MB overrides it where the sidecar is spawned.
  */
 export function sidecarNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] {
