@@ -43,6 +43,7 @@ describe('opaque TCP through the mesh', () => {
   let client: WorkloadInfo & { upstreams: { authority: string; address: string }[] };
   let upstream = 0;
   let greetUpstream = 0;
+  let greetPort = 0;
 
   const policy = async (...args: string[]) => {
     const r = await m.cli(['policy', ...args]);
@@ -54,6 +55,7 @@ describe('opaque TCP through the mesh', () => {
     await m.install();
     echo = await m.run('echo', { app: TCP_ECHO });
     const greet = await m.run('greet', { app: TCP_ECHO, env: { ...process.env, GREETING: 'HELLO\r\n' } });
+    greetPort = greet.appPort;
     upstream = await freePort();
     greetUpstream = await freePort();
     const r = await m.cli(['run', '-d', '-o', 'json', '--name', 'client', '--opaque-ports', String(greet.appPort),
@@ -179,7 +181,7 @@ describe('opaque TCP through the mesh', () => {
     }
   });
 
-  it('authorizes by identity and port: a denied connection is closed (403 to CONNECT), an allowed one passes', { timeout: 30_000 }, async () => {
+  it('authorizes by identity and port: a denied connection is closed (403 to a CONNECT to an opaque port), an allowed one passes', { timeout: 30_000 }, async () => {
     await policy('default', 'deny', '--no-wait');
     await policy('allow', '--from', 'client', '--to', 'echo', '--port', String(echo.appPort + 1));
     const refused = await waitFor('the deny to reach the echo sidecar', async () => {
@@ -187,10 +189,15 @@ describe('opaque TCP through the mesh', () => {
       return r.data.length === 0 ? r : undefined;
     }, 10_000, 100);
     assert.equal(refused!.data.length, 0);
-    const c = await connectVia(client.outbound, `echo:${echo.appPort}`);
+    // To a port declared opaque the tunnel opens first: the refusal is the CONNECT's answer.
+    const c = await connectVia(client.outbound, `greet:${greetPort}`);
     assert.equal(c.status, 403, c.head);
-    assert.match(c.head, /mesh-proxy-error: denied: echo\.default endpoint echo-v1-\w+: denied by default in namespace default/);
+    assert.match(c.head, /mesh-proxy-error: denied: greet\.default endpoint greet-v1-\w+: denied by default in namespace default/);
     c.sock.destroy();
+    // To another port the sidecar answers at once and looks at what comes inside: bytes that are not HTTP are refused by a close.
+    const d = await connectVia(client.outbound, `echo:${echo.appPort}`);
+    assert.equal(d.status, 200, d.head);
+    assert.equal((await exchange(d.sock, 'let me in', 5_000)).data.length, 0);
     assert.match(await metricsOf(echo.admin), /inbound_tcp_authz_deny_total\{[^}]*client_id="spiffe:\/\/cluster.local\/ns\/default\/sa\/client"[^}]*\} [1-9]/);
 
     // A rule with a path never admits a connection (it has no path); one for its port does.

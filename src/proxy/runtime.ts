@@ -245,7 +245,9 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     const http = createOutboundServer(() => routing.current, transport, metrics, telemetry, shares, outside, outsideUpgrade);
     // The ingress takes HTTP only; a sidecar's outbound listener also takes CONNECT (TCP, see tcp-listeners.ts).
     const capture = o.transparent ? transparentCapture(tcpOut, appConns, o.opaquePorts, log) : undefined;
-    const outbound = o.mode === 'ingress' ? http : createOutboundFront(http, tcpOut, appConns, capture);
+    // HTTP inside a CONNECT to a service goes to that service unless its requests name another in the mesh.
+    const sniff = { opaque: o.opaquePorts, httpFor: (host: string) => createOutboundServer(withFallback(() => routing.current, host), transport, metrics, telemetry, undefined, outside, outsideUpgrade) };
+    const outbound = o.mode === 'ingress' ? http : createOutboundFront(http, tcpOut, appConns, capture, sniff);
     state.outbound = await listen(outbound, o.outboundPort ?? 0, o.mode === 'ingress' ? 'ingress' : 'outbound', o.outboundHost);
     if (o.mode === 'sidecar') {
       if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');
