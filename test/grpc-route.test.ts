@@ -118,6 +118,21 @@ describe('gRPC routes, deadlines, retries and faults', () => {
     }
   });
 
+  it('a deadline passing while a streamed reply is under way ends it DEADLINE_EXCEEDED in its trailers', async () => {
+    await route('set', 'echo', 'v1', '--timeout', '700ms');
+    const got: number[] = [];
+    const status = await new Promise<grpc.StatusObject>((resolve) => {
+      const call = echo.count({ n: 10, text: 'slow' });
+      call.on('data', (x: Msg) => got.push(x.n!));
+      call.on('error', () => {});
+      call.on('status', resolve);
+    });
+    assert.equal(status.code, grpc.status.DEADLINE_EXCEEDED, status.details);
+    assert.match(status.details, /timed out after 700 ms/);
+    assert.ok(got.length >= 1 && got.length < 10, `the messages before it arrived: ${got.join(',')}`);
+    await route('clear', 'echo');
+  });
+
   it('retries a call answered trailers-only with a status --retry-on names, within the retry budget', async () => {
     await route('set', 'echo', 'v1', '--retries', '2');
     // Every other flaky call fails: without unavailable in --retry-on half of them reach the client failed.

@@ -16,7 +16,10 @@ function expire(ex: Exchange, ms: number): void {
   const up = ex.upstream;
   const why = `request timed out after ${Math.round(ms)} ms`;
   // A gRPC response already under way ends with DEADLINE_EXCEEDED in its trailers rather than a reset stream.
-  if (ex.res.headersSent && (ex.deadline > 0 || isGrpc(ex.req.header('content-type')))) ex.res.end(undefined, ['grpc-status', '4', 'grpc-message', why]);
+  if (ex.res.headersSent && (ex.deadline > 0 || isGrpc(ex.req.header('content-type')))) {
+    ex.router?.target.stats.count('outbound_http_timeouts_total');
+    ex.res.end(undefined, ['grpc-status', '4', 'grpc-message', why]);
+  }
   up?.destroy(new MeshFault('timeout', why));
 }
 
