@@ -13,7 +13,8 @@ import { workloadNames, workloadOf } from '../src/platform/kubernetes/workloads.
 import type { EndpointSlice, Pod } from '../src/platform/kubernetes/resources.js';
 import { Registry } from '../src/control/registry.js';
 import { podInfo } from '../src/control/telemetry/source.js';
-import { computeStat, type StatQuery } from '../src/control/telemetry/stat.js';
+import { computeStat } from '../src/control/telemetry/stat.js';
+import type { StatQuery } from '../src/api/telemetry.js';
 import { compilePolicy, newPolicy, validatePolicy, type AuthzRequest } from '../src/model/policy.js';
 import { injectYaml } from '../src/platform/kubernetes/inject.js';
 import { injectOpts } from './support/kube-fixtures.js';

@@ -1,6 +1,5 @@
 // Renders mesh stat and mesh edges as linkerd viz prints them: kubectl-style tables, or JSON.
-import type { StatRow } from '../control/telemetry/stat.js';
-import type { Edge } from '../control/telemetry/edges.js';
+import type { Edge, StatRow } from '../api/telemetry.js';
 import { table } from './table.js';
 
 export const formatSuccess = (s: number | null) => (s === null ? '-' : `${(s * 100).toFixed(2)}%`);

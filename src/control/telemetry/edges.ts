@@ -4,37 +4,8 @@
 import { parseDuration } from '../../util/duration.js';
 import { formatMs, type MetricSource } from './source.js';
 import { parseKind } from './stat.js';
+import type { Edge, EdgesQuery, EdgesResult } from '../../api/telemetry.js';
 import { MeshError } from '../../util/errors.js';
-
-export interface EdgesQuery {
-  kind: 'deployment' | 'pod';
-  namespace: string;
-  allNamespaces: boolean;
-  windowMs: number;
-}
-
-export interface Edge {
-  src: string;
-  src_namespace: string;
-  dst: string;
-  dst_namespace: string;
-  client_id: string;
-  server_id: string;
-  /** Every request and connection between the two went over mutual TLS. */
-  secured: boolean;
-  rps: number;
-  /** Opaque TCP connections open between the two now (mesh/1 tunnels). */
-  tcp_connections: number;
-  /** What went between them: grpc, http, tcp, comma-joined (grpc when responses carried grpc_status). */
-  protocol: string;
-}
-
-export interface EdgesResult {
-  edges: Edge[];
-  windowMs: number;
-  source: string;
-  hints: string[];
-}
 
 export function parseEdgesQuery(p: URLSearchParams): EdgesQuery {
   const kind = parseKind(p.get('resource') ?? undefined);

@@ -5,9 +5,8 @@
 import { parseDuration } from '../../util/duration.js';
 import { MeshError } from '../../util/errors.js';
 import type { Labels } from './parse.js';
+import type { ResourceKind, ResourceRef, StatQuery, StatResult, StatRow } from '../../api/telemetry.js';
 import { formatMs, type MetricSource, type PodInfo, type VectorSample } from './source.js';
-
-export type ResourceKind = 'deployment' | 'pod' | 'service' | 'namespace';
 
 export const RESOURCE_ALIASES: Record<string, ResourceKind> = {
   deployments: 'deployment', deployment: 'deployment', deploy: 'deployment',
@@ -17,51 +16,6 @@ export const RESOURCE_ALIASES: Record<string, ResourceKind> = {
 };
 
 const PLURAL: Record<ResourceKind, string> = { deployment: 'deployments', pod: 'pods', service: 'services', namespace: 'namespaces' };
-
-export interface ResourceRef {
-  /** Undefined for a bare name: a deployment of that name, else a service. */
-  kind?: ResourceKind;
-  name: string;
-  namespace: string;
-}
-
-export interface StatQuery {
-  kind: ResourceKind;
-  name?: string;
-  namespace: string;
-  allNamespaces: boolean;
-  windowMs: number;
-  from?: ResourceRef;
-  to?: ResourceRef;
-}
-
-export interface StatRow {
-  namespace: string;
-  kind: ResourceKind;
-  name: string;
-  meshed: string;
-  /** 0..1, null without traffic. */
-  success: number | null;
-  rps: number | null;
-  latency_ms_p50: number | null;
-  latency_ms_p95: number | null;
-  latency_ms_p99: number | null;
-  tcp_open_connections: number | null;
-  tcp_read_bytes_rate: number | null;
-  tcp_write_bytes_rate: number | null;
-  /** Requests per second that authorization refused (403) on the row's inbound side; null when none. */
-  denied_rps?: number | null;
-  /** What its requests spoke, from their responses: grpc (a grpc_status label), http, or both (grpc,http); null without traffic. */
-  protocol?: string | null;
-}
-
-export interface StatResult {
-  rows: StatRow[];
-  windowMs: number;
-  source: string;
-  /** Said under the table: no traffic yet, partial window. */
-  hints: string[];
-}
 
 export function parseKind(text: string | undefined): ResourceKind {
   const kind = text === undefined ? undefined : RESOURCE_ALIASES[text.toLowerCase()];
