@@ -120,6 +120,7 @@ describe('gRPC routes, deadlines, retries and faults', () => {
 
   it('a deadline passing while a streamed reply is under way ends it DEADLINE_EXCEEDED in its trailers', async () => {
     await route('set', 'echo', 'v1', '--timeout', '700ms');
+    const before = (await grpcCounts(client.admin)).get('outbound 200 4') ?? 0;
     const got: number[] = [];
     const status = await new Promise<grpc.StatusObject>((resolve) => {
       const call = echo.count({ n: 10, text: 'slow' });
@@ -130,6 +131,7 @@ describe('gRPC routes, deadlines, retries and faults', () => {
     assert.equal(status.code, grpc.status.DEADLINE_EXCEEDED, status.details);
     assert.match(status.details, /timed out after 700 ms/);
     assert.ok(got.length >= 1 && got.length < 10, `the messages before it arrived: ${got.join(',')}`);
+    assert.equal((await grpcCounts(client.admin)).get('outbound 200 4'), before + 1, 'counted as the DEADLINE_EXCEEDED it ended with');
     await route('clear', 'echo');
   });
 

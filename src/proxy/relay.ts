@@ -43,7 +43,8 @@ class Attempt {
   }
 
   finish(): void {
-    this.grpcEnd(GrpcStatus.Unknown);
+    // Cut before its trailers: by the proxy's own deadline (which sent DEADLINE_EXCEEDED), or else UNKNOWN.
+    this.grpcEnd(this.ex.error === 'timeout' ? GrpcStatus.DeadlineExceeded : GrpcStatus.Unknown);
     if (!this.finished) {
       this.finished = true;
       if (this.ex.upstream === this.up) this.ex.upstream = null;

@@ -18,6 +18,9 @@ function expire(ex: Exchange, ms: number): void {
   // A gRPC response already under way ends with DEADLINE_EXCEEDED in its trailers rather than a reset stream.
   if (ex.res.headersSent && (ex.deadline > 0 || isGrpc(ex.req.header('content-type')))) {
     ex.router?.target.stats.count('outbound_http_timeouts_total');
+    // The proxy answered: counted as its error, and as the DEADLINE_EXCEEDED it sent (relay.ts).
+    ex.error = 'timeout';
+    ex.stats.error('timeout');
     ex.res.end(undefined, ['grpc-status', '4', 'grpc-message', why]);
   }
   up?.destroy(new MeshFault('timeout', why));
