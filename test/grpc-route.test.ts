@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import grpc from '@grpc/grpc-js';
 import { TestMesh, request, waitFor, type WorkloadInfo } from './support/mesh.js';
-import { GRPC_APP, echoClient, say, type EchoClient, type Msg } from './support/grpc.js';
+import { GRPC_APP, echoClient, say, untilAnsweredBy, type EchoClient, type Msg } from './support/grpc.js';
 
 /** A Say request as one length-prefixed message, Msg{text}, for a client that is not grpc-js. */
 function sayFrame(text: string): Buffer {
@@ -53,12 +53,7 @@ describe('gRPC routes, deadlines, retries and faults', () => {
     client = JSON.parse(r.stdout) as WorkloadInfo;
     servers.push(a, b);
     echo = echoClient(client.outbound, 'echo');
-    const seen = new Set<string>();
-    await waitFor('calls to reach both versions', async () => {
-      const u = await say(echo, { text: 'hello' });
-      if (u.reply?.who) seen.add(u.reply.who.split('-')[1]!);
-      return seen.size === 2;
-    }, 30_000, 50);
+    await untilAnsweredBy(echo, 2, (who) => who.split('-')[1]!);
   });
   after(async () => {
     echo?.close();

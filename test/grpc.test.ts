@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import grpc from '@grpc/grpc-js';
 import { TestMesh, request, waitFor, type WorkloadInfo } from './support/mesh.js';
-import { GRPC_APP, echoClient, say, type EchoClient, type Msg } from './support/grpc.js';
+import { GRPC_APP, echoClient, say, untilAnsweredBy, type EchoClient, type Msg } from './support/grpc.js';
 
 const MiB = 1024 * 1024;
 
@@ -29,12 +29,7 @@ describe('gRPC through the mesh', () => {
     client = JSON.parse(r.stdout) as WorkloadInfo;
     echo = echoClient(client.outbound, 'echo');
     // Ready when the client's sidecar knows all three endpoints.
-    const seen = new Set<string>();
-    await waitFor('calls to reach all three servers', async () => {
-      const u = await say(echo, { text: 'hello' });
-      if (u.reply?.who) seen.add(u.reply.who);
-      return seen.size === 3;
-    }, 30_000, 50);
+    await untilAnsweredBy(echo, 3);
   });
   after(async () => {
     echo?.close();

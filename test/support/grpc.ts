@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
-import { ROOT } from './mesh.js';
+import { ROOT, waitFor } from './mesh.js';
 
 export const GRPC_APP = join(ROOT, 'test', 'fixtures', 'grpc-app.mjs');
 export const ECHO_PROTO = join(ROOT, 'test', 'fixtures', 'echo.proto');
@@ -50,4 +50,14 @@ export function say(c: EchoClient, req: Msg, o: { md?: grpc.Metadata; deadlineMs
     call.on('metadata', (m: grpc.Metadata) => (headers = m));
     call.on('status', (status: grpc.StatusObject) => setImmediate(() => resolve({ reply, err, headers, status })));
   });
+}
+
+/** Resolves once Say calls were answered by `n` different servers, told apart by `by` (default: the instance). */
+export async function untilAnsweredBy(c: EchoClient, n: number, by: (who: string) => string = (who) => who): Promise<void> {
+  const seen = new Set<string>();
+  await waitFor(`calls to reach ${n} servers`, async () => {
+    const u = await say(c, { text: 'hello' });
+    if (u.reply?.who) seen.add(by(u.reply.who));
+    return seen.size === n;
+  }, 30_000, 50);
 }
