@@ -1,11 +1,12 @@
-// Read-only views over the control plane's window for mesh authz and the dashboard: GET /v1/authz, and the traces
-// its collector keeps (GET /v1/traces, /v1/traces/<id>); routes of the control plane's table (control/router.ts).
+// Read-only views over the control plane's window for mesh authz and the dashboard: GET /v1/authz, each proxy's
+// certificate expiry (GET /v1/identity/proxies), and the traces its collector keeps (GET /v1/traces, /v1/traces/<id>); routes of the control plane's table (control/router.ts).
 import { HttpError, sendJson } from '../util/http.js';
 import { parseDuration } from '../util/duration.js';
 import type { Registry } from '../control/registry.js';
 import type { Route } from '../control/router.js';
 import type { Telemetry } from '../control/telemetry/index.js';
-import { computeAuthz } from './authz.js';
+import { computeAuthz, type AuthzResult } from './authz.js';
+import type { MetricSource } from '../control/telemetry/source.js';
 import type { TraceStore } from '../control/traces.js';
 
 export interface ViewDeps {
@@ -31,15 +32,8 @@ export function viewRoutes(d: ViewDeps): Route[] {
     {
       method: 'GET', path: '/v1/authz', who: 'reader', async handle({ res, url }) {
         if (!d.telemetry) throw new HttpError(404, 'this control plane keeps no telemetry');
-        const q = url.searchParams;
-        let windowMs: number;
         try {
-          windowMs = parseDuration(q.get('window') ?? '1m', 'window');
-        } catch (err) {
-          throw new HttpError(400, (err as Error).message);
-        }
-        try {
-          sendJson(res, 200, await computeAuthz(d.telemetry.source, d.registry.getConfig('policies'), q.get('namespace') || 'default', q.get('deployment') ?? '', windowMs));
+          sendJson(res, 200, await authzView(d.telemetry.source, d.registry.getConfig('policies'), url.searchParams));
         } catch (err) {
           const e = err as Error & { status?: number; hint?: string };
           if (e.status) return sendJson(res, e.status, { error: e.message, hint: e.hint });
@@ -47,5 +41,31 @@ export function viewRoutes(d: ViewDeps): Route[] {
         }
       },
     },
+    {
+      method: 'GET', path: '/v1/identity/proxies', who: 'reader', async handle({ res }) {
+        if (!d.telemetry) throw new HttpError(404, 'this control plane keeps no telemetry');
+        sendJson(res, 200, await proxyCertificates(d.telemetry.source));
+      },
+    },
   ];
+}
+
+/** GET /v1/authz's answer from a metric source (the control plane's window, or Prometheus for the dashboard). */
+export async function authzView(src: MetricSource, policies: unknown, q: URLSearchParams): Promise<AuthzResult> {
+  let windowMs: number;
+  try {
+    windowMs = parseDuration(q.get('window') ?? '1m', 'window');
+  } catch (err) {
+    throw Object.assign(new Error((err as Error).message), { status: 400 });
+  }
+  return computeAuthz(src, policies, q.get('namespace') || 'default', q.get('deployment') ?? '', windowMs);
+}
+
+/** Each proxy's certificate expiry (ms since the epoch) by pod, from the gauge every proxy exports. */
+export async function proxyCertificates(src: MetricSource): Promise<{ expiry: Record<string, number> }> {
+  const expiry: Record<string, number> = {};
+  for (const s of await src.gauge('identity_cert_expiration_timestamp_seconds', {}, ['pod'])) {
+    if (s.labels.pod && s.value > 0) expiry[s.labels.pod] = s.value * 1000;
+  }
+  return { expiry };
 }

@@ -46,7 +46,9 @@ export function createDashboardServer(b: DashboardBackend): { server: http.Serve
       ...splitPem(id.issuer).slice(0, 1).map((p) => ({ role: 'issuer', ...info(p) })),
     ];
     if (!checks || Date.now() - checks.at > 30_000) checks = { at: Date.now(), value: runChecks() };
-    return { certificates, proxyExpiry: {}, checks: await checks.value };
+    const proxies = await b.get('/v1/identity/proxies').catch(() => undefined);
+    const proxyExpiry = proxies?.status === 200 ? (proxies.body as { expiry: Record<string, number> }).expiry : {};
+    return { certificates, proxyExpiry, checks: await checks.value };
   }
   const info = (pem: string) => {
     const c = certInfo(pem);
