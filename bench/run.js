@@ -13,13 +13,14 @@ import { measurePath } from './load.js';
 import { setupHaproxy, haproxyVersion } from './haproxy.js';
 import { setupMesh } from './mesh.js';
 import { summarize, printReport, GOALS } from './report.js';
+import { measureTapCost } from './tap-cost.js';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(benchDir, '..');
 const serverScript = join(benchDir, 'server.js');
 const grpcServerScript = join(benchDir, 'grpc-server.js');
 const tcpServerScript = join(benchDir, 'tcp-server.js');
-const ALL_PATHS = ['direct', 'haproxy', 'mesh', 'mesh-nometrics', 'mesh-route', 'grpc-direct', 'grpc-haproxy', 'grpc-mesh', 'tcp-direct', 'tcp-haproxy', 'tcp-mesh'];
+const ALL_PATHS = ['direct', 'haproxy', 'mesh', 'mesh-nometrics', 'mesh-route', 'grpc-direct', 'grpc-haproxy', 'grpc-mesh', 'tcp-direct', 'tcp-haproxy', 'tcp-mesh', 'tap-cost'];
 
 const USAGE = `usage: node bench/run.js [options]
 
@@ -143,6 +144,7 @@ async function main() {
     // One path at a time, each torn down before the next, so idle proxies don't share the cores.
     for (const name of ALL_PATHS) {
       if (stopping()) break;
+      if (name === 'tap-cost') continue; // measured once after the runs, reported on its own (bench/tap-cost.js)
       if (!opts.only.includes(name)) {
         paths[name] = { skipped: true };
         continue;
@@ -165,6 +167,8 @@ async function main() {
   }
   const paths = runs.length === 1 ? runs[0] : medianPaths(runs);
 
+  const tapCost = !opts.only.includes('tap-cost') || stopping() ? { skipped: true }
+    : await measureTapCost(opts.quick ? 5000 : 20000, (line) => console.error(`[tap-cost] ${line}`)).catch((err) => ({ error: err.message }));
   if (stopping()) return 130; // interrupted: no partial report
 
   const { ratios, goals } = summarize(paths);
@@ -182,6 +186,7 @@ async function main() {
     tools: { throughput: 'wrk -t1', latency: 'hey -o csv', grpc: 'h2load (-m for max, --rps --log-file for latency)', tcp: 'bench/tcp-load.js', cpu: '/proc/<pid>/stat utime+stime' },
     paths,
     ...(runs.length > 1 ? { runs } : {}),
+    tapCost,
     ratios,
     goalTargets: GOALS,
     goals,

@@ -64,10 +64,15 @@ export class TraceStore {
     return n;
   }
 
-  /** Recent traces, failing and slowest first. */
+  /**
+   * Recent traces, failing and slowest first: from the newer half of the store only, so a listed trace is still kept
+   * when someone opens it (opening it keeps it longer still).
+   */
   list(limit = 100): TraceSummary[] {
     const out: TraceSummary[] = [];
+    let skip = this.traces.size - MAX_TRACES / 2;
     for (const [traceId, spans] of this.traces) {
+      if (skip-- > 0) continue;
       const start = Math.min(...spans.map((s) => s.startMs));
       const end = Math.max(...spans.map((s) => s.endMs));
       const root = spans.find((s) => !spans.some((p) => p.spanId === s.parentSpanId)) ?? spans[0]!;
@@ -77,8 +82,13 @@ export class TraceStore {
     return out.sort((a, b) => Number(b.failed) - Number(a.failed) || b.durationMs - a.durationMs).slice(0, limit);
   }
 
+  /** One trace's spans by start; a trace someone looks at moves to the newest end (evicted last). */
   get(traceId: string): StoredSpan[] | undefined {
-    return this.traces.get(traceId)?.slice().sort((a, b) => a.startMs - b.startMs);
+    const spans = this.traces.get(traceId);
+    if (!spans) return undefined;
+    this.traces.delete(traceId);
+    this.traces.set(traceId, spans);
+    return spans.slice().sort((a, b) => a.startMs - b.startMs);
   }
 }
 
