@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { TestMesh, waitFor } from './support/mesh.js';
 import { call } from './support/http.js';
 import { connectVia, echoServer, exchange } from './support/tcp.js';
+import { WebSocket, WebSocketServer, type WsClient } from './support/ws.js';
 
 describe('egress: destinations outside the mesh', () => {
   const m = new TestMesh();
@@ -28,6 +29,8 @@ describe('egress: destinations outside the mesh', () => {
 
   before(async () => {
     web = http.createServer((req, res) => res.end(`outside ${req.url}`));
+    const wss = new WebSocketServer({ noServer: true });
+    web.on('upgrade', (req, sock, head) => wss.handleUpgrade(req, sock, head, (ws) => ws.on('message', (d: Buffer) => ws.send(`outside ${d.toString()}`))));
     await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
     webPort = (web.address() as AddressInfo).port;
     echo = await echoServer();
@@ -49,6 +52,20 @@ describe('egress: destinations outside the mesh', () => {
     const metrics = (await call(`http://${admin}/metrics`)).body;
     assert.match(metrics, /request_total\{[^}]*direction="outbound",dst_service="127\.0\.0\.1",dst_mesh="false",tls="false"\} [1-9]/);
     assert.match(metrics, /response_total\{[^}]*dst_service="127\.0\.0\.1",dst_mesh="false"[^}]*status_code="200"\} [1-9]/);
+  });
+
+  it('passes a WebSocket to a host outside the mesh through, counted with dst_mesh="false"', async (t) => {
+    const ws = await new Promise<WsClient>((resolve, reject) => {
+      const c = new WebSocket(`ws://${outbound}/chat`, { headers: { host: `127.0.0.1:${webPort}` } });
+      c.once('open', () => resolve(c));
+      c.once('error', reject);
+    });
+    t.after(() => ws.terminate());
+    const reply = new Promise<string>((resolve) => ws.once('message', (d: Buffer) => resolve(d.toString())));
+    ws.send('hello');
+    assert.equal(await reply, 'outside hello');
+    const metrics = (await call(`http://${admin}/metrics`)).body;
+    assert.match(metrics, /response_total\{[^}]*dst_service="127\.0\.0\.1",dst_mesh="false"[^}]*status_code="101"\} 1/);
   });
 
   it('passes CONNECT to a TCP server outside the mesh, both ways with half-close', async () => {
