@@ -378,6 +378,18 @@ describe('retry', () => {
     assert.equal(next.seen.length, 2);
     assert.equal(t.stats.extra.get('outbound_http_retries_total'), 1);
 
+    // A refused stream reached no server: a call whose body was kept whole goes again whatever its rule names.
+    const refused = routed(t, unavailable, grpcCall);
+    refused.replayable = false;
+    const again = recorder();
+    retry(again)(refused);
+    refused.kept!.pipe(refused.req, new FakeUpstream() as never);
+    const rr = reportOf(retry, above(), again);
+    assert.equal(rr.failed(refused, Object.assign(new Error('refused'), { code: 'ERR' }), 'refused', false), true);
+    rr.done(refused);
+    assert.equal(again.seen.length, 2);
+    assert.equal(refused.body?.toString(), 'call');
+
     // A body still streaming (or past the bound) is not kept whole: the status goes to the client.
     const streaming = routed(t, unavailable, grpcCall);
     streaming.replayable = false;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import {
   checkRouteConfig, durationMs, formatDuration, percentages, validateRoute, validateRouteConfig, withRoute,
-  ROUTE_API_VERSION, type Backend, type Match, type Route, type Rule,
+  ROUTE_API_VERSION, RETRY_ON, type Backend, type Match, type Route, type Rule,
 } from '../src/model/route.js';
 import {
   formatMatch, parseBackends, parseFaultAbort, parseFaultAbortGrpc, parseFaultDelay, parseMatch, parseRetries, parseRouteDocuments,
@@ -289,10 +289,14 @@ const ruleArb = (withMatches: boolean): fc.Arbitrary<Rule> =>
     ...(withMatches ? { matches: fc.array(matchArb, { minLength: 1, maxLength: 3 }) } : {}),
     backends,
     timeout: duration,
-    retries: fc.record({ attempts: fc.integer({ min: 1, max: 10 }), retryOn: fc.constantFrom<('connect-failure' | '5xx')[]>(['connect-failure'], ['5xx'], ['connect-failure', '5xx']) }, { requiredKeys: ['attempts'] }),
+    // Any non-empty set of conditions, in any order: validation stores them in one order.
+    retries: fc.record({ attempts: fc.integer({ min: 1, max: 10 }), retryOn: fc.shuffledSubarray([...RETRY_ON], { minLength: 1 }) }, { requiredKeys: ['attempts'] }),
     fault: fc.record({
       delay: fc.record({ duration, percent: fc.integer({ min: 0, max: 1000 }).map((x) => x / 10) }),
-      abort: fc.record({ status: fc.integer({ min: 400, max: 599 }), percent: fc.integer({ min: 0, max: 100 }) }),
+      abort: fc.oneof(
+        fc.record({ status: fc.integer({ min: 400, max: 599 }), percent: fc.integer({ min: 0, max: 100 }) }),
+        fc.record({ grpcStatus: fc.integer({ min: 1, max: 16 }), percent: fc.integer({ min: 0, max: 100 }) }),
+      ),
     }, { requiredKeys: ['delay'] }),
   }, { requiredKeys: withMatches ? ['matches', 'backends'] : ['backends'] }) as fc.Arbitrary<Rule>;
 const routeArb: fc.Arbitrary<Route> = fc

@@ -76,7 +76,7 @@ function mayRetry(ex: Exchange, grpc: boolean): boolean {
 
 /** Nothing was processed: the peer never got it, or a kept-alive connection was already closing. */
 function unsent(ex: Exchange, err: NodeJS.ErrnoException, code: ErrorCode, reused: boolean): boolean {
-  return (neverSent(code) || (reused && err.code === 'ECONNRESET')) && (ex.replayable || ex.body !== null);
+  return (neverSent(code) || (reused && err.code === 'ECONNRESET')) && replayable(ex);
 }
 
 export const retry: Layer = (next) => (ex) => {
