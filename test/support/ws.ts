@@ -1,5 +1,5 @@
-// The `ws` package (in node_modules through @kubernetes/client-node): a real WebSocket client and server for tests,
-// typed here as far as the tests use them.
+// The `ws` package (a devDependency; untyped here): a real WebSocket client and server for tests,
+// typed as far as the tests use them.
 import { createRequire } from 'node:module';
 import type { EventEmitter } from 'node:events';
 import type http from 'node:http';
