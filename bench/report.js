@@ -34,6 +34,7 @@ export function summarize(paths) {
     meshOverDirect: ratio(mesh, paths.direct), meshOverHaproxy: ratio(mesh, haproxy), haproxyOverDirect: ratio(haproxy, paths.direct),
     meshOverNoMetrics: ratio(mesh, paths['mesh-nometrics']), routeOverMesh: ratio(paths['mesh-route'], mesh),
     cpuAtRateMeshOverHaproxy: cpuRatio(mesh, haproxy, 'cpuAtRate'), cpuAtMaxMeshOverHaproxy: cpuRatio(mesh, haproxy, 'cpuAtMax'),
+    cpuAtRateFloorOverHaproxy: cpuRatio(paths['relay-floor'], haproxy, 'cpuAtRate'), cpuAtRateMeshOverFloor: cpuRatio(mesh, paths['relay-floor'], 'cpuAtRate'),
     grpcMeshOverHaproxy: ratio(paths['grpc-mesh'], paths['grpc-haproxy']),
     grpcCpuAtRateMeshOverHaproxy: cpuRatio(paths['grpc-mesh'], paths['grpc-haproxy'], 'cpuAtRate'),
     tcpMeshOverHaproxy: ratio(tcpMesh, tcpHap),
@@ -126,6 +127,7 @@ export function printReport({ config, paths, ratios, goals, loadavg }) {
   console.log(`HTTP/1.1  mesh/direct ${x(ratios.meshOverDirect)}   mesh/haproxy ${x(ratios.meshOverHaproxy)}   haproxy/direct ${x(ratios.haproxyOverDirect)}`);
   console.log(`          mesh/mesh-nometrics ${x(ratios.meshOverNoMetrics)}   mesh-route/mesh ${x(ratios.routeOverMesh)}`);
   console.log(`          CPU/req mesh/haproxy ${x(ratios.cpuAtRateMeshOverHaproxy)} at the fixed rate, ${x(ratios.cpuAtMaxMeshOverHaproxy)} at max`);
+  console.log(`          CPU/req at the fixed rate: relay-floor/haproxy ${x(ratios.cpuAtRateFloorOverHaproxy)} (Node's own), mesh/relay-floor ${x(ratios.cpuAtRateMeshOverFloor)} (the mesh's)`);
   console.log(`gRPC      mesh/haproxy ${x(ratios.grpcMeshOverHaproxy)}   CPU/call mesh/haproxy ${x(ratios.grpcCpuAtRateMeshOverHaproxy)}`);
   console.log(`TCP       mesh/haproxy ${x(ratios.tcpMeshOverHaproxy)} bytes/s   CPU/MB mesh/haproxy ${x(ratios.tcpCpuPerMBMeshOverHaproxy)}`);
   console.log('');

@@ -8,9 +8,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execPath, version as nodeVersion } from 'node:process';
 import { cpus, loadavg } from 'node:os';
-import { installSignalHandlers, cleanup, stopping, startProcess, stopProcess, onCleanup, freePort, waitFor200, waitForGrpc, waitForTcp } from './procs.js';
+import { installSignalHandlers, cleanup, stopping, startProcess, stopProcess, onCleanup, freePort, makeTempDir, waitFor200, waitForGrpc, waitForTcp } from './procs.js';
 import { measurePath } from './load.js';
-import { setupHaproxy, haproxyVersion } from './haproxy.js';
+import { setupHaproxy, haproxyVersion, makeCerts } from './haproxy.js';
 import { setupMesh } from './mesh.js';
 import { summarize, printReport, GOALS } from './report.js';
 import { measureTapCost } from './tap-cost.js';
@@ -20,7 +20,7 @@ const repoRoot = resolve(benchDir, '..');
 const serverScript = join(benchDir, 'server.js');
 const grpcServerScript = join(benchDir, 'grpc-server.js');
 const tcpServerScript = join(benchDir, 'tcp-server.js');
-const ALL_PATHS = ['direct', 'haproxy', 'mesh', 'mesh-nometrics', 'mesh-route', 'grpc-direct', 'grpc-haproxy', 'grpc-mesh', 'tcp-direct', 'tcp-haproxy', 'tcp-mesh', 'tap-cost'];
+const ALL_PATHS = ['direct', 'haproxy', 'relay-floor', 'mesh', 'mesh-nometrics', 'mesh-route', 'grpc-direct', 'grpc-haproxy', 'grpc-mesh', 'tcp-direct', 'tcp-haproxy', 'tcp-mesh', 'tap-cost'];
 
 const USAGE = `usage: node bench/run.js [options]
 
@@ -108,6 +108,31 @@ const haproxy = (mode) => async () => {
   const hap = await setupHaproxy({ appPort: app.port, mode });
   return { ...hap, mode, stop: async () => { await hap.stop(); await app.stop(); } };
 };
+/** bench/relay-floor.js: the haproxy path's shape with stream.pipe in each hop, the floor of a Node proxy. */
+async function relayFloor() {
+  const app = await startAppServer('http');
+  const dir = await makeTempDir('mesh-bench-floor-');
+  await makeCerts(dir);
+  const hop = async (role, port) => {
+    const child = startProcess(execPath, [join(benchDir, 'relay-floor.js'), role, String(port), dir]);
+    onCleanup(() => stopProcess(child));
+    const listening = await new Promise((resolve, reject) => {
+      child.stdout.once('data', (d) => resolve(Number(String(d).trim())));
+      child.once('exit', (code) => reject(new Error(`relay-floor ${role} exited (${code}): ${child.outputTail}`)));
+    });
+    return { child, port: listening };
+  };
+  const b = await hop('B', app.port);
+  const a = await hop('A', b.port);
+  const hostPort = `127.0.0.1:${a.port}`;
+  await waitFor200(hostPort, 'bench-server', { timeoutMs: 15_000, watch: [a.child, b.child], what: 'relay floor' });
+  return {
+    mode: 'http', url: `http://${hostPort}/`, host: 'bench-server',
+    proxies: [{ name: 'relay A (client side)', label: 'A', pid: a.child.pid }, { name: 'relay B (server side)', label: 'B', pid: b.child.pid }],
+    stop: async () => { await Promise.all([stopProcess(a.child), stopProcess(b.child)]); await app.stop(); },
+  };
+}
+
 const meshHop = (mode, variant = 'mesh') => async (log) => {
   const serverScriptFor = mode === 'grpc' ? grpcServerScript : mode === 'tcp' ? tcpServerScript : serverScript;
   return { ...(await setupMesh({ repoRoot, serverScript: serverScriptFor, log, variant, mode })), mode };
@@ -116,6 +141,8 @@ const meshHop = (mode, variant = 'mesh') => async (log) => {
 const setups = {
   direct: direct('http'),
   haproxy: haproxy('http'),
+  // Node's floor for the same two hops: mesh / relay-floor is what the mesh adds to Node's own cost.
+  'relay-floor': relayFloor,
   mesh: meshHop('http'),
   // The same hop with the sidecars' request metrics off: mesh / mesh-nometrics is what metrics cost.
   'mesh-nometrics': meshHop('http', 'mesh-nometrics'),
