@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startCliCluster } from './support/kube-mesh.js';
 import { renderDemo } from '../src/platform/kubernetes/demo.js';
+import { servicePortProtocol } from '../src/model/app-protocol.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -70,6 +71,10 @@ describe('mesh --platform kubernetes workloads', () => {
       'reviews-v3:bookinfo-reviews', 'productpage-v1:bookinfo-productpage',
     ]);
     assert.deepEqual(objs.filter((o) => o.kind === 'Service').map((s) => s.metadata.name), ['details', 'ratings', 'reviews', 'productpage']);
+    // ratings serves gRPC: its port says so, so its sidecar speaks HTTP/2 cleartext to it.
+    const ports = (objs.filter((o) => o.kind === 'Service') as Obj[]).map((s) => `${s.metadata.name}:${s.spec.ports[0].name}:${s.spec.ports[0].appProtocol ?? '-'}`);
+    assert.deepEqual(ports, ['details:http:-', 'ratings:grpc:grpc', 'reviews:http:-', 'productpage:http:-']);
+    assert.equal(servicePortProtocol((objs.find((o) => o.kind === 'Service' && o.metadata.name === 'ratings') as Obj).spec.ports[0]), 'h2c');
     for (const d of deploys) assert.equal(d.spec.template.spec.containers[0].imagePullPolicy, 'IfNotPresent');
     assert.ok(renderDemo({ image: 'mesh:test', rate: 1 }).some((o) => o.metadata.name === 'traffic'));
   });
