@@ -301,10 +301,10 @@ describe('the Prometheus source', () => {
     const { rows } = await computeStat(src, q('resource=deploy&window=30s'));
     assert.deepEqual(rows.map((r) => [r.name, r.success, r.rps, r.latency_ms_p50, r.meshed]), [['web-v1', 0.9, 10, 2.5, '1/1']]);
     assert.ok(seen.includes('up{role=~"sidecar|ingress"} == 1'));
-    assert.ok(seen.includes('sum(rate(response_total{direction="inbound"}[30s])) by (namespace, deployment, classification)'), seen.join('\n'));
+    assert.ok(seen.includes('sum(rate(response_total{direction="inbound"}[30s])) by (namespace, deployment, classification, grpc_status)'), seen.join('\n'));
     assert.ok(seen.includes('histogram_quantile(0.5, sum(rate(response_latency_ms_bucket{direction="inbound"}[30s])) by (le, namespace, deployment))'));
     assert.ok(seen.includes('sum(tcp_open_connections{direction="inbound",peer="src"}) by (namespace, deployment)'));
-    assert.ok(seen.includes('sum(rate(response_total{direction="outbound",role="ingress"}[30s])) by (namespace, deployment, classification)'));
+    assert.ok(seen.includes('sum(rate(response_total{direction="outbound",role="ingress"}[30s])) by (namespace, deployment, classification, grpc_status)'));
   });
 
   it('says what is wrong when Prometheus cannot answer', async () => {
