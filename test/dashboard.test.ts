@@ -118,11 +118,16 @@ describe('mesh dashboard', { skip: !existsSync(CHROMIUM) && 'needs Debian chromi
 
   it('policy: defaults, rules and allowed/denied counts per rule', track(async () => {
     assert.equal((await m.cli(['policy', 'default', 'deny'])).code, 0);
+    // The page still loads (ingress → productpage); productpage's call to details is what default deny refuses.
+    assert.equal((await m.cli(['policy', 'allow', '--from', 'ingress', '--to', 'productpage'])).code, 0);
     assert.equal((await m.cli(['policy', 'allow', '--from', 'productpage', '--to', 'reviews'])).code, 0);
     await open('#/policy', 'main[data-page=policy] table', 'policy');
-    await waitFor('denials under default deny', async () => /default deny\s+ns\/default\/sa\/productpage/.test(await page.innerText('main')), 30_000, 1000);
+    await waitFor('denials under default deny', async () => /details-v1\s+default deny\s+ns\/default\/sa\/productpage/.test(await page.innerText('main')), 30_000, 1000);
+    assert.match(await page.innerText('main'), /productpage-v1\s+rule 1 of policy default\/default\s+ns\/default\/sa\/ingress/);
     await open('#/topology', 'g.edge[data-state="not-allowed"]', 'topology-policy');
     await open('#/policy', 'main[data-page=policy] table', 'policy');
+    // Traces (below) need the whole chain again.
+    assert.equal((await m.cli(['policy', 'default', 'allow'])).code, 0);
   }));
 
   it('identity & health: anchor and issuer expiry, proxies, mesh check', track(async () => {

@@ -600,6 +600,7 @@ describe('authorize', () => {
     layer(next)(ex);
     assert.equal(next.seen.length, 1);
     assert.equal(ex.stats.authzAllow, 1);
+    assert.deepEqual([...ex.stats.authz!], [['rule 1 of policy default/default', { allow: 1, deny: 0 }]]);
   });
 
   it('answers denied (403) to a peer the policy does not allow, and to a client without identity', () => {
@@ -611,6 +612,7 @@ describe('authorize', () => {
       assert.equal(next.seen.length, 0);
       assertAnswered(ex, 403, 'denied');
       assert.equal(ex.stats.authzDeny, 1);
+      assert.deepEqual([...ex.stats.authz!], [['default deny', { allow: 0, deny: 1 }]]);
     }
   });
 });

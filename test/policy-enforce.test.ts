@@ -45,9 +45,9 @@ describe('authorization policy in the proxies', () => {
     const ratings = JSON.parse((await m.cli(['workloads', '-o', 'json'])).stdout) as { service: string; admin: string }[];
     const admin = ratings.find((w) => w.service === 'ratings')!.admin;
     const metrics = (await request(admin, { path: '/metrics' })).body;
-    assert.match(metrics, /inbound_http_authz_deny_total\{[^}]*client_id="spiffe:\/\/cluster.local\/ns\/default\/sa\/rogue"[^}]*\} [1-9]/);
+    assert.match(metrics, /inbound_http_authz_deny_total\{[^}]*client_id="spiffe:\/\/cluster.local\/ns\/default\/sa\/rogue"[^}]*,rule="default deny"\} [1-9]/);
     assert.match(metrics, /inbound_http_errors_total\{[^}]*client_id="spiffe:\/\/cluster.local\/ns\/default\/sa\/rogue"[^}]*,error="denied"\} [1-9]/);
-    assert.match(metrics, /inbound_http_authz_allow_total\{[^}]*client_id="spiffe:\/\/cluster.local\/ns\/default\/sa\/reviews"/);
+    assert.match(metrics, /inbound_http_authz_allow_total\{[^}]*client_id="spiffe:\/\/cluster.local\/ns\/default\/sa\/reviews"[^}]*,rule="rule \d+ of policy default\/\S+"\}/);
     assert.equal((await request(admin, { path: '/ready' })).status, 200, 'the admin endpoints stay reachable');
   });
 

@@ -38,6 +38,8 @@ export const DASHBOARDS: Record<string, { title: string; panels: Panel[] }> = {
   'mesh-authorization': { title: 'mesh: authorization', panels: [
     { title: 'Allowed requests per second by client', expr: `sum by (deployment, client_id) (rate(inbound_http_authz_allow_total{${W}}${R}))`, unit: 'reqps', legend: '{{client_id}} → {{deployment}}' },
     { title: 'Denied requests per second by client', expr: `sum by (deployment, client_id) (rate(inbound_http_authz_deny_total{${W}}${R}))`, unit: 'reqps', legend: '{{client_id}} → {{deployment}}' },
+    { title: 'Allowed requests per second by rule', expr: `sum by (deployment, rule) (rate(inbound_http_authz_allow_total{${W}}${R}))`, unit: 'reqps', legend: '{{deployment}}: {{rule}}' },
+    { title: 'Denied requests per second by rule', expr: `sum by (deployment, rule) (rate(inbound_http_authz_deny_total{${W}}${R}))`, unit: 'reqps', legend: '{{deployment}}: {{rule}}' },
   ] },
   'mesh-proxy-resources': { title: 'mesh: proxy resources', panels: [
     { title: 'Proxy resident memory', expr: `sum by (pod) (process_resident_memory_bytes{${W}})`, unit: 'bytes', legend: '{{pod}}' },

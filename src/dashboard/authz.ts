@@ -1,6 +1,7 @@
 // mesh authz: a workload's inbound traffic per authorization rule (and the default), as linkerd viz authz
-// shows it. Proxies count decisions per client identity; each identity is attributed to the rule the
-// current policy lets it in by (path- and port-specific rules are attributed as a request to / would be).
+// shows it. Proxies count decisions per rule and client identity (rule="..."); responses and latency, counted per
+// client, go to the rule that let that client in most. Series of proxies without the rule label are attributed to the
+// rule the current policy lets the client in by (as a request to / would be).
 import { compilePolicy } from '../model/policy.js';
 import type { MetricSource } from '../control/telemetry/source.js';
 
@@ -30,8 +31,8 @@ export async function computeAuthz(src: MetricSource, policies: unknown, namespa
   const match = { direction: 'inbound', namespace, deployment };
   const by = ['client_id'];
   const [allow, deny, responses, p50, p95, p99] = await Promise.all([
-    src.rate('inbound_http_authz_allow_total', match, by, windowMs),
-    src.rate('inbound_http_authz_deny_total', match, by, windowMs),
+    src.rate('inbound_http_authz_allow_total', match, ['client_id', 'rule'], windowMs),
+    src.rate('inbound_http_authz_deny_total', match, ['client_id', 'rule'], windowMs),
     src.rate('response_total', match, ['client_id', 'classification'], windowMs),
     src.quantile(0.5, 'response_latency_ms', match, by, windowMs),
     src.quantile(0.95, 'response_latency_ms', match, by, windowMs),
@@ -52,15 +53,23 @@ export async function computeAuthz(src: MetricSource, policies: unknown, namespa
     return d.allowed ? 'no policy' : 'denied';
   };
   const rows = new Map<string, AuthzRow & { ok: number; all: number; weight: number; q: [number, number, number] }>();
-  const row = (client: string) => {
-    const rule = ruleOf(client);
+  // A client's responses and latency go to the rule the current policy lets it in by when that rule counted it
+  // (a policy changed within the window leaves older rules behind), else to the rule that let it in most.
+  const mainRule = new Map<string, { rule: string; rps: number }>();
+  for (const s of allow) {
+    const c = s.labels.client_id ?? '';
+    const current = s.labels.rule === ruleOf(c) ? Infinity : s.value;
+    if (s.labels.rule && current >= (mainRule.get(c)?.rps ?? -1)) mainRule.set(c, { rule: s.labels.rule, rps: current });
+  }
+  const row = (client: string, labelled?: string) => {
+    const rule = labelled || mainRule.get(client)?.rule || ruleOf(client);
     let r = rows.get(rule);
     if (!r) rows.set(rule, (r = { rule, clients: [], allowedRps: 0, deniedRps: 0, success: null, latency_ms_p50: null, latency_ms_p95: null, latency_ms_p99: null, ok: 0, all: 0, weight: 0, q: [0, 0, 0] }));
     if (!r.clients.includes(client || '(no identity)')) r.clients.push(client || '(no identity)');
     return r;
   };
-  for (const s of allow) row(s.labels.client_id ?? '').allowedRps += s.value;
-  for (const s of deny) row(s.labels.client_id ?? '').deniedRps += s.value;
+  for (const s of allow) row(s.labels.client_id ?? '', s.labels.rule).allowedRps += s.value;
+  for (const s of deny) row(s.labels.client_id ?? '', s.labels.rule).deniedRps += s.value;
   for (const s of responses) {
     const r = row(s.labels.client_id ?? '');
     r.all += s.value;

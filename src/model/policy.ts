@@ -88,6 +88,11 @@ export interface AuthzDecision {
   allowed: boolean;
   /** Why, for logs, metrics and a short response header; precomputed, never per request. */
   reason: string;
+  /**
+   * Which rule decided, as metrics label it (rule="..."): `rule N of policy ns/name`, `default allow`, `default deny`,
+   * `no policy`, `invalid path`. Precomputed with the decision.
+   */
+  rule?: string;
 }
 
 export interface CompiledPolicy {
@@ -290,7 +295,7 @@ interface NamespaceRules {
   anyService: ServiceRules;
 }
 
-const NO_POLICY: AuthzDecision = Object.freeze({ allowed: true, reason: 'no policy for the namespace' });
+const NO_POLICY: AuthzDecision = Object.freeze({ allowed: true, reason: 'no policy for the namespace', rule: 'no policy' });
 
 const emptyRules = (): ServiceRules => ({ byClient: new Map(), anyClient: [], needsPath: false });
 
@@ -345,9 +350,9 @@ export function compilePolicy(doc: unknown, names?: WorkloadNames): CompiledPoli
     const deny = list.some((p) => p.spec.default === 'deny');
     const nr: NamespaceRules = {
       deny,
-      defaultAllow: Object.freeze({ allowed: true, reason: `allowed by default in namespace ${ns}` }),
-      defaultDeny: Object.freeze({ allowed: false, reason: `denied by default in namespace ${ns}: no rule allows it` }),
-      invalidPath: Object.freeze({ allowed: false, reason: `denied in namespace ${ns}: the request path is ambiguous or invalid` }),
+      defaultAllow: Object.freeze({ allowed: true, reason: `allowed by default in namespace ${ns}`, rule: 'default allow' }),
+      defaultDeny: Object.freeze({ allowed: false, reason: `denied by default in namespace ${ns}: no rule allows it`, rule: 'default deny' }),
+      invalidPath: Object.freeze({ allowed: false, reason: `denied in namespace ${ns}: the request path is ambiguous or invalid`, rule: 'invalid path' }),
       byService: new Map(),
       anyService: emptyRules(),
     };
@@ -361,7 +366,7 @@ export function compilePolicy(doc: unknown, names?: WorkloadNames): CompiledPoli
             port: rule.port,
             prefix,
             prefixSlash: prefix === undefined ? undefined : `${prefix}/`,
-            allow: Object.freeze({ allowed: true, reason: `allowed by rule ${i + 1} of policy ${ns}/${p.metadata.name}` }),
+            allow: Object.freeze({ allowed: true, reason: `allowed by rule ${i + 1} of policy ${ns}/${p.metadata.name}`, rule: `rule ${i + 1} of policy ${ns}/${p.metadata.name}` }),
           },
         });
       });

@@ -24,8 +24,10 @@ export class RequestStats {
   latencySum = 0;
   /** Extra counters (retries, timeouts, ejections, authorization decisions) keyed by name. */
   readonly extra = new Map<string, number>();
-  authzAllow = 0;
-  authzDeny = 0;
+  /** Authorization decisions by rule (AuthzDecision.rule), made on the first one; see allowed(). */
+  authz: Map<string, { allow: number; deny: number }> | null = null;
+  private authzRule: string | undefined;
+  private authzLast: { allow: number; deny: number } | undefined;
   /** gRPC responses by HTTP status and grpc-status (status * 32 + grpc), made on the first gRPC response. */
   grpc: Map<number, number> | null = null;
   /** Responses the proxy made itself, by error code (indexed by ERROR_INDEX). */
@@ -63,13 +65,37 @@ export class RequestStats {
     this.errors[ERROR_INDEX[code]]!++;
   }
 
-  /** Per-request authorization decisions: plain fields, not the extra map. */
-  allowed(): void {
-    this.authzAllow++;
+  /** Per-request authorization decisions by rule: a client mostly meets one rule, so the last one is kept at hand. */
+  allowed(rule = 'unknown'): void {
+    (rule === this.authzRule ? this.authzLast! : this.authzOf(rule)).allow++;
   }
 
-  denied(): void {
-    this.authzDeny++;
+  denied(rule = 'unknown'): void {
+    (rule === this.authzRule ? this.authzLast! : this.authzOf(rule)).deny++;
+  }
+
+  /** Totals over every rule. */
+  get authzAllow(): number {
+    let n = 0;
+    for (const c of this.authz?.values() ?? []) n += c.allow;
+    return n;
+  }
+
+  get authzDeny(): number {
+    let n = 0;
+    for (const c of this.authz?.values() ?? []) n += c.deny;
+    return n;
+  }
+
+  private authzOf(rule: string): { allow: number; deny: number } {
+    const m = (this.authz ??= new Map());
+    let c = m.get(rule);
+    // Rules come from policy (bounded by what the control plane accepts); at most 64 per client are counted apart.
+    if (!c && m.size >= 64) c = m.get('other') ?? m.set('other', { allow: 0, deny: 0 }).get('other')!;
+    if (!c) m.set(rule, (c = { allow: 0, deny: 0 }));
+    this.authzRule = rule;
+    this.authzLast = c;
+    return c;
   }
 }
 
@@ -155,7 +181,7 @@ export class MetricsRegistry {
   render(): string {
     const out: string[] = [];
     // Only series that saw traffic, as Linkerd emits them.
-    const reqs = [...this.requestStats.values()].filter((s) => s.requests > 0 || s.extra.size > 0 || s.authzAllow > 0 || s.authzDeny > 0);
+    const reqs = [...this.requestStats.values()].filter((s) => s.requests > 0 || s.extra.size > 0 || s.authz !== null);
     out.push('# HELP request_total Total count of HTTP requests.', '# TYPE request_total counter');
     for (const s of reqs) out.push(`request_total{${s.labels}} ${s.requests}`);
     out.push('# HELP response_total Total count of HTTP responses.', '# TYPE response_total counter');
@@ -191,8 +217,12 @@ export class MetricsRegistry {
     const extra = (name: string, s: RequestStats, n: number) => (extras.get(name) ?? extras.set(name, []).get(name)!).push(`${name}{${s.labels}} ${n}`);
     for (const s of reqs) {
       for (const [name, n] of s.extra) extra(name, s, n);
-      if (s.authzAllow) extra('inbound_http_authz_allow_total', s, s.authzAllow);
-      if (s.authzDeny) extra('inbound_http_authz_deny_total', s, s.authzDeny);
+      for (const [rule, c] of s.authz ?? []) {
+        const labels = `${s.labels},rule="${rule.replace(/[\\"\n]/g, (ch) => (ch === '\n' ? '\\n' : `\\${ch}`))}"`;
+        for (const [name, n] of [['inbound_http_authz_allow_total', c.allow], ['inbound_http_authz_deny_total', c.deny]] as const) {
+          if (n) (extras.get(name) ?? extras.set(name, []).get(name)!).push(`${name}{${labels}} ${n}`);
+        }
+      }
       // As linkerd2-proxy counts them: {inbound,outbound}_http_errors_total{error="<code>"}.
       const errors = s.labels.includes('direction="inbound"') ? 'inbound_http_errors_total' : 'outbound_http_errors_total';
       for (let i = 0; i < ERROR_CODES.length; i++) {

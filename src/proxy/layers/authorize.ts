@@ -26,11 +26,11 @@ export const authorize = (o: AuthorizeOptions): Layer => {
     authz.toServices = o.services?.();
     const decision = o.policy().check(authz);
     if (!decision.allowed) {
-      ex.stats.denied();
+      ex.stats.denied(decision.rule);
       o.denied?.(ex, decision.reason);
       return respondError(ex, new ProxyError('denied', decision.reason));
     }
-    ex.stats.allowed();
+    ex.stats.allowed(decision.rule);
     next(ex);
   };
 };
