@@ -77,6 +77,26 @@ describe('the rolling window', () => {
     close(m.store.rate('request_total', { direction: 'inbound' }, ['deployment'], 60_000)[0]!.value, 50 / 60);
   });
 
+  it('counts what a new proxy served before its first scrape from its start, when that start is in the window', () => {
+    const m = new Mesh();
+    const client = pod('default', 'client', 'v1', 'b');
+    // Started at 5 s, 30 requests served before the control plane first scraped it at 8 s.
+    const web = m.add(pod('default', 'web', 'v1', 'a'));
+    web.metrics.gauge('process_start_time_seconds', () => 5);
+    web.inbound(client, 200, 2, 30);
+    m.scrape(8_000);
+    m.scrape(9_000);
+    close(m.store.rate('request_total', { direction: 'inbound' }, ['deployment'], 10_000)[0]!.value, 3);
+    // A proxy that started before the retention: its first scrape is only a baseline, as in Prometheus.
+    const old = new Mesh();
+    const api = old.add(pod('default', 'api', 'v1', 'c'));
+    api.metrics.gauge('process_start_time_seconds', () => 1);
+    api.inbound(client, 200, 2, 30);
+    old.scrape(old.store.retentionMs + 2_000);
+    old.scrape(old.store.retentionMs + 3_000);
+    assert.equal(old.store.rate('request_total', { direction: 'inbound' }, ['deployment'], 10_000).reduce((a, x) => a + x.value, 0), 0);
+  });
+
   it('counts a restarted proxy\'s counters from zero, like increase()', () => {
     const m = new Mesh();
     const info = pod('default', 'web', 'v1', 'a');

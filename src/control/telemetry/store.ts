@@ -37,6 +37,16 @@ export interface TargetHealth {
   lastError?: string;
 }
 
+/** The proxy's start (ms) from its process_start_time_seconds, when it lies inside retention before t; else -1. */
+function startedAt(exp: Exposition, t: number, retentionMs: number): number {
+  for (const s of exp.samples) {
+    if (s.name !== 'process_start_time_seconds') continue;
+    const ms = s.value * 1000;
+    return ms < t && t - ms <= retentionMs ? ms : -1;
+  }
+  return -1;
+}
+
 export class MetricStore {
   private readonly targets = new Map<string, Target>();
   private round = 0;
@@ -64,7 +74,9 @@ export class MetricStore {
     let target = this.targets.get(key);
     if (!target) this.targets.set(key, (target = { meta, series: new Map(), lastT: -1, lastRound: -1 }));
     target.meta = meta;
-    const prevT = target.lastT;
+    // A counter is zero when its proxy starts: before a target's first scrape that is the earlier point to grow
+    // from, so the requests a new workload served before the control plane first reached it count too.
+    const prevT = target.lastT >= 0 ? target.lastT : startedAt(exp, t, this.retentionMs);
     for (const s of exp.samples) {
       const id = seriesId(s.name, s.labels);
       let series = target.series.get(id);
@@ -72,7 +84,7 @@ export class MetricStore {
         series = { name: s.name, labels: { ...meta, ...s.labels }, t: [], v: [] };
         target.series.set(id, series);
         // Proxies only expose a series once it has counted something: a counter that appears
-        // between two scrapes of the same target was zero at the earlier one.
+        // between two scrapes of the same target (or since the proxy started) was zero at the earlier one.
         if (prevT >= 0 && isCounter(s.name, exp.types)) {
           series.t.push(prevT);
           series.v.push(0);
