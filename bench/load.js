@@ -60,22 +60,9 @@ export async function heyLatency({ url, host, rate, workers, durationS }) {
     if (cols[6] !== '200') non200++;
   }
   if (!lat.length) throw new Error(`hey returned no samples:\n${stderr || stdout.slice(0, 2000)}`);
-  lat.sort((a, b) => a - b);
   // hey leaves failed requests out of its CSV, and its pacing skips ticks when a worker is still
   // waiting: either shows up as a shortfall against the target rate.
-  const expected = rate * durationS;
-  return {
-    samples: lat.length,
-    achievedRps: lat.length / durationS,
-    missing: Math.max(0, Math.round(expected - lat.length)),
-    non200,
-    p50: pct(lat, 50),
-    p90: pct(lat, 90),
-    p99: pct(lat, 99),
-    p999: pct(lat, 99.9),
-    max: lat[lat.length - 1],
-    mean: lat.reduce((a, b) => a + b, 0) / lat.length,
-  };
+  return percentiles(lat, rate, durationS, non200);
 }
 
 /**

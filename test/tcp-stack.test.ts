@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
-import { makeCa, muxPeer, idOf, TD, type Ca } from './support/mux-bed.js';
+import { makeCa, muxPeer, idOf, TD, listenTracked as listen, type Ca, type Listening } from './support/mux-bed.js';
 import { openTcp, type TcpOutbound } from '../src/proxy/tcp.js';
 import { RoutingTable } from '../src/proxy/table.js';
 import { routeSettingsFromSnapshot } from '../src/proxy/route-config.js';
@@ -12,27 +12,6 @@ import { MetricsRegistry } from '../src/proxy/metrics.js';
 import { newMtlsSessions } from '../src/proxy/layers/forward.js';
 import { Egress } from '../src/proxy/egress.js';
 import type { ErrorCode } from '../src/proxy/errors.js';
-
-interface Listening {
-  port: number;
-  close(): Promise<void>;
-}
-
-async function listen(server: net.Server): Promise<Listening> {
-  const open = new Set<net.Socket>();
-  server.on('connection', (s: net.Socket) => {
-    open.add(s);
-    s.on('close', () => open.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: async () => {
-      for (const s of open) s.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
-}
 
 /** A port nothing listens on (one that was just closed). */
 async function deadPort(): Promise<number> {

@@ -42,14 +42,18 @@ export async function makeCa(): Promise<Ca> {
 }
 
 /** A peer proxy's inbound port: mutual TLS, mesh/1, the given handlers. */
-export async function muxPeer(cert: string, key: string, ca: string, h: MuxHandlers): Promise<{ port: number; close(): Promise<void> }> {
+export interface Listening {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Listens on a free 127.0.0.1 port; close() also ends the connections still open. */
+export async function listenTracked(server: net.Server): Promise<Listening> {
   const open = new Set<net.Socket>();
-  const server = tls.createServer({ cert, key, ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: [ALPN], minVersion: 'TLSv1.3' }, (sock) => {
-    open.add(sock);
-    sock.on('close', () => open.delete(sock));
-    serveMux(sock, h);
+  server.on('connection', (s: net.Socket) => {
+    open.add(s);
+    s.on('close', () => open.delete(s));
   });
-  server.on('tlsClientError', () => {});
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     port: (server.address() as net.AddressInfo).port,
@@ -58,6 +62,12 @@ export async function muxPeer(cert: string, key: string, ca: string, h: MuxHandl
       await new Promise((r) => server.close(r));
     },
   };
+}
+
+export async function muxPeer(cert: string, key: string, ca: string, h: MuxHandlers): Promise<Listening> {
+  const server = tls.createServer({ cert, key, ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: [ALPN], minVersion: 'TLSv1.3' }, (sock) => serveMux(sock, h));
+  server.on('tlsClientError', () => {});
+  return listenTracked(server);
 }
 
 /** Handlers that answer every request 200 with `body`, after reading the request's body. */
