@@ -132,6 +132,11 @@ describe('mesh on kubernetes: the CLI against a fake API server', () => {
       const refused = await mesh(['--platform', 'kubernetes', '--kubeconfig', down, 'install', '--apply'], { env: cleanEnv(home) });
       assert.match(refused.stderr, /error: cannot reach the Kubernetes API at https:\/\/127.0.0.1:1 \(context fake\)/);
       assert.doesNotMatch(refused.stderr, /at .*\.js:\d+/, 'no stack trace');
+      // Rendering (no --apply) only looks for an installed identity to keep: an unreachable cluster is said, and it renders.
+      const render = await mesh(['--platform', 'kubernetes', '--kubeconfig', down, 'install'], { env: cleanEnv(home) });
+      assert.equal(render.code, 0, render.stderr);
+      assert.match(render.stderr, /‼ cannot reach the Kubernetes API at https:\/\/127.0.0.1:1 \(context fake\): rendering with a new identity/);
+      assert.match(render.stdout, /kind: Deployment/);
     });
   });
 

@@ -89,6 +89,9 @@ export async function loadKubeConfig(o: TargetOptions = {}): Promise<KubeConfig>
   return kc;
 }
 
+/** The API server did not answer at all (as opposed to answering with an error): callers may go on without it. */
+export class KubeUnreachable extends MeshError {}
+
 export class KubeClient {
   readonly contextName: string;
   readonly server: string;
@@ -284,7 +287,7 @@ export class KubeClient {
     const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
     const code = e?.code ?? e?.cause?.code;
     if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'ECONNRESET' || /ECONNREFUSED|fetch failed/.test(String(e?.message))) {
-      return new MeshError(`cannot reach the Kubernetes API at ${this.server} (context ${this.contextName})`, 'check that the cluster is up, or pick another --context');
+      return new KubeUnreachable(`cannot reach the Kubernetes API at ${this.server} (context ${this.contextName})`, 'check that the cluster is up, or pick another --context');
     }
     return new MeshError(`cannot ${what}: ${(err as Error)?.message?.split('\n')[0] ?? String(err)}`, `context ${this.contextName} (${this.server})`);
   }

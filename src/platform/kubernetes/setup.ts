@@ -37,14 +37,14 @@ async function renderTarget(t: Target): Promise<import('@kubernetes/client-node'
  */
 async function installedForRender(kc: import('@kubernetes/client-node').KubeConfig | undefined, given: IdentityValues | undefined): Promise<ExistingInstall> {
   if (!kc) return {};
-  const { KubeClient } = await import('./client.js');
+  const { KubeClient, KubeUnreachable } = await import('./client.js');
   const { readInstalled, keepInstalled } = await import('./install.js');
   const kube = await KubeClient.fromConfig(kc);
   let installed;
   try {
     installed = await readInstalled(kube);
   } catch (err) {
-    if (!(err instanceof MeshError) || !/^cannot reach the Kubernetes API/.test(err.message)) throw err;
+    if (!(err instanceof KubeUnreachable)) throw err;
     process.stderr.write(`${chalk.yellow('‼')} ${err.message}: rendering with ${given ? 'the given' : 'a new'} identity; if mesh is installed there, ${given ? 'it must be the same' : 'applying this replaces its trust anchors (render with the --identity-* files instead)'}\n`);
     return {};
   }
