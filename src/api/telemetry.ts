@@ -77,3 +77,23 @@ export interface EdgesResult {
   source: string;
   hints: string[];
 }
+
+/** mesh authz: a workload's inbound traffic per authorization rule (GET /v1/authz). */
+export interface AuthzRow {
+  /** "rule 2 of policy default/default", "default allow", "default deny", "no policy". */
+  rule: string;
+  clients: string[];
+  allowedRps: number;
+  deniedRps: number;
+  success: number | null;
+  latency_ms_p50: number | null;
+  latency_ms_p95: number | null;
+  latency_ms_p99: number | null;
+}
+
+export interface AuthzResult {
+  namespace: string;
+  deployment: string;
+  windowMs: number;
+  rows: AuthzRow[];
+}

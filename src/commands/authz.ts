@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { outputFormat, platform } from './context.js';
 import { json } from '../ui/output.js';
-import type { AuthzResult } from '../dashboard/authz.js';
+import type { AuthzResult } from '../api/telemetry.js';
 
 const pct = (v: number | null) => (v === null ? '-' : `${(v * 100).toFixed(2)}%`);
 const num = (v: number | null, unit: string) => (v === null ? '-' : `${v < 10 ? v.toFixed(1) : Math.round(v)}${unit}`);

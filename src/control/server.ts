@@ -15,7 +15,7 @@ import type { EndpointRecord } from '../api/types.js';
 import type { Telemetry } from './telemetry/index.js';
 import { TapHub } from './tap.js';
 import { tapRoutes } from './tap-routes.js';
-import { viewRoutes } from '../dashboard/api.js';
+import { viewRoutes } from './view-routes.js';
 import type { TraceStore } from './traces.js';
 import { routeTable, type Route } from './router.js';
 import { identityRoutes } from './identity-routes.js';

@@ -3,7 +3,7 @@
 import { PrometheusSource } from '../control/telemetry/prometheus.js';
 import { computeStat, parseStatQuery } from '../control/telemetry/stat.js';
 import { computeEdges, parseEdgesQuery } from '../control/telemetry/edges.js';
-import { authzView, proxyCertificates } from './api.js';
+import { authzView, proxyCertificates } from '../control/view-routes.js';
 import type { DashboardBackend } from './server.js';
 
 /** Prometheus' default scrape interval, which mesh prometheus-config keeps unless told: the page's rate window follows it. */

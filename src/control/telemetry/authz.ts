@@ -2,27 +2,9 @@
 // shows it. Proxies count decisions per rule and client identity (rule="..."); responses and latency, counted per
 // client, go to the rule that let that client in most. Series of proxies without the rule label are attributed to the
 // rule the current policy lets the client in by (as a request to / would be).
-import { compilePolicy } from '../model/policy.js';
-import type { MetricSource } from '../control/telemetry/source.js';
-
-export interface AuthzRow {
-  /** "rule 2 of policy default/default", "default allow", "default deny", "no policy". */
-  rule: string;
-  clients: string[];
-  allowedRps: number;
-  deniedRps: number;
-  success: number | null;
-  latency_ms_p50: number | null;
-  latency_ms_p95: number | null;
-  latency_ms_p99: number | null;
-}
-
-export interface AuthzResult {
-  namespace: string;
-  deployment: string;
-  windowMs: number;
-  rows: AuthzRow[];
-}
+import { compilePolicy } from '../../model/policy.js';
+import type { MetricSource } from './source.js';
+import type { AuthzResult, AuthzRow } from '../../api/telemetry.js';
 
 export async function computeAuthz(src: MetricSource, policies: unknown, namespace: string, deployment: string, windowMs: number): Promise<AuthzResult> {
   const pods = await src.pods();

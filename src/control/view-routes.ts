@@ -2,12 +2,13 @@
 // certificate expiry (GET /v1/identity/proxies), and the traces its collector keeps (GET /v1/traces, /v1/traces/<id>); routes of the control plane's table (control/router.ts).
 import { HttpError, sendJson } from '../util/http.js';
 import { parseDuration } from '../util/duration.js';
-import type { Registry } from '../control/registry.js';
-import type { Route } from '../control/router.js';
-import type { Telemetry } from '../control/telemetry/index.js';
-import { computeAuthz, type AuthzResult } from './authz.js';
-import type { MetricSource } from '../control/telemetry/source.js';
-import type { TraceStore } from '../control/traces.js';
+import type { Registry } from './registry.js';
+import type { Route } from './router.js';
+import type { Telemetry } from './telemetry/index.js';
+import { computeAuthz } from './telemetry/authz.js';
+import type { AuthzResult } from '../api/telemetry.js';
+import type { MetricSource } from './telemetry/source.js';
+import type { TraceStore } from './traces.js';
 
 export interface ViewDeps {
   registry: Registry;
