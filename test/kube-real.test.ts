@@ -170,7 +170,7 @@ describe('mesh on a real Kubernetes (kube-local)', { concurrency: false }, () =>
     assert.deepEqual(rows.map((r) => r.name).sort(), ['details-v1', 'plain', 'productpage-v1', 'ratings-v1', 'reviews-v1', 'reviews-v2', 'reviews-v3']);
     assert.equal(rows.find((r) => r.name === 'plain')!.meshed, '0/1');
     for (const r of rows.filter((x) => x.name !== 'plain')) assert.equal(r.meshed, '1/1', r.name);
-    // The window now counts from each proxy's start, so a page that failed while the sample came up may be in it.
+    // One page in ~500 failed in two runs (cause not yet known; the window also counts from each proxy's start now).
     const page = rows.find((r) => r.name === 'productpage-v1')!;
     assert.ok(page.success >= 0.99, `productpage-v1 success ${page.success}: ${JSON.stringify(page)}`);
 
