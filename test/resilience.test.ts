@@ -117,7 +117,10 @@ describe('resilience in the proxies', () => {
     const { who } = await load('lat', 600, 8);
     const slow = who.get(apps['lat-slow']!.instance) ?? 0;
     assert.ok(slow < 600 * 0.15, `the slow endpoint got ${slow} of 600`);
-    assert.ok((who.get(apps['lat-fast1']!.instance) ?? 0) > 150);
+    // Both fast endpoints get a share; not an even one: a fast endpoint whose latency spiked once (a GC pause on a busy
+    // machine) is picked less until its peak decays: one got 150 or fewer of 600 in a clean-clone run.
+    const fast = [who.get(apps['lat-fast1']!.instance) ?? 0, who.get(apps['lat-fast2']!.instance) ?? 0];
+    assert.ok(fast.every((n) => n > 600 * 0.15), `the fast endpoints got ${fast.join(' and ')} of 600 (the slow one ${slow})`);
   });
 
   it('injects aborts for a share of requests', async () => {
