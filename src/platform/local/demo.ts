@@ -7,7 +7,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureInstalled } from './setup.js';
 import { freePort, portInUse, sleep } from '../../util/net.js';
-import { launchDetached, stopWorkloads, type WorkloadSpec } from './workloads.js';
+import { launchDetached, PortInUse, stopWorkloads, type WorkloadSpec } from './workloads.js';
 import { recordAlive, type StateDir, type WorkloadRecord } from './state.js';
 import { parsePort } from '../../util/duration.js';
 import { checked, MeshError } from '../../util/errors.js';
@@ -44,12 +44,19 @@ export async function demo(state: StateDir, f: DemoFlags): Promise<void> {
   const ingressPort = await pickIngressPort(f.ingressPort);
   try {
     await step('Starting details, ratings, reviews v1 v2 v3 and productpage with their sidecars', () => Promise.all(DEMO_APPS.map(async (a) => {
-      const spec: WorkloadSpec = {
-        kind: 'workload', service: a.service, version: a.version, namespace: 'default', appPort: await freePort(),
-        command: [process.execPath, join(DEMO_DIR, a.script)], demo: true, accessLog: f.accessLog, traceCollector: f.traceCollector,
-        ...(a.appProtocol ? { appProtocol: a.appProtocol } : {}),
-      };
-      return launchDetached(state, spec);
+      // The app ports are ours to pick: one another process took in the meantime is picked again (a few times).
+      for (let tries = 1; ; tries++) {
+        const spec: WorkloadSpec = {
+          kind: 'workload', service: a.service, version: a.version, namespace: 'default', appPort: await freePort(),
+          command: [process.execPath, join(DEMO_DIR, a.script)], demo: true, accessLog: f.accessLog, traceCollector: f.traceCollector,
+          ...(a.appProtocol ? { appProtocol: a.appProtocol } : {}),
+        };
+        try {
+          return await launchDetached(state, spec);
+        } catch (err) {
+          if (!(err instanceof PortInUse) || tries === 3) throw err;
+        }
+      }
     })), () => 'Started details, ratings, reviews v1 v2 v3 and productpage, each with its sidecar');
     const ing = await step('Starting the ingress', () => launchDetached(state, {
       kind: 'ingress', service: 'ingress', version: 'v1', namespace: 'default', ingressPort, defaultService: 'productpage', demo: true,

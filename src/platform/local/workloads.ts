@@ -46,6 +46,12 @@ export function newInstanceName(spec: WorkloadSpec): string {
   return spec.kind === 'ingress' ? `ingress-${suffix}` : `${spec.service}-${spec.version}-${suffix}`;
 }
 
+/** The exit code of a `mesh run` whose port was taken, so a launcher that picked the port can pick another. */
+const EXIT_PORT_IN_USE = 3;
+
+/** A port taken by another process between being picked and being checked. */
+export class PortInUse extends MeshError {}
+
 /** Refuses what cannot work before anything starts: a running duplicate, a taken port. */
 export async function checkCanRun(state: StateDir, spec: WorkloadSpec & { instance: string }): Promise<void> {
   for (const rec of state.workloads()) {
@@ -63,7 +69,7 @@ export async function checkCanRun(state: StateDir, spec: WorkloadSpec & { instan
   }
   const port = spec.kind === 'ingress' ? spec.ingressPort : spec.appPort;
   if (port && (await portInUse(port))) {
-    throw new MeshError(`port 127.0.0.1:${port} is already in use`, spec.kind === 'ingress' ? 'choose another --port for the ingress' : 'choose another --port for the app');
+    throw new PortInUse(`port 127.0.0.1:${port} is already in use`, spec.kind === 'ingress' ? 'choose another --port for the ingress' : 'choose another --port for the app', { exitCode: EXIT_PORT_IN_USE });
   }
 }
 
@@ -259,7 +265,7 @@ export async function launchDetached(state: StateDir, spec: WorkloadSpec, timeou
   const deadline = Date.now() + timeoutMs;
   let rec: WorkloadRecord | undefined;
   while (Date.now() < deadline) {
-    if (exitCode !== null) throw new MeshError(`${instance} exited at start: ${lastLine(logPath)}`, `see ${logPath}`);
+    if (exitCode !== null) throw exitedAtStart(instance, exitCode, logPath);
     rec = state.workloads().find((r) => r.instance === instance && r.pid === child.pid && r.state !== 'starting');
     if (rec) break;
     await sleep(50);
@@ -274,8 +280,13 @@ export async function launchDetached(state: StateDir, spec: WorkloadSpec, timeou
     appListening = await portInUse(spec.appPort!);
     if (!appListening) await sleep(100);
   }
-  if (exitCode !== null) throw new MeshError(`${instance} exited at start: ${lastLine(logPath)}`, `see ${logPath}`);
+  if (exitCode !== null) throw exitedAtStart(instance, exitCode, logPath);
   return { rec, appListening };
+}
+
+function exitedAtStart(instance: string, exitCode: number, logPath: string): MeshError {
+  const E = exitCode === EXIT_PORT_IN_USE ? PortInUse : MeshError;
+  return new E(`${instance} exited at start: ${lastLine(logPath)}`, `see ${logPath}`);
 }
 
 function lastLine(path: string): string {
