@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import grpc from '@grpc/grpc-js';
 import { TestMesh, request, waitFor, type WorkloadInfo } from './support/mesh.js';
-import { GRPC_APP, echoClient, say, untilAnsweredBy, type EchoClient, type Msg } from './support/grpc.js';
+import { GRPC_APP, echoClient, grpcCounts, say, untilAnsweredBy, type EchoClient, type Msg } from './support/grpc.js';
 
 /** A Say request as one length-prefixed message, Msg{text}, for a client that is not grpc-js. */
 function sayFrame(text: string): Buffer {
@@ -18,17 +18,7 @@ function sayFrame(text: string): Buffer {
 }
 
 /** response_total of gRPC responses on one sidecar, by `direction status_code grpc_status`. */
-async function grpcCounts(admin: string): Promise<Map<string, number>> {
-  const by = new Map<string, number>();
-  const body = (await request(admin, { path: '/metrics' })).body;
-  for (const [, labels, n] of body.matchAll(/^response_total\{([^}]*)\} (\S+)$/gm)) {
-    const g = /grpc_status="(\d+)"/.exec(labels!);
-    if (!g) continue;
-    const key = `${/direction="(\w+)"/.exec(labels!)![1]} ${/status_code="(\d+)"/.exec(labels!)![1]} ${g[1]}`;
-    by.set(key, (by.get(key) ?? 0) + Number(n));
-  }
-  return by;
-}
+const statusCounts = (admin: string) => grpcCounts([admin], ['direction', 'status_code']);
 
 describe('gRPC routes, deadlines, retries and faults', () => {
   const m = new TestMesh();
@@ -115,7 +105,7 @@ describe('gRPC routes, deadlines, retries and faults', () => {
 
   it('a deadline passing while a streamed reply is under way ends it DEADLINE_EXCEEDED in its trailers', async () => {
     await route('set', 'echo', 'v1', '--timeout', '700ms');
-    const before = (await grpcCounts(client.admin)).get('outbound 200 4') ?? 0;
+    const before = (await statusCounts(client.admin)).get('outbound 200 4') ?? 0;
     const got: number[] = [];
     const status = await new Promise<grpc.StatusObject>((resolve) => {
       const call = echo.count({ n: 10, text: 'slow' });
@@ -126,7 +116,7 @@ describe('gRPC routes, deadlines, retries and faults', () => {
     assert.equal(status.code, grpc.status.DEADLINE_EXCEEDED, status.details);
     assert.match(status.details, /timed out after 700 ms/);
     assert.ok(got.length >= 1 && got.length < 10, `the messages before it arrived: ${got.join(',')}`);
-    assert.equal((await grpcCounts(client.admin)).get('outbound 200 4'), before + 1, 'counted as the DEADLINE_EXCEEDED it ended with');
+    assert.equal((await statusCounts(client.admin)).get('outbound 200 4'), before + 1, 'counted as the DEADLINE_EXCEEDED it ended with');
     await route('clear', 'echo');
   });
 
@@ -156,13 +146,13 @@ describe('gRPC routes, deadlines, retries and faults', () => {
   it('a fault aborts calls with a gRPC status, counted with its grpc_status', async () => {
     await route('set', 'echo', 'v1', '--fault-abort-grpc', 'unavailable@100%');
     assert.match((await route('get', 'echo')).stdout, /abort grpc 14@100%/);
-    const before = (await grpcCounts(client.admin)).get('outbound 503 14') ?? 0;
+    const before = (await statusCounts(client.admin)).get('outbound 503 14') ?? 0;
     for (let i = 0; i < 3; i++) {
       const u = await say(echo, { text: 'hi' });
       assert.equal(u.status.code, grpc.status.UNAVAILABLE);
       assert.match(u.status.details, /fault injected/);
     }
-    assert.equal((await grpcCounts(client.admin)).get('outbound 503 14'), before + 3);
+    assert.equal((await statusCounts(client.admin)).get('outbound 503 14'), before + 3);
     await route('set', 'echo', 'v1', '--fault-abort-grpc', '13@100%');
     assert.equal((await say(echo, { text: 'hi' })).status.code, grpc.status.INTERNAL);
     // An HTTP/1.1 caller that is not gRPC gets the HTTP status Envoy maps it to.
@@ -181,11 +171,11 @@ describe('gRPC routes, deadlines, retries and faults', () => {
       await waitFor('the denial to reach the servers', async () => (last = (await say(echo, { text: 'hi' })).status).code === grpc.status.PERMISSION_DENIED, 20_000, 100)
         .catch((e: Error) => assert.fail(`${e.message}: ${JSON.stringify(last)}`));
       for (let i = 0; i < 3; i++) assert.equal((await say(echo, { text: 'hi' })).status.code, grpc.status.PERMISSION_DENIED);
-      const out = await grpcCounts(client.admin);
+      const out = await statusCounts(client.admin);
       assert.ok((out.get('outbound 403 7') ?? 0) >= 3, [...out].join(' | '));
       const inb = new Map<string, number>();
       // The calls were spread over both versions: either server's sidecar counted its denials.
-      for (const w of servers) for (const [k, n] of await grpcCounts(w.admin)) inb.set(k, (inb.get(k) ?? 0) + n);
+      for (const w of servers) for (const [k, n] of await statusCounts(w.admin)) inb.set(k, (inb.get(k) ?? 0) + n);
       assert.ok([...inb.keys()].includes('inbound 403 7'), [...inb].join(' | '));
     } finally {
       await policy('default', 'allow');

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import grpc from '@grpc/grpc-js';
 import { TestMesh, request, waitFor, type WorkloadInfo } from './support/mesh.js';
-import { GRPC_APP, echoClient, say, untilAnsweredBy, type EchoClient, type Msg } from './support/grpc.js';
+import { GRPC_APP, echoClient, grpcCounts, say, untilAnsweredBy, type EchoClient, type Msg } from './support/grpc.js';
 
 const MiB = 1024 * 1024;
 
@@ -170,19 +170,7 @@ describe('gRPC through the mesh', () => {
       assert.equal((await say(echo, { text: 'ok' })).status.code, grpc.status.OK);
     }
     // response_total{...,classification,status_code,grpc_status} summed by (direction, classification, grpc_status).
-    const counts = async (admins: string[]) => {
-      const by = new Map<string, number>();
-      for (const admin of admins) {
-        const body = (await request(admin, { path: '/metrics' })).body;
-        for (const [, labels, n] of body.matchAll(/^response_total\{([^}]*)\} (\S+)$/gm)) {
-          const g = /grpc_status="(\d+)"/.exec(labels!);
-          if (!g) continue;
-          const key = `${/direction="(\w+)"/.exec(labels!)![1]} ${/classification="(\w+)"/.exec(labels!)![1]} ${g[1]}`;
-          by.set(key, (by.get(key) ?? 0) + Number(n));
-        }
-      }
-      return by;
-    };
+    const counts = (admins: string[]) => grpcCounts(admins, ['direction', 'classification']);
     const client_ = await counts([client.admin]);
     const server = await counts(servers.map((s) => s.admin));
     for (const [by, dir] of [[client_, 'outbound'], [server, 'inbound']] as const) {

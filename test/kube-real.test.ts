@@ -272,7 +272,7 @@ describe('mesh on a real Kubernetes (kube-local)', { concurrency: false }, () =>
     // The client: a line echoed over TCP (the connection is then held open, for stat), then one h2 request; each retried.
     const clientScript = [
       "const net = require('net'), http2 = require('http2'); let held;",
-      "const retry = (f) => new Promise((done) => { let n = 0; const go = () => f().then(done, (e) => { console.log('retry ' + e.message); if (++n > 600) process.exit(1); setTimeout(go, 200); }); go(); });",
+      "const retry = (f) => new Promise((done) => { let n = 0; const go = () => f().then(done, (e) => { console.log('retry ' + e.message); if (++n > 2400) process.exit(1); setTimeout(go, 50); }); go(); });",
       `const tcp = () => new Promise((ok, fail) => { const s = net.connect(7000, '${srv}'); let got = ''; s.setTimeout(5000, () => s.destroy(new Error('timeout')));`,
       "  s.on('error', fail); s.on('close', () => fail(new Error('closed after ' + JSON.stringify(got))));",
       "  s.on('data', (c) => { got += c; if (got === 'ping\\n') { s.removeAllListeners('close'); s.setTimeout(0); held = s; console.log('tcp echoed'); ok(); } }); s.write('ping\\n'); });",

@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
-import { ROOT, waitFor } from './mesh.js';
+import { ROOT, request, waitFor } from './mesh.js';
 
 export const GRPC_APP = join(ROOT, 'test', 'fixtures', 'grpc-app.mjs');
 export const ECHO_PROTO = join(ROOT, 'test', 'fixtures', 'echo.proto');
@@ -60,4 +60,22 @@ export async function untilAnsweredBy(c: EchoClient, n: number, by: (who: string
     if (u.reply?.who) seen.add(by(u.reply.who));
     return seen.size === n;
   }, 30_000, 50);
+}
+
+/**
+ * response_total of gRPC responses (those with a grpc_status) on the given sidecars, summed by the values of
+ * `by` and then grpc_status, joined with spaces: by ['direction', 'status_code'] gives keys like 'outbound 503 14'.
+ */
+export async function grpcCounts(admins: string[], by: string[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const admin of admins) {
+    const body = (await request(admin, { path: '/metrics' })).body;
+    for (const [, labels, n] of body.matchAll(/^response_total\{([^}]*)\} (\S+)$/gm)) {
+      const g = /grpc_status="(\d+)"/.exec(labels!);
+      if (!g) continue;
+      const key = [...by.map((l) => new RegExp(`${l}="([^"]*)"`).exec(labels!)?.[1] ?? ''), g[1]].join(' ');
+      out.set(key, (out.get(key) ?? 0) + Number(n));
+    }
+  }
+  return out;
 }
