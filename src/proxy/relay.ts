@@ -6,7 +6,7 @@
 import type { Upstream, UpstreamResponse } from './wire/h1-client.js';
 import type { Res } from './wire/h1-server.js';
 import { Exchange, ProxyError, respondError, type Transport } from './exchange.js';
-import { forwardHeaders } from './wire/h1-headers.js';
+import { forwardHeaders, forwardTrailers } from './wire/h1-headers.js';
 import { codeOf, MeshFault, neverSent } from './errors.js';
 import { GrpcStatus, isGrpc } from './wire/grpc-status.js';
 import type { RequestStats } from './metrics.js';
@@ -120,7 +120,8 @@ function onUpEnd(this: UpstreamResponse & Carrier): void {
   const a = this[ATTEMPT]!;
   const trailers = this.trailers;
   if (a.grpc !== null) a.grpcEnd(trailers ? grpcStatusIn(trailers) : GrpcStatus.Unknown);
-  if (!a.ended) a.ex.res.end(undefined, trailers);
+  // Only the fields that may trail go on (RFC 9110 6.5.1), whichever protocol brought them.
+  if (!a.ended) a.ex.res.end(undefined, trailers ? forwardTrailers(trailers) : null);
   a.finish();
 }
 
@@ -211,7 +212,7 @@ export function relay(ex: Exchange, up: Upstream, t: Relaying): void {
   res[ATTEMPT] = a;
   up.on('response', onResponse);
   up.on('error', onUpError);
-  if (ex.body !== null) up.end(ex.body);
+  if (ex.body !== null) up.end(ex.body, ex.req.trailers);
   else if (ex.replayable) up.end();
   else if (ex.kept !== null) ex.kept.pipe(ex.req, up);
   else ex.req.pipe(up);

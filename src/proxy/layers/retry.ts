@@ -41,9 +41,9 @@ export class KeptBody implements BodySink {
     return this.up!.write(chunk);
   }
 
-  end(): void {
+  end(_chunk?: Buffer, trailers?: string[] | null): void {
     this.complete = true;
-    this.up!.end();
+    this.up!.end(undefined, trailers);
   }
 
   /** The whole body, when it all came within the bound. */

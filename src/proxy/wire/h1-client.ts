@@ -2,7 +2,7 @@
 // connections per upstream address, one request at a time on each.
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { BodyDecoder, chunkFrame, Head, headEnd, LAST_CHUNK, MAX_HEAD, parseResponseHead, ParseError, withHead, type BodyTarget } from './h1-parse.js';
+import { BodyDecoder, chunkFrame, Head, headEnd, lastChunk, MAX_HEAD, parseResponseHead, ParseError, withHead, type BodyTarget } from './h1-parse.js';
 import type { BodySink } from './h1-server.js';
 import type { TcpStats } from '../metrics.js';
 
@@ -32,7 +32,7 @@ function hangUp(): NodeJS.ErrnoException {
 export interface Upstream extends EventEmitter, BodySink {
   /** Sent on a connection that had carried requests before (so a reset may mean it was stale). */
   readonly reusedSocket: boolean;
-  end(chunk?: Buffer): void;
+  end(chunk?: Buffer, trailers?: string[] | null): void;
   destroy(err?: Error): void;
 }
 
@@ -48,6 +48,8 @@ export interface UpstreamResponse extends EventEmitter {
 }
 
 export class UpResponse extends EventEmitter implements UpstreamResponse {
+  trailers: string[] | null = null;
+
   constructor(readonly statusCode: number, readonly statusMessage: string, readonly rawHeaders: string[], private readonly flow: { pause(): void; resume(): void }) {
     super();
   }
@@ -104,11 +106,12 @@ export class UpRequest extends EventEmitter implements Upstream {
     return c.sock.write(data);
   }
 
-  end(chunk?: Buffer): void {
+  /** `trailers` end a chunked body (a length-delimited one has no place for them). */
+  end(chunk?: Buffer, trailers?: string[] | null): void {
     const c = this.conn;
     if (c === null || this.done || this.sent) return;
     let out: Buffer | null = chunk && chunk.length > 0 ? (this.chunked ? chunkFrame(chunk) : chunk) : null;
-    if (this.chunked) out = out === null ? LAST_CHUNK : Buffer.concat([out, LAST_CHUNK]);
+    if (this.chunked) out = out === null ? lastChunk(trailers) : Buffer.concat([out, lastChunk(trailers)]);
     if (!this.headSent) {
       this.headSent = true;
       c.sock.write(withHead(this.head, out));
@@ -208,7 +211,9 @@ export class ClientConn implements BodyTarget {
     const req = this.req!;
     this.resDone = true;
     this.head = null;
-    req.res!.emit('end');
+    const res = req.res!;
+    res.trailers = this.body.trailers;
+    res.emit('end');
     if (this.req !== req) return;
     // A response that came before the request was all sent leaves the connection mid-message.
     if (!req.sent) this.reusable = false;

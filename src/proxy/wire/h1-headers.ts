@@ -64,6 +64,8 @@ export interface Framed {
   readonly hosts: number;
   readonly contentLength: number;
   readonly chunked: boolean;
+  /** Its client takes response trailers (TE: trailers, or HTTP/2): the next hop may send them, as on its behalf. */
+  readonly teTrailers?: boolean;
 }
 
 /**
@@ -76,6 +78,33 @@ export function requestHeaders(req: Framed, authority: string, identity: string 
   if (req.chunked) out.push('transfer-encoding', 'chunked');
   else if (req.contentLength >= 0) out.push('content-length', String(req.contentLength));
   if (identity !== null) out.push(IDENTITY_HEADER, identity);
+  if (req.teTrailers === true) out.push('te', 'trailers');
+  return out;
+}
+
+// Fields a message may not carry in its trailers (RFC 9110 6.5.1): framing, routing, authentication, request
+// modifiers, response controls and content format are read before the content, so a trailer could only contradict
+// them; hop-by-hop fields are the connection's. The framing, Host and identity ones are refused as they are parsed.
+const NOT_TRAILING = new Set([
+  'content-length', 'transfer-encoding', 'host', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade',
+  'http2-settings', 'proxy-authorization', 'proxy-authenticate', 'authorization', 'www-authenticate', 'cookie', 'set-cookie',
+  'content-type', 'content-encoding', 'content-range', 'content-location', 'expect', 'max-forwards', 'range', 'if-match',
+  'if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-range', 'cache-control', 'age', 'expires', 'date',
+  'location', 'retry-after', 'vary', 'pragma', 'warning',
+]);
+
+/**
+ * The trailer fields that go on, as a new list (null when none is left): what RFC 9110 6.5.1 lets trail, never an
+ * identity header nor a pseudo-header. Runs only for a message that had trailers.
+ */
+export function forwardTrailers(raw: readonly string[]): string[] | null {
+  let out: string[] | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    const l = n.toLowerCase();
+    if (NOT_TRAILING.has(l) || isIdentityHeader(l) || l.charCodeAt(0) === 58 /* : */) continue;
+    (out ??= []).push(n, raw[i + 1]!);
+  }
   return out;
 }
 

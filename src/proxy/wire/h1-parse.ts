@@ -47,6 +47,8 @@ export class Head {
   upgrades = 0;
   upgradeTo = '';
   expectContinue = false;
+  /** A request's TE names `trailers`: its client takes trailer fields in a chunked response. */
+  teTrailers = false;
 }
 
 function trimOws(s: string, from: number): string {
@@ -112,6 +114,9 @@ function parseFields(s: string, pos: number, h: Head, request: boolean): void {
     pos = eol + 2;
     // Only the few names that shape framing are looked at, found by length before lower-casing.
     switch (name.length) {
+      case 2:
+        if (request && name.toLowerCase() === 'te' && hasTrailers(value)) h.teTrailers = true;
+        break;
       case 4:
         if (name.toLowerCase() === 'host') {
           h.hosts++;
@@ -163,6 +168,12 @@ function parseFields(s: string, pos: number, h: Head, request: boolean): void {
     // Transfer-Encoding overrides Content-Length (RFC 9112 6.3).
     h.contentLength = -1;
   }
+}
+
+/** Whether a TE value lists `trailers` (RFC 9110 10.1.4). */
+function hasTrailers(te: string): boolean {
+  for (const t of te.split(',')) if (trimOws(t, 0).toLowerCase() === 'trailers') return true;
+  return false;
 }
 
 function checkLines(s: string): void {
@@ -242,6 +253,8 @@ export class BodyDecoder {
   private state = Chunk.Size;
   private line = '';
   private trailerBytes = 0;
+  /** The trailer fields of the body just ended (chunked only), flat [name, value, ...]; null when there were none. */
+  trailers: string[] | null = null;
 
   get done(): boolean {
     return this.mode === Mode.Done;
@@ -252,6 +265,7 @@ export class BodyDecoder {
   }
 
   start(h: Head, noBody: boolean): void {
+    this.trailers = null;
     if (noBody) this.mode = Mode.Done;
     else if (h.chunked) {
       this.mode = Mode.Chunked;
@@ -340,12 +354,12 @@ export class BodyDecoder {
           if (this.trailerBytes > MAX_HEAD) throw new ParseError(400, 'trailers too large');
           if (nl < 0) break;
           if (!this.line.endsWith('\r\n')) throw new ParseError(400, 'bare LF in chunked trailers');
-          // Trailers are not forwarded: an empty line ends the body. Each one is still a well-formed field, or
-          // a next hop reading the section otherwise would find its end elsewhere.
+          // An empty line ends the body. Each trailer is a well-formed field, or a next hop reading the section
+          // otherwise would find its end elsewhere; the section's size is bounded as a head's is.
           if (this.line === '\r\n') {
             this.mode = Mode.Done;
             t.onBodyEnd();
-          } else checkTrailer(this.line);
+          } else trailerField(this.line, (this.trailers ??= []));
           this.line = '';
           break;
         }
@@ -371,12 +385,17 @@ function chunkSize(line: string): number {
   return parseInt(hex, 16);
 }
 
-/** A trailer line (with its CRLF) is a field like any in a head, and never one that frames, routes or identifies. */
-function checkTrailer(line: string): void {
+/**
+ * A trailer line (with its CRLF) is a field like any in a head, and never one that frames, routes or identifies
+ * (refused: RFC 9110 6.5.1); it is added to `out`. Which others go on is the forwarder's choice (h1-headers.ts).
+ */
+function trailerField(line: string, out: string[]): void {
   const colon = line.indexOf(':');
   const name = colon > 0 ? line.slice(0, colon) : '';
-  if (!TOKEN.test(name) || BAD_VALUE.test(line.slice(colon + 1, -2))) throw new ParseError(400, 'invalid trailer field');
+  const value = trimOws(line.slice(0, -2), colon + 1);
+  if (!TOKEN.test(name) || BAD_VALUE.test(value)) throw new ParseError(400, 'invalid trailer field');
   if (isProtectedHeader(name.toLowerCase())) throw new ParseError(400, `${name} is not allowed in trailers`);
+  out.push(name, value);
 }
 
 const CRLF = Buffer.from('\r\n');
@@ -393,6 +412,14 @@ export function chunkFrame(chunk: Buffer): Buffer {
 }
 
 export { LAST_CHUNK };
+
+/** The last chunk with a trailer section (fields already checked by whoever forwards them). */
+export function lastChunk(trailers: readonly string[] | null | undefined): Buffer {
+  if (trailers == null || trailers.length === 0) return LAST_CHUNK;
+  let s = '0\r\n';
+  for (let i = 0; i < trailers.length; i += 2) s += `${trailers[i]}: ${trailers[i + 1]}\r\n`;
+  return Buffer.from(`${s}\r\n`, 'latin1');
+}
 
 /** Head text and a body chunk in one buffer, so a small message is one write (and one TLS record). */
 export function withHead(head: string, chunk: Buffer | null): Buffer {

@@ -3,14 +3,15 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { STATUS_CODES } from 'node:http';
-import { BodyDecoder, chunkFrame, Head, headEnd, LAST_CHUNK, MAX_HEAD, parseRequestHead, ParseError, withHead, type BodyTarget } from './h1-parse.js';
-import { tunnels } from './h1-headers.js';
+import { BodyDecoder, chunkFrame, Head, headEnd, lastChunk, MAX_HEAD, parseRequestHead, ParseError, withHead, type BodyTarget } from './h1-parse.js';
+import { forwardTrailers, tunnels } from './h1-headers.js';
 import { ERROR_HEADER, errorHeader } from '../errors.js';
 
 /** Where a request body goes: an upstream request, or a buffer for retries. */
 export interface BodySink {
   write(chunk: Buffer): boolean;
-  end(): void;
+  /** `trailers`: the request's trailer fields, already filtered (h1-headers.ts forwardTrailers). */
+  end(chunk?: Buffer, trailers?: string[] | null): void;
   /** Set by the source: resumed when the sink drains. */
   source?: { resume(): void } | null;
 }
@@ -73,8 +74,12 @@ export class Req {
   readonly hosts: number;
   readonly contentLength: number;
   readonly chunked: boolean;
+  /** Its client takes trailer fields in the response (TE: trailers; HTTP/2 always). */
+  readonly teTrailers: boolean;
   /** All of the body has arrived (or there is none). */
   complete: boolean;
+  /** The trailer fields that ended the body and go on with it (set when it completes); null: none. */
+  trailers: string[] | null = null;
   aborted = false;
   private sink: BodySink | null = null;
   private queue: Buffer[] | null = null;
@@ -88,6 +93,7 @@ export class Req {
     this.hosts = h.hosts;
     this.contentLength = h.contentLength;
     this.chunked = h.chunked;
+    this.teTrailers = h.teTrailers;
     this.complete = !h.chunked && h.contentLength <= 0;
   }
 
@@ -118,7 +124,7 @@ export class Req {
     const q = this.queue;
     this.queue = null;
     if (q !== null) for (const c of q) sink.write(c);
-    if (this.complete) sink.end();
+    if (this.complete) sink.end(undefined, this.trailers);
     else this.flow.resumeBody();
   }
 
@@ -135,9 +141,11 @@ export class Req {
     } else if (!this.sink.write(chunk)) this.flow.pauseBody();
   }
 
-  finish(): void {
+  /** The body ended, with the trailer fields that came (only those that may go on are kept). */
+  finish(trailers: string[] | null = null): void {
     this.complete = true;
-    this.sink?.end();
+    if (trailers !== null) this.trailers = forwardTrailers(trailers);
+    this.sink?.end(undefined, this.trailers);
   }
 
   /** The rest of the body is not wanted (the response was an error): drop it. */
@@ -217,14 +225,16 @@ export class H1Res extends EventEmitter implements Res {
     return sock.write(data);
   }
 
-  end(chunk?: Buffer): void {
+  /** Trailers go out in a chunked response to a client that said it takes them (TE: trailers); else they are dropped. */
+  end(chunk?: Buffer, trailers?: string[] | null): void {
     if (this.destroyed || this.writableFinished) return;
     const sock = this.conn.sock;
     const body = this.framing === Framing.None ? null : chunk ?? null;
     if (body !== null) this.bodyBytes += body.length;
     let out: Buffer | null;
     if (this.framing === Framing.Chunked) {
-      out = body !== null && body.length > 0 ? Buffer.concat([chunkFrame(body), LAST_CHUNK]) : LAST_CHUNK;
+      const last = lastChunk(this.req.teTrailers ? trailers : null);
+      out = body !== null && body.length > 0 ? Buffer.concat([chunkFrame(body), last]) : last;
     } else out = body;
     if (!this.headersSent) {
       this.headersSent = true;
@@ -361,7 +371,7 @@ export class ServerConn implements BodyTarget, BodyFlow {
       this.bodyTimed = false;
       this.sock.setTimeout(IDLE_MS);
     }
-    this.req!.finish();
+    this.req!.finish(this.body.trailers);
   }
 
   responseDone(res: H1Res): void {

@@ -7,6 +7,7 @@ import type { Upstream, UpstreamRequest, UpstreamResponse } from './h1-client.js
 import { MAX_HEAD } from './h1-parse.js';
 import { flatHeaders, h2Headers } from './h2-headers.js';
 import { CONN_WINDOW, WINDOW } from './mux-frames.js';
+import { isGrpc } from './grpc-status.js';
 import net from 'node:net';
 import type { TcpStats } from '../metrics.js';
 
@@ -45,6 +46,8 @@ export class H2Request extends EventEmitter implements Upstream {
   res: H2Response | null = null;
   done = false;
   private err: Error | null = null;
+  /** Trailer fields to end the request body with (a stream opened to wait for them). */
+  trailers: http2.OutgoingHttpHeaders | null = null;
 
   constructor(readonly st: http2.ClientHttp2Stream, readonly session: Session, readonly reusedSocket: boolean) {
     super();
@@ -55,8 +58,9 @@ export class H2Request extends EventEmitter implements Upstream {
     return this.st.write(chunk);
   }
 
-  end(chunk?: Buffer): void {
+  end(chunk?: Buffer, trailers?: string[] | null): void {
     if (this.done || this.st.writableEnded) return;
+    if (trailers != null && trailers.length > 0) this.trailers = h2Headers(trailers);
     if (chunk !== undefined && chunk.length > 0) this.st.end(chunk);
     else this.st.end();
   }
@@ -101,6 +105,11 @@ function onResponse(this: Carried, headers: http2.IncomingHttpHeaders & http2.In
 function onTrailers(this: Carried, headers: http2.IncomingHttpHeaders): void {
   const res = this[REQ]!.res;
   if (res !== null) res.trailers = flatHeaders(headers);
+}
+
+function onWantTrailers(this: Carried): void {
+  // Without trailers Node ends the stream with an empty DATA frame.
+  this.sendTrailers(this[REQ]!.trailers ?? {});
 }
 
 function onData(this: Carried, chunk: Buffer): void {
@@ -180,20 +189,25 @@ export class H2Pool {
     const h = h2Headers(o.headers);
     let authority = `${o.host}:${o.port}`;
     let body = false;
+    let grpc = false;
     const raw = o.headers;
     for (let i = 0; i < raw.length; i += 2) {
       const n = raw[i]!;
       if (n.length === 4 && n.toLowerCase() === 'host') authority = raw[i + 1]!;
       else if (n.length === 17 && n.toLowerCase() === 'transfer-encoding') body = true;
       else if (n.length === 14 && n.toLowerCase() === 'content-length' && raw[i + 1] !== '0') body = true;
+      else if (n.length === 12 && n.toLowerCase() === 'content-type') grpc = isGrpc(raw[i + 1]);
     }
+    // A body that may end with trailers (from HTTP/1.1's chunked, or mesh/1) keeps the stream open for them; a
+    // gRPC client sends none, so its calls end with their last DATA frame.
+    const trailing = body && !grpc;
     h[':method'] = o.method;
     h[':path'] = o.path;
     h[':authority'] = authority;
     h[':scheme'] = 'http';
     // This proxy passes trailers on (gRPC servers ask for this).
     h.te = 'trailers';
-    const st = s.request(h, { endStream: !body }) as Carried;
+    const st = s.request(h, { endStream: !body, waitForTrailers: trailing }) as Carried;
     const r = new H2Request(st, s, reused);
     s.open++;
     st[REQ] = r;
@@ -202,6 +216,7 @@ export class H2Pool {
     st.on('data', onData);
     st.on('end', onEnd);
     st.on('drain', onDrain);
+    if (trailing) st.on('wantTrailers', onWantTrailers);
     st.on('error', onError);
     st.on('close', onClose);
     return r;

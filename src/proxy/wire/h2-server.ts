@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { Head, MAX_HEAD } from './h1-parse.js';
 import { readTimeouts, Req, serveH1, trackConnections, type BodyFlow, type H1Handlers, type H1Server, type Res, type RequestHandler } from './h1-server.js';
 import { codeOfStatus, ERROR_HEADER, errorHeader } from '../errors.js';
-import { h2Headers, isConnectionHeader } from './h2-headers.js';
+import { flatHeaders, h2Headers, isConnectionHeader } from './h2-headers.js';
 import { CONN_WINDOW, WINDOW } from './mux-frames.js';
 import { grpcMessage, grpcStatusOf, isGrpc } from './grpc-status.js';
 
@@ -47,6 +47,8 @@ class H2Exchange extends EventEmitter implements Res, BodyFlow {
   private noBody = false;
   /** A gRPC call: the proxy's own errors are answered as gRPC statuses. */
   grpc = false;
+  /** The request's trailer fields, when its client sent some. */
+  reqTrailers: string[] | null = null;
 
   constructor(readonly st: http2.ServerHttp2Stream, readonly session: Session, readonly sock: net.Socket, private readonly head: boolean) {
     super();
@@ -159,7 +161,11 @@ function onData(this: Carried, chunk: Buffer): void {
 function onEnd(this: Carried): void {
   const x = this[STREAM]!;
   if (x.remaining > 0) return refuse(this, x, 'request body shorter than its Content-Length');
-  if (!x.req!.complete) x.req!.finish();
+  if (!x.req!.complete) x.req!.finish(x.reqTrailers);
+}
+
+function onReqTrailers(this: Carried, headers: http2.IncomingHttpHeaders): void {
+  this[STREAM]!.reqTrailers = flatHeaders(headers);
 }
 
 function refuse(st: Carried, x: H2Exchange, _why: string): void {
@@ -201,6 +207,7 @@ function headOf(headers: http2.IncomingHttpHeaders, raw: string[], endStream: bo
     size += n.length + v.length + 32;
     if (n.charCodeAt(0) === 58 /* : */) continue;
     if (isConnectionHeader(n, v)) return [400, `connection-specific header ${n} in an HTTP/2 request`];
+    if (n === 'te') h.teTrailers = true;
     if (n === 'host') {
       h.hosts++;
       h.host ??= v;
@@ -291,6 +298,7 @@ export class H2Front {
     c.on('close', onClose);
     c.on('drain', onDrain);
     c.on('wantTrailers', onWantTrailers);
+    c.on('trailers', onReqTrailers);
     // Read even a request that is complete already: its stream's END may still be on its way.
     c.on('data', onData);
     c.on('end', onEnd);

@@ -4,7 +4,7 @@ import tls from 'node:tls';
 import { Head, parseResponseHead } from './h1-parse.js';
 import type { Upstream, UpstreamResponse } from './h1-client.js';
 import type { TcpStats } from '../metrics.js';
-import { ALPN, T, END, ACK, EMPTY, MAX_HEAD_FRAME, PING_LEN, Rst, Cap, UPGRADE, FrameReader, FrameWriter, headEndOf, headText, parseTrailers, resetError, type FrameSink } from './mux-frames.js';
+import { ALPN, T, END, ACK, EMPTY, MAX_HEAD_FRAME, PING_LEN, Rst, Cap, UPGRADE, FrameReader, FrameWriter, headEndOf, headText, parseTrailers, resetError, trailerText, type FrameSink } from './mux-frames.js';
 import { ConnFlow, Receiver, Sender } from './mux-flow.js';
 import { Tunnel, type TunnelHost } from './mux-tunnel.js';
 import { connectFault, MeshFault } from '../errors.js';
@@ -61,16 +61,20 @@ export class ClientStream extends EventEmitter implements Upstream {
     this.session.w.head(flags, this.id, this.head);
   }
 
-  end(chunk?: Buffer): void {
+  /** Request trailers go to a peer that takes them (one of the previous version drops them unread). */
+  end(chunk?: Buffer, trailers?: string[] | null): void {
     if (this.done || this.sent) return;
     this.sent = true;
+    const text = trailers != null && trailers.length > 0 && this.session.flow.peerTrailers ? trailerText(trailers) : null;
+    if (text !== null && text.length > MAX_HEAD_FRAME) return this.destroy(new MeshFault('protocol', 'request trailers too large for mesh/1'));
+    const trailer = text === null ? null : Buffer.from(text, 'latin1');
     if (!this.headSent) {
       this.headSent = true;
-      const empty = chunk === undefined || chunk.length === 0;
+      const empty = (chunk === undefined || chunk.length === 0) && trailer === null;
       this.session.w.head(empty ? END : 0, this.id, this.head);
       if (empty) return;
     }
-    this.tx.data(chunk ?? EMPTY, true);
+    this.tx.data(chunk ?? EMPTY, true, trailer);
   }
 
   drained(): void {

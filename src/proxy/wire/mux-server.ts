@@ -218,16 +218,17 @@ export class MuxServerConn implements FrameSink, TunnelHost {
       return;
     }
     if (type === T.Trailers) {
-      // Request trailers end the body; their fields are checked, not passed on (this version sends none).
+      // Request trailers end the body and go on with it.
       if (st?.tunnel) return st.tunnel.onFrame(type, flags, payload);
       if (st === undefined || st.requestDone) return;
+      let trailers: string[];
       try {
-        parseTrailers(payload);
+        trailers = parseTrailers(payload);
       } catch (err) {
         return this.refuse(st, Rst.Protocol, (err as Error).message);
       }
       if ((flags & END) === 0) return this.refuse(st, Rst.Protocol, 'trailers without END');
-      return this.requestEnd(st);
+      return this.requestEnd(st, trailers);
     }
     if (type === T.Headers && st === undefined) {
       // Ids only grow: an old id is a stream already over, whose late frames are dropped.
@@ -298,10 +299,10 @@ export class MuxServerConn implements FrameSink, TunnelHost {
     return t;
   }
 
-  private requestEnd(st: ServerStream): void {
+  private requestEnd(st: ServerStream, trailers: string[] | null = null): void {
     if (st.remaining > 0) return this.refuse(st, Rst.Protocol, 'request body shorter than its Content-Length');
     st.requestDone = true;
-    st.req!.finish();
+    st.req!.finish(trailers);
     this.maybeClose(st);
   }
 
