@@ -200,7 +200,8 @@ describe('HTTP through the sidecars', () => {
     const seen = echoed(await send({
       path: '/hop',
       headers: {
-        connection: 'x-custom', 'x-custom': 'hop', 'keep-alive': 'timeout=5', te: 'trailers',
+        // TE goes no further (`TE: trailers` alone is said again by each hop, for a client that takes trailers: trailers.test.ts).
+        connection: 'x-custom', 'x-custom': 'hop', 'keep-alive': 'timeout=5', te: 'deflate',
         'proxy-authorization': 'Basic c2VjcmV0', 'x-end-to-end': 'kept', authorization: 'Bearer kept',
       },
     }));
