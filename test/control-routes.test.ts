@@ -140,5 +140,7 @@ describe('the local control plane, called without credentials', () => {
     assert.deepEqual(got, cases.map(([method, path, status]) => `${method} ${path} ${status}`));
     const r = await m.api('DELETE', '/v1/config/routes');
     assert.equal(r.headers.allow, 'GET, PUT');
+    // A connection's certificate is judged at its handshake: a refused caller gets a new connection.
+    assert.equal((await m.api('GET', '/v1/watch')).headers.connection, 'close');
   });
 });

@@ -17,7 +17,9 @@ export interface ControlResponse<T> {
 export class ControlUnreachable extends Error {}
 
 export class ControlClient {
-  private readonly agent = new https.Agent({ keepAlive: true, maxSockets: 4, timeout: 60_000 });
+  private agent = newAgent();
+  /** The certificate the pooled connections were opened with. */
+  private agentContext: SecureContext | undefined;
   private readonly bootstrapContext: SecureContext;
   private readonly controlIdentity: string;
 
@@ -36,6 +38,7 @@ export class ControlClient {
     const [host, port] = splitAddress(this.address);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const ctx = this.identityContext();
+    if (ctx && ctx !== this.agentContext) this.repool(ctx);
     const headers: Record<string, string> = { accept: 'application/json' };
     if (payload) {
       headers['content-type'] = 'application/json';
@@ -96,7 +99,22 @@ export class ControlClient {
   close(): void {
     this.agent.destroy();
   }
+
+  /**
+   * A new certificate gets new connections: the control plane judges a connection's identity at its
+   * handshake, so one opened while the old certificate had expired would be refused for its life.
+   * Calls in flight (a watch) finish on the old pool, whose connections then close.
+   */
+  private repool(ctx: SecureContext): void {
+    const old = this.agent;
+    old.keepSocketAlive = () => false;
+    for (const list of Object.values(old.freeSockets)) for (const s of list ?? []) s.destroy();
+    this.agent = newAgent();
+    this.agentContext = ctx;
+  }
 }
+
+const newAgent = () => new https.Agent({ keepAlive: true, maxSockets: 4, timeout: 60_000 });
 
 export function splitAddress(addr: string): [string, number] {
   const i = addr.lastIndexOf(':');

@@ -177,6 +177,8 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
   server.on('request', (req, res) => {
     handle(req, res).catch((err: unknown) => {
       const status = err instanceof HttpError ? err.status : 500;
+      // A certificate is judged once per connection: a refused caller must come back on a new one.
+      if (status === 401) res.shouldKeepAlive = false;
       if (!res.headersSent) sendJson(res, status, { error: (err as Error).message });
       else res.destroy();
     });

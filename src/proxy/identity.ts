@@ -2,7 +2,7 @@
 // obtained from the control plane, renewed at ~70% of its life, cached for restarts.
 import { EventEmitter } from 'node:events';
 import tls, { type SecureContext } from 'node:tls';
-import { certInfo, generateKey } from '../identity/keys.js';
+import { certInfo, generateKey, type KeyPair } from '../identity/keys.js';
 import { buildCsr } from '../identity/der.js';
 import { formatIdentity, type Identity } from '../identity/spiffe.js';
 import { readJson, writeJsonAtomic } from '../util/fs.js';
@@ -28,6 +28,8 @@ export class IdentityManager extends EventEmitter {
   secureContext: SecureContext | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** The next certificate's key, made right after the last renewal: a loaded machine can take seconds for one. */
+  private spareKey: Promise<KeyPair> | undefined;
   readonly uri: string;
 
   constructor(
@@ -94,7 +96,8 @@ export class IdentityManager extends EventEmitter {
   }
 
   async renew(): Promise<void> {
-    const kp = await generateKey();
+    const kp = await (this.spareKey ?? generateKey());
+    this.spareKey = undefined;
     const csr = buildCsr(kp.keyPem, this.uri);
     const { status, body } = await this.client.request<CertResponse>('POST', '/v1/certificates', {
       namespace: this.identity.namespace,
@@ -117,6 +120,7 @@ export class IdentityManager extends EventEmitter {
     if (this.cacheFile) writeJsonAtomic(this.cacheFile, cert, 0o600);
     this.log(`identity ${this.uri}: certificate valid until ${info.notAfter.toISOString()}`);
     this.emit('rotated', cert);
+    if (!this.stopped) (this.spareKey = generateKey()).catch(() => (this.spareKey = undefined));
   }
 
   private install(cert: WorkloadCert): void {
