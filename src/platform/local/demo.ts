@@ -16,6 +16,8 @@ import { step } from '../../ui/output.js';
 import { PACKAGE_ROOT } from '../../version.js';
 import { meshCmd } from '../../ui/invocation.js';
 import { DEMO_APPS } from '../demo-apps.js';
+import { adminCall } from './admin.js';
+import type { EndpointRecord } from '../../api/types.js';
 
 const DEMO_DIR = join(PACKAGE_ROOT, 'demo');
 
@@ -63,7 +65,9 @@ export async function demo(state: StateDir, f: DemoFlags): Promise<void> {
       accessLog: f.accessLog, traceCollector: f.traceCollector,
     }), (r) => `Ingress listening on http://${r.rec.outbound}`);
     const url = `http://${ing.rec.outbound}/productpage`;
-    await step('Waiting for the product page', () => waitForPage(url), () => 'The product page answers through the mesh');
+    // Every app joins its service first, so the probe through the ingress fails on nothing still starting
+    // (a failed probe would show in `mesh stat` as the ingress's own failure).
+    await step('Waiting for the product page', async () => { await waitForEndpoints(state); await waitForPage(url); }, () => 'The product page answers through the mesh');
     if (f.traffic && rate > 0) startTraffic(state, url, rate);
     const next: [string, string][] = [
       ['workloads', 'the apps and their sidecars'],
@@ -98,6 +102,20 @@ async function pickIngressPort(flag: string | undefined): Promise<number> {
   const port = await freePort();
   process.stderr.write(`${chalk.yellow('‼')} port ${DEFAULT_INGRESS_PORT} is in use by another process: the ingress listens on ${port} instead (--ingress-port picks one)\n`);
   return port;
+}
+
+/** Until the control plane lists an endpoint of every sample app (each registers once its app listens). */
+async function waitForEndpoints(state: StateDir, timeoutMs = 30_000): Promise<void> {
+  const want = DEMO_APPS.map((a) => `${a.service}/${a.version}`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const eps = await adminCall<EndpointRecord[]>(state, 'GET', '/v1/endpoints');
+    const have = new Set(eps.filter((e) => e.namespace === 'default' && e.port > 0).map((e) => `${e.service}/${e.version}`));
+    const missing = want.filter((w) => !have.has(w));
+    if (!missing.length) return;
+    if (Date.now() > deadline) throw new MeshError(`${missing.join(', ')} did not join the mesh within ${timeoutMs / 1000} s`, "see the logs in the state dir's logs/ folder");
+    await sleep(100);
+  }
 }
 
 function waitForPage(url: string, timeoutMs = 30_000): Promise<void> {
