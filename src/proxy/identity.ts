@@ -9,6 +9,7 @@ import { readJson, writeJsonAtomic } from '../util/fs.js';
 import { MeshError } from '../util/errors.js';
 import { ControlUnreachable, type ControlClient } from '../api/client.js';
 import type { CertificateRequest, CertificateResponse, ErrorBody } from '../api/types.js';
+import { isoTime } from '../util/iso-time.js';
 
 export interface WorkloadCert {
   certPem: string;
@@ -59,7 +60,7 @@ export class IdentityManager extends EventEmitter {
     }
     if (cached && cached.notAfter > Date.now() + 30_000) {
       this.install(cached);
-      this.log(`identity ${this.uri}: using cached certificate valid until ${new Date(cached.notAfter).toISOString()}`);
+      this.log(`identity ${this.uri}: using cached certificate valid until ${isoTime(cached.notAfter)}`);
       // Renew promptly if the cached one is past its renewal point, without blocking start.
       this.schedule();
       return;
@@ -118,7 +119,7 @@ export class IdentityManager extends EventEmitter {
     };
     this.install(cert);
     if (this.cacheFile) writeJsonAtomic(this.cacheFile, cert, 0o600);
-    this.log(`identity ${this.uri}: certificate valid until ${info.notAfter.toISOString()}`);
+    this.log(`identity ${this.uri}: certificate valid until ${isoTime(info.notAfter.getTime())}`);
     this.emit('rotated', cert);
     if (!this.stopped) (this.spareKey = generateKey()).catch(() => (this.spareKey = undefined));
   }

@@ -5,6 +5,7 @@ import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Exchange } from './exchange.js';
 import type { Tap } from './tap.js';
+import { isoTime } from '../util/iso-time.js';
 
 export interface TelemetrySettings {
   accessLog: boolean;
@@ -129,7 +130,7 @@ export class Telemetry {
       const client = direction === 'inbound' ? ex.peer : this.own.identity;
       if (this.settings.accessLog) {
         this.write(JSON.stringify({
-          time: new Date().toISOString(), direction, method: ex.req.method, authority, path: ex.path, status,
+          time: isoTime(), direction, method: ex.req.method, authority, path: ex.path, status,
           duration_ms: Math.round(ms * 1000) / 1000, bytes: ex.res.bodyBytes,
           client_id: client, server_id: server, trace_id: ex.traceId,
           ...(direction === 'outbound' && ex.endpoint ? { dst: ex.endpoint.info.instance } : {}),

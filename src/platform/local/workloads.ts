@@ -12,6 +12,7 @@ import { stopPid } from './processes.js';
 import { sidecarNodeFlags } from '../sidecar-flags.js';
 import type { PortSet, UpstreamDecl } from '../../model/ports.js';
 import type { AppProtocol } from '../../model/app-protocol.js';
+import { isoTime } from '../../util/iso-time.js';
 
 export interface WorkloadSpec {
   kind: 'workload' | 'ingress';
@@ -115,7 +116,7 @@ export async function runWorkload(state: StateDir, spec: WorkloadSpec & { instan
     admin: proxy.admin,
     ...(proxy.upstreams.length ? { upstreams: proxy.upstreams } : {}),
     state: 'starting',
-    startedAt: new Date().toISOString(),
+    startedAt: isoTime(),
     log: state.workloadLog(spec.instance),
     ...(spec.restart && spec.restart !== 'never' ? { restart: spec.restart, restarts: 0 } : {}),
     ...(spec.demo ? { demo: true } : {}),
@@ -168,18 +169,18 @@ export async function runWorkload(state: StateDir, spec: WorkloadSpec & { instan
           restartDelayMs = Date.now() - startedAt > RESTART_RESET_MS ? RESTART_MIN_MS : Math.min(restartDelayMs * 2, RESTART_MAX_MS);
           log(`app exited (${how}); restarting it in ${restartDelayMs / 1000} s (--restart ${policy})`);
           void proxy.deregister();
-          Object.assign(rec, { state: 'restarting', exitCode: code ?? undefined, exitSignal: signal ?? undefined, exitedAt: new Date().toISOString() });
+          Object.assign(rec, { state: 'restarting', exitCode: code ?? undefined, exitSignal: signal ?? undefined, exitedAt: isoTime() });
           state.writeWorkload(rec);
           backoff = setTimeout(() => {
             if (stopping) return;
             rec.restarts = (rec.restarts ?? 0) + 1;
-            rec.lastRestartAt = new Date().toISOString();
+            rec.lastRestartAt = isoTime();
             startApp().then(() => {
               rec.state = 'running';
               state.writeWorkload(rec);
             }, (err: Error) => {
               log(err.message);
-              void shutdown(1, { state: 'exited', exitCode: 127, exitedAt: new Date().toISOString() });
+              void shutdown(1, { state: 'exited', exitCode: 127, exitedAt: isoTime() });
             });
           }, restartDelayMs);
           return;
@@ -187,7 +188,7 @@ export async function runWorkload(state: StateDir, spec: WorkloadSpec & { instan
         log(`app exited (${how}); stopping the sidecar (--restart ${policy})`);
         // A crash stays listed; a clean end (code 0, or a stop signal) leaves nothing behind.
         const crashed = failed && !(signal && STOP_SIGNALS.includes(signal));
-        void shutdown(code ?? 1, crashed ? { state: 'exited', exitCode: code ?? undefined, exitSignal: signal ?? undefined, exitedAt: new Date().toISOString() } : undefined);
+        void shutdown(code ?? 1, crashed ? { state: 'exited', exitCode: code ?? undefined, exitSignal: signal ?? undefined, exitedAt: isoTime() } : undefined);
       });
       if (spec.appPort === undefined) return;
       // The endpoint joins its service once the app accepts connections.
