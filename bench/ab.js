@@ -3,6 +3,8 @@
 // turns (A, B, A, B, …) at a fixed rate, so other load on the machine falls on both alike. Reports
 // each round's CPU per request of both sidecars (/proc ticks) and p50, and the medians.
 //   node bench/ab.js --b /path/to/other/checkout [--a .] [--rounds 5] [--duration 5] [--rate 1000] [--mode http|grpc]
+// --a-env / --b-env KEY=VALUE (repeatable) set the environment of one side's mesh, e.g. the same checkout twice with
+// --b-env MESH_SIDECAR_NODE_FLAGS=--lite-mode measures a V8 flag.
 import { parseArgs } from 'node:util';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,10 +23,12 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '1000' },
     workers: { type: 'string', default: '10' },
     mode: { type: 'string', default: 'http' },
+    'a-env': { type: 'string', multiple: true, default: [] },
+    'b-env': { type: 'string', multiple: true, default: [] },
   },
 });
 if (!values.b) {
-  console.error('usage: node bench/ab.js --b <other checkout, built> [--a <checkout>] [--rounds n] [--duration s] [--rate n] [--mode http|grpc]');
+  console.error('usage: node bench/ab.js --b <other checkout, built> [--a <checkout>] [--a-env K=V] [--b-env K=V] [--rounds n] [--duration s] [--rate n] [--mode http|grpc]');
   process.exit(2);
 }
 const rounds = Number(values.rounds);
@@ -33,6 +37,16 @@ const rate = Number(values.rate);
 const workers = Number(values.workers);
 const mode = values.mode;
 const script = join(benchDir, mode === 'grpc' ? 'grpc-server.js' : 'server.js');
+
+/** KEY=VALUE strings as an object; a malformed one is an error. */
+function envOf(list) {
+  return Object.fromEntries(list.map((kv) => {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new Error(`--a-env/--b-env take KEY=VALUE, got '${kv}'`);
+    return [kv.slice(0, eq), kv.slice(eq + 1)];
+  }));
+}
+const envs = { A: envOf(values['a-env']), B: envOf(values['b-env']) };
 
 async function load(t, seconds) {
   if (mode === 'grpc') {
@@ -50,7 +64,7 @@ async function main() {
   const builds = { A: resolve(values.a), B: resolve(values.b) };
   const targets = {};
   for (const [k, root] of Object.entries(builds)) {
-    targets[k] = await setupMesh({ repoRoot: root, serverScript: script, log: (m) => console.error(`[${k}] ${m}`), mode });
+    targets[k] = await setupMesh({ repoRoot: root, serverScript: script, log: (m) => console.error(`[${k}] ${m}`), mode, extraEnv: envs[k] });
   }
   const rssIdle = Object.fromEntries(Object.entries(targets).map(([k, t]) => [k, t.proxies.map((p) => readRss(p.pid)?.rssMB.toFixed(1))]));
   // Warm-up: a burst at full speed gets the hot path optimized, as a long-running sidecar's is.
@@ -85,7 +99,7 @@ async function main() {
   for (const k of ['A', 'B']) {
     const rs = results[k];
     const rss = targets[k].proxies.map((p) => readRss(p.pid)?.rssMB.toFixed(1));
-    console.log(`${k} ${builds[k]}: median CPU ${median(rs.map((r) => r.cpuUs)).toFixed(0)} µs/req (client ${median(rs.map((r) => r.each[0])).toFixed(0)}, server ${median(rs.map((r) => r.each[1])).toFixed(0)}), p50 ${median(rs.map((r) => r.p50)).toFixed(2)} ms, p99 ${median(rs.map((r) => r.p99)).toFixed(2)} ms; RSS idle ${rssIdle[k].join('/')} MB, peak at max ${peak[k].join('/')} MB (${Math.round(maxRps[k])} req/s), after ${rss.join('/')} MB`);
+    console.log(`${k} ${builds[k]}${Object.keys(envs[k]).length ? ` (${values[`${k.toLowerCase()}-env`].join(' ')})` : ''}: median CPU ${median(rs.map((r) => r.cpuUs)).toFixed(0)} µs/req (client ${median(rs.map((r) => r.each[0])).toFixed(0)}, server ${median(rs.map((r) => r.each[1])).toFixed(0)}), p50 ${median(rs.map((r) => r.p50)).toFixed(2)} ms, p99 ${median(rs.map((r) => r.p99)).toFixed(2)} ms; RSS idle ${rssIdle[k].join('/')} MB, peak at max ${peak[k].join('/')} MB (${Math.round(maxRps[k])} req/s), after ${rss.join('/')} MB`);
   }
 }
 

@@ -36,14 +36,14 @@ function recordedPids(stateDir) {
  * the client's outbound listener; grpc: bench-grpc (h2c app, --app-protocol h2c) the same way; tcp:
  * bench-tcp (bulk source) behind an upstream listener of the client sidecar (--upstream).
  */
-export async function setupMesh({ repoRoot, serverScript, log, variant = 'mesh', mode = 'http' }) {
+export async function setupMesh({ repoRoot, serverScript, log, variant = 'mesh', mode = 'http', extraEnv = {} }) {
   if (!existsSync(join(repoRoot, 'dist', 'src', 'cli.js'))) {
     throw new Error(`mesh CLI not built (${join(repoRoot, 'dist', 'src', 'cli.js')} missing): run \`npx tsc -p tsconfig.json\`, or skip with --only direct,haproxy`);
   }
   const stateDir = await makeTempDir('mesh-bench-state-');
   // MESH_HOME too, so nothing can fall back to ~/.mesh.
   // Variants price one feature each: metrics off in the sidecars, or a route in place.
-  const env = { ...process.env, MESH_HOME: stateDir, ...(variant === 'mesh-nometrics' ? { MESH_PROXY_METRICS: 'off' } : {}) };
+  const env = { ...process.env, ...extraEnv, MESH_HOME: stateDir, ...(variant === 'mesh-nometrics' ? { MESH_PROXY_METRICS: 'off' } : {}) };
   const mesh = async (args, extraEnv = {}) => {
     const r = await runCommand(process.execPath, [join(repoRoot, 'bin', 'mesh.js'), ...args],
       { cwd: repoRoot, env: { ...env, ...extraEnv }, timeoutMs: 60_000, teardown: args[0] === 'uninstall' });
