@@ -46,6 +46,8 @@ export class Exchange {
   timer: NodeJS.Timeout | null = null;
   /** A gRPC call's deadline (performance.now() time) from its grpc-timeout; 0 not read yet, -1 none. */
   deadline = 0;
+  /** An upstream response head was handed to `res` (it may not have gone out yet): the proxy can no longer answer in its place. */
+  responding = false;
   /** The grpc-status in the current attempt's response head (a trailers-only answer); -1 none. */
   grpcStatus = -1;
   /** The current attempt opened a new connection, so its time includes the handshake. */

@@ -16,6 +16,7 @@ import { authorize, type AuthorizeOptions } from './layers/authorize.js';
 import { observe } from './layers/observe.js';
 import { retry } from './layers/retry.js';
 import { admit } from './layers/admit.js';
+import { timeout } from './layers/timeout.js';
 import { toApp, type AppClient } from './layers/to-app.js';
 import { H2Pool } from './wire/h2-client.js';
 import type { AppProtocol } from '../model/app-protocol.js';
@@ -103,8 +104,10 @@ export function createInboundServer(o: InboundOptions): net.Server {
   const gate = new Gate(cap.limit, cap.queue, 'app connections');
   const checked = hostCheck(o);
   const authorized = authorize({ ...o, denied: (ex, reason) => o.telemetry.denied(ex, reason) });
-  // An app that closed a kept-alive connection as we reused it processed nothing: retry sends again.
-  const handler = stack([checked, authorized, observe(o.telemetry, 'inbound'), retry, admit(gate)], toApp(app));
+  // An app that closed a kept-alive connection as we reused it processed nothing: retry sends again. A gRPC call's
+  // grpc-timeout is enforced here too, for callers whose sidecar is not ours (or is old); it runs above the gate, so
+  // an answer it gives itself never holds an app connection.
+  const handler = stack([checked, authorized, observe(o.telemetry, 'inbound'), retry, timeout, admit(gate)], toApp(app));
   const handle = (req: Req, res: Res, peer: string, stats: RequestStats): void => {
     const ex = new Exchange(req, res, stats);
     ex.peer = peer;

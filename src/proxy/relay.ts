@@ -82,6 +82,7 @@ function onResponse(this: Upstream & Carrier, upRes: UpstreamResponse & Carrier)
   }
   if (a.remaining >= 0) headers.push('content-length', String(a.remaining));
   res.writeHead(status, upRes.statusMessage, headers);
+  ex.responding = true;
   a.upRes = upRes;
   upRes[ATTEMPT] = a;
   res[ATTEMPT] = a;
@@ -128,7 +129,8 @@ function onUpEnd(this: UpstreamResponse & Carrier): void {
 function onUpAborted(this: UpstreamResponse & Carrier): void {
   const a = this[ATTEMPT]!;
   a.finish();
-  a.ex.res.destroy();
+  // A response a layer already ended (a deadline's DEADLINE_EXCEEDED) stays as it is.
+  if (!a.ex.res.writableFinished) a.ex.res.destroy();
 }
 
 function onUpError(this: Upstream & Carrier, err: NodeJS.ErrnoException): void {

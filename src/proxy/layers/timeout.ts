@@ -2,6 +2,8 @@
 // the whole call, retries included): a try still running when the nearer one passes is cut, answered 504
 // (gRPC: DEADLINE_EXCEEDED) when its response had not begun. The server is told the time left as its
 // grpc-timeout, as Linkerd and Envoy pass it on. A timed-out try is never retried: it may still be running upstream.
+// The inbound side runs it too (no rules there): a call whose caller's sidecar did not enforce its deadline is ended
+// all the same, with DEADLINE_EXCEEDED.
 import { performance } from 'node:perf_hooks';
 import { ProxyError, respondError, type Exchange, type Layer } from '../exchange.js';
 import { MeshFault } from '../errors.js';
@@ -15,8 +17,9 @@ function expire(ex: Exchange, ms: number): void {
   ex.timer = null;
   const up = ex.upstream;
   const why = `request timed out after ${Math.round(ms)} ms`;
-  // A gRPC response already under way ends with DEADLINE_EXCEEDED in its trailers rather than a reset stream.
-  if (ex.res.headersSent && (ex.deadline > 0 || isGrpc(ex.req.header('content-type')))) {
+  // A gRPC response already under way (its head came, even if it has not gone out) ends with DEADLINE_EXCEEDED in
+  // its trailers rather than a reset stream.
+  if ((ex.res.headersSent || ex.responding) && (ex.deadline > 0 || isGrpc(ex.req.header('content-type')))) {
     ex.router?.target.stats.count('outbound_http_timeouts_total');
     // The proxy answered: counted as its error, and as the DEADLINE_EXCEEDED it sent (relay.ts).
     ex.error = 'timeout';

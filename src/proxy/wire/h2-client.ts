@@ -45,7 +45,8 @@ export class H2Request extends EventEmitter implements Upstream {
   source: { resume(): void } | null = null;
   res: H2Response | null = null;
   done = false;
-  private err: Error | null = null;
+  /** Why the stream is failing (set when it is cancelled): an 'end' after it is not a complete response. */
+  err: Error | null = null;
   /** Trailer fields to end the request body with (a stream opened to wait for them). */
   trailers: http2.OutgoingHttpHeaders | null = null;
 
@@ -118,7 +119,7 @@ function onData(this: Carried, chunk: Buffer): void {
 
 function onEnd(this: Carried): void {
   const r = this[REQ]!;
-  if (r.done || r.res === null) return;
+  if (r.done || r.res === null || r.err !== null) return;
   r.done = true;
   r.res.emit('end');
 }
