@@ -5,7 +5,7 @@ import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { startProxy, type RunningProxy } from '../../proxy/runtime.js';
 import { MeshError } from '../../util/errors.js';
-import { MESH_BIN } from '../../version.js';
+import { fileURLToPath } from 'node:url';
 import { isAlive, recordAlive, type StateDir, type WorkloadRecord } from './state.js';
 import { portInUse, sleep } from '../../util/net.js';
 import { stopPid } from './processes.js';
@@ -13,6 +13,9 @@ import { sidecarNodeFlags } from '../sidecar-flags.js';
 import type { PortSet, UpstreamDecl } from '../../model/ports.js';
 import type { AppProtocol } from '../../model/app-protocol.js';
 import { isoTime } from '../../util/iso-time.js';
+import type { SidecarSpecJson } from './mesh-sidecar.js';
+
+const SIDECAR_MAIN = fileURLToPath(new URL('./mesh-sidecar.js', import.meta.url));
 
 export interface WorkloadSpec {
   kind: 'workload' | 'ingress';
@@ -241,20 +244,9 @@ function appEnv(spec: WorkloadSpec, outbound: string): NodeJS.ProcessEnv {
 export async function launchDetached(state: StateDir, spec: WorkloadSpec, timeoutMs = 30_000): Promise<{ rec: WorkloadRecord; appListening: boolean }> {
   const instance = spec.instance ?? newInstanceName(spec);
   await checkCanRun(state, { ...spec, instance });
-  const args = [MESH_BIN, spec.kind === 'ingress' ? 'ingress' : 'run', '--state-dir', state.root, '--instance', instance,
-    '--namespace', spec.namespace];
-  if (spec.demo) args.push('--demo');
-  if (spec.accessLog) args.push('--access-log');
-  if (spec.traceCollector) args.push('--trace-collector', spec.traceCollector);
-  if (spec.restart) args.push('--restart', spec.restart);
-  for (const u of spec.upstreams ?? []) args.push('--upstream', `${u.authority}=127.0.0.1:${u.listenPort}`);
-  if (spec.opaquePorts?.size) args.push('--opaque-ports', spec.opaquePorts.toString());
-  if (spec.appProtocol) args.push('--app-protocol', spec.appProtocol);
-  if (spec.kind === 'ingress') {
-    args.push('--port', String(spec.ingressPort ?? 0), '--service', spec.defaultService ?? '');
-  } else {
-    args.push('--name', spec.service, '--version', spec.version, ...(spec.appPort === undefined ? [] : ['--port', String(spec.appPort)]), '--', ...(spec.command ?? []));
-  }
+  // The lean entry (mesh-sidecar.ts): the spec as JSON, checked here already.
+  const json: SidecarSpecJson = { ...spec, instance, opaquePorts: spec.opaquePorts?.size ? spec.opaquePorts.toString() : undefined };
+  const args = [SIDECAR_MAIN, state.root, JSON.stringify(json)];
   mkdirSync(state.path('logs'), { recursive: true, mode: 0o700 });
   const logPath = state.workloadLog(instance);
   const fd = openSync(logPath, 'a');
