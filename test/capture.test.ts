@@ -3,12 +3,14 @@
 // any other address as egress. Each case runs in a throwaway network namespace with an iptables REDIRECT, as mesh-init
 // sets one up in a pod (test/support/capture-ns.ts does the work there and prints what it saw).
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { serviceAddressesFrom } from '../src/platform/kubernetes/control-platform.js';
+import { initScript } from '../src/platform/kubernetes/inject.js';
 import { RoutingTable } from '../src/proxy/table.js';
 import { MetricsRegistry } from '../src/proxy/metrics.js';
 import { createOutboundFront } from '../src/proxy/tcp-listeners.js';
@@ -21,6 +23,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const SCRIPT = join(HERE, 'support', 'capture-ns.js');
 const ADDON = join(HERE, '..', '..', 'native', 'build', 'original_dst.node');
 
+const skip6 = spawnSync('unshare', ['-n', 'ip6tables', '-w', '5', '-t', 'nat', '-S']).status !== 0 ? 'needs ip6tables with the nat table (IPv6 NAT in the kernel)' : false;
 const skip = process.getuid?.() !== 0 ? 'needs root (unshare -n, iptables)'
   : spawnSync('unshare', ['-n', 'iptables', '-w', '5', '-t', 'nat', '-S']).status !== 0 ? 'needs unshare and iptables with the nat table'
     : spawnSync('ip', ['-V']).status !== 0 ? 'needs ip (iproute2)'
@@ -29,7 +32,7 @@ const skip = process.getuid?.() !== 0 ? 'needs root (unshare -n, iptables)'
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-function inNamespace(what: 'addon' | 'mesh'): Promise<Obj> {
+function inNamespace(what: 'addon' | 'mesh' | 'mesh6'): Promise<Obj> {
   return new Promise((resolve, reject) => {
     execFile('unshare', ['-n', process.execPath, SCRIPT, what], { timeout: 150_000, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`${what} in a network namespace failed: ${err.message}\n${stderr}`));
@@ -65,6 +68,44 @@ describe('transparent TCP capture (SO_ORIGINAL_DST)', { skip }, () => {
     assert.equal(metric(m, 'tcp_open_total', { direction: 'inbound', client_id: 'spiffe://cluster.local/ns/default/sa/echo', protocol: 'opaque' }), 1);
     assert.equal(metric(m, 'tcp_open_total', { direction: 'outbound', dst_service: '10.77.0.3', dst_mesh: 'false', protocol: 'opaque' }), 1);
     assert.match((r.log as string[]).join('\n'), /captured TCP connection to 10\.77\.0\.3:\d+ closed \(denied\)/);
+  });
+
+  it('does the same over IPv6: an ip6tables REDIRECT to the [::1] outbound socket, the original destination from IP6T_SO_ORIGINAL_DST', { skip: skip6 }, async () => {
+    const r = await inNamespace('mesh6');
+    assert.equal(r.toService, 'through the mesh', 'to the IPv6 cluster IP, through the pod\'s IPv6 inbound listener');
+    assert.equal(r.toOutside, 'outside the mesh');
+    assert.equal(r.denied, 'closed');
+    assert.equal(r.stillMeshed, 'still meshed');
+    const m = r.metrics as string[];
+    assert.equal(metric(m, 'tcp_open_total', { direction: 'outbound', dst_service: 'echo', tls: 'true', protocol: 'opaque' }), 1);
+    assert.equal(metric(m, 'tcp_open_total', { direction: 'outbound', dst_service: '[fd77::3]', dst_mesh: 'false', protocol: 'opaque' }), 1);
+    assert.match((r.log as string[]).join('\n'), /captured TCP connection to \[fd77::3\]:\d+ closed \(denied\)/);
+  });
+});
+
+describe('mesh-init\'s script for IPv6', { skip: skip || skip6 }, () => {
+  it('sets the IPv4 rules with iptables and the same with ip6tables; running twice is the same', () => {
+    const script = initScript(['9090'], ['5432']);
+    const out = execFileSync('unshare', ['-n', 'sh', '-c', `${script}\n${script}\necho ---\niptables -t nat -S\necho ---\nip6tables -t nat -S`], { encoding: 'utf8' });
+    const [, v4, v6] = out.split('---\n').map((part) => part.trim().split('\n').filter((r) => r.includes('MESH')));
+    assert.equal(v4!.length, 10);
+    assert.deepEqual(v6, v4);
+    assert.ok(v6!.includes('-A MESH_OUTBOUND -p tcp -j REDIRECT --to-ports 4140'));
+  });
+
+  it('says so and leaves IPv6 alone where there is no ip6tables NAT', () => {
+    const script = initScript();
+    // An ip6tables that fails, first on PATH: as a kernel or image without IPv6 NAT.
+    const bin = mkdtempSync(join(tmpdir(), 'mesh-noip6-'));
+    try {
+      writeFileSync(join(bin, 'ip6tables'), '#!/bin/sh\nexit 3\n', { mode: 0o755 });
+      const r = spawnSync('unshare', ['-n', 'sh', '-c', `PATH=${bin}:$PATH\n${script}\niptables -t nat -S MESH_OUTBOUND`], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /mesh-init: no IPv6 NAT \(ip6tables\) in this pod: IPv6 TCP is not captured/);
+      assert.match(r.stdout, /REDIRECT --to-ports 4140/);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
   });
 });
 

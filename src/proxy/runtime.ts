@@ -2,7 +2,7 @@
 // control plane: identity, config watch, outbound/inbound/admin listeners, endpoint registration.
 import type http from 'node:http';
 import type net from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { createServer as netServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { AppProtocol } from '../model/app-protocol.js';
@@ -60,6 +60,8 @@ export interface ProxyOptions {
   outboundHost?: string;
   /** Where the inbound and admin listeners bind: 127.0.0.1 locally, every address in a pod. */
   listenHost?: string;
+  /** In a pod with IPv6: the outbound listener also listens here ([::1], where ip6tables redirects the app's IPv6 TCP). */
+  outboundHost6?: string;
   /** The inbound port also takes plaintext (in a pod, where iptables sends it every connection). */
   inboundPlaintext?: boolean;
   defaultService?: string;
@@ -249,6 +251,11 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     const sniff = { opaque: o.opaquePorts, httpFor: (host: string) => createOutboundServer(withFallback(() => routing.current, host), transport, metrics, telemetry, undefined, outside, outsideUpgrade) };
     const outbound = o.mode === 'ingress' ? http : createOutboundFront(http, tcpOut, appConns, capture, sniff);
     state.outbound = await listen(outbound, o.outboundPort ?? 0, o.mode === 'ingress' ? 'ingress' : 'outbound', o.outboundHost);
+    if (o.outboundHost6 !== undefined) {
+      // A second socket on the same port for IPv6, whose connections the same listener takes (and counts).
+      const six = netServer({ allowHalfOpen: true }, (sock) => outbound.emit('connection', sock));
+      await listen(six, Number(state.outbound.slice(state.outbound.lastIndexOf(':') + 1)), 'outbound (IPv6)', o.outboundHost6);
+    }
     if (o.mode === 'sidecar') {
       if (!o.appPort) throw new MeshError('a sidecar needs the app port', 'pass --app-port');
       const inboundFor = (appPort: number, hostPorts?: Set<number>) => createInboundServer({ plaintext: o.inboundPlaintext, namespace: o.namespace, service: o.service, services: () => ownServices, policy: () => policy, metrics, telemetry, identity, trustDomain: o.trustDomain, appPort, appProtocol: o.appProtocol, h2cPorts: o.inboundPlaintext ? () => h2cPorts : undefined, hostPorts, servicePorts: () => servicePorts, appConnections, handshakeMs, log });

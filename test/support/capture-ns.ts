@@ -1,4 +1,4 @@
-// Runs inside a throwaway network namespace (`unshare -n node dist/test/support/capture-ns.js addon|mesh`, as root)
+// Runs inside a throwaway network namespace (`unshare -n node dist/test/support/capture-ns.js addon|mesh|mesh6`, as root)
 // for test/capture.test.ts, and prints one JSON line of what it saw. In the namespace: lo up with 10.77.0.0/24 on it
 // (10.77.0.2 the "pod", 10.77.0.3 a server outside the mesh, 10.77.0.10 a Service cluster IP nobody listens on), and
 // an iptables REDIRECT of uid 65534's TCP to the outbound port, as mesh-init's rules send an app's (the client runs
@@ -6,6 +6,8 @@
 //   addon: the addon alone on a redirected and a direct connection, and what a call costs;
 //   mesh:  the real `mesh proxy --platform kubernetes` with the control plane on the fake API server; the client's
 //          connections to the cluster IP and to the outside server, then with egress denied.
+//   mesh6: the same over IPv6 (fd77::2 the pod, fd77::3 outside, fd77::10 the cluster IP), an ip6tables REDIRECT to the
+//          proxy's [::1] outbound socket, peers dialling the pod's inbound listener on its IPv6 address.
 import net from 'node:net';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,16 +24,26 @@ import { startMesh, waitFor } from './mesh.js';
 import { call } from './http.js';
 import type { Started } from './process.js';
 
-const POD_IP = '10.77.0.2';
-const OUTSIDE_IP = '10.77.0.3';
-const CLUSTER_IP = '10.77.0.10';
+/** The addresses of a scenario, per family. */
+const NET = {
+  4: { pod: '10.77.0.2', outside: '10.77.0.3', clusterIP: '10.77.0.10', addressType: 'IPv4' },
+  6: { pod: 'fd77::2', outside: 'fd77::3', clusterIP: 'fd77::10', addressType: 'IPv6' },
+} as const;
+const POD_IP = NET[4].pod;
+const OUTSIDE_IP = NET[4].outside;
 const SERVICE_PORT = 7000;
 const CLIENT_UID = 65534;
 const TD = 'cluster.local';
 
 const sh = (cmd: string) => execFileSync('sh', ['-c', cmd], { stdio: ['ignore', 'ignore', 'inherit'] });
 
-function setUp(redirectTo: number): void {
+function setUp(redirectTo: number, family: 4 | 6 = 4): void {
+  if (family === 6) {
+    // On lo an IPv6 prefix is not all local (IPv4's is): the outside server's address is added too.
+    sh(`ip link set lo up && ip -6 addr add ${NET[6].pod}/64 dev lo nodad && ip -6 addr add ${NET[6].outside}/64 dev lo nodad`);
+    sh(`ip6tables -w 5 -t nat -A OUTPUT -p tcp -m owner --uid-owner ${CLIENT_UID} -j REDIRECT --to-ports ${redirectTo}`);
+    return;
+  }
   sh(`ip link set lo up && ip addr add ${POD_IP}/24 dev lo`);
   sh(`iptables -w 5 -t nat -A OUTPUT -p tcp -m owner --uid-owner ${CLIENT_UID} -j REDIRECT --to-ports ${redirectTo}`);
 }
@@ -106,14 +118,15 @@ function run(code: string, uid?: number, timeoutMs = 20_000): Promise<string> {
 
 /** The client: connects, writes a line, prints what came back before the connection ended. */
 const echoClient = (host: string, port: number, line: string) => run(`
-  const s = require('net').connect(${port}, '${host}', () => s.end('${line}'));
+  const s = require('net').connect(${port}, '${host}', () => s.end(${JSON.stringify(line)}));
   let got = '';
   s.on('data', (c) => (got += c));
   s.on('close', () => { process.stdout.write(JSON.stringify(got)); process.exit(0); });
   s.on('error', () => {});`, CLIENT_UID).then((out) => JSON.parse(out) as string);
 
-async function meshScenario(): Promise<unknown> {
-  setUp(PROXY_PORTS.outbound);
+async function meshScenario(family: 4 | 6): Promise<unknown> {
+  const n = NET[family];
+  setUp(PROXY_PORTS.outbound, family);
   const anchor = await createTrustAnchor(TD);
   const issuer = await createIssuer(TD, anchor);
   const servers: net.Server[] = [];
@@ -128,18 +141,18 @@ async function meshScenario(): Promise<unknown> {
     const appPort = await listen(app, 0, '127.0.0.1');
     const outside = echoServer();
     servers.push(outside);
-    const outsidePort = await listen(outside, 0, OUTSIDE_IP);
+    const outsidePort = await listen(outside, 0, n.outside);
 
     server = await startFakeApiServer({ tokenReviews: { 'projected-echo': { username: 'system:serviceaccount:default:echo', audiences: ['mesh.io'] } } });
     seedControlPlane(server, { trustAnchorsPem: anchor.certPem, issuerCertPem: issuer.certPem, issuerKeyPem: issuer.keyPem }, { trustDomain: TD });
     for (const crd of renderCrds()) server.store.create(crd as never);
-    seedMeshPod(server, 'echo-a', { app: 'echo', version: 'v1' }, { sa: 'echo', ip: POD_IP });
+    seedMeshPod(server, 'echo-a', { app: 'echo', version: 'v1' }, { sa: 'echo', ip: n.pod });
     server.store.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: 'default' },
-      spec: { clusterIP: CLUSTER_IP, clusterIPs: [CLUSTER_IP], selector: { app: 'echo' }, ports: [{ name: 'tcp', port: SERVICE_PORT, targetPort: appPort, protocol: 'TCP' }] } });
-    server.store.create({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: 'IPv4',
+      spec: { clusterIP: n.clusterIP, clusterIPs: [n.clusterIP], ipFamilies: [n.addressType], selector: { app: 'echo' }, ports: [{ name: 'tcp', port: SERVICE_PORT, targetPort: appPort, protocol: 'TCP' }] } });
+    server.store.create({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: n.addressType,
       metadata: { name: 'echo-abc', namespace: 'default', labels: { 'kubernetes.io/service-name': 'echo' } },
       ports: [{ name: 'tcp', port: appPort, protocol: 'TCP' }],
-      endpoints: [{ addresses: [POD_IP], conditions: { ready: true }, targetRef: { kind: 'Pod', name: 'echo-a', namespace: 'default' } }] });
+      endpoints: [{ addresses: [n.pod], conditions: { ready: true }, targetRef: { kind: 'Pod', name: 'echo-a', namespace: 'default' } }] });
     control = await runKubeControl(await kubeClientFor(server), { port: 0, webhookPort: 0, address: '127.0.0.1', env: { MESH_TRUST_DOMAIN: TD }, log: () => {} });
 
     writeFileSync(join(dir, 'token'), 'projected-echo\n');
@@ -153,17 +166,17 @@ async function meshScenario(): Promise<unknown> {
     await waitFor('the proxy to be ready', ready, 60_000, 100);
 
     const t0 = Date.now();
-    const toService = await echoClient(CLUSTER_IP, SERVICE_PORT, 'through the mesh');
+    const toService = await echoClient(n.clusterIP, SERVICE_PORT, 'through the mesh');
     const serviceMs = Date.now() - t0;
-    const toOutside = await echoClient(OUTSIDE_IP, outsidePort, 'outside the mesh');
+    const toOutside = await echoClient(n.outside, outsidePort, 'outside the mesh');
     const metrics = (await call(`http://127.0.0.1:${admin}/metrics`)).body;
     // Egress denied in the namespace: the captured connection to the outside server is closed, nothing echoed.
     server.store.create({ apiVersion: 'mesh.io/v1alpha1', kind: 'Policy', metadata: { name: 'default', namespace: 'default' }, spec: { default: 'allow', egress: 'deny', rules: [] } });
     const denied = await waitFor('egress to be denied', async () => {
-      const got = await echoClient(OUTSIDE_IP, outsidePort, 'denied?');
+      const got = await echoClient(n.outside, outsidePort, 'denied?');
       return got === '' ? 'closed' : undefined;
     }, 30_000, 200);
-    const stillMeshed = await echoClient(CLUSTER_IP, SERVICE_PORT, 'still meshed');
+    const stillMeshed = await echoClient(n.clusterIP, SERVICE_PORT, 'still meshed');
     return { toService, serviceMs, toOutside, denied, stillMeshed, metrics: metrics.split('\n').filter((l) => /^tcp_/.test(l)), log: proxy.output().split('\n').filter((l) => /captur/.test(l)) };
   } catch (err) {
     throw new Error(`${(err as Error).message}\n--- proxy:\n${proxy?.output() ?? ''}`);
@@ -177,7 +190,7 @@ async function meshScenario(): Promise<unknown> {
 }
 
 const which = process.argv[2];
-(which === 'addon' ? addonAlone() : which === 'mesh' ? meshScenario() : Promise.reject(new Error('usage: capture-ns.js addon|mesh')))
+(which === 'addon' ? addonAlone() : which === 'mesh' ? meshScenario(4) : which === 'mesh6' ? meshScenario(6) : Promise.reject(new Error('usage: capture-ns.js addon|mesh|mesh6')))
   .then((r) => {
     process.stdout.write(`${JSON.stringify(r)}\n`);
     process.exit(0);

@@ -1,5 +1,6 @@
 // mesh proxy --platform kubernetes: the sidecar that mesh inject (or the webhook) adds to a pod.
 import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { startProxy } from '../../proxy/runtime.js';
 import { parsePort } from '../../util/duration.js';
 import { checked, MeshError } from '../../util/errors.js';
@@ -46,8 +47,9 @@ export async function runKubeProxy(f: ProxyFlags): Promise<Running> {
     mode: 'sidecar', namespace, service, version: process.env.MESH_VERSION || 'v1', instance: pod, workload: process.env.MESH_WORKLOAD || undefined,
     trustDomain: env('MESH_TRUST_DOMAIN'), trustAnchorsPem: env('MESH_TRUST_ANCHORS'), controlAddress: env('MESH_CONTROL_ADDRESS'),
     joinToken: readToken, appPort, extraInbound, inboundPort, outboundPort, adminPort, opaquePorts,
-    // Peers reach the inbound listener, and the kubelet the admin one, on the pod's address.
-    listenHost: '0.0.0.0',
+    // Peers reach the inbound listener, and the kubelet the admin one, on the pod's address: its IPv6 one too, where
+    // the pod has IPv6 ('::' takes both families); mesh-init's ip6tables rules send the app's IPv6 TCP to [::1].
+    ...(hasIPv6() ? { listenHost: '::', outboundHost6: '::1' } : { listenHost: '0.0.0.0' }),
     // kubelet probes and unmeshed clients reach the app through the same redirected port.
     inboundPlaintext: true,
     // mesh-init redirects the pod's outbound TCP to the outbound listener: opaque connections go to their original destination.
@@ -60,4 +62,9 @@ export async function runKubeProxy(f: ProxyFlags): Promise<Running> {
   // Heartbeats only report the config this proxy applied: the cluster is the source of endpoints.
   proxy.register(process.pid);
   return proxy;
+}
+
+/** Whether the pod's network has IPv6 at all (its loopback has ::1 unless IPv6 is off in the kernel or the pod). */
+function hasIPv6(): boolean {
+  return Object.values(networkInterfaces()).some((list) => list?.some((a) => a.family === 'IPv6'));
 }
