@@ -1,22 +1,21 @@
 // The client side of HTTP/2 cleartext (the inbound sidecar to an app that serves h2c, gRPC servers
-// among them): one session per app address, a stream per request, each presented as the same
-// Upstream the HTTP/1.1 client gives, so relay and the inbound path run unchanged.
-import http2 from 'node:http2';
+// among them): one connection per app address, a stream per request, each presented as the same
+// Upstream the HTTP/1.1 client gives, so relay and the inbound path run unchanged. Our own codec
+// (h2-conn.ts); the stream is the upstream request, one object per call and one for its response.
+import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import type { Upstream, UpstreamRequest, UpstreamResponse } from './h1-client.js';
-import { MAX_HEAD } from './h1-parse.js';
-import { flatHeaders, h2Headers } from './h2-headers.js';
-import { CONN_WINDOW, WINDOW } from './mux-frames.js';
-import { isGrpc } from './grpc-status.js';
-import net from 'node:net';
+import { h2Fields, isConnectionHeader } from './h2-headers.js';
+import { Block } from './hpack.js';
+import { E, H2Conn, H2Error, H2Stream } from './h2-conn.js';
 import type { TcpStats } from '../metrics.js';
 
-/** What one app session may make Node hold, in MB (frames, headers, data not yet read). */
-const SESSION_MEMORY_MB = 8;
-
-const REQ = Symbol('mesh.h2c');
-type Carried = http2.ClientHttp2Stream & { [REQ]?: H2Request };
-type Session = http2.ClientHttp2Session & { open: number; idleSince: number; key: string };
+const END_STREAM = 0x1;
+/** Requests that may wait for a stream when the app's SETTINGS_MAX_CONCURRENT_STREAMS is reached. */
+const MAX_WAITING = 1024;
+/** Stream ids run out at 2^31: a connection that used them up takes no more streams. */
+const LAST_ID = 2 ** 31 - 3;
+const EMPTY = Buffer.alloc(0);
 
 function errorWith(code: string, message: string): NodeJS.ErrnoException {
   const e: NodeJS.ErrnoException = new Error(message);
@@ -28,7 +27,7 @@ export class H2Response extends EventEmitter implements UpstreamResponse {
   readonly statusMessage = '';
   trailers: string[] | null = null;
 
-  constructor(readonly statusCode: number, readonly rawHeaders: string[], private readonly st: http2.ClientHttp2Stream) {
+  constructor(readonly statusCode: number, readonly rawHeaders: string[], private readonly st: H2Request) {
     super();
   }
 
@@ -41,185 +40,264 @@ export class H2Response extends EventEmitter implements UpstreamResponse {
   }
 }
 
-export class H2Request extends EventEmitter implements Upstream {
+export class H2Request extends H2Stream implements Upstream {
   source: { resume(): void } | null = null;
   res: H2Response | null = null;
+  /** The response ended, or the request failed: told once. */
   done = false;
-  /** Why the stream is failing (set when it is cancelled): an 'end' after it is not a complete response. */
-  err: Error | null = null;
-  /** Trailer fields to end the request body with (a stream opened to wait for them). */
-  trailers: http2.OutgoingHttpHeaders | null = null;
+  started = false;
+  /** Body written before the stream could open (the app's stream limit), and whether it ended. */
+  private early: Buffer[] | null = null;
+  private earlyEnd = false;
+  private earlyTrailers: string[] | null = null;
+  private err: Error | null = null;
 
-  constructor(readonly st: http2.ClientHttp2Stream, readonly session: Session, readonly reusedSocket: boolean) {
-    super();
+  constructor(readonly c: ClientConn, readonly fields: string[], readonly noBody: boolean, readonly reusedSocket: boolean) {
+    super(c);
+  }
+
+  /** The stream opens: its head goes, then what was written meanwhile. */
+  start(id: number): void {
+    this.started = true;
+    this.c.add(this, id);
+    this.c.headers(this, this.fields, this.noBody);
+    const early = this.early;
+    this.early = null;
+    if (early !== null) for (const b of early) this.c.write(this, b, false, null);
+    if (this.earlyEnd) this.c.write(this, EMPTY, true, this.earlyTrailers);
+    else if (early !== null) this.source?.resume();
   }
 
   write(chunk: Buffer): boolean {
-    if (this.done) return true;
-    return this.st.write(chunk);
+    if (this.done || this.closed) return true;
+    if (!this.started) {
+      (this.early ??= []).push(chunk);
+      return false;
+    }
+    return this.c.write(this, chunk, false, null);
   }
 
+  /** `trailers` (the request's, from a chunked body or mesh/1) end the stream after its body. */
   end(chunk?: Buffer, trailers?: string[] | null): void {
-    if (this.done || this.st.writableEnded) return;
-    if (trailers != null && trailers.length > 0) this.trailers = h2Headers(trailers);
-    if (chunk !== undefined && chunk.length > 0) this.st.end(chunk);
-    else this.st.end();
+    if (this.done || this.closed || this.noBody) return;
+    const t = trailers != null && trailers.length > 0 ? h2Fields(trailers) : null;
+    if (!this.started) {
+      if (chunk !== undefined && chunk.length > 0) (this.early ??= []).push(chunk);
+      this.earlyEnd = true;
+      this.earlyTrailers = t;
+      return;
+    }
+    this.c.write(this, chunk ?? EMPTY, true, t);
   }
 
   destroy(err?: Error): void {
     if (this.done) return;
     this.err = err ?? errorWith('ECONNRESET', 'request cancelled');
-    this.st.close(http2.constants.NGHTTP2_CANCEL);
+    if (this.started) this.c.reset(this, E.Cancel);
+    else this.c.unqueue(this);
   }
 
-  failed(err: Error): void {
-    // A stream cancelled because its session never connected carries the socket's error (ECONNREFUSED): a connect failure.
-    const cause = (err as { cause?: unknown }).cause;
-    this.err ??= cause instanceof Error ? cause : err;
+  response(status: number, raw: string[]): void {
+    const res = new H2Response(status, raw, this);
+    this.res = res;
+    this.emit('response', res);
   }
 
-  closed(): void {
-    this.session.open--;
-    this.session.idleSince = Date.now();
+  received(trailers: string[]): void {
+    if (this.res !== null) this.res.trailers = trailers;
+  }
+
+  data(chunk: Buffer): void {
+    this.res?.emit('data', chunk);
+  }
+
+  ended(): void {
+    if (this.done || this.res === null) return;
+    this.done = true;
+    this.res.emit('end');
+  }
+
+  gone(code: number, err: Error | null): void {
     if (this.done) return;
     this.done = true;
     if (this.res !== null) {
       this.res.emit('aborted');
       return;
     }
-    const rst = this.st.rstCode;
-    // A stream the app refused before reading it (at its stream limit): nothing was processed.
-    const err = this.err ?? (rst === http2.constants.NGHTTP2_REFUSED_STREAM
-      ? errorWith('ECONNRESET', 'the app refused the stream')
-      : errorWith('ECONNRESET', `the app reset the stream (HTTP/2 error ${rst ?? 'unknown'})`));
-    this.emit('error', err);
+    this.emit('error', this.err ?? failure(code, err));
+  }
+
+  drained(): void {
+    this.source?.resume();
   }
 }
 
-function onResponse(this: Carried, headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader): void {
-  const r = this[REQ]!;
-  const res = new H2Response(Number(headers[':status']), flatHeaders(headers), this);
-  r.res = res;
-  r.emit('response', res);
+/** Why a stream failed, as the relay reads errors: a socket's own (ECONNREFUSED: never connected), or a reset. */
+function failure(code: number, err: Error | null): Error {
+  if (err !== null && typeof (err as NodeJS.ErrnoException).code === 'string') return err;
+  if (err !== null) return errorWith('ECONNRESET', `the app's connection failed: ${err.message}`);
+  // A stream the app refused before reading it (at its stream limit, or past its GOAWAY): nothing was processed.
+  if (code === E.Refused) return errorWith('ECONNRESET', 'the app refused the stream');
+  return errorWith('ECONNRESET', `the app reset the stream (HTTP/2 error ${code})`);
 }
 
-function onTrailers(this: Carried, headers: http2.IncomingHttpHeaders): void {
-  const res = this[REQ]!.res;
-  if (res !== null) res.trailers = flatHeaders(headers);
+function hasPseudo(f: string[], from: number): boolean {
+  for (let i = from; i < f.length; i += 2) if (f[i]!.charCodeAt(0) === 58) return true;
+  return false;
 }
 
-function onWantTrailers(this: Carried): void {
-  // Without trailers Node ends the stream with an empty DATA frame.
-  this.sendTrailers(this[REQ]!.trailers ?? {});
-}
+/** One connection to an app address. */
+export class ClientConn extends H2Conn {
+  used = false;
+  idleSince = Date.now();
+  private readonly queued: H2Request[] = [];
 
-function onData(this: Carried, chunk: Buffer): void {
-  this[REQ]!.res?.emit('data', chunk);
-}
+  constructor(sock: net.Socket, readonly key: string, private readonly pool: H2Pool) {
+    super(sock, false, 0);
+  }
 
-function onEnd(this: Carried): void {
-  const r = this[REQ]!;
-  if (r.done || r.res === null || r.err !== null) return;
-  r.done = true;
-  r.res.emit('end');
-}
+  get usable(): boolean {
+    return !this.dead && !this.goingAway && this.lastId < LAST_ID;
+  }
 
-function onDrain(this: Carried): void {
-  this[REQ]!.source?.resume();
-}
+  begin(r: H2Request): void {
+    this.used = true;
+    if (this.open < this.peerMaxStreams && this.queued.length === 0) return this.startNext(r);
+    if (this.queued.length >= MAX_WAITING) {
+      r.done = true;
+      setImmediate(() => r.emit('error', errorWith('ECONNRESET', 'too many requests waiting for the app\'s streams')));
+      return;
+    }
+    this.queued.push(r);
+  }
 
-function onError(this: Carried, err: Error): void {
-  this[REQ]!.failed(err);
-}
+  private startNext(r: H2Request): void {
+    const id = this.lastId === 0 ? 1 : this.lastId + 2;
+    this.lastId = id;
+    r.start(id);
+  }
 
-function ignore(): void {}
+  unqueue(r: H2Request): void {
+    const i = this.queued.indexOf(r);
+    if (i >= 0) this.queued.splice(i, 1);
+    r.gone(E.Cancel, null);
+  }
 
-function onClose(this: Carried): void {
-  this[REQ]!.closed();
+  protected block(id: number, flags: number, fields: string[], verdict: Block): void {
+    const st = this.streams.get(id) as H2Request | undefined;
+    if (st === undefined) {
+      if (this.idle(id)) throw new H2Error(E.Protocol, 'HEADERS on a stream not opened');
+      return;
+    }
+    const end = (flags & END_STREAM) !== 0;
+    if (st.res !== null) {
+      // Trailers: they end the response, and carry no pseudo-headers.
+      if (!end || verdict !== Block.Ok || hasPseudo(fields, 0)) return this.reset(st, E.Protocol);
+      st.received(fields.slice());
+      return this.remoteEnd(st);
+    }
+    if (verdict !== Block.Ok || fields[0] !== ':status' || hasPseudo(fields, 2)) return this.reset(st, E.Protocol);
+    const s = fields[1]!;
+    const status = s.length === 3 ? Number(s) : NaN;
+    if (!(status >= 100 && status <= 599)) return this.reset(st, E.Protocol);
+    if (status < 200) {
+      // Informational answers are not passed on; 101 has no place in HTTP/2.
+      if (end || status === 101) this.reset(st, E.Protocol);
+      return;
+    }
+    const raw: string[] = [];
+    for (let i = 2; i < fields.length; i += 2) {
+      const n = fields[i]!;
+      const v = fields[i + 1]!;
+      if (isConnectionHeader(n, v)) return this.reset(st, E.Protocol);
+      if (n === 'content-length') {
+        const len = Number(v);
+        if (!Number.isSafeInteger(len) || len < 0 || st.remaining >= 0) return this.reset(st, E.Protocol);
+        st.remaining = len;
+      }
+      raw.push(n, v);
+    }
+    st.response(status, raw);
+    if (end && !st.closed) {
+      if (st.remaining > 0) return this.reset(st, E.Protocol);
+      this.remoteEnd(st);
+    }
+  }
+
+  protected override settled(): void {
+    this.next();
+  }
+
+  protected override streamClosed(): void {
+    this.idleSince = Date.now();
+    this.next();
+  }
+
+  private next(): void {
+    while (this.queued.length > 0 && this.open < this.peerMaxStreams && this.usable) this.startNext(this.queued.shift()!);
+  }
+
+  protected finished(err: Error | null): void {
+    this.pool.drop(this);
+    const w = this.queued.splice(0);
+    for (const r of w) r.gone(E.Refused, err);
+  }
 }
 
 export interface H2PoolOptions {
-  /** A session with no streams closes after this long. */
+  /** A connection with no streams closes after this long. */
   idleMs: number;
   tcp?: TcpStats;
 }
 
-/** One HTTP/2 session per app address; the app's SETTINGS_MAX_CONCURRENT_STREAMS bounds it (Node queues past it). */
+/** One HTTP/2 connection per app address; the app's SETTINGS_MAX_CONCURRENT_STREAMS bounds it (requests past it wait). */
 export class H2Pool {
-  private readonly sessions = new Map<string, Session>();
+  private readonly conns = new Map<string, ClientConn>();
   private sweeper: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: H2PoolOptions) {}
 
-  private session(host: string, port: number): Session {
+  private conn(host: string, port: number): ClientConn {
     const key = `${host}:${port}`;
-    const have = this.sessions.get(key);
-    if (have !== undefined && !have.closed && !have.destroyed) return have;
-    const s = http2.connect(`http://${key}`, {
-      settings: { enablePush: false, maxHeaderListSize: MAX_HEAD, initialWindowSize: WINDOW },
-      maxSessionMemory: SESSION_MEMORY_MB,
-      createConnection: () => {
-        const sock = net.connect(port, host);
-        // Window updates and small requests go out at once, not after a delayed ACK.
-        sock.setNoDelay(true);
-        this.o.tcp?.track(sock);
-        return sock;
-      },
-    }) as Session;
-    s.open = 0;
-    s.idleSince = Date.now();
-    s.key = key;
-    // The connection's window as mesh/1's (HTTP/2 starts it at 64 KiB: one round trip per 64 KiB of a big message).
-    s.once('connect', () => s.setLocalWindowSize(CONN_WINDOW));
-    // Its streams fail with its error (as their cause).
-    s.on('error', ignore);
-    s.on('close', () => {
-      if (this.sessions.get(key) === s) this.sessions.delete(key);
-    });
-    s.on('goaway', () => {
-      if (this.sessions.get(key) === s) this.sessions.delete(key);
-    });
-    this.sessions.set(key, s);
+    const have = this.conns.get(key);
+    if (have !== undefined && have.usable) return have;
+    const sock = net.connect(port, host);
+    // Window updates and small requests go out at once, not after a delayed ACK.
+    sock.setNoDelay(true);
+    this.o.tcp?.track(sock);
+    const c = new ClientConn(sock, key, this);
+    this.conns.set(key, c);
     this.startSweeper();
-    return s;
+    return c;
+  }
+
+  drop(c: ClientConn): void {
+    if (this.conns.get(c.key) === c) this.conns.delete(c.key);
   }
 
   request(o: UpstreamRequest): H2Request {
-    const s = this.session(o.host, o.port);
-    const reused = s.open > 0 || s.idleSince < Date.now();
-    const h = h2Headers(o.headers);
+    const c = this.conn(o.host, o.port);
     let authority = `${o.host}:${o.port}`;
     let body = false;
-    let grpc = false;
     const raw = o.headers;
+    const fields = [':method', o.method, ':scheme', 'http', ':path', o.path, ':authority', authority];
     for (let i = 0; i < raw.length; i += 2) {
-      const n = raw[i]!;
-      if (n.length === 4 && n.toLowerCase() === 'host') authority = raw[i + 1]!;
-      else if (n.length === 17 && n.toLowerCase() === 'transfer-encoding') body = true;
-      else if (n.length === 14 && n.toLowerCase() === 'content-length' && raw[i + 1] !== '0') body = true;
-      else if (n.length === 12 && n.toLowerCase() === 'content-type') grpc = isGrpc(raw[i + 1]);
+      const n = raw[i]!.toLowerCase();
+      const v = raw[i + 1]!;
+      if (n === 'host') {
+        authority = v;
+        continue;
+      }
+      if (n === 'transfer-encoding') body = true;
+      else if (n === 'content-length' && v !== '0') body = true;
+      if (n === 'te' || isConnectionHeader(n, v)) continue;
+      fields.push(n, v);
     }
-    // A body that may end with trailers (from HTTP/1.1's chunked, or mesh/1) keeps the stream open for them; a
-    // gRPC client sends none, so its calls end with their last DATA frame.
-    const trailing = body && !grpc;
-    h[':method'] = o.method;
-    h[':path'] = o.path;
-    h[':authority'] = authority;
-    h[':scheme'] = 'http';
+    fields[7] = authority;
     // This proxy passes trailers on (gRPC servers ask for this).
-    h.te = 'trailers';
-    const st = s.request(h, { endStream: !body, waitForTrailers: trailing }) as Carried;
-    const r = new H2Request(st, s, reused);
-    s.open++;
-    st[REQ] = r;
-    st.on('response', onResponse);
-    st.on('trailers', onTrailers);
-    st.on('data', onData);
-    st.on('end', onEnd);
-    st.on('drain', onDrain);
-    if (trailing) st.on('wantTrailers', onWantTrailers);
-    st.on('error', onError);
-    st.on('close', onClose);
+    fields.push('te', 'trailers');
+    const r = new H2Request(c, fields, !body, c.used);
+    c.begin(r);
     return r;
   }
 
@@ -227,13 +305,13 @@ export class H2Pool {
     if (this.sweeper !== null) return;
     this.sweeper = setInterval(() => {
       const cutoff = Date.now() - this.o.idleMs;
-      for (const [key, s] of this.sessions) {
-        if (s.open === 0 && s.idleSince < cutoff) {
-          this.sessions.delete(key);
-          s.close();
+      for (const [key, c] of this.conns) {
+        if (c.open === 0 && c.idleSince < cutoff) {
+          this.conns.delete(key);
+          c.goaway(E.NoError);
         }
       }
-      if (this.sessions.size === 0 && this.sweeper !== null) {
+      if (this.conns.size === 0 && this.sweeper !== null) {
         clearInterval(this.sweeper);
         this.sweeper = null;
       }
@@ -244,7 +322,7 @@ export class H2Pool {
   destroy(): void {
     if (this.sweeper !== null) clearInterval(this.sweeper);
     this.sweeper = null;
-    for (const s of this.sessions.values()) s.destroy();
-    this.sessions.clear();
+    for (const c of this.conns.values()) c.destroy(new H2Error(E.Cancel, 'the proxy is closing'));
+    this.conns.clear();
   }
 }

@@ -1,24 +1,23 @@
 // HTTP/2 cleartext from apps (prior knowledge), on the same port as HTTP/1.1: the first bytes
 // decide. Each stream is handed to the per-request stack as the same Req/Res the HTTP/1.1 side
 // makes, so routing, balancing, retries, metrics and policy run per stream (a gRPC client's one
-// connection is balanced call by call). Node's http2 does the framing, HPACK and flow control.
-import http2 from 'node:http2';
+// connection is balanced call by call). Our own codec (h2-conn.ts) does the framing and HPACK: the
+// stream is the response, one object per call.
 import type net from 'node:net';
 import { createServer as netCreateServer } from 'node:net';
-import { EventEmitter } from 'node:events';
-import { Head, MAX_HEAD } from './h1-parse.js';
+import { Head } from './h1-parse.js';
 import { readTimeouts, Req, serveH1, trackConnections, type BodyFlow, type H1Handlers, type H1Server, type Res, type RequestHandler } from './h1-server.js';
 import { codeOfStatus, ERROR_HEADER, errorHeader } from '../errors.js';
-import { flatHeaders, h2Headers, isConnectionHeader } from './h2-headers.js';
-import { CONN_WINDOW, WINDOW } from './mux-frames.js';
+import { h2Fields, isConnectionHeader } from './h2-headers.js';
 import { grpcMessage, grpcStatusOf, isGrpc } from './grpc-status.js';
+import { Block } from './hpack.js';
+import { E, H2Conn, H2Error, H2Stream, PREFACE } from './h2-conn.js';
 
-export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+export { PREFACE };
 /** Streams one app connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
 export const H2_MAX_STREAMS = 100;
-/** What one session may make Node hold (its own accounting of frames, headers and buffered data), in MB. */
-export const H2_SESSION_MEMORY_MB = 4;
 const IDLE_MS = 60_000;
+const END_STREAM = 0x1;
 
 /** Whether the first bytes of a connection are (the start of) the HTTP/2 preface. */
 export function isPreface(first: Buffer): boolean {
@@ -26,13 +25,8 @@ export function isPreface(first: Buffer): boolean {
   return n > 0 && first.compare(PREFACE, 0, n, 0, n) === 0;
 }
 
-const STREAM = Symbol('mesh.h2');
-const OPEN = Symbol('mesh.h2.open');
-type Carried = http2.ServerHttp2Stream & { [STREAM]?: H2Exchange };
-type Session = http2.ServerHttp2Session & { [OPEN]?: number };
-
 /** One stream: the body flow of its request and the response written back on it. */
-class H2Exchange extends EventEmitter implements Res, BodyFlow {
+class H2Exchange extends H2Stream implements Res, BodyFlow {
   statusCode = 200;
   headersSent = false;
   writableFinished = false;
@@ -40,39 +34,35 @@ class H2Exchange extends EventEmitter implements Res, BodyFlow {
   shouldKeepAlive = true;
   bodyBytes = 0;
   req: Req | null = null;
-  /** Request body bytes its Content-Length still allows (-1: not given). */
-  remaining = -1;
-  private headers: http2.OutgoingHttpHeaders | null = null;
-  private trailers: http2.OutgoingHttpHeaders | null = null;
+  private headers: string[] | null = null;
   private noBody = false;
   /** A gRPC call: the proxy's own errors are answered as gRPC statuses. */
   grpc = false;
+  head = false;
   /** The request's trailer fields, when its client sent some. */
   reqTrailers: string[] | null = null;
 
-  constructor(readonly st: http2.ServerHttp2Stream, readonly session: Session, readonly sock: net.Socket, private readonly head: boolean) {
-    super();
+  get sock(): net.Socket {
+    return this.conn.sock;
   }
 
   get socket(): net.Socket {
-    return this.sock;
+    return this.conn.sock;
   }
 
   pauseBody(): void {
-    this.st.pause();
+    this.pause();
   }
 
   resumeBody(): void {
-    this.st.resume();
+    this.resume();
   }
 
   writeHead(status: number, _reason: string | undefined, raw: string[]): this {
     this.statusCode = status;
     this.noBody = this.head || status === 204 || status === 304;
     if (this.grpc && status !== 200 && this.trailersOnly(status, raw)) return this;
-    const h = h2Headers(raw);
-    h[':status'] = status;
-    this.headers = h;
+    this.headers = h2Fields(raw, [':status', String(status)]);
     return this;
   }
 
@@ -87,39 +77,35 @@ class H2Exchange extends EventEmitter implements Res, BodyFlow {
     }
     if (reason === undefined) return false;
     this.noBody = true;
-    this.headers = {
-      ':status': 200, 'content-type': 'application/grpc',
-      'grpc-status': code ?? String(grpcStatusOf(status)), 'grpc-message': grpcMessage(reason), [ERROR_HEADER]: reason,
-    };
+    this.headers = [
+      ':status', '200', 'content-type', 'application/grpc',
+      'grpc-status', code ?? String(grpcStatusOf(status)), 'grpc-message', grpcMessage(reason), ERROR_HEADER, reason,
+    ];
     return true;
   }
 
   private respond(end: boolean): void {
     this.headersSent = true;
-    if (this.st.destroyed) return;
-    if (end) this.st.respond(this.headers!, { endStream: true });
-    // The response may end with trailers (gRPC's status): Node asks for them once the body is out.
-    else this.st.respond(this.headers!, { waitForTrailers: true });
+    if (this.closed) return;
+    this.conn.headers(this, this.headers!, end);
   }
 
   write(chunk: Buffer): boolean {
     if (this.destroyed || this.writableFinished) return false;
     if (!this.headersSent) this.respond(this.noBody);
-    if (this.noBody || chunk.length === 0) return true;
+    if (this.noBody || chunk.length === 0 || this.closed) return true;
     this.bodyBytes += chunk.length;
-    return this.st.write(chunk);
+    return this.conn.write(this, chunk, false, null);
   }
 
   end(chunk?: Buffer, trailers?: string[] | null): void {
     if (this.destroyed || this.writableFinished) return;
     const body = this.noBody || chunk === undefined ? null : chunk;
-    if (trailers != null && trailers.length > 0 && !this.noBody) this.trailers = h2Headers(trailers);
-    if (!this.headersSent) this.respond(this.noBody || ((body === null || body.length === 0) && this.trailers === null));
-    if (!this.st.destroyed && !this.st.writableEnded) {
-      if (body !== null && body.length > 0) {
-        this.bodyBytes += body.length;
-        this.st.end(body);
-      } else this.st.end();
+    const t = trailers != null && trailers.length > 0 && !this.noBody ? h2Fields(trailers) : null;
+    if (!this.headersSent) this.respond(this.noBody || ((body === null || body.length === 0) && t === null));
+    if (!this.closed && !this.localEnded) {
+      if (body !== null) this.bodyBytes += body.length;
+      this.conn.write(this, body ?? EMPTY, true, t);
     }
     this.writableFinished = true;
     // The rest of a request body is not wanted; reading on lets the client's window move.
@@ -127,85 +113,66 @@ class H2Exchange extends EventEmitter implements Res, BodyFlow {
     this.emit('close');
   }
 
-  sendTrailers(): void {
-    const t = this.trailers;
-    this.trailers = null;
-    // Without trailers Node ends the stream with an empty DATA frame.
-    this.st.sendTrailers(t ?? {});
-  }
-
   destroy(): void {
     if (this.destroyed || this.writableFinished) return;
-    this.st.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-    this.aborted();
+    this.conn.reset(this, E.Internal);
   }
 
-  aborted(): void {
-    if (this.destroyed || this.writableFinished) return;
+  /** The request's trailer fields (they end its body): they go on with it (mesh/1 carries them). */
+  received(trailers: string[]): void {
+    this.reqTrailers = trailers.slice();
+  }
+
+  data(chunk: Buffer): void {
+    this.req!.push(chunk);
+  }
+
+  ended(): void {
+    const req = this.req!;
+    if (!req.complete) req.finish(this.reqTrailers);
+  }
+
+  gone(_code: number, _err: Error | null): void {
+    (this.conn as ServerConn).streamGone();
+    if (this.writableFinished || this.destroyed) return;
     this.destroyed = true;
     const req = this.req;
     if (req !== null && !req.complete) req.aborted = true;
     this.emit('close');
   }
-}
 
-function onData(this: Carried, chunk: Buffer): void {
-  const x = this[STREAM]!;
-  if (x.remaining >= 0) {
-    x.remaining -= chunk.length;
-    if (x.remaining < 0) return refuse(this, x, 'request body longer than its Content-Length');
+  drained(): void {
+    this.emit('drain');
   }
-  x.req!.push(chunk);
 }
 
-function onEnd(this: Carried): void {
-  const x = this[STREAM]!;
-  if (x.remaining > 0) return refuse(this, x, 'request body shorter than its Content-Length');
-  if (!x.req!.complete) x.req!.finish(x.reqTrailers);
-}
+const EMPTY = Buffer.alloc(0);
 
-function onReqTrailers(this: Carried, headers: http2.IncomingHttpHeaders): void {
-  this[STREAM]!.reqTrailers = flatHeaders(headers);
-}
-
-function refuse(st: Carried, x: H2Exchange, _why: string): void {
-  st.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
-  x.aborted();
-}
-
-function onDrain(this: Carried): void {
-  this[STREAM]!.emit('drain');
-}
-
-function onWantTrailers(this: Carried): void {
-  this[STREAM]!.sendTrailers();
-}
-
-function onClose(this: Carried): void {
-  const x = this[STREAM]!;
-  x.session[OPEN]!--;
-  x.aborted();
-}
-
-function ignore(): void {}
-
-/** A request head from an h2 stream's header block, or why it is refused. */
-function headOf(headers: http2.IncomingHttpHeaders, raw: string[], endStream: boolean): Head | [number, string] {
+/** A request head from an h2 header block (pseudo-headers first), or why it is refused: a status, or -1 for a malformed block. */
+function headOf(f: string[], endStream: boolean): Head | [number, string] {
   const h = new Head();
-  const method = headers[':method'];
-  const path = headers[':path'];
-  if (method === 'CONNECT') return [405, 'CONNECT is not supported over HTTP/2'];
-  if (typeof method !== 'string' || typeof path !== 'string') return [400, 'request without :method or :path'];
-  h.method = method;
-  h.url = path;
-  const authority = headers[':authority'];
+  let method: string | undefined;
+  let path: string | undefined;
+  let authority: string | undefined;
+  let scheme = false;
   let size = 0;
   let cookies: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const n = raw[i]!;
-    const v = raw[i + 1]!;
+  let regular = false;
+  for (let i = 0; i < f.length; i += 2) {
+    const n = f[i]!;
+    const v = f[i + 1]!;
     size += n.length + v.length + 32;
-    if (n.charCodeAt(0) === 58 /* : */) continue;
+    if (n.charCodeAt(0) === 58 /* : */) {
+      // Pseudo-headers come first, once each, and only the request's four (RFC 9113 8.3).
+      if (regular) return [-1, 'pseudo-header after a header field'];
+      if (n === ':method' && method === undefined) method = v;
+      else if (n === ':path' && path === undefined) path = v;
+      else if (n === ':authority' && authority === undefined) authority = v;
+      else if (n === ':scheme' && !scheme) scheme = true;
+      else return [-1, `pseudo-header ${n} not allowed here`];
+      continue;
+    }
+    regular = true;
     if (isConnectionHeader(n, v)) return [400, `connection-specific header ${n} in an HTTP/2 request`];
     if (n === 'te') h.teTrailers = true;
     if (n === 'host') {
@@ -224,8 +191,11 @@ function headOf(headers: http2.IncomingHttpHeaders, raw: string[], endStream: bo
     }
     h.raw.push(n, v);
   }
-  if (size > MAX_HEAD) return [431, 'request header list too large'];
-  if (typeof authority === 'string') {
+  if (method === 'CONNECT') return [405, 'CONNECT is not supported over HTTP/2'];
+  if (method === undefined || path === undefined || !scheme || path.length === 0) return [-1, 'request without :method, :scheme or :path'];
+  h.method = method;
+  h.url = path;
+  if (authority !== undefined) {
     // A Host that disagrees with :authority would route one way and be read another (RFC 9113 8.3.1).
     if (h.host !== undefined && (h.hosts > 1 || h.host.toLowerCase() !== authority.toLowerCase())) return [400, 'Host header disagrees with :authority'];
     h.host = authority;
@@ -242,67 +212,92 @@ function headOf(headers: http2.IncomingHttpHeaders, raw: string[], endStream: bo
   return h;
 }
 
-function refuseStream(st: http2.ServerHttp2Stream, status: number, why: string): void {
-  const body = Buffer.from(`${why}\n`);
-  st.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length, [ERROR_HEADER]: errorHeader(codeOfStatus(status), why) });
-  st.end(body);
-}
-
-/** The HTTP/2 side of a listener: sessions on the sockets it is handed, a Req/Res per stream. */
-export class H2Front {
-  readonly server: http2.Http2Server;
-
-  constructor(private readonly request: RequestHandler) {
-    this.server = http2.createServer({
-      settings: { maxConcurrentStreams: H2_MAX_STREAMS, maxHeaderListSize: MAX_HEAD, enablePush: false, initialWindowSize: WINDOW },
-      maxSessionMemory: H2_SESSION_MEMORY_MB,
-      maxHeaderListPairs: 256,
-      // Streams a client opens and resets at once (HTTP/2 "rapid reset") are counted against this.
-      maxSessionRejectedStreams: 100,
-    });
-    this.server.on('stream', (st: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, raw: string[]) => this.stream(st, headers, flags, raw));
-    this.server.on('session', (s: Session) => {
-      s[OPEN] = 0;
-      // The connection's window as mesh/1's (HTTP/2 starts it at 64 KiB: one round trip per 64 KiB on a big message).
-      s.setLocalWindowSize(CONN_WINDOW);
-      s.setTimeout(IDLE_MS);
-      // A quiet session closes, unless a stream is open: a gRPC stream may be quiet for long.
-      s.on('timeout', () => {
-        if ((s[OPEN] ?? 0) === 0) s.close();
-      });
-      s.on('error', ignore);
+/** The server side of one app connection: each new stream a Req/Res for the stack. */
+class ServerConn extends H2Conn {
+  constructor(sock: net.Socket, private readonly request: RequestHandler) {
+    super(sock, true, H2_MAX_STREAMS);
+    sock.setTimeout(IDLE_MS);
+    // A quiet connection closes, unless a stream is open: a gRPC stream may be quiet for long.
+    sock.on('timeout', () => {
+      if (this.streams.size === 0) this.goaway(E.NoError);
     });
   }
+
+  protected block(id: number, flags: number, fields: string[], verdict: Block): void {
+    const end = (flags & END_STREAM) !== 0;
+    const st = this.streams.get(id) as H2Exchange | undefined;
+    if (st !== undefined) {
+      // A second block on an open stream is its trailers: they end it, and carry no pseudo-headers.
+      if (!end || st.remoteEnded) throw new H2Error(E.Protocol, 'a header block in the middle of a request');
+      if (verdict !== Block.Ok || hasPseudo(fields)) return this.reset(st, E.Protocol);
+      st.received(fields);
+      this.remoteEnd(st);
+      return;
+    }
+    // A stream already closed (one we reset may still have frames under way): nothing to do.
+    if (id <= this.lastId) {
+      if ((id & 1) === 0) throw new H2Error(E.Protocol, 'HEADERS on a server stream id');
+      return;
+    }
+    if ((id & 1) === 0) throw new H2Error(E.Protocol, 'HEADERS on a server stream id');
+    this.lastId = id;
+    if (this.goingAway) return;
+    const x = new H2Exchange(this);
+    if (this.open >= H2_MAX_STREAMS) {
+      this.counted();
+      this.add(x, id);
+      return this.reset(x, E.Refused);
+    }
+    this.add(x, id);
+    if (verdict === Block.TooLarge) return refuse(x, 431, 'request header list too large', end);
+    if (verdict !== Block.Ok) return this.reset(x, E.Protocol);
+    const h = headOf(fields, end);
+    if (Array.isArray(h)) {
+      if (h[0] < 0) return this.reset(x, E.Protocol);
+      return refuse(x, h[0], h[1], end);
+    }
+    x.head = h.method === 'HEAD';
+    x.grpc = isGrpc(contentType(h.raw));
+    x.remaining = h.contentLength;
+    const req = new Req(h, x);
+    x.req = req;
+    if (end) x.remoteEnded = true;
+    this.request(req, x);
+  }
+
+  /** A stream ended: a quiet connection may close. */
+  streamGone(): void {}
+
+  protected finished(): void {}
+}
+
+function hasPseudo(f: string[]): boolean {
+  for (let i = 0; i < f.length; i += 2) if (f[i]!.charCodeAt(0) === 58) return true;
+  return false;
+}
+
+function contentType(raw: string[]): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i] === 'content-type') return raw[i + 1];
+  return undefined;
+}
+
+/** The proxy's own answer to a stream it will not carry. */
+function refuse(x: H2Exchange, status: number, why: string, ended: boolean): void {
+  if (ended) x.remoteEnded = true;
+  const body = Buffer.from(`${why}\n`);
+  x.writeHead(status, undefined, ['content-type', 'text/plain; charset=utf-8', 'content-length', String(body.length), ERROR_HEADER, errorHeader(codeOfStatus(status), why)]);
+  x.end(body);
+}
+
+/** The HTTP/2 side of a listener: a connection on each socket it is handed, a Req/Res per stream. */
+export class H2Front {
+  constructor(private readonly request: RequestHandler) {}
 
   accept(sock: net.Socket): void {
     // Window updates and small replies go out at once, not after a delayed ACK.
     sock.setNoDelay(true);
-    this.server.emit('connection', sock);
-  }
-
-  private stream(st: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, raw: string[]): void {
-    st.on('error', ignore);
-    const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
-    const h = headOf(headers, raw, endStream);
-    if (Array.isArray(h)) return refuseStream(st, h[0], h[1]);
-    const session = st.session as Session;
-    session[OPEN] = (session[OPEN] ?? 0) + 1;
-    const sock = session.socket as unknown as net.Socket;
-    const x = new H2Exchange(st, session, sock, h.method === 'HEAD');
-    x.grpc = isGrpc(headers['content-type']);
-    const req = new Req(h, x);
-    x.req = req;
-    x.remaining = h.contentLength;
-    const c = st as Carried;
-    c[STREAM] = x;
-    c.on('close', onClose);
-    c.on('drain', onDrain);
-    c.on('wantTrailers', onWantTrailers);
-    c.on('trailers', onReqTrailers);
-    // Read even a request that is complete already: its stream's END may still be on its way.
-    c.on('data', onData);
-    c.on('end', onEnd);
-    this.request(req, x);
+    new ServerConn(sock, this.request);
+    sock.resume();
   }
 }
 
