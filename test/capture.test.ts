@@ -47,6 +47,15 @@ function metric(lines: string[], name: string, labels: Record<string, string>): 
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
+/** A meshed pod's own address goes through the mesh (mTLS, that pod): opaque TCP, and HTTP whose Host is no mesh service. */
+function podIp(r: Obj): void {
+  assert.equal(r.toPod, 'to the pod through the mesh');
+  assert.equal(r.podHttp.status, 200);
+  assert.match(r.podHttp.body.host, /^echo-a\.echo\.default\.svc\.cluster\.local:\d+$/);
+  assert.equal(r.podHttp.body.id, 'spiffe://cluster.local/ns/default/sa/echo', 'the app saw the verified caller: it came over mTLS');
+  assert.ok((metric(r.metrics, 'request_total', { direction: 'outbound', dst_service: 'echo', tls: 'true' }) ?? 0) >= 1);
+}
+
 describe('transparent TCP capture (SO_ORIGINAL_DST)', { skip }, () => {
   it('the addon reads the address a client dialled before the REDIRECT (IPv4 and IPv6), and none for a connection made to the listener itself', async () => {
     const r = await inNamespace('addon');
@@ -64,8 +73,9 @@ describe('transparent TCP capture (SO_ORIGINAL_DST)', { skip }, () => {
     assert.equal(r.denied, 'closed');
     assert.equal(r.stillMeshed, 'still meshed', 'egress deny leaves mesh services alone');
     const m = r.metrics as string[];
-    assert.equal(metric(m, 'tcp_open_total', { direction: 'outbound', dst_service: 'echo', tls: 'true', protocol: 'opaque' }), 1);
-    assert.equal(metric(m, 'tcp_open_total', { direction: 'inbound', client_id: 'spiffe://cluster.local/ns/default/sa/echo', protocol: 'opaque' }), 1);
+    assert.equal(metric(m, 'tcp_open_total', { direction: 'outbound', dst_service: 'echo', tls: 'true', protocol: 'opaque' }), 2, 'to the cluster IP and to the pod IP');
+    assert.equal(metric(m, 'tcp_open_total', { direction: 'inbound', client_id: 'spiffe://cluster.local/ns/default/sa/echo', protocol: 'opaque' }), 2);
+    podIp(r);
     assert.equal(metric(m, 'tcp_open_total', { direction: 'outbound', dst_service: '10.77.0.3', dst_mesh: 'false', protocol: 'opaque' }), 1);
     assert.match((r.log as string[]).join('\n'), /captured TCP connection to 10\.77\.0\.3:\d+ closed \(denied\)/);
   });
@@ -77,7 +87,8 @@ describe('transparent TCP capture (SO_ORIGINAL_DST)', { skip }, () => {
     assert.equal(r.denied, 'closed');
     assert.equal(r.stillMeshed, 'still meshed');
     const m = r.metrics as string[];
-    assert.equal(metric(m, 'tcp_open_total', { direction: 'outbound', dst_service: 'echo', tls: 'true', protocol: 'opaque' }), 1);
+    assert.equal(metric(m, 'tcp_open_total', { direction: 'outbound', dst_service: 'echo', tls: 'true', protocol: 'opaque' }), 2, 'to the cluster IP and to the pod IP');
+    podIp(r);
     assert.equal(metric(m, 'tcp_open_total', { direction: 'outbound', dst_service: '[fd77::3]', dst_mesh: 'false', protocol: 'opaque' }), 1);
     assert.match((r.log as string[]).join('\n'), /captured TCP connection to \[fd77::3\]:\d+ closed \(denied\)/);
   });
@@ -122,6 +133,25 @@ describe('cluster IPs in the snapshot', () => {
     assert.equal(table.current.hosts.get('10.0.0.7'), web);
     assert.equal(table.current.hosts.get('[fd00::7]'), web);
     assert.equal(table.current.hosts.get('not-an-ip'), undefined);
+  });
+});
+
+describe('meshed pod addresses in the proxy\'s table', () => {
+  it('name their endpoint alone (IPv6 in brackets), never a loopback address nor one two pods share', () => {
+    const metrics = new MetricsRegistry({});
+    const table = new RoutingTable('cluster.local', 'shop', (ns, s) => metrics.requests({ dst_namespace: ns, dst_service: s }), () => ({ rules: [] }));
+    const ep = (instance: string, address: string) => ({ instance, namespace: 'shop', service: 'db', version: 'v1', address, port: 4143, identity: 'spiffe://cluster.local/ns/shop/sa/db' });
+    table.apply({ version: '1', trustDomain: 'cluster.local', services: [{ namespace: 'shop', name: 'db', endpoints: [
+      ep('db-0', '10.1.0.5'), ep('db-1', 'fd00::6'), ep('local', '127.0.0.1'), ep('host-a', '192.168.1.9'), ep('host-b', '192.168.1.9'),
+    ] }] });
+    const pods = table.current.pods!;
+    assert.deepEqual([...pods.keys()].sort(), ['10.1.0.5', '[fd00::6]']);
+    assert.deepEqual(pods.get('10.1.0.5')!.target.endpoints.map((e) => e.info.instance), ['db-0']);
+    assert.equal(pods.get('[fd00::6]')!.router, table.current.hosts.get('db.shop'));
+    // A new snapshot keeps the pinned target (and so the endpoint's state).
+    const before = pods.get('10.1.0.5')!.target;
+    table.apply({ version: '2', trustDomain: 'cluster.local', services: [{ namespace: 'shop', name: 'db', endpoints: [ep('db-0', '10.1.0.5')] }] });
+    assert.equal(table.current.pods!.get('10.1.0.5')!.target, before);
   });
 });
 

@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import type net from 'node:net';
 import { openTcp, type TcpOutbound } from './tcp.js';
 import { detect, DETECT_MS, refuse, toHttp, type Capture } from './tcp-listeners.js';
+import { ORIGINAL_DST } from './layers/route.js';
 import type { H1Server } from './wire/h1-server.js';
 import type { TcpStats } from './metrics.js';
 import type { PortSet } from '../model/ports.js';
@@ -86,6 +87,8 @@ export function transparentCapture(o: TcpOutbound, appConns: TcpStats, opaquePor
         return true;
       }
       // A CONNECT here was meant for whatever proxy the app dialled: bytes like any others, to that destination.
+      // HTTP goes by its Host, and by where it was going when that is not in the mesh (route.ts).
+      (sock as net.Socket & { [ORIGINAL_DST]?: string })[ORIGINAL_DST] = dst.slice(0, dst.lastIndexOf(':'));
       detect(sock, DETECT_MS, (kind, read) => (kind === 'http' ? toHttp(http, sock, read) : tunnel(sock, dst, read)));
       return true;
     },

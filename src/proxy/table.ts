@@ -2,9 +2,9 @@
 // state (load, latency, ejections) survives pushes.
 import { isIP } from 'node:net';
 import { serviceKey, type Snapshot } from '../model/snapshot.js';
-import { DEFAULT_BREAKER, Target, type StatsFor } from './balancer.js';
+import { DEFAULT_BREAKER, Target, type Endpoint, type StatsFor } from './balancer.js';
 import { ServiceRouter, type CompiledRule } from './routing.js';
-import type { RouteTable } from './layers/route.js';
+import type { Pinned, RouteTable } from './layers/route.js';
 import { GRPC_RETRY_ON, type GrpcRetryOn } from '../model/route.js';
 import { httpStatusOfGrpc } from './wire/grpc-status.js';
 
@@ -28,6 +28,8 @@ export type RouteSettingsFor = (snapshot: Snapshot, namespace: string, service: 
 
 export class RoutingTable {
   private readonly routers = new Map<string, ServiceRouter>();
+  /** Each endpoint as a target of its own (kept with the endpoint's state), for traffic to its address. */
+  private readonly pinned = new WeakMap<Endpoint, Target>();
   current: RouteTable = { hosts: new Map(), fallback: null };
 
   constructor(
@@ -47,6 +49,8 @@ export class RoutingTable {
 
   apply(s: Snapshot): void {
     const hosts = new Map<string, ServiceRouter>();
+    const pods = new Map<string, Pinned>();
+    const shared = new Set<string>();
     const seen = new Set<string>();
     for (const svc of s.services) {
       seen.add(serviceKey(svc.namespace, svc.name));
@@ -59,6 +63,7 @@ export class RoutingTable {
         const family = typeof ip === 'string' ? isIP(ip) : 0;
         if (family !== 0) hosts.set(family === 6 ? `[${ip.toLowerCase()}]` : ip, r);
       }
+      for (const e of r.target.endpoints) this.pin(pods, shared, r, e);
     }
     for (const [key, r] of this.routers) {
       if (seen.has(key)) continue;
@@ -66,7 +71,33 @@ export class RoutingTable {
       this.compile(r, { rules: [] });
     }
     const fallback = this.defaultService ? this.router(this.ownNamespace, this.defaultService) : null;
-    this.current = { hosts, fallback };
+    this.current = { hosts, fallback, pods };
+  }
+
+  /**
+   * A pod's address names that endpoint (of the first of its services that lists it). Never a loopback address (every
+   * local workload has one) nor an address two pods share (host-network pods): traffic to those stays egress.
+   */
+  private pin(pods: Map<string, Pinned>, shared: Set<string>, r: ServiceRouter, e: Endpoint): void {
+    const a = e.info.address;
+    const family = isIP(a);
+    if (family === 0 || a.startsWith('127.') || (family === 6 && (a === '::1' || a.toLowerCase().startsWith('::ffff:127.')))) return;
+    const key = family === 6 ? `[${a.toLowerCase()}]` : a;
+    if (shared.has(key)) return;
+    const had = pods.get(key);
+    if (had !== undefined) {
+      if (had.target.endpoints[0]!.info.instance !== e.info.instance) {
+        pods.delete(key);
+        shared.add(key);
+      }
+      return;
+    }
+    let t = this.pinned.get(e);
+    if (t === undefined) {
+      this.pinned.set(e, (t = new Target(e.info.namespace, e.info.service, this.trustDomain, this.statsFor, e.info.version)));
+      t.setEndpoints([e]);
+    }
+    pods.set(key, { router: r, target: t });
   }
 
   private compile(r: ServiceRouter, settings: RouteSettings): void {

@@ -9,6 +9,7 @@
 //   mesh6: the same over IPv6 (fd77::2 the pod, fd77::3 outside, fd77::10 the cluster IP), an ip6tables REDIRECT to the
 //          proxy's [::1] outbound socket, peers dialling the pod's inbound listener on its IPv6 address.
 import net from 'node:net';
+import http from 'node:http';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,6 +34,8 @@ const POD_IP = NET[4].pod;
 const OUTSIDE_IP = NET[4].outside;
 const SERVICE_PORT = 7000;
 const CLIENT_UID = 65534;
+/** The proxy's listener for the pod's second app port (HTTP). */
+const WEB_LISTENER = 4145;
 const TD = 'cluster.local';
 
 const sh = (cmd: string) => execFileSync('sh', ['-c', cmd], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -142,6 +145,10 @@ async function meshScenario(family: 4 | 6): Promise<unknown> {
     const outside = echoServer();
     servers.push(outside);
     const outsidePort = await listen(outside, 0, n.outside);
+    // The pod's second declared port: HTTP that says which Host it was asked for and who called (the verified identity).
+    const web = http.createServer((req, res) => res.end(JSON.stringify({ host: req.headers.host, id: req.headers['mesh-client-id'] ?? null })));
+    servers.push(web);
+    const webPort = await listen(web, 0, '127.0.0.1');
 
     server = await startFakeApiServer({ tokenReviews: { 'projected-echo': { username: 'system:serviceaccount:default:echo', audiences: ['mesh.io'] } } });
     seedControlPlane(server, { trustAnchorsPem: anchor.certPem, issuerCertPem: issuer.certPem, issuerKeyPem: issuer.keyPem }, { trustDomain: TD });
@@ -160,7 +167,7 @@ async function meshScenario(family: 4 | 6): Promise<unknown> {
     proxy = startMesh(['--platform', 'kubernetes', 'proxy', '--inbound-port', String(inbound), '--outbound-port', String(outbound), '--admin-port', String(admin)], {
       MESH_NAMESPACE: 'default', MESH_POD_NAME: 'echo-a', MESH_SERVICE_ACCOUNT: 'echo', MESH_VERSION: 'v1', MESH_TRUST_DOMAIN: TD,
       MESH_CONTROL_ADDRESS: `127.0.0.1:${control.port}`, MESH_IDENTITY_TOKEN_FILE: join(dir, 'token'), MESH_TRUST_ANCHORS: anchor.certPem,
-      MESH_INBOUND_PORTS: `${inbound}=${appPort}`, MESH_APP_PORT: '',
+      MESH_INBOUND_PORTS: `${inbound}=${appPort},${WEB_LISTENER}=${webPort}`, MESH_APP_PORT: '',
     });
     const ready = async () => (await call(`http://127.0.0.1:${admin}/ready`).catch(() => ({ status: 0 }))).status === 200;
     await waitFor('the proxy to be ready', ready, 60_000, 100);
@@ -169,6 +176,15 @@ async function meshScenario(family: 4 | 6): Promise<unknown> {
     const toService = await echoClient(n.clusterIP, SERVICE_PORT, 'through the mesh');
     const serviceMs = Date.now() - t0;
     const toOutside = await echoClient(n.outside, outsidePort, 'outside the mesh');
+    // The pod's own address, as an app of a headless Service or StatefulSet dials it: opaque TCP, and HTTP whose Host
+    // (a pod DNS name) is not a mesh service, routed by where it was going.
+    const toPod = await echoClient(n.pod, appPort, 'to the pod through the mesh');
+    const podHttp = JSON.parse(await run(`
+      require('http').get({ host: '${n.pod}', port: ${webPort}, headers: { host: 'echo-a.echo.default.svc.cluster.local:${webPort}' } }, (res) => {
+        let b = '';
+        res.on('data', (c) => (b += c));
+        res.on('end', () => { process.stdout.write(JSON.stringify({ status: res.statusCode, body: JSON.parse(b) })); process.exit(0); });
+      }).on('error', (e) => { console.error(e.message); process.exit(1); });`, CLIENT_UID)) as unknown;
     const metrics = (await call(`http://127.0.0.1:${admin}/metrics`)).body;
     // Egress denied in the namespace: the captured connection to the outside server is closed, nothing echoed.
     server.store.create({ apiVersion: 'mesh.io/v1alpha1', kind: 'Policy', metadata: { name: 'default', namespace: 'default' }, spec: { default: 'allow', egress: 'deny', rules: [] } });
@@ -177,7 +193,7 @@ async function meshScenario(family: 4 | 6): Promise<unknown> {
       return got === '' ? 'closed' : undefined;
     }, 30_000, 200);
     const stillMeshed = await echoClient(n.clusterIP, SERVICE_PORT, 'still meshed');
-    return { toService, serviceMs, toOutside, denied, stillMeshed, metrics: metrics.split('\n').filter((l) => /^tcp_/.test(l)), log: proxy.output().split('\n').filter((l) => /captur/.test(l)) };
+    return { toService, serviceMs, toOutside, toPod, podHttp, denied, stillMeshed, metrics: metrics.split('\n').filter((l) => /^(tcp_|request_total)/.test(l)), log: proxy.output().split('\n').filter((l) => /captur/.test(l)) };
   } catch (err) {
     throw new Error(`${(err as Error).message}\n--- proxy:\n${proxy?.output() ?? ''}`);
   } finally {
