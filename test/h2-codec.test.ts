@@ -1,12 +1,14 @@
 // The proxy's own HTTP/2 codec against hostile peers: raw frames on a real socket to the listener
 // apps speak h2c to. What cannot be read one way only ends the stream or the connection with the
-// error HTTP/2 names, and nothing a peer sends grows without bound. HPACK against RFC 7541's examples.
+// error HTTP/2 names, and nothing a peer sends grows without bound; the same towards an h2c app
+// (the inbound side's client). HPACK against RFC 7541's examples.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { createHttpServer, PREFACE } from '../src/proxy/wire/h2-server.js';
 import { encode, encodedBound, HpackDecoder, HpackError } from '../src/proxy/wire/hpack.js';
 import type { H1Server } from '../src/proxy/wire/h1-server.js';
+import { H2Pool, type H2Response } from '../src/proxy/wire/h2-client.js';
 
 const enum F { Data = 0, Headers = 1, Rst = 3, Settings = 4, Ping = 6, Goaway = 7, Window = 8, Cont = 9 }
 
@@ -287,5 +289,93 @@ describe('HPACK', () => {
     const out: string[] = [];
     assert.equal(d.decode(block(['x-a', 'ok']), out), 0);
     assert.deepEqual(out, ['x-a', 'ok']);
+  });
+});
+
+describe('the h2c client towards an app, against a hostile app', () => {
+  type Act = (sock: net.Socket, id: number) => void;
+  let act: Act = () => {};
+  let app: net.Server;
+  let port = 0;
+  const pool = new H2Pool({ idleMs: 5000 });
+
+  before(async () => {
+    app = net.createServer((sock) => {
+      sock.on('error', () => {});
+      sock.write(frame(F.Settings, 0, 0));
+      let buf = Buffer.alloc(0);
+      let preface = false;
+      sock.on('data', (c: Buffer) => {
+        buf = Buffer.concat([buf, c]);
+        if (!preface) {
+          if (buf.length < PREFACE.length) return;
+          buf = buf.subarray(PREFACE.length);
+          preface = true;
+        }
+        while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+          const len = buf.readUIntBE(0, 3);
+          if (buf[3] === F.Headers) act(sock, buf.readUInt32BE(5) & 0x7fffffff);
+          buf = buf.subarray(9 + len);
+        }
+      });
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    port = (app.address() as net.AddressInfo).port;
+  });
+  after(async () => {
+    pool.destroy();
+    await new Promise<void>((r) => app.close(() => r()));
+  });
+
+  /** One GET to the app: its status, body and trailers, or the error it failed with. */
+  function call(): Promise<{ status: number; body: string; trailers: string[] | null } | Error> {
+    return new Promise((resolve) => {
+      const r = pool.request({ host: '127.0.0.1', port, method: 'GET', path: '/', headers: ['host', 'app'] });
+      r.on('error', (e: Error) => resolve(e));
+      r.on('response', (res: H2Response) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString(), trailers: res.trailers }));
+        res.on('aborted', () => resolve(new Error('aborted')));
+      });
+      r.end();
+    });
+  }
+
+  it('reads a response with its body and trailers', async () => {
+    act = (sock, id) => sock.write(Buffer.concat([
+      frame(F.Headers, 0x4, id, block([':status', '200', 'content-type', 'application/grpc'])),
+      frame(F.Data, 0, id, Buffer.from('hello')),
+      frame(F.Headers, 0x5, id, block(['grpc-status', '0'])),
+    ]));
+    const r = await call();
+    assert.ok(!(r instanceof Error), String(r));
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'hello');
+    assert.deepEqual(r.trailers, ['grpc-status', '0']);
+  });
+
+  it('a malformed response head fails the request and resets the stream', async () => {
+    act = (sock, id) => sock.write(frame(F.Headers, 0x5, id, block([':status', '200', 'X-Up', 'a'])));
+    const r = await call();
+    assert.ok(r instanceof Error);
+    assert.match(r.message, /reset the stream|HTTP\/2 error/);
+  });
+
+  it('a stream past the app\'s GOAWAY fails as refused, and the next request gets a new connection', async () => {
+    act = (sock) => sock.write(frame(F.Goaway, 0, 0, Buffer.from('0000000000000000', 'hex')));
+    const r = await call();
+    assert.ok(r instanceof Error);
+    assert.match(r.message, /refused the stream/);
+    act = (sock, id) => sock.write(frame(F.Headers, 0x5, id, block([':status', '204'])));
+    const next = await call();
+    assert.ok(!(next instanceof Error), String(next));
+    assert.equal(next.status, 204);
+  });
+
+  it('an oversized frame from the app ends its connection and fails the request', async () => {
+    act = (sock, id) => sock.write(frame(F.Data, 0, id, Buffer.alloc(16_385)));
+    const r = await call();
+    assert.ok(r instanceof Error);
   });
 });
