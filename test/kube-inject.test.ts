@@ -152,6 +152,22 @@ describe('mesh inject (pure transform)', () => {
     assert.deepEqual(reports.map((r) => r.result), ['skipped', 'skipped']);
   });
 
+  it('sends a pod\'s spans to its own collector when mesh.io/trace-collector names one (else mesh-control\'s), and warns about one that is not an http:// URL', () => {
+    const env = (annotation?: string) => {
+      const d = deployment('t');
+      if (annotation !== undefined) d.spec.template.metadata.annotations = { 'mesh.io/trace-collector': annotation };
+      const reports: InjectReport[] = [];
+      const out = injectObject(d, injectOpts(), reports) as typeof d;
+      const proxy = out.spec.template.spec.initContainers.find((c: { name: string }) => c.name === 'mesh-proxy');
+      return { value: proxy.env.find((e: { name: string }) => e.name === 'MESH_TRACE_COLLECTOR')?.value, warnings: reports[0]!.warnings };
+    };
+    assert.deepEqual(env(), { value: undefined, warnings: [] });
+    assert.deepEqual(env('http://otel-collector.observability:4318/v1/traces'), { value: 'http://otel-collector.observability:4318/v1/traces', warnings: [] });
+    const bad = env('otel:4318');
+    assert.equal(bad.value, undefined);
+    assert.match(bad.warnings.join('\n'), /mesh\.io\/trace-collector: 'otel:4318' is not an http:\/\/ URL, ignored/);
+  });
+
   it('skips, with a warning, pods that already have another mesh\'s sidecar', () => {
     const d = deployment('legacy', { containers: [{ name: 'app', image: 'a' }, { name: 'linkerd-proxy', image: 'l' }] });
     const reports: InjectReport[] = [];

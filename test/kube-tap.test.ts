@@ -3,112 +3,22 @@
 // with a TokenReview and a SubjectAccessReview on tap.mesh.io. A real kube sidecar reports what the tap selects.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import http from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startFakeApiServer, type FakeApiServer } from './support/kube/fake-api-server.js';
-import { assertOneLineError, mesh, MESH_BIN, startMesh, waitFor } from './support/mesh.js';
-import { get } from './support/http.js';
-import { fixture } from './support/golden.js';
-import { seedControlPlane, startKubeControlProcess, type KubeControlProcess } from './support/kube-mesh.js';
-import type { Started } from './support/process.js';
 import { spawn } from 'node:child_process';
-import { renderCrds } from '../src/platform/kubernetes/crds.js';
-
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-const CONTROL_POD = 'mesh-control-5c9d-abcde';
+import { assertOneLineError, MESH_BIN, waitFor } from './support/mesh.js';
+import { fixture } from './support/golden.js';
+import { startTapBed, type TapBed } from './support/fake-kube-tap.js';
 
 describe('mesh tap and mesh dashboard on kubernetes, through a port-forward', () => {
-  let server: FakeApiServer;
-  let dir: string;
-  let control: KubeControlProcess;
-  let proxy: Started;
-  let app: http.Server;
-  let inbound = '';
-  const kubeconfig: Record<string, string> = {};
-  const cli = (user: string, args: string[], timeoutMs = 60_000) =>
-    mesh(['--platform', 'kubernetes', '--kubeconfig', kubeconfig[user]!, ...args], { env: { HOME: dir, KUBECONFIG: '', MESH_PLATFORM: '' }, timeoutMs });
+  let bed: TapBed;
+  const cli = (user: 'jane' | 'bob' | 'carol', args: string[], timeoutMs?: number) => bed.cli(user, args, timeoutMs);
+  const load = () => bed.load();
 
   before(async () => {
-    server = await startFakeApiServer({
-      tokenReviews: {
-        'projected-reviews': { username: 'system:serviceaccount:default:reviews', audiences: ['mesh.io'] },
-        'jane-token': { username: 'jane', groups: ['system:authenticated'] },
-        'bob-token': { username: 'bob', groups: ['system:authenticated'] },
-        'carol-token': { username: 'carol', groups: ['system:authenticated'] },
-      },
-      // bob may not tap; carol may not port-forward into mesh-system. jane (and the admin) may do both.
-      deny: [
-        { verb: 'watch', group: 'tap.mesh.io', resource: 'deployments/tap', user: 'bob' },
-        { verb: 'create', group: '', resource: 'pods/portforward', namespace: 'mesh-system', user: 'carol' },
-      ],
-    });
-    dir = mkdtempSync(join(tmpdir(), 'mesh-ktap-'));
-    for (const user of ['jane', 'bob', 'carol']) {
-      kubeconfig[user] = join(dir, `${user}.kubeconfig`);
-      writeFileSync(kubeconfig[user]!, server.kubeconfigYaml.replace(server.token, `${user}-token`), { mode: 0o600 });
-    }
-    for (const crd of renderCrds()) server.store.create(crd as Obj);
-    seedControlPlane(server, { trustAnchorsPem: fixture('kube', 'anchor.crt'), issuerCertPem: fixture('kube', 'issuer.crt'), issuerKeyPem: fixture('kube', 'issuer.key') });
-    // A pod of Deployment reviews-v1 (through its ReplicaSet), meshed, and the control plane's pod.
-    server.store.create({
-      apiVersion: 'v1', kind: 'Pod',
-      metadata: { name: 'reviews-v1-7d9f-x1', namespace: 'default', labels: { app: 'reviews', version: 'v1', 'pod-template-hash': '7d9f' },
-        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'reviews-v1-7d9f', uid: 'u1', controller: true }] },
-      spec: { serviceAccountName: 'reviews', initContainers: [{ name: 'mesh-proxy', image: 'ghcr.io/mesh/mesh:test', restartPolicy: 'Always' }], containers: [{ name: 'app', image: 'example/app' }] },
-      status: { phase: 'Running', podIP: '10.1.0.1' },
-    });
-    server.store.create({
-      apiVersion: 'v1', kind: 'Pod',
-      metadata: { name: CONTROL_POD, namespace: 'mesh-system', labels: { 'app.kubernetes.io/part-of': 'mesh', 'app.kubernetes.io/component': 'control' } },
-      spec: { containers: [{ name: 'control', image: 'ghcr.io/mesh/mesh:test' }] },
-      status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
-    });
-    control = await startKubeControlProcess(server, dir);
-    server.portForwards.set(`mesh-system/${CONTROL_POD}:8443`, `127.0.0.1:${control.port}`);
-
-    // The pod's sidecar, as kube-control-process runs one: its projected token, the app behind it.
-    app = http.createServer((_req, res) => res.end('reviews ok'));
-    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-    const tokenFile = join(dir, 'token');
-    writeFileSync(tokenFile, 'projected-reviews\n');
-    proxy = startMesh(['--platform', 'kubernetes', 'proxy', '--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0'], {
-      ...process.env, MESH_NAMESPACE: 'default', MESH_POD_NAME: 'reviews-v1-7d9f-x1', MESH_SERVICE_ACCOUNT: 'reviews', MESH_VERSION: 'v1',
-      MESH_TRUST_DOMAIN: 'cluster.local', MESH_CONTROL_ADDRESS: `127.0.0.1:${control.port}`, MESH_IDENTITY_TOKEN_FILE: tokenFile,
-      MESH_TRUST_ANCHORS: fixture('kube', 'anchor.crt'), MESH_APP_PORT: String((app.address() as { port: number }).port),
-    });
-    const addrs = await proxy.until('its listeners', (out) => {
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      return line ? JSON.parse(line) as { admin: string; inbound: string } : undefined;
-    }, 30_000);
-    inbound = `127.0.0.1:${addrs.inbound.split(':').pop()}`;
-    const admin = `127.0.0.1:${addrs.admin.split(':').pop()}`;
-    await waitFor('the sidecar to be ready', async () => (await get(admin, '/ready')).status === 200, 30_000, 100);
+    bed = await startTapBed('mesh-ktap-');
   });
   after(async () => {
-    await proxy?.stop();
-    app?.close();
-    await control?.process.stop();
-    await server?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await bed?.stop();
   });
-
-  /** Requests to the sidecar's inbound port until stopped (plaintext, as a kubelet probe comes). */
-  function load(): () => Promise<void> {
-    let stopped = false;
-    const done = (async () => {
-      while (!stopped) {
-        await get(inbound, '/reviews/0').catch(() => {});
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
-    return async () => {
-      stopped = true;
-      await done;
-    };
-  }
 
   it('streams a deployment\'s requests to a user RBAC lets tap it, the caller checked by TokenReview and SubjectAccessReview', async () => {
     const stop = load();
@@ -118,7 +28,7 @@ describe('mesh tap and mesh dashboard on kubernetes, through a port-forward', ()
     const lines = r.stdout.trim().split('\n');
     assert.match(lines[0]!, /^req id=reviews-v1-7d9f-x1:\d+ proxy=in src=- dst=ns\/default\/sa\/reviews tls=false :method=GET :authority=\S+ :path=\/reviews\/0$/);
     assert.match(lines[1]!, /^rsp .* :status=200 latency=\d+µs/);
-    const reviews = server.requests.filter((q) => q.path.endsWith('/subjectaccessreviews') || q.path.endsWith('/tokenreviews'));
+    const reviews = bed.server.requests.filter((q) => q.path.endsWith('/subjectaccessreviews') || q.path.endsWith('/tokenreviews'));
     assert.ok(reviews.some((q) => q.path.endsWith('/subjectaccessreviews')), 'the control plane asked a SubjectAccessReview');
   });
 
@@ -134,7 +44,7 @@ describe('mesh tap and mesh dashboard on kubernetes, through a port-forward', ()
 
   it('refuses a token the API server does not accept, and a tap of another user', async () => {
     const { ControlClient } = await import('../src/api/client.js');
-    const c = new ControlClient(`127.0.0.1:${control.port}`, fixture('kube', 'anchor.crt'), 'cluster.local');
+    const c = new ControlClient(`127.0.0.1:${bed.control.port}`, fixture('kube', 'anchor.crt'), 'cluster.local');
     try {
       assert.equal((await c.request('GET', '/v1/tap?target=deploy/reviews-v1', undefined, { bearer: 'forged' })).status, 401);
       assert.equal((await c.request('GET', '/v1/tap?target=deploy/reviews-v1')).status, 401);
@@ -150,8 +60,8 @@ describe('mesh tap and mesh dashboard on kubernetes, through a port-forward', ()
   });
 
   it('mesh dashboard serves the control plane\'s views on a local URL, and closes the forward when it stops', async () => {
-    const dash = spawn(process.execPath, [MESH_BIN, '--platform', 'kubernetes', '--kubeconfig', kubeconfig.jane!, 'dashboard', '--port', '0'],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: dir, KUBECONFIG: '', MESH_PLATFORM: '' } });
+    const dash = spawn(process.execPath, [MESH_BIN, '--platform', 'kubernetes', '--kubeconfig', bed.kubeconfig.jane, 'dashboard', '--port', '0'],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...bed.env } });
     let out = '';
     dash.stdout!.on('data', (c) => (out += c));
     dash.stderr!.on('data', (c) => (out += c));
@@ -173,5 +83,48 @@ describe('mesh tap and mesh dashboard on kubernetes, through a port-forward', ()
       dash.kill('SIGTERM');
       await new Promise((r) => dash.once('exit', r));
     }
+  });
+  it('the sidecar sends its spans to mesh-control over the control\'s TLS with its certificate: /v1/traces lists them, and an export without a certificate is refused', async () => {
+    const { ControlClient } = await import('../src/api/client.js');
+    const c = new ControlClient(`127.0.0.1:${bed.control.port}`, fixture('kube', 'anchor.crt'), 'cluster.local');
+    const stop = load();
+    try {
+      const trace = await waitFor('a trace of the sidecar at the control plane', async () => {
+        const r = await c.request<{ traces: { traceId: string; services: string[]; root: string }[] }>('GET', '/v1/traces');
+        return r.status === 200 ? r.body.traces.find((t) => t.services.includes('reviews')) : undefined;
+      }, 30_000, 250);
+      assert.match(trace!.root, /^reviews: inbound GET reviews$/);
+      const spans = await c.request<{ spans: { service: string; attributes: Record<string, unknown> }[] }>('GET', `/v1/traces/${trace!.traceId}`);
+      assert.equal(spans.body.spans[0]!.attributes['http.target'], '/reviews/0');
+      const forged = { resourceSpans: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: 'forged' } }] }, scopeSpans: [{ spans: [{ traceId: 'f'.repeat(32), spanId: 'f'.repeat(16), name: 'x' }] }] }] };
+      assert.equal((await c.request('POST', '/v1/traces', forged)).status, 401);
+    } finally {
+      await stop();
+      c.close();
+    }
+  });
+
+  it('mesh tap keeps streaming across a mesh-control restart: the port-forward reconnects to the new pod, saying so', async () => {
+    const stop = load();
+    const tap = spawn(process.execPath, [MESH_BIN, '--platform', 'kubernetes', '--kubeconfig', bed.kubeconfig.jane, 'tap', 'deploy/reviews-v1', '--duration', '90s'],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...bed.env } });
+    let out = '';
+    let err = '';
+    tap.stdout!.on('data', (c) => (out += c));
+    tap.stderr!.on('data', (c) => (err += c));
+    const exited = new Promise<number | null>((r) => tap.once('exit', r));
+    try {
+      await waitFor('tap lines', () => /^req /m.test(out), 30_000, 100);
+      const old = bed.controlPod;
+      await bed.restartControl();
+      const before = out.length;
+      await waitFor('the reconnect line', () => err.includes(`reconnected to mesh-system/${bed.controlPod}`), 30_000, 100);
+      assert.match(err, new RegExp(`mesh: the port-forward to mesh-system/${old} dropped \\(.*\\); reconnecting \\(1/8\\)`));
+      await waitFor('tap lines from the new control plane', () => /^req /m.test(out.slice(before)), 30_000, 100);
+    } finally {
+      tap.kill('SIGTERM');
+      await stop();
+    }
+    assert.equal(await exited, 0, err);
   });
 });

@@ -17,6 +17,7 @@ import { TapHub } from './tap.js';
 import { tapRoutes } from './tap-routes.js';
 import { viewRoutes } from './view-routes.js';
 import type { TraceStore } from './traces.js';
+import { traceIngestRoutes } from './trace-ingest.js';
 import { routeTable, type Route } from './router.js';
 import { identityRoutes } from './identity-routes.js';
 import { ADMIN_CALLER, type TapAccess } from './tap-access.js';
@@ -154,6 +155,7 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
     ...tapRoutes(taps, proxies, o.auth.tap),
     ...(o.telemetry?.routes() ?? []),
     ...viewRoutes({ registry: o.registry, telemetry: o.telemetry, traces: o.traces }),
+    ...traceIngestRoutes(o.traces),
   ];
   const handle = routeTable(routes, {
     proxy(req) {

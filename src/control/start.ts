@@ -7,7 +7,7 @@ import { certInfo, DAY, generateKey, splitPem } from '../identity/ca.js';
 import { identityEpoch } from '../identity/epoch.js';
 import { CONTROL_IDENTITY } from '../api/client.js';
 import { MeshError } from '../util/errors.js';
-import type { ConfigKind, Snapshot } from '../model/snapshot.js';
+import { CONTROL_COLLECTOR, type ConfigKind, type Snapshot } from '../model/snapshot.js';
 import type { ControlPlatform } from './platform.js';
 import { Registry } from './registry.js';
 import { createControlServer, type ControlAuth, type ControlIdentity, type ControlServer } from './server.js';
@@ -42,8 +42,11 @@ export interface ControlPlaneOptions {
   /** How to fix a port in use (the error names the port). */
   portHint: string;
   scrapeIntervalMs?: number;
-  /** Receive the proxies' spans (OTLP over HTTP on a free 127.0.0.1 port) for the dashboard. */
-  traces?: boolean;
+  /**
+   * Receive the proxies' spans for the dashboard: 'loopback', OTLP over HTTP on a free 127.0.0.1 port (local platform);
+   * 'api', POST /v1/traces on the control plane's own API from proxies with a mesh certificate (Kubernetes).
+   */
+  traces?: 'loopback' | 'api';
   /** Hears every identity put into service, the first one too (Kubernetes: the injector's trust anchors). */
   onIdentity?(id: ControlIdentity): void;
   log(line: string): void;
@@ -98,12 +101,10 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
     const telemetry = new Telemetry(targets, { scrapeIntervalMs: o.scrapeIntervalMs, log });
     stops.push(() => telemetry.close());
     const traces = o.traces ? new TraceStore() : undefined;
-    const otlp = traces && (await startTraceReceiver(traces));
-    if (otlp) {
-      stops.push(() => otlp.server.close());
-      // On by default: proxies without a collector of their own export here, a few new traces a second each.
-      registry.setTraces({ collector: otlp.url, perSecond: DEFAULT_TRACES_PER_SECOND });
-    }
+    const otlp = o.traces === 'loopback' ? await startTraceReceiver(traces!) : undefined;
+    if (otlp) stops.push(() => otlp.server.close());
+    // On by default: proxies without a collector of their own export here, a few new traces a second each.
+    if (traces) registry.setTraces({ collector: otlp?.url ?? CONTROL_COLLECTOR, perSecond: DEFAULT_TRACES_PER_SECOND });
 
     /** An identity read for a reload, with a serving certificate of its own. */
     const withTls = async (n: ControlIdentity) => {

@@ -59,8 +59,10 @@ export interface Snapshot {
    */
   workloads?: WorkloadNames;
   /**
-   * The control plane's own span receiver (OTLP/HTTP JSON; local platform): where proxies export spans when no
-   * collector is configured, starting at most `perSecond` new traces a second each (traces they join are all kept).
+   * The control plane's own span receiver: where proxies export spans (OTLP/HTTP JSON) when no collector is
+   * configured, starting at most `perSecond` new traces a second each (traces they join are all kept). `collector` is
+   * a URL (local platform: a receiver on 127.0.0.1), or CONTROL_COLLECTOR: POST /v1/traces on the control plane's own
+   * API, over its TLS with the proxy's certificate (Kubernetes, where a pod cannot reach the control's loopback).
    */
   traces?: { collector: string; perSecond: number };
 }
@@ -104,3 +106,6 @@ export function checkName(value: string, what: string): string {
   }
   return value;
 }
+
+/** Snapshot.traces.collector when proxies send their spans to the control plane's API itself. */
+export const CONTROL_COLLECTOR = 'control';

@@ -162,6 +162,14 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     { identity: identity.uri, service: o.service, namespace: o.namespace, deployment, pod: o.instance },
     { accessLog: !!o.accessLog, collector: o.traceCollector ?? null },
   );
+  // Spans for the control plane's API (Kubernetes): one export in flight at a time, so a control plane that is slow or
+  // away costs spans, never memory or the client's few connections.
+  let exporting = false;
+  telemetry.toControl = (body) => {
+    if (exporting) return;
+    exporting = true;
+    client.request('POST', '/v1/traces', body, { timeoutMs: 5000 }).catch(() => undefined).finally(() => (exporting = false));
+  };
   const tap = (telemetry.tap = new Tap(client, { identity: identity.uri, instance: o.instance }, log));
   const applySettings = (s: MeshSettings | undefined, traces: Snapshot['traces']) => {
     const al = s?.accessLog;

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import type { Exchange } from './exchange.js';
 import type { Tap } from './tap.js';
 import { isoTime } from '../util/iso-time.js';
+import { CONTROL_COLLECTOR } from '../model/snapshot.js';
 
 export interface TelemetrySettings {
   accessLog: boolean;
@@ -48,6 +49,8 @@ export class Telemetry {
   settings: TelemetrySettings;
   /** Live taps (mesh tap); null or off costs a request one check. */
   tap: Tap | null = null;
+  /** Sends an export to the control plane's API (collector CONTROL_COLLECTOR); without it such spans are dropped. */
+  toControl: ((body: unknown) => void) | null = null;
   private spans: Span[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly epochOffsetMs = performance.timeOrigin;
@@ -169,7 +172,7 @@ export class Telemetry {
     const url = this.settings.collector;
     if (!spans.length || !url) return;
     const nano = (ms: number) => (BigInt(Math.round(ms * 1000)) * 1000n).toString();
-    const body = JSON.stringify({
+    const payload = {
       resourceSpans: [{
         resource: { attributes: [
           { key: 'service.name', value: { stringValue: this.own.service } },
@@ -187,7 +190,9 @@ export class Telemetry {
           })),
         }],
       }],
-    });
+    };
+    if (url === CONTROL_COLLECTOR) return void this.toControl?.(payload);
+    const body = JSON.stringify(payload);
     // Best effort: a collector that is down costs these spans, never the request path.
     const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, agent: false });
     req.setTimeout(5000, () => req.destroy());

@@ -25,8 +25,8 @@ export function readBody(req: IncomingMessage, limit = 64 * 1024): Promise<Buffe
   });
 }
 
-export async function readJsonBody<T>(req: IncomingMessage): Promise<T> {
-  const body = await readBody(req);
+export async function readJsonBody<T>(req: IncomingMessage, limit?: number): Promise<T> {
+  const body = await readBody(req, limit);
   try {
     return JSON.parse(body.toString('utf8')) as T;
   } catch {

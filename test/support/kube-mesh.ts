@@ -59,9 +59,9 @@ export interface KubeControlProcess {
 }
 
 /** `mesh control --platform kubernetes` against the fake API server (kubeconfig written in `dir`, HOME there too). */
-export async function startKubeControlProcess(server: FakeApiServer, dir: string, env: NodeJS.ProcessEnv = {}): Promise<KubeControlProcess> {
+export async function startKubeControlProcess(server: FakeApiServer, dir: string, env: NodeJS.ProcessEnv = {}, port = 0): Promise<KubeControlProcess> {
   const kubeconfig = server.writeKubeconfig(dir);
-  const p = startMesh(['--platform', 'kubernetes', '--kubeconfig', kubeconfig, 'control', '--port', '0', '--webhook-port', '0'],
+  const p = startMesh(['--platform', 'kubernetes', '--kubeconfig', kubeconfig, 'control', '--port', String(port), '--webhook-port', '0'],
     { HOME: dir, KUBECONFIG: '', MESH_IDENTITY_DIR: '', MESH_WEBHOOK_DIR: '', MESH_LISTEN_ADDRESS: '127.0.0.1', ...env });
   try {
     const m = await p.until('API and webhook ports', /API on :(\d+), injector webhook on :(\d+)/, 20_000);

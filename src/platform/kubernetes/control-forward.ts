@@ -2,7 +2,7 @@
 // dashboard), as `linkerd viz dashboard` goes: a port-forward to a running mesh-control pod, the control plane
 // verified by its SPIFFE identity under the installed trust anchors, and the kubeconfig user's own bearer token sent
 // along for the control plane to check (TokenReview, then a SubjectAccessReview per tap).
-import { ControlClient, type ControlResponse } from '../../api/client.js';
+import { ControlClient, ControlUnreachable, type ControlResponse } from '../../api/client.js';
 import { MeshError } from '../../util/errors.js';
 import type { KubeClient } from './client.js';
 import { forwardPort } from './port-forward.js';
@@ -16,19 +16,35 @@ interface Pod {
 export interface ControlForward {
   /** The kubeconfig user's bearer token, when it has one (client-certificate users have none). */
   bearer?: string;
-  /** A call through the forward; a forward that failed is said in one line. */
+  /** A call through the forward; a forward that failed is said in one line. A GET on a forward that dropped is sent again once it is back. */
   request<T>(method: string, path: string, o?: { timeoutMs?: number }): Promise<ControlResponse<T>>;
+  /** How many times the forward was opened again after it dropped (state the control plane kept, such as a tap, is gone). */
+  readonly reconnects: number;
   close(): Promise<void>;
 }
 
+/** Attempts to open a dropped forward again, and the pause before each (a rollout replaces the pod in seconds). */
+const RECONNECT_ATTEMPTS = 8;
+const RECONNECT_PAUSE_MS = [250, 500, 1000, 2000, 4000];
+
 const ready = (p: Pod) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
-export async function openControlForward(kube: KubeClient): Promise<ControlForward> {
+async function controlPod(kube: KubeClient): Promise<string | undefined> {
   const pods = (await kube.list<Pod & { apiVersion: string; kind: string }>('v1', 'Pod', {
     namespace: CONTROL_NAMESPACE, labelSelector: `${PART_OF}=mesh,app.kubernetes.io/component=control`,
   })).filter((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp);
-  const pod = pods.find(ready) ?? pods[0];
-  if (!pod?.metadata?.name) {
+  return (pods.find(ready) ?? pods[0])?.metadata?.name;
+}
+
+/**
+ * Opens the forward. One that answered and then drops (mesh-control restarted, the API server or the kubelet cut the
+ * WebSocket) is opened again to whichever control pod runs then, up to RECONNECT_ATTEMPTS times in a row, saying so
+ * on `say` (stderr); one that never answered fails at once, saying why.
+ */
+export async function openControlForward(kube: KubeClient, o: { say?: (line: string) => void } = {}): Promise<ControlForward> {
+  const say = o.say ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const first = await controlPod(kube);
+  if (!first) {
     throw new MeshError(`no running mesh-control pod in namespace ${CONTROL_NAMESPACE} (context ${kube.contextName})`,
       `install it with 'mesh install --platform kubernetes --apply', or see kubectl -n ${CONTROL_NAMESPACE} get pods`);
   }
@@ -36,27 +52,89 @@ export async function openControlForward(kube: KubeClient): Promise<ControlForwa
   const [roots, config] = await Promise.all([read(TRUST_ROOTS_CONFIGMAP), read(MESH_CONFIGMAP)]);
   const anchors = roots?.data?.['ca-bundle.crt'];
   if (!anchors) throw new MeshError(`configmap ${CONTROL_NAMESPACE}/${TRUST_ROOTS_CONFIGMAP} has no trust anchors`, "re-run 'mesh install --platform kubernetes --apply'");
+  const trustDomain = config?.data?.trustDomain || 'cluster.local';
   const headers: { headers?: Record<string, string> } = {};
   await kube.kc.applyToHTTPSOptions(headers as never);
   const auth = headers.headers?.Authorization ?? headers.headers?.authorization;
   const bearer = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
 
-  const forward = await forwardPort(kube.kc, CONTROL_NAMESPACE, pod.metadata.name, CONTROL_PORT);
-  const client = new ControlClient(`127.0.0.1:${forward.port}`, anchors, config?.data?.trustDomain || 'cluster.local');
+  const open = async (pod: string) => {
+    const forward = await forwardPort(kube.kc, CONTROL_NAMESPACE, pod, CONTROL_PORT);
+    return { pod, forward, client: new ControlClient(`127.0.0.1:${forward.port}`, anchors, trustDomain), answered: false };
+  };
+  let now = await open(first);
+  let reconnects = 0;
+  let reopening: Promise<void> | undefined;
+  let closed = false;
+  const shut = async (c: typeof now) => {
+    c.client.close();
+    await c.forward.close();
+  };
+
+  /** The forward again, to the control pod running now; throws after RECONNECT_ATTEMPTS. */
+  const reopen = (why: string) => (reopening ??= (async () => {
+    const old = now;
+    await shut(old);
+    let last = why;
+    for (let attempt = 1; attempt <= RECONNECT_ATTEMPTS && !closed; attempt++) {
+      say(`mesh: the port-forward to ${CONTROL_NAMESPACE}/${old.pod} dropped (${last}); reconnecting (${attempt}/${RECONNECT_ATTEMPTS})`);
+      await new Promise((r) => setTimeout(r, RECONNECT_PAUSE_MS[Math.min(attempt - 1, RECONNECT_PAUSE_MS.length - 1)]));
+      try {
+        const pod = await controlPod(kube);
+        if (!pod) {
+          last = `no running mesh-control pod in ${CONTROL_NAMESPACE}`;
+          continue;
+        }
+        const next = await open(pod);
+        const probe = await next.client.request('GET', '/v1/version', undefined, { timeoutMs: 10_000 }).catch((err: Error) => err);
+        if (probe instanceof Error) {
+          last = next.forward.lastError() ?? probe.message;
+          await shut(next);
+          continue;
+        }
+        next.answered = true;
+        now = next;
+        reconnects++;
+        say(`mesh: reconnected to ${CONTROL_NAMESPACE}/${pod}`);
+        return;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+    }
+    throw new MeshError(`the port-forward to mesh-control dropped and could not be opened again (${last})`,
+      `see kubectl -n ${CONTROL_NAMESPACE} get pods, then run the command again`);
+  })().finally(() => (reopening = undefined)));
+
+  const forwardError = (c: typeof now, err: unknown) => {
+    const why = c.forward.lastError();
+    if (!why) return err;
+    return new MeshError(why, `it needs create on pods/portforward in ${CONTROL_NAMESPACE} (kubectl auth can-i create pods/portforward -n ${CONTROL_NAMESPACE}) and a running mesh-control`);
+  };
   return {
     bearer,
-    async request<T>(method: string, path: string, o: { timeoutMs?: number } = {}) {
-      try {
-        return await client.request<T>(method, path, undefined, { bearer, timeoutMs: o.timeoutMs });
-      } catch (err) {
-        const why = forward.lastError();
-        if (!why) throw err;
-        throw new MeshError(why, `it needs create on pods/portforward in ${CONTROL_NAMESPACE} (kubectl auth can-i create pods/portforward -n ${CONTROL_NAMESPACE}) and a running mesh-control`);
+    get reconnects() {
+      return reconnects;
+    },
+    async request<T>(method: string, path: string, ro: { timeoutMs?: number } = {}) {
+      for (let tries = 1; ; tries++) {
+        if (reopening) await reopening;
+        const c = now;
+        try {
+          const r = await c.client.request<T>(method, path, undefined, { bearer, timeoutMs: ro.timeoutMs });
+          c.answered = true;
+          return r;
+        } catch (err) {
+          if (!(err instanceof ControlUnreachable) || !c.answered || closed || tries > 2) throw forwardError(c, err);
+          // Another call may have reopened it already; else this one does. Only a GET is sent again.
+          if (c === now) await reopen(c.forward.lastError() ?? err.message);
+          else if (reopening) await reopening;
+          if (method !== 'GET') throw forwardError(c, err);
+        }
       }
     },
     async close() {
-      client.close();
-      await forward.close();
+      closed = true;
+      await shut(now);
     },
   };
 }

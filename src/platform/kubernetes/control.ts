@@ -70,6 +70,9 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
       openTelemetry: true, tap: kubeTapAccess(kube, { log }),
     },
     serving: { dnsNames: [...webhookDnsNames(), 'localhost'], ips: ['127.0.0.1'] },
+    // The sidecars send their spans to the control plane's API (its TLS, their certificate) unless a pod names a
+    // collector of its own (mesh.io/trace-collector); the dashboard reads them through the port-forward.
+    traces: 'api',
     port: o.port,
     address,
     portHint: 'pick another port',

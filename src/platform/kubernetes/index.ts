@@ -123,8 +123,8 @@ export function kubernetesPlatform(o: PlatformOptions): Platform {
         throw new MeshError(`tap on Kubernetes needs a kubeconfig user with a bearer token; context ${(await target.kube()).contextName} has none (a client certificate?)`,
           'use a user with a token, an exec or OIDC plugin, e.g. a ServiceAccount bound to mesh:tap-admin (kubectl create token NAME)');
       }
-      const call = async <T>(path: string, method = 'GET'): Promise<T> => {
-        const r = await control.request<T & { error?: string }>(method, path, { timeoutMs: 15_000 });
+      const call = async <T>(path: string, method = 'GET'): Promise<T> => answer(await control.request<T & { error?: string }>(method, path, { timeoutMs: 15_000 }));
+      const answer = <T>(r: { status: number; body: T & { error?: string } }): T => {
         if (r.status === 200) return r.body;
         const error = r.body?.error ?? `HTTP ${r.status}`;
         if (r.status === 403) throw new MeshError(error, "bind the mesh:tap-admin ClusterRole: kubectl create clusterrolebinding NAME --clusterrole mesh:tap-admin --user USER");
@@ -137,11 +137,22 @@ export function kubernetesPlatform(o: PlatformOptions): Platform {
         await control.close();
         throw err;
       }
+      // A control plane the forward reconnected to knows nothing of this tap (taps live in its memory): open it again.
+      let id = first.id;
+      let opened = control.reconnects;
       return {
         first,
-        poll: (after, waitMs) => call<TapPoll>(`/v1/tap?id=${first.id}&after=${after}&waitMs=${waitMs}`),
+        async poll(after, waitMs) {
+          const path = `/v1/tap?id=${id}&after=${after}&waitMs=${waitMs}`;
+          const r = await control.request<TapPoll & { error?: string }>('GET', path, { timeoutMs: 15_000 });
+          if (r.status !== 404 || control.reconnects === opened) return answer(r);
+          opened = control.reconnects;
+          const again = await call<TapPoll>(`/v1/tap?${query}`);
+          id = again.id;
+          return again;
+        },
         close: async () => {
-          await call(`/v1/tap/${first.id}`, 'DELETE').catch(() => {});
+          await call(`/v1/tap/${id}`, 'DELETE').catch(() => {});
           await control.close();
         },
       };

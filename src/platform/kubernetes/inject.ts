@@ -11,6 +11,8 @@ import {
   PROXY_VERSION_ANNOTATION, SERVICE_ACCOUNT_ANNOTATION, TOKEN_AUDIENCE, TOKEN_PATH, TOKEN_VOLUME, controlHost,
   OPAQUE_PORTS_ANNOTATION,
   OPAQUE_PORTS_ENV,
+  TRACE_COLLECTOR_ANNOTATION,
+  TRACE_COLLECTOR_ENV,
 } from './names.js';
 import { workloadOf } from './workloads.js';
 import { sidecarNodeFlags } from '../sidecar-flags.js';
@@ -121,7 +123,7 @@ function portList(value: unknown, what: string, warnings: string[]): string[] {
   return out;
 }
 
-function proxyContainer(o: InjectOptions, inboundPorts: InboundPort[], workload: string | undefined, opaquePorts: string[] = []): Obj {
+function proxyContainer(o: InjectOptions, inboundPorts: InboundPort[], workload: string | undefined, opaquePorts: string[] = [], traceCollector?: string): Obj {
   const { inbound, outbound, admin } = PROXY_PORTS;
   const field = (fieldPath: string) => ({ valueFrom: { fieldRef: { fieldPath } } });
   const probe = (path: string) => ({ httpGet: { path, port: admin } });
@@ -148,6 +150,8 @@ function proxyContainer(o: InjectOptions, inboundPorts: InboundPort[], workload:
       { name: INBOUND_PORTS_ENV, value: formatInboundPorts(inboundPorts) },
       // Ports never sniffed for HTTP (mesh.io/opaque-ports, as Linkerd's config.linkerd.io/opaque-ports).
       ...(opaquePorts.length ? [{ name: OPAQUE_PORTS_ENV, value: opaquePorts.map((p) => p.replace(':', '-')).join(',') }] : []),
+      // Spans to the pod's own collector (mesh.io/trace-collector) instead of mesh-control's.
+      ...(traceCollector ? [{ name: TRACE_COLLECTOR_ENV, value: traceCollector }] : []),
       { name: 'MESH_TRUST_ANCHORS', value: o.trustAnchorsPem.replace(/\r\n/g, '\n') },
       { name: 'NODE_OPTIONS', value: sidecarNodeFlags({}).join(' ') },
     ],
@@ -232,6 +236,9 @@ export function injectTemplate(template: Obj, o: InjectOptions, owner?: Obj, wor
   const skipIn = portList(meta.annotations?.['mesh.io/skip-inbound-ports'], 'mesh.io/skip-inbound-ports', warnings);
   const skipOut = portList(meta.annotations?.['mesh.io/skip-outbound-ports'], 'mesh.io/skip-outbound-ports', warnings);
   const opaque = portList(meta.annotations?.[OPAQUE_PORTS_ANNOTATION], OPAQUE_PORTS_ANNOTATION, warnings);
+  const collector = meta.annotations?.[TRACE_COLLECTOR_ANNOTATION];
+  const traceCollector = typeof collector === 'string' && /^http:\/\/[^/\s]+(\/\S*)?$/.test(collector) ? collector : undefined;
+  if (collector !== undefined && !traceCollector) warnings.push(`${TRACE_COLLECTOR_ANNOTATION}: '${collector}' is not an http:// URL, ignored (spans go to mesh-control)`);
   const serviceAccount = String(spec.serviceAccountName || spec.serviceAccount || 'default');
   meta.annotations = { ...(isObj(meta.annotations) ? meta.annotations : {}), [PROXY_VERSION_ANNOTATION]: o.version, [SERVICE_ACCOUNT_ANNOTATION]: serviceAccount };
   meta.labels = { ...(isObj(meta.labels) ? meta.labels : {}), [CONTROL_NS_LABEL]: CONTROL_NAMESPACE };
@@ -246,7 +253,7 @@ export function injectTemplate(template: Obj, o: InjectOptions, owner?: Obj, wor
   const inboundPorts = assignInboundPorts(appPorts, { declared, skipInbound: skipIn });
   // A pod (the webhook's) names its workload through its owners; a template is its workload's.
   const name = workload ?? (owner ? undefined : workloadOf(meta).name) ?? '';
-  spec.initContainers = [initContainer(o, initScript(skipIn, skipOut, inboundPorts)), proxyContainer(o, inboundPorts, name || undefined, opaque), ...userInit];
+  spec.initContainers = [initContainer(o, initScript(skipIn, skipOut, inboundPorts)), proxyContainer(o, inboundPorts, name || undefined, opaque, traceCollector), ...userInit];
   const tokenVolume = {
     name: TOKEN_VOLUME,
     projected: { sources: [{ serviceAccountToken: { audience: TOKEN_AUDIENCE, expirationSeconds: o.tokenExpirationSeconds ?? 600, path: 'token' } }] },

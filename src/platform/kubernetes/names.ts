@@ -39,6 +39,9 @@ export const PROXY_VERSION_ANNOTATION = 'mesh.io/proxy-version';
 /** Ports whose traffic is opaque TCP, never sniffed for HTTP (Linkerd: config.linkerd.io/opaque-ports). */
 export const OPAQUE_PORTS_ANNOTATION = 'mesh.io/opaque-ports';
 export const OPAQUE_PORTS_ENV = 'MESH_OPAQUE_PORTS';
+/** An OTLP/HTTP collector of the pod's own for its proxy's spans (as --trace-collector; default: mesh-control's). */
+export const TRACE_COLLECTOR_ANNOTATION = 'mesh.io/trace-collector';
+export const TRACE_COLLECTOR_ENV = 'MESH_TRACE_COLLECTOR';
 /** The pod's ServiceAccount, recorded by inject where Prometheus' pod discovery can see it (the identity label). */
 export const SERVICE_ACCOUNT_ANNOTATION = 'mesh.io/service-account';
 export const CONTROL_NS_LABEL = 'mesh.io/control-plane-ns';

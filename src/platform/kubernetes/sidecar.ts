@@ -40,13 +40,15 @@ export async function runKubeProxy(f: ProxyFlags): Promise<Running> {
   if (clash) throw new MeshError(`${INBOUND_PORTS_ENV} puts an inbound listener on port ${clash.listener}, which the proxy uses itself`, "re-inject the pod ('mesh inject', or restart it for the webhook)");
   const appPort = mapping.find((m) => m.listener === inboundPort)?.app ?? port(process.env.MESH_APP_PORT || String(DEFAULT_APP_PORT), 'MESH_APP_PORT', false);
   const extraInbound = mapping.filter((m) => m.listener !== inboundPort).map((m) => ({ port: m.listener, appPort: m.app }));
-  const { OPAQUE_PORTS_ENV } = await import('./names.js');
+  const { OPAQUE_PORTS_ENV, TRACE_COLLECTOR_ENV } = await import('./names.js');
   const { parsePortList } = await import('../../model/ports.js');
   const opaquePorts = checked(() => parsePortList(process.env[OPAQUE_PORTS_ENV] ?? ''), "fix the pod's mesh.io/opaque-ports annotation and re-inject it");
+  // Spans go to mesh-control's API by default (the snapshot says so); a pod's own collector replaces it.
+  const traceCollector = process.env[TRACE_COLLECTOR_ENV] || undefined;
   const proxy = await startProxy({
     mode: 'sidecar', namespace, service, version: process.env.MESH_VERSION || 'v1', instance: pod, workload: process.env.MESH_WORKLOAD || undefined,
     trustDomain: env('MESH_TRUST_DOMAIN'), trustAnchorsPem: env('MESH_TRUST_ANCHORS'), controlAddress: env('MESH_CONTROL_ADDRESS'),
-    joinToken: readToken, appPort, extraInbound, inboundPort, outboundPort, adminPort, opaquePorts,
+    joinToken: readToken, appPort, extraInbound, inboundPort, outboundPort, adminPort, opaquePorts, traceCollector,
     // Peers reach the inbound listener, and the kubelet the admin one, on the pod's address: its IPv6 one too, where
     // the pod has IPv6 ('::' takes both families); mesh-init's ip6tables rules send the app's IPv6 TCP to [::1].
     ...(hasIPv6() ? { listenHost: '::', outboundHost6: '::1' } : { listenHost: '0.0.0.0' }),

@@ -34,7 +34,7 @@ export async function runControl(state: StateDir, opts: { port?: number; scrapeI
     portHint: 'stop whatever holds it, or re-install with another --control-port',
     scrapeIntervalMs: opts.scrapeIntervalMs ?? cfg.scrapeIntervalMs,
     // Spans the sidecars export (--trace-collector $(otlp in control.json)) are kept for the dashboard.
-    traces: true,
+    traces: 'loopback',
     log: (line) => console.log(line),
   });
   const record = { pid: process.pid, port: control.port, version: VERSION, startedAt: new Date().toISOString(), otlp: control.otlpUrl };
