@@ -59,7 +59,8 @@ export class Tap {
         // Control plane away (or this proxy not registered yet): nobody can tap now, so stop any tap and retry later.
         this.set([]);
         this.failures++;
-        await new Promise((r) => setTimeout(r, Math.min(30_000, 1000 * 2 ** Math.min(this.failures, 5))).unref());
+        // At most 4 s apart, as the config watch: a tap opened once the control plane is back reaches this proxy soon.
+        await new Promise((r) => setTimeout(r, Math.min(4000, 500 * 2 ** Math.min(this.failures, 3))).unref());
       }
     }
   }

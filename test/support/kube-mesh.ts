@@ -64,7 +64,7 @@ export async function startKubeControlProcess(server: FakeApiServer, dir: string
   const p = startMesh(['--platform', 'kubernetes', '--kubeconfig', kubeconfig, 'control', '--port', String(port), '--webhook-port', '0'],
     { HOME: dir, KUBECONFIG: '', MESH_IDENTITY_DIR: '', MESH_WEBHOOK_DIR: '', MESH_LISTEN_ADDRESS: '127.0.0.1', ...env });
   try {
-    const m = await p.until('API and webhook ports', /API on :(\d+), injector webhook on :(\d+)/, 20_000);
+    const m = await p.until('API and webhook ports', /API on :(\d+), injector webhook on :(\d+)/, 60_000);
     return { process: p, port: Number(m[1]), webhookPort: Number(m[2]) };
   } catch (err) {
     await p.stop();
