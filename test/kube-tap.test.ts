@@ -118,9 +118,11 @@ describe('mesh tap and mesh dashboard on kubernetes, through a port-forward', ()
       const old = bed.controlPod;
       await bed.restartControl();
       const before = out.length;
-      await waitFor('the reconnect line', () => err.includes(`reconnected to mesh-system/${bed.controlPod}`), 30_000, 100);
-      assert.match(err, new RegExp(`mesh: the port-forward to mesh-system/${old} dropped \\(.*\\); reconnecting \\(1/8\\)`));
+      await waitFor('the reconnect line', () => err.includes(`reconnected to mesh-system/${bed.controlPod}`), 60_000, 100);
+      assert.match(err, new RegExp(`mesh: the port-forward to mesh-system/${old} dropped \\(.*\\); reconnecting \\(1/12\\)`));
       await waitFor('tap lines from the new control plane', () => /^req /m.test(out.slice(before)), 30_000, 100);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; mesh tap said: ${err}`);
     } finally {
       tap.kill('SIGTERM');
       await stop();

@@ -120,9 +120,10 @@ export async function startTapBed(prefix: string): Promise<TapBed> {
       await control.process.stop();
       server.portForwards.delete(`mesh-system/${pod}:8443`);
       server.store.delete({ apiVersion: 'v1', kind: 'Pod', namespace: 'mesh-system', name: pod });
+      // The new pod is listed once it is ready, as the CLI picks a ready one.
+      control = await startKubeControlProcess(server, dir, {}, port);
       pod = `mesh-control-5c9d-r${Date.now().toString(36)}`;
       server.store.create(controlPod(pod));
-      control = await startKubeControlProcess(server, dir, {}, port);
       server.portForwards.set(`mesh-system/${pod}:8443`, `127.0.0.1:${control.port}`);
       bed.control = control;
       bed.controlPod = pod;

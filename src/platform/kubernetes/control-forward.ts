@@ -24,8 +24,8 @@ export interface ControlForward {
 }
 
 /** Attempts to open a dropped forward again, and the pause before each (a rollout replaces the pod in seconds). */
-const RECONNECT_ATTEMPTS = 8;
-const RECONNECT_PAUSE_MS = [250, 500, 1000, 2000, 4000];
+const RECONNECT_ATTEMPTS = 12;
+const RECONNECT_PAUSE_MS = [250, 500, 1000, 2000, 4000, 5000];
 
 const ready = (p: Pod) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
@@ -39,7 +39,7 @@ async function controlPod(kube: KubeClient): Promise<string | undefined> {
 /**
  * Opens the forward. One that answered and then drops (mesh-control restarted, the API server or the kubelet cut the
  * WebSocket) is opened again to whichever control pod runs then, up to RECONNECT_ATTEMPTS times in a row, saying so
- * on `say` (stderr); one that never answered fails at once, saying why.
+ * on `say` (stderr), for about 40 s; one that never answered fails at once, saying why.
  */
 export async function openControlForward(kube: KubeClient, o: { say?: (line: string) => void } = {}): Promise<ControlForward> {
   const say = o.say ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -77,7 +77,8 @@ export async function openControlForward(kube: KubeClient, o: { say?: (line: str
     await shut(old);
     let last = why;
     for (let attempt = 1; attempt <= RECONNECT_ATTEMPTS && !closed; attempt++) {
-      say(`mesh: the port-forward to ${CONTROL_NAMESPACE}/${old.pod} dropped (${last}); reconnecting (${attempt}/${RECONNECT_ATTEMPTS})`);
+      say(attempt === 1 ? `mesh: the port-forward to ${CONTROL_NAMESPACE}/${old.pod} dropped (${last}); reconnecting (1/${RECONNECT_ATTEMPTS})`
+        : `mesh: reconnecting to mesh-control (${attempt}/${RECONNECT_ATTEMPTS}): ${last}`);
       await new Promise((r) => setTimeout(r, RECONNECT_PAUSE_MS[Math.min(attempt - 1, RECONNECT_PAUSE_MS.length - 1)]));
       try {
         const pod = await controlPod(kube);
