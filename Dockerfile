@@ -16,8 +16,8 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY src ./src
 COPY test ./test
 COPY native ./native
-COPY scripts/build-native.mjs ./scripts/
-RUN npx tsc -p tsconfig.json && node scripts/build-native.mjs && test -f native/build/original_dst.node
+COPY scripts/build-native.mjs scripts/dashboard-assets.mjs ./scripts/
+RUN npx tsc -p tsconfig.json && node scripts/build-native.mjs && node scripts/dashboard-assets.mjs && test -f native/build/original_dst.node
 
 # Run: production dependencies only (the prepare script needs tsc, so scripts stay off).
 FROM node:20-slim

@@ -9,6 +9,10 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { TestMesh, MESH_BIN, waitFor } from './support/mesh.js';
 
+// The browser's globals, for the functions the tests run in the page (this project's tsconfig has no DOM types).
+declare const document: any;
+declare function getComputedStyle(el: unknown): any;
+
 const CHROMIUM = '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
@@ -35,6 +39,30 @@ describe('mesh dashboard', { skip: !existsSync(CHROMIUM) && 'needs Debian chromi
     } finally {
       await shot(name);
     }
+  }
+
+  /** A uPlot chart's point count and how many of its canvas pixels are near `color` (a CSS colour, or a custom property). */
+  async function chartInk(selector: string, color: string): Promise<{ points: number; inked: number }> {
+    return page.$eval(selector, (el: any, color: string) => {
+      const probe = document.createElement('span');
+      probe.style.color = color.startsWith('--') ? `var(${color})` : color;
+      document.body.append(probe);
+      const [r, g, b] = getComputedStyle(probe).color.match(/\d+/g)!.map(Number);
+      probe.remove();
+      const canvas = el.querySelector('.uplot canvas');
+      if (!canvas) return { points: 0, inked: 0 };
+      const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+      let inked = 0;
+      for (let i = 0; i < px.length; i += 4) if (px[i + 3] > 200 && Math.abs(px[i] - r) + Math.abs(px[i + 1] - g) + Math.abs(px[i + 2] - b) < 60) inked++;
+      return { points: Number(el.dataset.points), inked };
+    }, color);
+  }
+  /** Waits until a chart holds at least two points and has drawn a series in `color`. */
+  async function chartDrawn(selector: string, color: string): Promise<void> {
+    await waitFor(`${selector} to draw its data`, async () => {
+      const c = await chartInk(selector, color).catch(() => undefined);
+      return c && c.points >= 2 && c.inked > 10;
+    }, 30_000, 500);
   }
 
   before(async () => {
@@ -82,6 +110,29 @@ describe('mesh dashboard', { skip: !existsSync(CHROMIUM) && 'needs Debian chromi
   it('overview: every bookinfo workload with success rate, rps and latency', track(async () => {
     await open('#/overview', 'main[data-page=overview] a[href="#/workload/default/reviews-v3"]', 'overview');
     await waitFor('rates on the overview', async () => /productpage-v1[\s\S]*?100\.00%[\s\S]*?rps/.test(await page.innerText('main')), 30_000, 500);
+    // Each workload's sparkline is a uPlot chart drawing its rps in the accent colour.
+    await chartDrawn('[data-chart="spark:default/productpage-v1"]', '--acc');
+  }));
+
+  it('loads a page with its charts and graph quickly (figures on stderr)', track(async () => {
+    // A fresh tab each time (the session cookie is the context's): navigation to first drawn content, median of 3.
+    const times: Record<string, number[]> = { overview: [], topology: [] };
+    let bytes = 0;
+    for (let i = 0; i < 3; i++) {
+      for (const [name, ready] of [['overview', 'main[data-page=overview] table'], ['topology', 'main[data-page=topology] g.edge']] as const) {
+        const tab = await browser.newPage();
+        tab.on('pageerror', (err) => errors.push(err.message));
+        await tab.goto(new URL(`/#/${name}`, url).href);
+        // A function, not a string: the page's CSP forbids eval.
+        const ms = await tab.waitForFunction((sel) => document.querySelector(sel) && performance.now(), ready, { polling: 'raf', timeout: 30_000 });
+        times[name].push(Number(await ms.jsonValue()));
+        bytes = Number(await tab.evaluate(`performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))
+          .filter((e) => !/\\/api\\//.test(e.name)).reduce((a, e) => a + e.encodedBodySize, 0)`));
+        await tab.close();
+      }
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[1];
+    process.stderr.write(`dashboard load: overview ${median(times.overview).toFixed(0)} ms, topology ${median(times.topology).toFixed(0)} ms (first drawn content, median of 3); page+scripts ${bytes} bytes\n`);
   }));
 
   it("topology: bookinfo's edges, with the identities proved", track(async () => {
@@ -90,6 +141,60 @@ describe('mesh dashboard', { skip: !existsSync(CHROMIUM) && 'needs Debian chromi
       const edge = await page.waitForSelector(`g.edge[data-from="default/${from}"][data-to="default/${to}"]`, { timeout: 20_000 });
       assert.equal(await edge.getAttribute('data-state'), 'observed');
       assert.match((await edge.textContent()) ?? '', /mTLS/);
+      assert.ok(await edge.$('use.lock'), `a lock on ${from} → ${to}`);
+    }
+    // dagre's layout: callers left of callees, no two nodes overlap, each edge runs from its source's box to its target's.
+    await shot('topology');
+    const boxes = new Map((await page.$$eval('a.node', (as: any[]) => as.map((a) => {
+      const r = a.querySelector('rect');
+      return [a.dataset.id, { x: +r.getAttribute('x'), y: +r.getAttribute('y'), w: +r.getAttribute('width'), h: +r.getAttribute('height') }];
+    }))) as [string, { x: number; y: number; w: number; h: number }][]);
+    const box = (id: string) => boxes.get(`default/${id}`) ?? assert.fail(`no node ${id}: ${[...boxes.keys()].join(' ')}`);
+    for (const v of ['reviews-v1', 'reviews-v2', 'reviews-v3', 'details-v1']) assert.ok(box('productpage-v1').x + box('productpage-v1').w < box(v).x, `productpage-v1 left of ${v}`);
+    for (const v of ['reviews-v2', 'reviews-v3']) assert.ok(box(v).x + box(v).w < box('ratings-v1').x, `${v} left of ratings-v1`);
+    const list = [...boxes.values()];
+    for (let i = 0; i < list.length; i++) for (let j = i + 1; j < list.length; j++) {
+      const [a, b] = [list[i], list[j]];
+      assert.ok(a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y, `nodes ${[...boxes.keys()][i]} and ${[...boxes.keys()][j]} overlap`);
+    }
+    const near = (p: number[], b: { x: number; y: number; w: number; h: number }) => p[0] >= b.x - 3 && p[0] <= b.x + b.w + 3 && p[1] >= b.y - 3 && p[1] <= b.y + b.h + 3;
+    for (const e of await page.$$eval('g.edge[data-state=observed]', (gs: any[]) => gs.map((g) => ({ from: g.dataset.from, to: g.dataset.to, d: g.querySelector('path').getAttribute('d') })))) {
+      const pts = [...(e.d as string).matchAll(/(-?[\d.]+),(-?[\d.]+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+      assert.ok(near(pts[0], boxes.get(e.from)!) && near(pts[pts.length - 1], boxes.get(e.to)!), `edge ${e.from} → ${e.to} (${e.d}) joins its nodes`);
+    }
+  }));
+
+  it('keyboard reaches a node of the graph and opens its page; light and dark are readable', track(async () => {
+    await open('#/topology', 'a.node[data-id="default/reviews-v2"]', 'topology-keyboard');
+    await page.focus('main');
+    const focused = await waitFor('Tab to reach a node of the graph', async () => {
+      await page.keyboard.press('Tab');
+      return page.evaluate('document.activeElement.matches("a.node") && document.activeElement.dataset.id');
+    }, 10_000, 0);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector(`main[data-page=workload] h2`, { timeout: 10_000 });
+    assert.match(await page.evaluate('location.hash') as string, new RegExp(`#/workload/${focused}$`));
+    const lum = (rgb: string) => {
+      const [r, g, b] = rgb.match(/[\d.]+/g)!.slice(0, 3).map((v) => Number(v) / 255).map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+      return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const contrast = (a: string, b: string) => (Math.max(lum(a), lum(b)) + 0.05) / (Math.min(lum(a), lum(b)) + 0.05);
+    for (const scheme of ['dark', 'light'] as const) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await open('#/topology', 'a.node text', `topology-${scheme}`);
+      // Read again should a refresh be redrawing the graph at that moment (every value an rgb() colour).
+      const c = (await waitFor(`the ${scheme} colours`, async () => {
+        const v = await page.$eval('a.node', (a: any) => {
+          const style = (el: any) => getComputedStyle(el);
+          return { fg: style(document.body).color, bg: style(document.body).backgroundColor, label: style(a.querySelector('text')).fill, card: style(a.querySelector('rect')).fill, mute: style(a.querySelector('text.mute')).fill };
+        }).catch(() => undefined);
+        return v && Object.values(v).every((x) => /^rgba?\(/.test(x)) ? v : undefined;
+      }, 10_000, 200))!;
+      assert.ok(lum(c.bg) < 0.1 === (scheme === 'dark'), `${scheme} background ${c.bg}`);
+      for (const [what, fg, bg] of [['text', c.fg, c.bg], ['node label', c.label, c.card], ['node figures', c.mute, c.card]]) assert.ok(contrast(fg, bg) >= 4.5, `${scheme}: ${what} ${fg} on ${bg} (contrast ${contrast(fg, bg).toFixed(1)})`);
+      // The charts are redrawn in the theme's colours.
+      await open('#/overview', '[data-chart="spark:default/productpage-v1"] canvas', `overview-${scheme}`);
+      await chartDrawn('[data-chart="spark:default/productpage-v1"]', '--acc');
     }
   }));
 
@@ -106,6 +211,9 @@ describe('mesh dashboard', { skip: !existsSync(CHROMIUM) && 'needs Debian chromi
       return m && Number(m[1]) >= 50;
     }, 30_000, 250);
     process.stderr.write(`route change observed on the routes page after ${Date.now() - started} ms\n`);
+    // The observed split over time is a uPlot chart whose legend names the versions.
+    await chartDrawn('section.route[data-service="default/reviews"] [data-chart]', '#0969da');
+    assert.match(await page.innerText('section.route[data-service="default/reviews"] .u-legend'), /v1[\s\S]*v2/);
     await shot('routes');
   }));
 
@@ -114,6 +222,8 @@ describe('mesh dashboard', { skip: !existsSync(CHROMIUM) && 'needs Debian chromi
     const text = await page.innerText('main');
     assert.match(text, /Inbound[\s\S]*Outbound[\s\S]*reviews-v/);
     assert.match(await page.innerText('#tap'), /GET\s+\S+\s+\/\S*\s+200/);
+    await chartDrawn('[data-chart="latency:default/productpage-v1"]', '#0969da');
+    assert.match(await page.innerText('[data-chart="latency:default/productpage-v1"] .u-legend'), /p50[\s\S]*p95[\s\S]*p99/);
   }));
 
   it('policy: defaults, rules and allowed/denied counts per rule', track(async () => {

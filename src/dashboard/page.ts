@@ -1,9 +1,11 @@
-// The dashboard's page shell and style: one HTML document; app/app.ts (built by tsc) draws every page.
-export const PAGE = `<!doctype html>
+// The dashboard's page shell and style: one HTML document; app/app.ts (built by tsc) draws every page with the
+// libraries in assets/ (uPlot, dagre), whose URLs carry their content's hash so the browser may cache them for good.
+export const page = (asset: (name: string) => string): string => `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mesh dashboard</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <link rel="icon" href="data:,">
+<link rel="stylesheet" href="${asset('uPlot.min.css')}">
 <style>
 :root { --bg:#fff; --fg:#1b1f24; --mute:#667; --line:#d8dde3; --card:#f6f8fa; --ok:#1a7f37; --bad:#cf222e; --warn:#9a6700; --acc:#0969da; }
 @media (prefers-color-scheme: dark) { :root { --bg:#0d1117; --fg:#e6edf3; --mute:#8b949e; --line:#30363d; --card:#161b22; --ok:#3fb950; --bad:#f85149; --warn:#d29922; --acc:#58a6ff; } }
@@ -22,7 +24,10 @@ th { color:var(--mute); font-weight:600; font-size:12px; }
 td.num { text-align:right; font-variant-numeric:tabular-nums; }
 .bad { color:var(--bad); } .ok { color:var(--ok); } .warn { color:var(--warn); } .mute { color:var(--mute); }
 .card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:10px 12px; margin-bottom:12px; }
-svg text { fill:var(--fg); font-size:11px; }
+svg text { fill:var(--fg); font-size:11px; } svg text.mute { fill:var(--mute); font-size:10px; }
+g.edge text { paint-order:stroke; stroke:var(--card); stroke-width:4px; stroke-linejoin:round; }
+a.node { outline:none; } a.node:focus rect, a.node:hover rect { stroke:var(--acc); stroke-width:3; }
+.chart .u-legend { font-size:12px; width:auto; margin:0; text-align:left; } .chart .u-legend th, .chart .u-legend td { border:0; padding:1px 4px; color:var(--fg); }
 .legend span { margin-right:14px; font-size:12px; }
 input, button, select { font:inherit; color:var(--fg); background:var(--bg); border:1px solid var(--line); border-radius:6px; padding:3px 8px; }
 pre { font-size:12px; overflow:auto; }
@@ -32,4 +37,6 @@ pre { font-size:12px; overflow:auto; }
 <a href="#/overview">Overview</a><a href="#/topology">Topology</a><a href="#/routes">Routes</a><a href="#/policy">Policy</a><a href="#/traces">Traces</a><a href="#/identity">Identity &amp; health</a>
 <div id="status" role="status"></div></nav>
 <main id="main" tabindex="-1"></main>
+<script defer src="${asset('uPlot.iife.min.js')}"></script>
+<script defer src="${asset('dagre.min.js')}"></script>
 <script type="module" src="app.js"></script></body></html>`;

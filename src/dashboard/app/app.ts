@@ -1,7 +1,6 @@
 // @ts-nocheck -- browser code (no DOM types in this Node project's tsconfig); tsc only copies it to dist.
-// The dashboard's pages, drawn from the control plane's read-only API every few seconds. Charts and the graph
-// are hand-written SVG: a sparkline, a line chart, a stacked area and a layered graph layout are smaller than
-// any library that does them (and need nothing at run time but this file).
+// The dashboard's pages, drawn from the control plane's read-only API every few seconds. Charts are uPlot's and the
+// service graph's layout dagre's (globals from assets/, loaded before this script); the graph is drawn as SVG here.
 (function () {
   const REFRESH_MS = 3000;
   const KEEP = 300; // points of history per series: 15 minutes at 3 s
@@ -64,52 +63,84 @@
     await render();
   }
 
-  // --- charts (SVG) ---
-  function sparkline(points, w = 120, h = 24) {
-    if (points.length < 2) return '<svg width="' + w + '" height="' + h + '" aria-hidden="true"></svg>';
-    const max = Math.max(...points, 0.001);
-    const d = points.map((v, i) => (i ? 'L' : 'M') + ((i / (points.length - 1)) * w).toFixed(1) + ',' + (h - 2 - (v / max) * (h - 4)).toFixed(1)).join('');
-    return '<svg width="' + w + '" height="' + h + '" role="img" aria-label="rps over time"><path d="' + d + '" fill="none" stroke="var(--acc)" stroke-width="1.5"/></svg>';
-  }
-
-  function lineChart(series, w = 560, h = 160, unit = 'ms') {
-    const all = series.flatMap((s) => s.points.filter((v) => v !== null));
-    const max = Math.max(...all, 1);
-    const n = Math.max(...series.map((s) => s.points.length), 2);
-    let svg = '<svg width="' + w + '" height="' + h + '" role="img" aria-label="chart">';
-    svg += '<text x="2" y="11">' + max.toFixed(1) + unit + '</text><line x1="0" x2="' + w + '" y1="' + (h - 1) + '" y2="' + (h - 1) + '" stroke="var(--line)"/>';
-    for (const s of series) {
-      let d = '';
-      s.points.forEach((v, i) => {
-        if (v === null) return;
-        d += (d ? 'L' : 'M') + ((i / (n - 1)) * w).toFixed(1) + ',' + (h - 2 - (v / max) * (h - 16)).toFixed(1);
-      });
-      svg += '<path d="' + d + '" fill="none" stroke="' + s.color + '" stroke-width="1.5"/>';
-    }
-    return svg + '</svg><div class="legend">' + series.map((s) => '<span style="color:' + s.color + '">■ ' + esc(s.name) + '</span>').join('') + '</div>';
-  }
-
+  // --- charts (uPlot, from assets/) ---
+  // render() rebuilds main's HTML every refresh; a chart is a placeholder there, and mountCharts() moves the same
+  // uPlot instance into it and gives it the new data (so it is not rebuilt, unless its series or the theme changed).
+  const charts = new Map(); // id -> { u, sig, meta }
+  let pending = [];
+  const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   const COLORS = ['#0969da', '#bf8700', '#cf222e', '#1a7f37', '#8250df', '#0a7b83'];
-  /** Shares of each version over time, stacked to 100%. */
-  function stackedChart(names, rows, w = 560, h = 140) {
-    let svg = '<svg width="' + w + '" height="' + h + '" role="img" aria-label="observed split over time">';
-    const n = rows.length;
-    if (n < 2) return svg + '<text x="4" y="20">collecting…</text></svg>';
-    const base = new Array(n).fill(0);
-    names.forEach((name, j) => {
-      const top = rows.map((r, i) => {
-        const total = names.reduce((a, x) => a + (r[x] || 0), 0);
-        return base[i] + (total > 0 ? (r[name] || 0) / total : 0);
-      });
-      const x = (i) => ((i / (n - 1)) * w).toFixed(1);
-      const y = (v) => (h - v * h).toFixed(1);
-      let d = 'M' + x(0) + ',' + y(top[0]);
-      for (let i = 1; i < n; i++) d += 'L' + x(i) + ',' + y(top[i]);
-      for (let i = n - 1; i >= 0; i--) d += 'L' + x(i) + ',' + y(base[i]);
-      svg += '<path d="' + d + 'Z" fill="' + COLORS[j % COLORS.length] + '" opacity="0.8"/>';
-      for (let i = 0; i < n; i++) base[i] = top[i];
-    });
-    return svg + '</svg><div class="legend">' + names.map((x, j) => '<span style="color:' + COLORS[j % COLORS.length] + '">■ ' + esc(x) + '</span>').join('') + '</div>';
+
+  /** A placeholder for a chart; opts(meta) builds uPlot's options when the chart is first drawn. */
+  function chart(id, label, data, sig, opts, meta) {
+    pending.push({ id, data, sig: sig + '|' + cssVar('--fg'), opts, meta });
+    return '<div class="chart" data-chart="' + esc(id) + '" data-points="' + data[0].length + '" role="img" aria-label="' + esc(label) + '"></div>';
+  }
+
+  function mountCharts() {
+    const used = new Set();
+    for (const p of pending) {
+      const el = main.querySelector('[data-chart="' + CSS.escape(p.id) + '"]');
+      if (!el) continue;
+      used.add(p.id);
+      let c = charts.get(p.id);
+      if (c && c.sig !== p.sig) {
+        c.u.destroy();
+        c = undefined;
+      }
+      if (c) {
+        c.meta = p.meta;
+        el.appendChild(c.u.root);
+        c.u.setData(p.data);
+      } else {
+        c = { sig: p.sig, meta: p.meta };
+        c.u = new uPlot(p.opts(c), p.data, el);
+        charts.set(p.id, c);
+      }
+    }
+    for (const [id, c] of charts) if (!used.has(id)) (c.u.destroy(), charts.delete(id));
+    pending = [];
+  }
+
+  const axis = (values) => ({ stroke: cssVar('--mute'), grid: { stroke: cssVar('--line'), width: 1 }, ticks: { stroke: cssVar('--line'), width: 1 }, ...(values ? { values, size: 56 } : {}) });
+  const times = (h) => h.map((p) => p.t / 1000);
+
+  function sparkline(id, h) {
+    return chart(id, 'rps over the last 15 minutes', [times(h), h.map((p) => p.rps)], 'spark', () => ({
+      width: 120, height: 24, pxAlign: false, cursor: { show: false }, select: { show: false }, legend: { show: false },
+      scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(max, 0.001)] } }, axes: [{ show: false }, { show: false }],
+      series: [{}, { stroke: cssVar('--acc'), width: 1.5, points: { show: false } }],
+    }));
+  }
+
+  function latencyChart(id, h) {
+    const names = ['p50', 'p95', 'p99'];
+    return chart(id, 'latency p50, p95, p99 over time', [times(h), h.map((p) => p.p50), h.map((p) => p.p95), h.map((p) => p.p99)], 'latency', () => ({
+      width: 560, height: 180, scales: { y: { range: (u, min, max) => [0, Math.max(max * 1.1, 1)] } },
+      axes: [axis(), axis((u, vals) => vals.map((v) => v + 'ms'))],
+      series: [{}, ...names.map((label, j) => ({ label, stroke: COLORS[j], width: 1.5, spanGaps: true, points: { show: false }, value: (u, v) => msf(v) }))],
+    }));
+  }
+
+  /** Each version's share of the requests over time, stacked to 100%: series hold the running sums and uPlot's bands
+   * fill between each and the one below; the legend shows each version's own share. */
+  function splitChart(id, versions, stamps, rows) {
+    const shares = versions.map((v) => rows.map((r) => {
+      const total = versions.reduce((a, x) => a + (r[x] || 0), 0);
+      return total > 0 ? (100 * (r[v] || 0)) / total : 0;
+    }));
+    const sums = versions.map((_, j) => rows.map((_, i) => shares.slice(0, j + 1).reduce((a, s) => a + s[i], 0)));
+    const color = (j) => COLORS[j % COLORS.length];
+    return chart(id, 'observed split over time', [stamps, ...sums], 'split:' + versions.join(','), (c) => ({
+      width: 560, height: 140, cursor: { points: { show: false } }, scales: { y: { range: [0, 100] } },
+      axes: [axis(), axis((u, vals) => vals.map((v) => v + '%'))],
+      series: [{}, ...versions.map((v, j) => ({
+        label: v, stroke: color(j), fill: j === 0 ? color(j) + 'cc' : undefined, width: 1, points: { show: false },
+        value: (u, _v, si, i) => (i === null || i === undefined ? '-' : Math.round(c.meta[j][i]) + '%'),
+      }))],
+      bands: versions.slice(1).map((v, j) => ({ series: [j + 2, j + 1], fill: color(j + 1) + 'cc' })),
+      legend: { markers: { fill: (u, si) => color(si - 1) } },
+    }), shares);
   }
 
   // --- pages ---
@@ -125,7 +156,7 @@
         const cls = r.success !== null && r.success < 0.95 ? 'bad' : r.success !== null ? 'ok' : 'mute';
         html += '<tr><td><a href="#/workload/' + esc(ns) + '/' + esc(r.name) + '">' + esc(r.name) + '</a></td><td>' + esc(r.meshed) + '</td><td class="num ' + cls + '">' + pct(r.success) + '</td><td class="num">' + rpsf(r.rps) +
           '</td><td class="num">' + msf(r.latency_ms_p50) + '</td><td class="num">' + msf(r.latency_ms_p95) + '</td><td class="num">' + msf(r.latency_ms_p99) + '</td><td class="num">' + (r.tcp_open_connections ?? '-') +
-          '</td><td>' + sparkline((hist.get(key(ns, r.name)) || []).map((p) => p.rps)) + '</td></tr>';
+          '</td><td>' + sparkline('spark:' + key(ns, r.name), hist.get(key(ns, r.name)) || []) + '</td></tr>';
       }
       html += '</tbody></table>';
     }
@@ -147,7 +178,18 @@
     return out;
   }
 
+  const NODE_W = 168, NODE_H = 42;
+  const CHAR_W = 6.2; // px per character of an 11px label, to reserve room for edge labels
+  const pathThrough = (pts) => {
+    // A smooth path through dagre's bend points: straight to the first, then curves through the midpoints.
+    let d = 'M' + pts[0].x + ',' + pts[0].y;
+    for (let i = 1; i < pts.length - 1; i++) d += 'Q' + pts[i].x + ',' + pts[i].y + ' ' + (pts[i].x + pts[i + 1].x) / 2 + ',' + (pts[i].y + pts[i + 1].y) / 2;
+    const z = pts[pts.length - 1];
+    return d + 'L' + z.x + ',' + z.y;
+  };
+
   function topology() {
+    if (!stat.length && !edges.length) return '<h2>Topology</h2><p class="mute">No workloads yet.</p>';
     const nodes = new Map();
     for (const r of stat) nodes.set(key(r.namespace, r.name), { id: key(r.namespace, r.name), ns: r.namespace, name: r.name, row: r });
     const denyNs = new Set(policies.filter((p) => p.spec.default === 'deny').map((p) => p.metadata.namespace));
@@ -156,39 +198,44 @@
     const links = edges.map((e) => ({ from: key(e.src_namespace, e.src), to: key(e.dst_namespace, e.dst), rps: e.rps, secured: e.secured, ok: isAllowed(e), seen: true }));
     for (const a of allowed) if (!links.some((l) => l.from === key(a.ns, a.src) && l.to === key(a.ns, a.dst))) links.push({ from: key(a.ns, a.src), to: key(a.ns, a.dst), rps: 0, secured: false, ok: true, seen: false });
     for (const l of links) for (const id of [l.from, l.to]) if (!nodes.has(id)) nodes.set(id, { id, ns: id.split('/')[0], name: id.split('/')[1], row: null });
-    // Layered layout: a node's layer is the longest path to it from a node nothing calls; order within a layer by barycentre.
-    const layer = new Map([...nodes.keys()].map((id) => [id, 0]));
-    for (let pass = 0; pass < nodes.size; pass++) for (const l of links) if (l.from !== l.to && layer.get(l.to) <= layer.get(l.from)) layer.set(l.to, layer.get(l.from) + 1);
-    const layers = [];
-    for (const [id, n] of layer) (layers[n] ||= []).push(id);
-    const pos = new Map();
-    const W = 265, H = 64, NW = 190;
-    layers.forEach((ids, i) => {
-      if (i > 0) ids.sort((a, b) => bary(a) - bary(b));
-      ids.forEach((id, j) => pos.set(id, { x: 20 + i * W, y: 20 + j * H }));
-    });
-    function bary(id) {
-      const ins = links.filter((l) => l.to === id && pos.has(l.from)).map((l) => pos.get(l.from).y);
-      return ins.length ? ins.reduce((a, b) => a + b, 0) / ins.length : 0;
-    }
-    const width = 40 + layers.length * W, height = 40 + Math.max(1, ...layers.map((l) => l.length)) * H;
-    let svg = '<svg width="' + width + '" height="' + height + '" role="img" aria-label="service graph"><defs><marker id="arr" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="var(--mute)"/></marker></defs>';
+    // dagre lays the graph out left to right in layers (callers before callees), with room for each edge's label;
+    // sorted input keeps the layout still between refreshes.
+    const g = new dagre.graphlib.Graph();
+    g.setGraph({ rankdir: 'LR', nodesep: 18, ranksep: 36, edgesep: 14, marginx: 12, marginy: 12 });
+    g.setDefaultEdgeLabel(() => ({}));
+    for (const id of [...nodes.keys()].sort()) g.setNode(id, { width: NODE_W, height: NODE_H });
+    links.sort((a, b) => (a.from + ' ' + a.to).localeCompare(b.from + ' ' + b.to));
     for (const l of links) {
-      const a = pos.get(l.from), b = pos.get(l.to);
-      const failing = l.seen && (nodes.get(l.to).row?.success ?? 1) < 0.95;
-      const color = !l.ok ? 'var(--bad)' : failing ? 'var(--warn)' : l.seen ? 'var(--ok)' : 'var(--mute)';
-      const x1 = a.x + NW, y1 = a.y + 20, x2 = b.x, y2 = b.y + 20;
-      svg += '<g class="edge" data-from="' + esc(l.from) + '" data-to="' + esc(l.to) + '" data-state="' + (!l.ok ? 'not-allowed' : l.seen ? 'observed' : 'allowed-unseen') + '"><path d="M' + x1 + ',' + y1 + 'C' + (x1 + 20) + ',' + y1 + ' ' + (x2 - 20) + ',' + y2 + ' ' + x2 + ',' + y2 + '" fill="none" stroke="' + color + '" stroke-width="' + (l.seen ? 2 : 1.5) + '"' + (l.seen ? ' stroke-dasharray="6 4"><animate attributeName="stroke-dashoffset" from="20" to="0" dur="1s" repeatCount="indefinite"/></path>' : ' stroke-dasharray="3 5"></path>') +
-        '<text x="' + ((x1 + x2) / 2 - 40) + '" y="' + ((y1 + y2) / 2 - 4) + '">' + (l.secured ? 'mTLS ' : '') + (l.seen ? l.rps.toFixed(1) + 'rps' : 'never seen') + '</text></g>';
+      l.failing = l.seen && (nodes.get(l.to).row?.success ?? 1) < 0.95;
+      l.label = (l.seen ? l.rps.toFixed(1) + 'rps' : 'never seen') + (l.failing ? ' failing' : '');
+      l.width = (l.secured ? 14 : 0) + l.label.length * CHAR_W + 6;
+      g.setEdge(l.from, l.to, { width: l.width, height: 16, labelpos: 'c' });
+    }
+    dagre.layout(g);
+    const { width, height } = g.graph();
+    let svg = '<svg class="graph" width="' + Math.ceil(width) + '" height="' + Math.ceil(height) + '" role="img" aria-label="service graph"><defs>' +
+      ['ok', 'bad', 'mute'].map((c) => '<marker id="arr-' + c + '" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="var(--' + c + ')"/></marker>').join('') +
+      '<symbol id="lock" viewBox="0 0 12 14"><path d="M3 6V4a3 3 0 0 1 6 0v2" fill="none" stroke="currentColor" stroke-width="1.6"/><rect x="1" y="6" width="10" height="8" rx="1.5" fill="currentColor"/></symbol></defs>';
+    for (const l of links) {
+      const e = g.edge(l.from, l.to);
+      const state = !l.ok ? 'not-allowed' : l.seen ? 'observed' : 'allowed-unseen';
+      const kind = !l.ok || l.failing ? 'bad' : l.seen ? 'ok' : 'mute';
+      const left = e.x - l.width / 2;
+      svg += '<g class="edge" data-from="' + esc(l.from) + '" data-to="' + esc(l.to) + '" data-state="' + state + '"' + (l.failing ? ' data-failing="true"' : '') + ' style="color:var(--' + kind + ')">' +
+        '<path d="' + pathThrough(e.points) + '" fill="none" stroke="currentColor" marker-end="url(#arr-' + kind + ')" stroke-width="' + (l.seen ? 2 : 1.5) + '"' +
+        (l.seen ? ' stroke-dasharray="6 4"><animate attributeName="stroke-dashoffset" from="20" to="0" dur="1s" repeatCount="indefinite"/></path>' : ' stroke-dasharray="3 5"></path>') +
+        (l.secured ? '<use href="#lock" class="lock" x="' + (left + 2) + '" y="' + (e.y - 7) + '" width="10" height="12"><title>mTLS: both identities proved</title></use>' : '') +
+        '<text x="' + (left + (l.secured ? 15 : 3)) + '" y="' + (e.y + 4) + '">' + l.label + '</text></g>';
     }
     for (const n of nodes.values()) {
-      const p = pos.get(n.id);
+      const p = g.node(n.id);
+      const x = p.x - NODE_W / 2, y = p.y - NODE_H / 2;
       const bad = n.row && n.row.success !== null && n.row.success < 0.95;
-      svg += '<a href="#/workload/' + esc(n.id) + '" class="node" data-id="' + esc(n.id) + '"><rect x="' + p.x + '" y="' + p.y + '" width="' + NW + '" height="40" rx="8" fill="var(--card)" stroke="' + (bad ? 'var(--bad)' : 'var(--line)') + '" stroke-width="1.5"/>' +
-        '<text x="' + (p.x + 8) + '" y="' + (p.y + 16) + '">' + esc(n.name) + '</text><text x="' + (p.x + 8) + '" y="' + (p.y + 32) + '" class="mute">' + (n.row ? pct(n.row.success) + ' · ' + rpsf(n.row.rps) + ' · p99 ' + msf(n.row.latency_ms_p99) : esc(n.ns)) + '</text></a>';
+      svg += '<a href="#/workload/' + esc(n.id) + '" class="node" data-id="' + esc(n.id) + '" aria-label="' + esc(n.name + ' (' + n.ns + ')') + '"><rect x="' + x + '" y="' + y + '" width="' + NODE_W + '" height="' + NODE_H + '" rx="8" fill="var(--card)" stroke="' + (bad ? 'var(--bad)' : 'var(--line)') + '" stroke-width="1.5"/>' +
+        '<text x="' + (x + 8) + '" y="' + (y + 17) + '">' + esc(n.name) + '</text><text x="' + (x + 8) + '" y="' + (y + 33) + '" class="mute">' + (n.row ? pct(n.row.success) + ' · ' + rpsf(n.row.rps) + ' · p99 ' + msf(n.row.latency_ms_p99) : esc(n.ns)) + '</text></a>';
     }
     svg += '</svg>';
-    return '<h2>Topology</h2><div class="legend"><span class="ok">— observed</span><span class="bad">— observed, not allowed by policy</span><span class="mute">- - allowed, never seen</span><span>mTLS: both identities proved</span></div><div class="card" style="overflow:auto">' + svg + '</div>';
+    return '<h2>Topology</h2><div class="legend"><span class="ok">— observed</span><span class="bad">— observed, not allowed by policy, or failing</span><span class="mute">- - allowed, never seen</span><span><svg width="10" height="12" aria-hidden="true"><use href="#lock" width="10" height="12"/></svg> mTLS: both identities proved</span></div><div class="card" style="overflow:auto">' + svg + '</div>';
   }
 
   async function workload(ns, name) {
@@ -198,7 +245,7 @@
     const ins = edges.filter((e) => e.dst === name && e.dst_namespace === ns), outs = edges.filter((e) => e.src === name && e.src_namespace === ns);
     let html = '<h2>' + esc(name) + ' <span class="mute">(' + esc(ns) + ')</span></h2>';
     html += row ? '<div class="card">success ' + pct(row.success) + ' · ' + rpsf(row.rps) + ' · p50 ' + msf(row.latency_ms_p50) + ' · p95 ' + msf(row.latency_ms_p95) + ' · p99 ' + msf(row.latency_ms_p99) + ' · meshed ' + esc(row.meshed) + '</div>' : '';
-    html += '<h3>Latency</h3>' + lineChart([{ name: 'p50', color: COLORS[0], points: h.map((p) => p.p50) }, { name: 'p95', color: COLORS[1], points: h.map((p) => p.p95) }, { name: 'p99', color: COLORS[2], points: h.map((p) => p.p99) }]);
+    html += '<h3>Latency</h3>' + latencyChart('latency:' + key(ns, name), h);
     html += '<h3>Inbound</h3><table><thead><tr><th>from</th><th>rps</th><th>secured</th></tr></thead><tbody>' + edgeRows(ins, 'in') + '</tbody></table>';
     html += '<h3>Outbound</h3><table><thead><tr><th>to</th><th>rps</th><th>secured</th></tr></thead><tbody>' + edgeRows(outs, 'out') + '</tbody></table>';
     const target = 'deploy/' + name;
@@ -264,7 +311,8 @@
       } else html += '<p class="mute">no route: an even spread over every live endpoint</p>';
       const series = [];
       const hs = versions.map((v) => hist.get(key(ns, svc + '-' + v)) || []);
-      const n = Math.max(0, ...hs.map((x) => x.length));
+      const longest = hs.reduce((a, x) => (x.length > a.length ? x : a), []);
+      const n = longest.length;
       for (let i = 0; i < n; i++) {
         const row = {};
         versions.forEach((v, j) => {
@@ -276,7 +324,7 @@
       }
       const last = series[series.length - 1] || {};
       const total = versions.reduce((a, v) => a + (last[v] || 0), 0);
-      html += '<p>observed now: <span class="observed">' + (total > 0 ? versions.map((v) => esc(v) + '=' + Math.round((100 * (last[v] || 0)) / total) + '%').join(' ') : 'no traffic') + '</span></p>' + stackedChart(versions, series) + '</section>';
+      html += '<p>observed now: <span class="observed">' + (total > 0 ? versions.map((v) => esc(v) + '=' + Math.round((100 * (last[v] || 0)) / total) + '%').join(' ') : 'no traffic') + '</span></p>' + splitChart('split:' + id, versions, times(longest), series) + '</section>';
     }
     return html;
   }
@@ -345,10 +393,13 @@
     } catch (err) {
       html = '<p class="bad">' + esc(err.message) + '</p>';
     }
-    const focused = document.activeElement && document.activeElement.name;
+    // The refresh rebuilds main: keep the keyboard's place (a form field by name, a link by its target).
+    const a = main.contains(document.activeElement) ? document.activeElement : null;
+    const focused = a && (a.getAttribute('name') ? '[name="' + CSS.escape(a.getAttribute('name')) + '"]' : a.getAttribute('href') ? '[href="' + CSS.escape(a.getAttribute('href')) + '"]' : null);
     main.innerHTML = html;
     main.dataset.page = path[0] || 'overview';
-    if (focused) main.querySelector('[name="' + focused + '"]')?.focus();
+    mountCharts();
+    if (focused) main.querySelector(focused)?.focus();
     const f = document.getElementById('tapf');
     if (f) f.onsubmit = (ev) => {
       ev.preventDefault();
@@ -357,6 +408,8 @@
   }
 
   window.addEventListener('hashchange', () => void render());
+  // Charts draw on canvas with the theme's colours read at creation: a theme change redraws them.
+  matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => void render());
   void refresh();
   setInterval(() => void refresh(), REFRESH_MS);
 })();
