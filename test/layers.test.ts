@@ -600,7 +600,11 @@ describe('authorize', () => {
     layer(next)(ex);
     assert.equal(next.seen.length, 1);
     assert.equal(ex.stats.authzAllow, 1);
-    assert.deepEqual([...ex.stats.authz!], [['rule 1 of policy default/default', { allow: 1, deny: 0 }]]);
+    const [[rule, c]] = [...ex.stats.authz!];
+    assert.deepEqual([rule, c!.allow, c!.deny], ['rule 1 of policy default/default', 1, 0]);
+    // The rule counts the response of the request it let in (mesh authz's measured latency).
+    ex.observe(200);
+    assert.deepEqual([c!.ok, c!.failed, c!.buckets.reduce((a, b) => a + b, 0)], [1, 0, 1]);
   });
 
   it('answers denied (403) to a peer the policy does not allow, and to a client without identity', () => {
@@ -612,7 +616,7 @@ describe('authorize', () => {
       assert.equal(next.seen.length, 0);
       assertAnswered(ex, 403, 'denied');
       assert.equal(ex.stats.authzDeny, 1);
-      assert.deepEqual([...ex.stats.authz!], [['default deny', { allow: 0, deny: 1 }]]);
+      assert.deepEqual([...ex.stats.authz!].map(([rule, c]) => [rule, c.allow, c.deny, c.ok + c.failed]), [['default deny', 0, 1, 0]]);
     }
   });
 });

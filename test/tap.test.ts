@@ -2,6 +2,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestMesh, request, waitFor, assertOneLineError, type WorkloadInfo } from './support/mesh.js';
+import { connectVia, exchange } from './support/tcp.js';
 import { StateDir } from '../src/platform/local/state.js';
 import { adminClient } from '../src/platform/local/control.js';
 
@@ -127,6 +128,12 @@ describe('mesh tap', () => {
       }, 30_000, 500))!;
       assert.deepEqual(rows.rule.clients.map((c) => c.split('/').pop()), ['client']);
       assert.equal(rows.rule.success, 1);
+      // The rule's latency is measured by the sidecar per rule, not estimated from its clients'.
+      const measured = await waitFor('the rule\'s latency measured', async () => {
+        const r = JSON.parse((await m.cli(['authz', 'deploy/web-v1', '-o', 'json', '-t', '10s'])).stdout).rows.find((x: { rule: string }) => x.rule === rows.rule.rule);
+        return r?.latency === 'measured' && r.latency_ms_p50 > 0 ? r : undefined;
+      }, 20_000, 500);
+      assert.ok(measured.latency_ms_p50 <= measured.latency_ms_p99, JSON.stringify(measured));
       assert.deepEqual(rows.deny.clients.map((c) => c.split('/').pop()), ['intruder']);
       const table = await m.cli(['authz', 'deploy/web-v1', '-t', '10s']);
       assert.match(table.stdout, /^RULE\s+CLIENTS\s+ALLOWED_RPS\s+DENIED_RPS/);
@@ -149,6 +156,29 @@ describe('mesh tap', () => {
     assert.match(denied.reason, /denied by default/);
     const lines = await m.cli(['tap', 'deploy/intruder-v1', '--to', 'deploy/web-v1', '--count', '1', '--duration', '20s'], { timeoutMs: 30_000 });
     assert.equal(lines.code, 0, lines.stderr);
+  });
+
+  it('shows a TCP connection authorization refused, as a CONNECT with the policy\'s reason', async () => {
+    // Still default deny: the intruder's connections to a TCP app are refused at the app's sidecar.
+    const vault = await m.run('vault', { app: new URL('../../test/fixtures/tcp-echo-app.mjs', import.meta.url).pathname });
+    let done = false;
+    const tapped = m.cli(['tap', 'deploy/vault-v1', '-o', 'json', '--count', '1', '--duration', '20s'], { timeoutMs: 30_000 }).finally(() => (done = true));
+    // Connect until the tap (which reaches the sidecar through its long-poll) has reported one.
+    for (let i = 0; !done && i < 300; i++) {
+      const c = await connectVia(intruder.outbound, `vault:${vault.appPort}`).catch(() => undefined);
+      if (c?.status === 200) assert.equal((await exchange(c.sock, 'let me in', 5_000)).data.length, 0);
+      else await new Promise((r) => setTimeout(r, 100, c?.sock.destroy()));
+    }
+    const r = await tapped;
+    assert.equal(r.code, 0, r.stderr);
+    const e = JSON.parse(r.stdout.trim().split('\n')[0]!);
+    assert.equal(e.method, 'CONNECT');
+    assert.equal(e.authority, `vault:${vault.appPort}`);
+    assert.equal(e.status, 403);
+    assert.equal(e.error, 'denied');
+    assert.match(e.src, /\/sa\/intruder$/);
+    assert.match(e.dst, /\/sa\/vault$/);
+    assert.match(e.reason, /denied by default/);
   });
 
   it('sidecars export spans to the control plane without a flag, a few new traces a second each', async () => {

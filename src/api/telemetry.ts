@@ -89,6 +89,8 @@ export interface AuthzRow {
   latency_ms_p50: number | null;
   latency_ms_p95: number | null;
   latency_ms_p99: number | null;
+  /** How success and latency were had: counted per rule by the proxies, or estimated from the rule's clients. */
+  latency?: 'measured' | 'estimated';
 }
 
 export interface AuthzResult {

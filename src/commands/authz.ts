@@ -9,8 +9,12 @@ const num = (v: number | null, unit: string) => (v === null ? '-' : `${v < 10 ? 
 
 export function renderAuthz(r: AuthzResult): string {
   const head = ['RULE', 'CLIENTS', 'ALLOWED_RPS', 'DENIED_RPS', 'SUCCESS', 'LATENCY_P50', 'LATENCY_P95', 'LATENCY_P99'];
-  const cells = r.rows.map((x) => [x.rule, x.clients.map((c) => c.replace(/^spiffe:\/\/[^/]+\//, '')).join(','), num(x.allowedRps, 'rps'), num(x.deniedRps, 'rps'),
-    pct(x.success), num(x.latency_ms_p50, 'ms'), num(x.latency_ms_p95, 'ms'), num(x.latency_ms_p99, 'ms')]);
+  // Estimated figures (proxies that do not count per rule) are marked ~.
+  const cells = r.rows.map((x) => {
+    const est = (v: string) => (x.latency === 'estimated' && v !== '-' ? `~${v}` : v);
+    return [x.rule, x.clients.map((c) => c.replace(/^spiffe:\/\/[^/]+\//, '')).join(','), num(x.allowedRps, 'rps'), num(x.deniedRps, 'rps'),
+      est(pct(x.success)), est(num(x.latency_ms_p50, 'ms')), est(num(x.latency_ms_p95, 'ms')), est(num(x.latency_ms_p99, 'ms'))];
+  });
   if (!cells.length) return `no inbound requests to ${r.deployment} in the last ${r.windowMs / 1000}s`;
   const width = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   return [head, ...cells].map((c) => c.map((v, i) => v.padEnd(width[i]!)).join('  ').trimEnd()).join('\n');

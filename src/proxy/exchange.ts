@@ -2,7 +2,7 @@
 import type { Req, Res } from './wire/h1-server.js';
 import { performance } from 'node:perf_hooks';
 import type { Endpoint, Target } from './balancer.js';
-import type { RequestStats } from './metrics.js';
+import type { RequestStats, RuleStats } from './metrics.js';
 import type { CompiledRule, ServiceRouter } from './routing.js';
 import { ERROR_HEADER, STATUS, errorHeader, type ErrorCode } from './errors.js';
 import type { Upstream } from './wire/h1-client.js';
@@ -70,13 +70,17 @@ export class Exchange {
   traceId = '';
   /** This proxy's span when tracing exports spans (see telemetry.ts). */
   span: object | null = null;
+  /** Inbound: the authorization rule that let this exchange in, which counts its response too (mesh authz). */
+  authzRule: RuleStats | null = null;
 
   /** Where this exchange is counted: the proxy's catch-all until routing knows better. */
   constructor(readonly req: Req, readonly res: Res, public stats: RequestStats) {}
 
   /** Records the response status and time to first byte, once per exchange. */
   observe(status: number): void {
-    this.stats.observe(status, performance.now() - this.start);
+    const ms = performance.now() - this.start;
+    this.stats.observe(status, ms);
+    if (this.authzRule !== null) this.authzRule.observe(status, ms);
   }
 }
 

@@ -134,7 +134,7 @@ export function createInboundServer(o: InboundOptions): net.Server {
   };
 
   // TCP tunnels (CONNECT streams on mesh/1): authorized by identity and port, one app connection each.
-  const toAppTcp = tunnelsToApp({ metrics: o.metrics, gate, authz: o, ports: o });
+  const toAppTcp = tunnelsToApp({ metrics: o.metrics, gate, authz: o, ports: o, denied: (authority, peer, reason) => o.telemetry.connectionDenied(authority, peer, reason) });
   const tunnels: TunnelHandler = (t, authority, sock) => {
     const s = sock as PeerSocket;
     if (Date.now() > s[EXPIRES]!) return void sock.destroy();

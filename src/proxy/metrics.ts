@@ -14,6 +14,29 @@ export function labelString(labels: Record<string, string>): string {
   return Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
 }
 
+function bucketOf(ms: number): number {
+  let i = 0;
+  while (i < NB && ms > LATENCY_BUCKETS_MS[i]!) i++;
+  return i;
+}
+
+/** One authorization rule's decisions for a client, and the responses and latency of the requests it let in. */
+export class RuleStats {
+  allow = 0;
+  deny = 0;
+  ok = 0;
+  failed = 0;
+  readonly buckets = new Float64Array(NB + 1);
+  latencySum = 0;
+
+  observe(status: number, ms: number): void {
+    if (status >= 500) this.failed++;
+    else this.ok++;
+    this.buckets[bucketOf(ms)]!++;
+    this.latencySum += ms;
+  }
+}
+
 /** Request counts, status codes and time-to-first-byte for one label set. */
 export class RequestStats {
   requests = 0;
@@ -25,9 +48,9 @@ export class RequestStats {
   /** Extra counters (retries, timeouts, ejections, authorization decisions) keyed by name. */
   readonly extra = new Map<string, number>();
   /** Authorization decisions by rule (AuthzDecision.rule), made on the first one; see allowed(). */
-  authz: Map<string, { allow: number; deny: number }> | null = null;
+  authz: Map<string, RuleStats> | null = null;
   private authzRule: string | undefined;
-  private authzLast: { allow: number; deny: number } | undefined;
+  private authzLast: RuleStats | undefined;
   /** gRPC responses by HTTP status and grpc-status (status * 32 + grpc), made on the first gRPC response. */
   grpc: Map<number, number> | null = null;
   /** Responses the proxy made itself, by error code (indexed by ERROR_INDEX). */
@@ -43,9 +66,7 @@ export class RequestStats {
   /** A gRPC response's head: counted as a request with its time to first byte, its outcome comes with grpcEnd. */
   grpcHead(ms: number): void {
     this.requests++;
-    let i = 0;
-    while (i < NB && ms > LATENCY_BUCKETS_MS[i]!) i++;
-    this.buckets[i]!++;
+    this.buckets[bucketOf(ms)]!++;
     this.latencySum += ms;
   }
 
@@ -65,9 +86,12 @@ export class RequestStats {
     this.errors[ERROR_INDEX[code]]!++;
   }
 
-  /** Per-request authorization decisions by rule: a client mostly meets one rule, so the last one is kept at hand. */
-  allowed(rule = 'unknown'): void {
-    (rule === this.authzRule ? this.authzLast! : this.authzOf(rule)).allow++;
+  /** Per-request authorization decisions by rule: a client mostly meets one rule, so the last one is kept at hand.
+   * Returns the rule's stats, where the exchange records its response (Exchange.rule). */
+  allowed(rule = 'unknown'): RuleStats | null {
+    const r = rule === this.authzRule ? this.authzLast! : this.authzOf(rule);
+    r.allow++;
+    return r;
   }
 
   denied(rule = 'unknown'): void {
@@ -87,12 +111,12 @@ export class RequestStats {
     return n;
   }
 
-  private authzOf(rule: string): { allow: number; deny: number } {
+  private authzOf(rule: string): RuleStats {
     const m = (this.authz ??= new Map());
     let c = m.get(rule);
     // Rules come from policy (bounded by what the control plane accepts); at most 64 per client are counted apart.
-    if (!c && m.size >= 64) c = m.get('other') ?? m.set('other', { allow: 0, deny: 0 }).get('other')!;
-    if (!c) m.set(rule, (c = { allow: 0, deny: 0 }));
+    if (!c && m.size >= 64) c = m.get('other') ?? m.set('other', new RuleStats()).get('other')!;
+    if (!c) m.set(rule, (c = new RuleStats()));
     this.authzRule = rule;
     this.authzLast = c;
     return c;
@@ -132,7 +156,9 @@ export class TcpStats {
 class NoopRequestStats extends RequestStats {
   override observe(): void {}
   override count(): void {}
-  override allowed(): void {}
+  override allowed(): null {
+    return null;
+  }
   override denied(): void {}
   override error(): void {}
   override grpcHead(): void {}
@@ -213,12 +239,29 @@ export class MetricsRegistry {
       out.push(`response_latency_ms_sum{${s.labels}} ${round(s.latencySum)}`);
       out.push(`response_latency_ms_count{${s.labels}} ${cum}`);
     }
+    // Per authorization rule: the responses and latency of the requests each rule let in (mesh authz).
+    const ruleLabels = (s: RequestStats, rule: string) => `${s.labels},rule="${escapeLabel(rule)}"`;
+    const ruled = reqs.flatMap((s) => [...(s.authz ?? [])].filter(([, c]) => c.ok + c.failed > 0).map(([rule, c]) => ({ labels: ruleLabels(s, rule), c })));
+    if (ruled.length) {
+      out.push('# HELP inbound_http_authz_response_total Responses to requests an authorization rule allowed, by rule.', '# TYPE inbound_http_authz_response_total counter');
+      for (const { labels, c } of ruled) {
+        if (c.ok) out.push(`inbound_http_authz_response_total{${labels},classification="success"} ${c.ok}`);
+        if (c.failed) out.push(`inbound_http_authz_response_total{${labels},classification="failure"} ${c.failed}`);
+      }
+      out.push('# HELP inbound_http_authz_response_latency_ms Time to first byte of requests an authorization rule allowed, by rule, in ms', '# TYPE inbound_http_authz_response_latency_ms histogram');
+      for (const { labels, c } of ruled) {
+        let cum = 0;
+        for (let i = 0; i < NB; i++) out.push(`inbound_http_authz_response_latency_ms_bucket{${labels},le="${LATENCY_BUCKETS_MS[i]}"} ${(cum += c.buckets[i]!)}`);
+        cum += c.buckets[NB]!;
+        out.push(`inbound_http_authz_response_latency_ms_bucket{${labels},le="+Inf"} ${cum}`, `inbound_http_authz_response_latency_ms_sum{${labels}} ${round(c.latencySum)}`, `inbound_http_authz_response_latency_ms_count{${labels}} ${cum}`);
+      }
+    }
     const extras = new Map<string, string[]>();
     const extra = (name: string, s: RequestStats, n: number) => (extras.get(name) ?? extras.set(name, []).get(name)!).push(`${name}{${s.labels}} ${n}`);
     for (const s of reqs) {
       for (const [name, n] of s.extra) extra(name, s, n);
       for (const [rule, c] of s.authz ?? []) {
-        const labels = `${s.labels},rule="${rule.replace(/[\\"\n]/g, (ch) => (ch === '\n' ? '\\n' : `\\${ch}`))}"`;
+        const labels = ruleLabels(s, rule);
         for (const [name, n] of [['inbound_http_authz_allow_total', c.allow], ['inbound_http_authz_deny_total', c.deny]] as const) {
           if (n) (extras.get(name) ?? extras.set(name, []).get(name)!).push(`${name}{${labels}} ${n}`);
         }

@@ -86,13 +86,7 @@ export class Tap {
       if (s.pathPrefix && !ex.path.startsWith(s.pathPrefix)) continue;
       if (s.authority && (ex.req.host ?? '') !== s.authority && ex.host !== s.authority) continue;
       if (s.to && direction !== 'outbound') continue;
-      if (now - a.windowStart >= 1000) {
-        a.windowStart = now;
-        a.sent = 0;
-      }
-      if (a.sent >= s.maxRps) continue;
-      a.sent++;
-      (taps ??= []).push(a);
+      if (admit(a, now)) (taps ??= []).push(a);
     }
     if (!taps) return;
     let head = 0;
@@ -136,6 +130,20 @@ export class Tap {
     });
   }
 
+  /** A TCP connection refused before it reached the app (authorization): a CONNECT with no path, for taps that
+   * select no path or destination. */
+  refused(authority: string, peer: string, error: string, reason: string): void {
+    const now = performance.now();
+    for (const a of this.active) {
+      const s = a.spec;
+      if ((s.method && s.method !== 'CONNECT') || s.pathPrefix || s.to || (s.authority && s.authority !== authority) || !admit(a, now)) continue;
+      this.queue(s.id, {
+        direction: 'inbound', method: 'CONNECT', authority, path: '', status: 403, latencyUs: 0, durationUs: 0, bytes: 0,
+        src: peer, dst: this.own.identity, srcPod: '', dstPod: this.own.instance, tls: peer !== '', at: Date.now(), error, reason,
+      });
+    }
+  }
+
   private queue(id: string, ev: TapEvent): void {
     let list = this.pending.get(id);
     if (!list) this.pending.set(id, (list = []));
@@ -161,6 +169,17 @@ export class Tap {
     }
     this.timer = this.pending.size > 0 && !this.stopped ? setTimeout(() => void this.flush(), FLUSH_MS) : undefined;
   }
+}
+
+/** Within the tap's --max-rps (a rolling second per proxy)? Counts the event if so. */
+function admit(a: Active, now: number): boolean {
+  if (now - a.windowStart >= 1000) {
+    a.windowStart = now;
+    a.sent = 0;
+  }
+  if (a.sent >= a.spec.maxRps) return false;
+  a.sent++;
+  return true;
 }
 
 function find(raw: string[], name: string): string | undefined {

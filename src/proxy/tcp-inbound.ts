@@ -17,6 +17,8 @@ export interface TunnelInbound {
   /** The app port an authority's port stands for (as a request's Host). */
   ports: AppPorts;
   gate: Gate;
+  /** Hears a connection policy refuses (mesh tap shows it with its reason). */
+  denied?(authority: string, peer: string, reason: string): void;
 }
 
 /** The app must accept a connection within this (it is on the same host: a slow accept is a stuck app). */
@@ -55,6 +57,7 @@ export function tunnelsToApp(d: TunnelInbound): (t: Tunnel, authority: string, p
     const decision = d.authz.policy().check(authz);
     if (!decision.allowed) {
       s.deny.inc();
+      d.denied?.(authority, peer, decision.reason);
       return t.refuse(403, decision.reason);
     }
     if (!d.gate.hold(peerSock)) return t.refuse(503, `app connections: ${d.gate.active} in use, none left for a TCP connection from this client`);

@@ -121,6 +121,11 @@ export class Telemetry {
     if (this.tap?.on) this.tap.watch(ex, 'inbound', reason);
   }
 
+  /** A TCP connection authorization refused: the tap shows it as a CONNECT, with the reason. */
+  connectionDenied(authority: string, peer: string, reason: string): void {
+    if (this.tap?.on) this.tap.refused(authority, peer, 'denied', reason);
+  }
+
   /** Called once per exchange when access logs or tracing are on. */
   watch(ex: Exchange, direction: 'inbound' | 'outbound'): void {
     if (this.tap?.on) this.tap.watch(ex, direction);

@@ -1,7 +1,9 @@
 // mesh authz: a workload's inbound traffic per authorization rule (and the default), as linkerd viz authz
-// shows it. Proxies count decisions per rule and client identity (rule="..."); responses and latency, counted per
-// client, go to the rule that let that client in most. Series of proxies without the rule label are attributed to the
-// rule the current policy lets the client in by (as a request to / would be).
+// shows it. Proxies count decisions per rule and client identity (rule="..."), and the responses and latency of the
+// requests each rule let in (inbound_http_authz_response_*): those are the rule's success and latency, measured.
+// Rows no proxy measured (proxies from before those series) are estimated: the responses and latency, counted per
+// client, go to the rule that let that client in most; series without the rule label go to the rule the current
+// policy lets the client in by (as a request to / would be).
 import { compilePolicy } from '../../model/policy.js';
 import type { MetricSource } from './source.js';
 import type { AuthzResult, AuthzRow } from '../../api/telemetry.js';
@@ -12,13 +14,19 @@ export async function computeAuthz(src: MetricSource, policies: unknown, namespa
   if (!pod) throw Object.assign(new Error(`no deployment '${deployment}' in namespace ${namespace}`), { status: 404, hint: "'mesh stat deploy' lists them" });
   const match = { direction: 'inbound', namespace, deployment };
   const by = ['client_id'];
-  const [allow, deny, responses, p50, p95, p99] = await Promise.all([
+  const byRule = ['rule'];
+  const measured = 'inbound_http_authz_response_latency_ms';
+  const [allow, deny, responses, p50, p95, p99, ruleResponses, r50, r95, r99] = await Promise.all([
     src.rate('inbound_http_authz_allow_total', match, ['client_id', 'rule'], windowMs),
     src.rate('inbound_http_authz_deny_total', match, ['client_id', 'rule'], windowMs),
     src.rate('response_total', match, ['client_id', 'classification'], windowMs),
     src.quantile(0.5, 'response_latency_ms', match, by, windowMs),
     src.quantile(0.95, 'response_latency_ms', match, by, windowMs),
     src.quantile(0.99, 'response_latency_ms', match, by, windowMs),
+    src.rate('inbound_http_authz_response_total', match, ['rule', 'classification'], windowMs),
+    src.quantile(0.5, measured, match, byRule, windowMs),
+    src.quantile(0.95, measured, match, byRule, windowMs),
+    src.quantile(0.99, measured, match, byRule, windowMs),
   ]);
   let compiled;
   try {
@@ -68,15 +76,32 @@ export async function computeAuthz(src: MetricSource, policies: unknown, namespa
       if (i === 0) r.weight += w;
     }
   });
+  // Measured per rule where the proxies count it.
+  const per = new Map<string, { ok: number; all: number; q: (number | null)[] }>();
+  const perRule = (rule: string) => per.get(rule) ?? per.set(rule, { ok: 0, all: 0, q: [null, null, null] }).get(rule)!;
+  for (const s of ruleResponses) {
+    const m = perRule(s.labels.rule ?? '');
+    m.all += s.value;
+    if (s.labels.classification === 'success') m.ok += s.value;
+  }
+  [r50, r95, r99].forEach((qs, i) => {
+    for (const s of qs) if (Number.isFinite(s.value)) perRule(s.labels.rule ?? '').q[i] = s.value;
+  });
   const out: AuthzRow[] = [];
   for (const r of rows.values()) {
     const { ok, all, weight, q, ...rest } = r;
+    const m = per.get(r.rule);
+    if (m && m.all > 0) {
+      out.push({ ...rest, success: m.ok / m.all, latency_ms_p50: m.q[0] ?? null, latency_ms_p95: m.q[1] ?? null, latency_ms_p99: m.q[2] ?? null, latency: 'measured' });
+      continue;
+    }
     out.push({
       ...rest,
       success: all > 0 ? ok / all : null,
       latency_ms_p50: weight > 0 ? q[0] / weight : null,
       latency_ms_p95: weight > 0 ? q[1] / weight : null,
       latency_ms_p99: weight > 0 ? q[2] / weight : null,
+      ...(weight > 0 ? { latency: 'estimated' as const } : {}),
     });
   }
   // Denials first: under default deny, the missing rule is what a broken page needs.

@@ -30,7 +30,7 @@ export const authorize = (o: AuthorizeOptions): Layer => {
       o.denied?.(ex, decision.reason);
       return respondError(ex, new ProxyError('denied', decision.reason));
     }
-    ex.stats.allowed(decision.rule);
+    ex.authzRule = ex.stats.allowed(decision.rule);
     next(ex);
   };
 };
