@@ -234,6 +234,8 @@ describe('mesh dashboard', { skip: !existsSync(CHROMIUM) && 'needs Debian chromi
     await open('#/policy', 'main[data-page=policy] table', 'policy');
     await waitFor('denials under default deny', async () => /details-v1\s+default deny\s+ns\/default\/sa\/productpage/.test(await page.innerText('main')), 30_000, 1000);
     assert.match(await page.innerText('main'), /productpage-v1\s+rule 1 of policy default\/default\s+ns\/default\/sa\/ingress/);
+    // The rule's success and latency, measured per rule by the sidecar (an estimate would be marked ~).
+    await waitFor('the rule\'s measured latency', async () => /productpage-v1\s+rule 1 of policy default\/default\s+ns\/default\/sa\/ingress\s+[\d.]+rps\s+[\d.]+rps\s+[\d.]+%\s+[\d.]+ms\s+[\d.]+ms/.test(await page.innerText('main')), 30_000, 1000);
     await open('#/topology', 'g.edge[data-state="not-allowed"]', 'topology-policy');
     await open('#/policy', 'main[data-page=policy] table', 'policy');
     // Traces (below) need the whole chain again.

@@ -329,6 +329,9 @@
     return html;
   }
 
+  /** Figures estimated from a rule's clients (sidecars that do not measure per rule) are marked ~. */
+  const est = (r, v) => (r.latency === 'estimated' && v !== '-' ? '~' + v : v);
+
   async function policyPage() {
     let html = '<h2>Policy</h2>';
     const nss = [...new Set(stat.map((r) => r.namespace).concat(policies.map((p) => p.metadata.namespace)))].sort();
@@ -337,10 +340,10 @@
       const def = ps.some((p) => p.spec.default === 'deny') ? 'deny' : ps.length ? 'allow' : 'allow (no policy)';
       html += '<h3>namespace ' + esc(ns) + ' — default ' + esc(def) + '</h3><table><thead><tr><th>policy</th><th>rule</th><th>from</th><th>to</th><th>port</th><th>path prefix</th></tr></thead><tbody>';
       for (const p of ps) p.spec.rules.forEach((r, i) => (html += '<tr><td>' + esc(p.metadata.name) + '</td><td>' + (i + 1) + '</td><td>' + esc(r.from) + '</td><td>' + esc(r.to) + '</td><td>' + (r.port ?? '*') + '</td><td>' + esc(r.pathPrefix ?? '/') + '</td></tr>'));
-      html += '</tbody></table><table><thead><tr><th>workload</th><th>rule</th><th>clients</th><th>allowed</th><th>denied</th><th>success</th></tr></thead><tbody>';
+      html += '</tbody></table><table><thead><tr><th>workload</th><th>rule</th><th>clients</th><th>allowed</th><th>denied</th><th>success</th><th>p50</th><th>p99</th></tr></thead><tbody>';
       for (const w of stat.filter((r) => r.namespace === ns)) {
         const a = await api('authz?namespace=' + encodeURIComponent(ns) + '&deployment=' + encodeURIComponent(w.name) + '&window=1m').catch(() => ({ rows: [] }));
-        for (const r of a.rows) html += '<tr><td>' + esc(w.name) + '</td><td>' + esc(r.rule) + '</td><td>' + esc(r.clients.map(short).join(', ')) + '</td><td class="num">' + rpsf(r.allowedRps) + '</td><td class="num ' + (r.deniedRps > 0 ? 'bad' : '') + '">' + rpsf(r.deniedRps) + '</td><td class="num">' + pct(r.success) + '</td></tr>';
+        for (const r of a.rows) html += '<tr><td>' + esc(w.name) + '</td><td>' + esc(r.rule) + '</td><td>' + esc(r.clients.map(short).join(', ')) + '</td><td class="num">' + rpsf(r.allowedRps) + '</td><td class="num ' + (r.deniedRps > 0 ? 'bad' : '') + '">' + rpsf(r.deniedRps) + '</td><td class="num">' + est(r, pct(r.success)) + '</td><td class="num">' + est(r, msf(r.latency_ms_p50)) + '</td><td class="num">' + est(r, msf(r.latency_ms_p99)) + '</td></tr>';
       }
       html += '</tbody></table>';
     }
