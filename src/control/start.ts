@@ -3,7 +3,7 @@
 // platform is a thin caller (platform/local/control-plane.ts, platform/kubernetes/control.ts).
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:net';
-import { certInfo, DAY, generateKey, splitPem } from '../identity/ca.js';
+import { certInfo, DAY, generateKey, splitPem, type KeyPair } from '../identity/ca.js';
 import { identityEpoch } from '../identity/epoch.js';
 import { CONTROL_IDENTITY } from '../api/client.js';
 import { MeshError } from '../util/errors.js';
@@ -63,8 +63,12 @@ export interface RunningControlPlane {
 
 /** The control plane's own serving certificate: its SPIFFE identity and names, from the issuer, short-lived. */
 export function servingTls(trustDomain: string, names: { dnsNames: string[]; ips: string[] }): MakeServingTls {
+  // The next key is made as soon as one is used: on a loaded machine an RSA key can take longer than a
+  // short certificate's time left after its renewal point.
+  let spare: Promise<KeyPair> | undefined;
   return async (signer, chainPem, lifetimeMs) => {
-    const kp = await generateKey();
+    const kp = await (spare ?? generateKey());
+    (spare = generateKey()).catch(() => (spare = undefined));
     const cert = signer.issueLeaf({ uri: CONTROL_IDENTITY(trustDomain), publicKeyPem: kp.publicKeyPem, lifetimeMs, ...names });
     return { cert: cert + chainPem, key: kp.keyPem };
   };
