@@ -105,7 +105,7 @@ async function pickIngressPort(flag: string | undefined): Promise<number> {
 }
 
 /** Until the control plane lists an endpoint of every sample app (each registers once its app listens). */
-async function waitForEndpoints(state: StateDir, timeoutMs = 30_000): Promise<void> {
+async function waitForEndpoints(state: StateDir, timeoutMs = 60_000): Promise<void> {
   const want = DEMO_APPS.map((a) => `${a.service}/${a.version}`);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
