@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { mesh, waitFor, type CliResult } from './support/mesh.js';
+import { spawn } from 'node:child_process';
+import { mesh, MESH_BIN, waitFor, type CliResult } from './support/mesh.js';
 import { httpGet, podIP, podLog, pods, realCluster, scale, servedCert, type RealCluster } from './support/kube-real.js';
 import { removeDemo, DEMO_NAMESPACE } from '../src/platform/kubernetes/demo.js';
 
@@ -126,6 +127,31 @@ describe('mesh on a real Kubernetes (kube-local)', { concurrency: false }, () =>
       .filter((l) => l.startsWith('request_total{') && l.includes('direction="inbound"') && l.includes('/sa/bookinfo-productpage"'));
     assert.ok(inbound.length, 'reviews saw productpage by its identity');
     for (const l of inbound) assert.match(l, /tls="true"/);
+  });
+
+  it('the sidecars send their spans to mesh-control by default: a page\'s trace across productpage, reviews and ratings, through mesh dashboard\'s port-forward', { timeout: 120_000 }, async (t) => {
+    if (!need(t)) return;
+    const dash = spawn(process.execPath, [MESH_BIN, '--platform', 'kubernetes', '--kubeconfig', c!.kubeconfig, 'dashboard', '--port', '0'],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: home, KUBECONFIG: '', MESH_PLATFORM: '' } });
+    let out = '';
+    dash.stdout!.on('data', (x) => (out += x));
+    dash.stderr!.on('data', (x) => (out += x));
+    try {
+      const url = new URL((await waitFor('the dashboard URL', () => /http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.exec(out)?.[0], 60_000, 100))!);
+      const cookie = (await fetch(url, { redirect: 'manual' })).headers.get('set-cookie')!.split(';')[0]!;
+      const api = async <T>(path: string) => (await (await fetch(new URL(path, url.origin), { headers: { cookie } })).json()) as T;
+      const trace = await waitFor('a trace through productpage, reviews and ratings', async () => {
+        await pages(8);
+        const list = await api<{ traces: { traceId: string; services: string[] }[] }>('/api/traces');
+        return list.traces.find((x) => ['productpage', 'reviews', 'ratings'].every((s) => x.services.some((v) => v.endsWith(s))));
+      }, 90_000, 500);
+      const spans = (await api<{ spans: { service: string; name: string }[] }>(`/api/traces/${trace!.traceId}`)).spans;
+      assert.ok(spans.length >= 4, JSON.stringify(spans));
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; mesh dashboard said: ${out}`);
+    } finally {
+      dash.kill('SIGTERM');
+    }
   });
 
   it('splits reviews 80/20 within 5 points over 400 requests, and sends jason to v3', { timeout: 180_000 }, async (t) => {
