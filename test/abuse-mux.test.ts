@@ -4,13 +4,10 @@
 // through the mesh still succeed. Each case prints its figures (`# abuse ...`).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import tls from 'node:tls';
-import { join } from 'node:path';
-import { generateKey, Issuer } from '../src/identity/ca.js';
 import { TestMesh, ECHO_APP, request, waitFor, type WorkloadInfo } from './support/mesh.js';
-import { frame, muxConnect, peakWhile, procStats, idOf } from './support/mux-bed.js';
+import { frame, muxConnect, peakWhile, procStats, idOf, meshCredentials } from './support/mux-bed.js';
 
 const APP_CONNECTIONS = 64;
 const MiB = 1024 * 1024;
@@ -44,12 +41,7 @@ describe('a sidecar under mesh/1 abuse', () => {
     await m.install();
     web = await m.run('web', { app: ECHO_APP, env: { MESH_PROXY_APP_CONNECTIONS: String(APP_CONNECTIONS), MESH_PROXY_APP_QUEUE: '128' } });
     client = await m.run('client');
-    ca = readFileSync(join(m.dir, 'identity', 'trust-anchor.crt'), 'utf8');
-    const issuerPem = readFileSync(join(m.dir, 'identity', 'issuer.crt'), 'utf8');
-    const issuer = new Issuer({ certPem: issuerPem, keyPem: readFileSync(join(m.dir, 'identity', 'issuer.key'), 'utf8') });
-    const kp = await generateKey();
-    key = kp.keyPem;
-    cert = issuer.issueLeaf({ uri: idOf('attacker'), publicKeyPem: kp.publicKeyPem, lifetimeMs: 3600_000 }) + issuerPem;
+    ({ ca, cert, key } = await meshCredentials(m.dir, idOf('attacker')));
     await waitFor('web to answer through the mesh', async () => (await victim(1)).length === 0, 20_000);
     // Warm: the victim's session and the sidecar's code paths exist before the baseline is taken.
     assert.deepEqual(await victim(20), []);

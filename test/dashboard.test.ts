@@ -3,20 +3,19 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { NO_CHROMIUM, openPage } from './support/chromium.js';
 import { TestMesh, MESH_BIN, waitFor } from './support/mesh.js';
 
 // The browser's globals, for the functions the tests run in the page (this project's tsconfig has no DOM types).
 declare const document: any;
 declare function getComputedStyle(el: unknown): any;
 
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-describe('mesh dashboard', { skip: !existsSync(CHROMIUM) && 'needs Debian chromium (.ci/run installs it)' }, () => {
+describe('mesh dashboard', { skip: NO_CHROMIUM }, () => {
   const m = new TestMesh();
   const shots = process.env.MESH_TEST_ARTIFACTS ?? mkdtempSync(join(tmpdir(), 'mesh-dashboard-shots-'));
   const profile = mkdtempSync(join(tmpdir(), 'mesh-chromium-'));
@@ -76,11 +75,7 @@ describe('mesh dashboard', { skip: !existsSync(CHROMIUM) && 'needs Debian chromi
     dash.stdout!.on('data', (c) => (out += c));
     url = (await waitFor('the dashboard URL', () => /http:\/\/\S+/.exec(out)?.[0], 20_000))!;
     // A fresh profile each run (--user-data-dir, which playwright passes for a persistent context).
-    browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: FLAGS, viewport: { width: 1280, height: 800 } });
-    page = browser.pages()[0] ?? (await browser.newPage());
-    page.on('console', (msg) => msg.type() === 'error' && errors.push(msg.text()));
-    page.on('pageerror', (err) => errors.push(err.message));
-    await page.goto(url);
+    ({ browser, page } = await openPage(profile, url, errors));
   });
   after(async () => {
     await browser?.close();

@@ -4,12 +4,9 @@
 // and answers too late, and get DEADLINE_EXCEEDED in time.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import https from 'node:https';
-import { join } from 'node:path';
-import { generateKey, Issuer } from '../src/identity/ca.js';
 import { TestMesh, freePort, waitFor, type WorkloadInfo } from './support/mesh.js';
-import { frame, muxConnect, idOf } from './support/mux-bed.js';
+import { frame, muxConnect, idOf, meshCredentials } from './support/mux-bed.js';
 
 /** h2c on $PORT, gRPC framing, no deadline kept: /meshtest.Echo/Say answers after 8 s, /meshtest.Echo/Count sends a message every 300 ms. */
 const LATE_APP = `
@@ -54,13 +51,8 @@ describe('the inbound sidecar ends a gRPC call at its grpc-timeout', () => {
     const r = await m.cli(['run', '-d', '-o', 'json', '--name', 'echo', '--version', 'v1', '--port', String(await freePort()), '--app-protocol', 'h2c', '--', process.execPath, '-e', LATE_APP]);
     assert.equal(r.code, 0, r.stderr);
     web = JSON.parse(r.stdout) as WorkloadInfo;
-    ca = readFileSync(join(m.dir, 'identity', 'trust-anchor.crt'), 'utf8');
-    const issuerPem = readFileSync(join(m.dir, 'identity', 'issuer.crt'), 'utf8');
-    const issuer = new Issuer({ certPem: issuerPem, keyPem: readFileSync(join(m.dir, 'identity', 'issuer.key'), 'utf8') });
-    const kp = await generateKey();
-    key = kp.keyPem;
     // An old sidecar's identity: a valid mesh certificate, a peer that enforces no deadline.
-    cert = issuer.issueLeaf({ uri: idOf('old-client'), publicKeyPem: kp.publicKeyPem, lifetimeMs: 3600_000 }) + issuerPem;
+    ({ ca, cert, key } = await meshCredentials(m.dir, idOf('old-client')));
   });
   after(() => m.cleanup());
 

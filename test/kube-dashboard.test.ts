@@ -5,17 +5,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { NO_CHROMIUM, openPage } from './support/chromium.js';
 import { MESH_BIN, waitFor } from './support/mesh.js';
 import { startTapBed, type TapBed } from './support/fake-kube-tap.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-describe('mesh dashboard on kubernetes, through the port-forward, in Chromium', { skip: !existsSync(CHROMIUM) && 'needs Debian chromium (.ci/run installs it)' }, () => {
+describe('mesh dashboard on kubernetes, through the port-forward, in Chromium', { skip: NO_CHROMIUM }, () => {
   let bed: TapBed;
   let dash: ChildProcess;
   let out = '';
@@ -52,11 +51,7 @@ describe('mesh dashboard on kubernetes, through the port-forward, in Chromium', 
     dash.stdout!.on('data', (c) => (out += c));
     dash.stderr!.on('data', (c) => (out += c));
     const url = (await waitFor('the dashboard URL', () => /http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.exec(out)?.[0], 60_000, 100))!;
-    browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: FLAGS, viewport: { width: 1280, height: 800 } });
-    page = browser.pages()[0] ?? (await browser.newPage());
-    page.on('console', (msg) => msg.type() === 'error' && errors.push(msg.text()));
-    page.on('pageerror', (err) => errors.push(err.message));
-    await page.goto(url);
+    ({ browser, page } = await openPage(profile, url, errors));
   });
   after(async () => {
     await stopLoad?.();

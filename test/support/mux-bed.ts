@@ -3,6 +3,7 @@
 // listener whose routing table names them.
 import net from 'node:net';
 import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import tls from 'node:tls';
 import { createIssuer, createTrustAnchor, generateKey, Issuer, type CertAndKey, type KeyPair } from '../../src/identity/ca.js';
 import { ALPN } from '../../src/proxy/wire/mux-frames.js';
@@ -183,4 +184,13 @@ export async function peakWhile(pid: number, during: () => Promise<void>): Promi
   }
   const s = procStats(pid);
   return { rssMiB: Math.max(peak.rssMiB, s.rssMiB), fds: Math.max(peak.fds, s.fds) };
+}
+
+/** A certificate the installed mesh in `stateDir` would issue for `uri` (a peer the test plays), with its key and the trust anchor. */
+export async function meshCredentials(stateDir: string, uri: string): Promise<{ ca: string; cert: string; key: string }> {
+  const read = (f: string) => readFileSync(join(stateDir, 'identity', f), 'utf8');
+  const issuerPem = read('issuer.crt');
+  const kp = await generateKey();
+  const cert = new Issuer({ certPem: issuerPem, keyPem: read('issuer.key') }).issueLeaf({ uri, publicKeyPem: kp.publicKeyPem, lifetimeMs: 3600_000 }) + issuerPem;
+  return { ca: read('trust-anchor.crt'), cert, key: kp.keyPem };
 }
