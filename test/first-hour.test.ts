@@ -19,7 +19,7 @@ function shell(line: string, timeoutMs = 60_000): Promise<CliResult> {
     child.stderr.on('data', (c) => (stderr += c));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${line} did not finish within ${timeoutMs} ms`));
+      reject(new Error(`${line} did not finish within ${timeoutMs} ms; it printed: ${(stdout + stderr).trim().slice(-2000) || 'nothing'}`));
     }, timeoutMs);
     child.on('close', (code) => {
       clearTimeout(timer);
