@@ -74,7 +74,8 @@ class Raw {
       if (this.closed) throw new Error(`connection closed before ${what}: got ${this.frames.map((x) => x.type).join(',')}`);
       if (Date.now() > deadline) throw new Error(`no ${what} in 5 s`);
       await new Promise<void>((r) => {
-        const t = setTimeout(r, 100);
+        // A frame or the close wakes it; the timer only ends the wait at the deadline.
+        const t = setTimeout(r, Math.max(0, deadline - Date.now()));
         this.wake = () => {
           clearTimeout(t);
           r();

@@ -164,10 +164,14 @@ describe('mesh tap', () => {
     let done = false;
     const tapped = m.cli(['tap', 'deploy/vault-v1', '-o', 'json', '--count', '1', '--duration', '20s'], { timeoutMs: 30_000 }).finally(() => (done = true));
     // Connect until the tap (which reaches the sidecar through its long-poll) has reported one.
-    for (let i = 0; !done && i < 300; i++) {
+    const deadline = Date.now() + 30_000;
+    while (!done && Date.now() < deadline) {
       const c = await connectVia(intruder.outbound, `vault:${vault.appPort}`).catch(() => undefined);
       if (c?.status === 200) assert.equal((await exchange(c.sock, 'let me in', 5_000)).data.length, 0);
-      else await new Promise((r) => setTimeout(r, 100, c?.sock.destroy()));
+      else {
+        c?.sock.destroy();
+        await new Promise((r) => setTimeout(r, 20));
+      }
     }
     const r = await tapped;
     assert.equal(r.code, 0, r.stderr);

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { encode, encodedBound, HpackDecoder, HpackError, Block } from './hpack.js';
 import { MAX_HEAD } from './h1-parse.js';
-import { CONN_WINDOW, HIGH_WATER, MAX_WINDOW, WINDOW } from './mux-frames.js';
+import { CONN_WINDOW, MAX_WINDOW, TurnWriter, WINDOW } from './mux-frames.js';
 
 export const enum F { Data = 0, Headers = 1, Priority = 2, Rst = 3, Settings = 4, Push = 5, Ping = 6, Goaway = 7, Window = 8, Cont = 9 }
 /** HTTP/2 error codes (RFC 9113 7). */
@@ -120,9 +120,8 @@ export abstract class H2Conn {
   private contFlags = 0;
   private contParts: Buffer[] = [];
   private contBytes = 0;
-  private out: Buffer[] = [];
-  private outSize = 0;
-  private scheduled = false;
+  /** Frames of one turn go out in one write. */
+  private readonly w: TurnWriter;
   private readonly blocked = new Set<H2Stream>();
   private readonly waiting = new Set<H2Stream>();
   private resets = 0;
@@ -132,8 +131,9 @@ export abstract class H2Conn {
   private sockErr: Error | null = null;
 
   constructor(readonly sock: net.Socket, readonly server: boolean, maxStreams: number) {
+    this.w = new TurnWriter(sock);
     this.prefaceLeft = server ? PREFACE.length : 0;
-    if (!server) this.queue(PREFACE);
+    if (!server) this.w.queue(PREFACE);
     // SETTINGS: our stream limit (server), no push (client), stream windows and header list as mesh/1's.
     const settings = [[3, maxStreams], [4, WINDOW], [6, MAX_HEAD]];
     if (!server) settings.push([2, 0]);
@@ -145,7 +145,7 @@ export abstract class H2Conn {
       b.writeUInt32BE(v!, at + 2);
       at += 6;
     }
-    this.queue(b);
+    this.w.queue(b);
     // The connection's window as mesh/1's (HTTP/2 starts it at 64 KiB: one round trip per 64 KiB of a big message).
     this.window(0, CONN_WINDOW - this.recvWindow);
     this.recvWindow = CONN_WINDOW;
@@ -469,14 +469,14 @@ export abstract class H2Conn {
     const flags = end ? END_STREAM : 0;
     if (len <= MAX_FRAME) {
       header(b, len, F.Headers, flags | END_HEADERS, st.id);
-      this.queue(len + HDR === b.length ? b : b.subarray(0, len + HDR));
+      this.w.queue(len + HDR === b.length ? b : b.subarray(0, len + HDR));
     } else {
       for (let at = 0; at < len; at += MAX_FRAME) {
         const n = Math.min(MAX_FRAME, len - at);
         const f = Buffer.allocUnsafe(HDR + n);
         header(f, n, at === 0 ? F.Headers : F.Cont, (at === 0 ? flags : 0) | (at + n === len ? END_HEADERS : 0), st.id);
         b.copy(f, HDR, HDR + at, HDR + at + n);
-        this.queue(f);
+        this.w.queue(f);
       }
     }
     if (end) this.localEnd(st);
@@ -495,7 +495,7 @@ export abstract class H2Conn {
       st.pendBytes += chunk.length;
     }
     this.pump(st);
-    if (st.pendBytes < STREAM_HIGH && !this.congested) return true;
+    if (st.pendBytes < STREAM_HIGH && !this.w.congested) return true;
     st.wantDrain = true;
     this.waiting.add(st);
     return false;
@@ -530,7 +530,7 @@ export abstract class H2Conn {
         }
       }
       st.pend = null;
-      if (st.wantDrain && !this.congested) {
+      if (st.wantDrain && !this.w.congested) {
         st.wantDrain = false;
         this.waiting.delete(st);
         st.drained();
@@ -555,10 +555,10 @@ export abstract class H2Conn {
     header(b, n, F.Data, end ? END_STREAM : 0, id);
     if (n <= 1024) {
       payload.copy(b, HDR);
-      this.queue(b);
+      this.w.queue(b);
     } else {
-      this.queue(b);
-      this.queue(payload);
+      this.w.queue(b);
+      this.w.queue(payload);
     }
   }
 
@@ -580,7 +580,7 @@ export abstract class H2Conn {
     const b = Buffer.allocUnsafe(HDR + 4);
     header(b, 4, F.Rst, 0, id);
     b.writeUInt32BE(code, HDR);
-    this.queue(b);
+    this.w.queue(b);
   }
 
   protected close(st: H2Stream, code: number, err: Error | null): void {
@@ -606,40 +606,16 @@ export abstract class H2Conn {
     const b = Buffer.allocUnsafe(HDR + 4);
     header(b, 4, F.Window, 0, id);
     b.writeUInt32BE(n, HDR);
-    this.queue(b);
+    this.w.queue(b);
   }
 
   /** A reply the peer asked for (PING, SETTINGS ACK): a peer that asks faster than it reads is cut off. */
   private control(type: number, flags: number, id: number, payload: Buffer): void {
-    if (this.congested) throw new H2Error(E.Calm, 'control frames while not reading ours');
+    if (this.w.congested) throw new H2Error(E.Calm, 'control frames while not reading ours');
     const b = Buffer.allocUnsafe(HDR + payload.length);
     header(b, payload.length, type, flags, id);
     payload.copy(b, HDR);
-    this.queue(b);
-  }
-
-  get congested(): boolean {
-    return this.outSize + this.sock.writableLength > HIGH_WATER;
-  }
-
-  private queue(b: Buffer): void {
-    this.out.push(b);
-    this.outSize += b.length;
-    if (this.scheduled) return;
-    this.scheduled = true;
-    // After every ready socket of this poll was read: that is the batch.
-    setImmediate(flushConn, this);
-  }
-
-  flush(): void {
-    this.scheduled = false;
-    const out = this.out;
-    if (out.length === 0 || this.sock.destroyed) return;
-    this.sock.write(out.length === 1 ? out[0]! : Buffer.concat(out, this.outSize));
-    this.out = [];
-    this.outSize = 0;
-    // The peer is not reading what we send: stop reading it until it does.
-    if (this.sock.writableLength > HIGH_WATER && !this.sock.isPaused()) this.sock.pause();
+    this.w.queue(b);
   }
 
   private drainSock(): void {
@@ -667,7 +643,7 @@ export abstract class H2Conn {
     header(b, 8, F.Goaway, 0, 0);
     b.writeUInt32BE(this.server ? this.lastId : 0, HDR);
     b.writeUInt32BE(code, HDR + 4);
-    this.queue(b);
+    this.w.queue(b);
     if (code === E.NoError && this.streams.size === 0) this.end();
   }
 
@@ -680,7 +656,7 @@ export abstract class H2Conn {
 
   private end(): void {
     if (this.dead) return;
-    this.flush();
+    this.w.flush();
     this.sock.end();
     this.destroy(null);
   }
@@ -689,16 +665,12 @@ export abstract class H2Conn {
   destroy(err: Error | null): void {
     if (this.dead) return;
     this.dead = true;
-    this.flush();
+    this.w.flush();
     if (err !== null) this.sock.end();
     for (const st of [...this.streams.values()]) this.close(st, E.Cancel, err ?? new H2Error(E.Cancel, 'connection closed'));
     this.finished(err);
     if (err !== null) setImmediate(() => this.sock.destroy());
   }
-}
-
-function flushConn(c: H2Conn): void {
-  c.flush();
 }
 
 function header(b: Buffer, len: number, type: number, flags: number, id: number): void {

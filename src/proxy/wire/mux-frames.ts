@@ -60,90 +60,29 @@ export const enum Rst { Refused = 1, Protocol = 2 }
 /** Longest payload of each control frame; a longer one is a protocol error. */
 const CONTROL_MAX: Record<number, number> = { [T.Reset]: 256, [T.Window]: 4, [T.Ping]: PING_LEN, [T.Settings]: 64 };
 
-/** Frames queued this turn, written together when the turn is over. */
-export class FrameWriter {
+/**
+ * Buffers queued this event-loop turn, written together (one write) when the turn is over; a peer
+ * that does not read what we send is not read either. mesh/1's frames and HTTP/2's go out through it.
+ */
+export class TurnWriter {
   private out: Buffer[] = [];
   private size = 0;
   private scheduled = false;
 
   constructor(readonly sock: net.Socket) {}
 
-  frame(type: number, flags: number, id: number, payload: Buffer | null): void {
-    const h = Buffer.allocUnsafe(HDR);
-    h[0] = type;
-    h[1] = flags;
-    h.writeUInt32BE(id, 2);
-    h.writeUInt32BE(payload?.length ?? 0, 6);
-    this.out.push(h);
-    this.size += HDR;
-    if (payload !== null && payload.length > 0) {
-      this.out.push(payload);
-      this.size += payload.length;
-    }
-    this.schedule();
-  }
-
-  /** A HEADERS frame from head text: one buffer, no copy of the string. */
-  head(flags: number, id: number, head: string): void {
-    const len = Buffer.byteLength(head, 'latin1');
-    const b = Buffer.allocUnsafe(HDR + len);
-    b[0] = T.Headers;
-    b[1] = flags;
-    b.writeUInt32BE(id, 2);
-    b.writeUInt32BE(len, 6);
-    b.write(head, HDR, 'latin1');
-    this.out.push(b);
-    this.size += b.length;
-    this.schedule();
-  }
-
-  window(id: number, n: number): void {
-    const b = Buffer.allocUnsafe(HDR + 4);
-    b[0] = T.Window;
-    b[1] = 0;
-    b.writeUInt32BE(id, 2);
-    b.writeUInt32BE(4, 6);
-    b.writeUInt32BE(n, HDR);
-    this.out.push(b);
-    this.size += b.length;
-    this.schedule();
-  }
-
-  /** The answer to a PING: its payload (at most PING_LEN bytes) back, in one buffer. */
-  pingAck(payload: Buffer): void {
-    const b = Buffer.allocUnsafe(HDR + payload.length);
-    b[0] = T.Ping;
-    b[1] = ACK;
-    b.writeUInt32BE(0, 2);
-    b.writeUInt32BE(payload.length, 6);
-    payload.copy(b, HDR);
-    this.out.push(b);
-    this.size += b.length;
-    this.schedule();
-  }
-
-  /** SETTINGS: this end keeps to the connection window and credits the peer's (see CONN_WINDOW); its stream limit and capabilities. */
-  settings(caps: number): void {
-    const b = Buffer.alloc(HDR + 8);
-    b[0] = T.Settings;
-    b.writeUInt32BE(8, 6);
-    b.writeUInt32BE(MAX_STREAMS, HDR);
-    b.writeUInt32BE(caps, HDR + 4);
-    this.out.push(b);
-    this.size += b.length;
-    this.schedule();
-  }
-
   /** Enough is queued to the peer: senders wait for the socket's 'drain'. */
   get congested(): boolean {
     return this.size + this.sock.writableLength > HIGH_WATER;
   }
 
-  private schedule(): void {
+  queue(b: Buffer): void {
+    this.out.push(b);
+    this.size += b.length;
     if (this.scheduled) return;
     this.scheduled = true;
     // setImmediate runs after every ready socket of this poll has been read: that is the batch.
-    setImmediate(flushWriter, this);
+    setImmediate(flushTurn, this);
   }
 
   flush(): void {
@@ -158,14 +97,71 @@ export class FrameWriter {
   }
 }
 
+function flushTurn(w: TurnWriter): void {
+  w.flush();
+}
+
+/** mesh/1's frames, queued this turn. */
+export class FrameWriter extends TurnWriter {
+
+  frame(type: number, flags: number, id: number, payload: Buffer | null): void {
+    const h = Buffer.allocUnsafe(HDR);
+    h[0] = type;
+    h[1] = flags;
+    h.writeUInt32BE(id, 2);
+    h.writeUInt32BE(payload?.length ?? 0, 6);
+    this.queue(h);
+    if (payload !== null && payload.length > 0) this.queue(payload);
+  }
+
+  /** A HEADERS frame from head text: one buffer, no copy of the string. */
+  head(flags: number, id: number, head: string): void {
+    const len = Buffer.byteLength(head, 'latin1');
+    const b = Buffer.allocUnsafe(HDR + len);
+    b[0] = T.Headers;
+    b[1] = flags;
+    b.writeUInt32BE(id, 2);
+    b.writeUInt32BE(len, 6);
+    b.write(head, HDR, 'latin1');
+    this.queue(b);
+  }
+
+  window(id: number, n: number): void {
+    const b = Buffer.allocUnsafe(HDR + 4);
+    b[0] = T.Window;
+    b[1] = 0;
+    b.writeUInt32BE(id, 2);
+    b.writeUInt32BE(4, 6);
+    b.writeUInt32BE(n, HDR);
+    this.queue(b);
+  }
+
+  /** The answer to a PING: its payload (at most PING_LEN bytes) back, in one buffer. */
+  pingAck(payload: Buffer): void {
+    const b = Buffer.allocUnsafe(HDR + payload.length);
+    b[0] = T.Ping;
+    b[1] = ACK;
+    b.writeUInt32BE(0, 2);
+    b.writeUInt32BE(payload.length, 6);
+    payload.copy(b, HDR);
+    this.queue(b);
+  }
+
+  /** SETTINGS: this end keeps to the connection window and credits the peer's (see CONN_WINDOW); its stream limit and capabilities. */
+  settings(caps: number): void {
+    const b = Buffer.alloc(HDR + 8);
+    b[0] = T.Settings;
+    b.writeUInt32BE(8, 6);
+    b.writeUInt32BE(MAX_STREAMS, HDR);
+    b.writeUInt32BE(caps, HDR + 4);
+    this.queue(b);
+  }
+}
+
 function maxLength(type: number): number {
   if (type === T.Data) return MAX_FRAME;
   if (type === T.Headers || type === T.Trailers) return MAX_HEAD_FRAME;
   return CONTROL_MAX[type] ?? 256;
-}
-
-function flushWriter(w: FrameWriter): void {
-  w.flush();
 }
 
 export interface FrameSink {
