@@ -180,6 +180,15 @@ describe('gRPC through the mesh', () => {
       assert.ok((by.get(`${dir} success 0`) ?? 0) >= 3, shown);
       assert.equal([...by.keys()].filter((k) => k.includes('success') && !k.endsWith(' 0')).length, 0, shown);
     }
+    // mesh authz's measured figures: the rule that let the calls in counts them by grpc-status, with their latency.
+    const byRule = new Map<string, number>();
+    for (const s of servers) {
+      const body = (await request(s.admin, { path: '/metrics' })).body;
+      for (const [, cls, n] of body.matchAll(/^inbound_http_authz_response_total\{[^}]*classification="(\w+)"[^}]*\} (\S+)$/gm)) byRule.set(cls!, (byRule.get(cls!) ?? 0) + Number(n));
+      for (const [, n] of body.matchAll(/^inbound_http_authz_response_latency_ms_count\{[^}]*\} (\S+)$/gm)) byRule.set('timed', (byRule.get('timed') ?? 0) + Number(n));
+    }
+    assert.ok((byRule.get('failure') ?? 0) >= 6 && (byRule.get('success') ?? 0) >= 3, [...byRule].join(' | '));
+    assert.ok((byRule.get('timed') ?? 0) >= 9, [...byRule].join(' | '));
     // mesh stat reads the same series: the servers' success rate is below 100%. A rate needs the counters to
     // grow between scrapes, so calls go on while it is polled.
     let out = '';

@@ -30,10 +30,19 @@ export class RuleStats {
   latencySum = 0;
 
   observe(status: number, ms: number): void {
-    if (status >= 500) this.failed++;
-    else this.ok++;
+    this.head(ms);
+    this.end(status < 500);
+  }
+
+  /** A response's time to first byte; a gRPC response's outcome comes later, with its grpc-status (end). */
+  head(ms: number): void {
     this.buckets[bucketOf(ms)]!++;
     this.latencySum += ms;
+  }
+
+  end(ok: boolean): void {
+    if (ok) this.ok++;
+    else this.failed++;
   }
 }
 

@@ -9,7 +9,7 @@ import { Exchange, ProxyError, respondError, type Transport } from './exchange.j
 import { forwardHeaders, forwardTrailers } from './wire/h1-headers.js';
 import { codeOf, MeshFault, neverSent } from './errors.js';
 import { GrpcStatus, isGrpc } from './wire/grpc-status.js';
-import type { RequestStats } from './metrics.js';
+import type { RequestStats, RuleStats } from './metrics.js';
 
 /** A transport that relays: it names the upstream in the reasons of the errors it answers. */
 export interface Relaying extends Transport {
@@ -29,6 +29,8 @@ class Attempt {
   waiting = false;
   /** A gRPC response counted at its head whose grpc-status (in its trailers) is still to count. */
   grpc: RequestStats | null = null;
+  /** The authorization rule that let the gRPC call in, which counts its outcome too (mesh authz). */
+  grpcRule: RuleStats | null = null;
   status = 0;
 
   constructor(readonly ex: Exchange, readonly up: Upstream, readonly t: Relaying) {}
@@ -39,6 +41,10 @@ class Attempt {
     if (g !== null) {
       this.grpc = null;
       g.grpcEnd(this.status, grpcStatus);
+      if (this.grpcRule !== null) {
+        this.grpcRule.end(grpcStatus === GrpcStatus.Ok);
+        this.grpcRule = null;
+      }
     }
   }
 
@@ -75,9 +81,11 @@ function onResponse(this: Upstream & Carrier, upRes: UpstreamResponse & Carrier)
   if (grpcHead === NOT_GRPC) ex.observe(status);
   else {
     // gRPC: the outcome is its grpc-status, in the head of a trailers-only response or else in the trailers.
-    ex.stats.grpcHead(performance.now() - ex.start);
+    const ms = performance.now() - ex.start;
+    ex.stats.grpcHead(ms);
     a.status = status;
     a.grpc = ex.stats;
+    if (ex.authzRule !== null) (a.grpcRule = ex.authzRule).head(ms);
     if (grpcHead !== GRPC_NO_STATUS) a.grpcEnd(grpcHead);
   }
   if (a.remaining >= 0) headers.push('content-length', String(a.remaining));

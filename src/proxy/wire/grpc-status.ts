@@ -3,7 +3,7 @@
 // status (PERMISSION_DENIED for a policy denial) instead of a bare HTTP error. Also gRPC's deadline
 // header (grpc-timeout), which the timeout layer honours and passes on shrunk.
 
-export const enum GrpcStatus { Unknown = 2, DeadlineExceeded = 4, PermissionDenied = 7, ResourceExhausted = 8, Unimplemented = 12, Internal = 13, Unavailable = 14, Unauthenticated = 16 }
+export const enum GrpcStatus { Ok = 0, Unknown = 2, DeadlineExceeded = 4, PermissionDenied = 7, ResourceExhausted = 8, Unimplemented = 12, Internal = 13, Unavailable = 14, Unauthenticated = 16 }
 
 /** The gRPC status an HTTP status from the proxy means (gRPC's HTTP mapping, with 504 as the deadline it is here). */
 export function grpcStatusOf(http: number): GrpcStatus {
