@@ -9,6 +9,7 @@ import { createHttpServer, PREFACE } from '../src/proxy/wire/h2-server.js';
 import { encode, encodedBound, HpackDecoder, HpackError } from '../src/proxy/wire/hpack.js';
 import type { H1Server } from '../src/proxy/wire/h1-server.js';
 import { H2Pool, type H2Response } from '../src/proxy/wire/h2-client.js';
+import { h2Timeouts } from '../src/proxy/wire/h2-conn.js';
 
 const enum F { Data = 0, Headers = 1, Rst = 3, Settings = 4, Ping = 6, Goaway = 7, Window = 8, Cont = 9 }
 
@@ -244,6 +245,53 @@ describe('the HTTP/2 codec against hostile peers', () => {
     assert.deepEqual((await c.response(7)).slice(0, 2), [':status', '200']);
   });
 
+  it('HEADERS on a closed stream is a STREAM_CLOSED connection error', async () => {
+    const c = await connect();
+    c.send(frame(F.Headers, 0x5, 1, GET()));
+    await c.response(1);
+    await c.until((f) => f.type === F.Data && f.id === 1 && (f.flags & 1) === 1, 'the end of stream 1');
+    c.send(frame(F.Headers, 0x5, 1, GET()));
+    assert.equal(await c.goaway(), 5);
+  });
+
+  it('DATA on a closed stream is a STREAM_CLOSED connection error', async () => {
+    const c = await connect();
+    c.send(frame(F.Headers, 0x5, 1, GET()));
+    await c.until((f) => f.type === F.Data && f.id === 1 && (f.flags & 1) === 1, 'the end of stream 1');
+    c.send(frame(F.Data, 0x1, 1, 'aa'));
+    assert.equal(await c.goaway(), 5);
+  });
+
+  it('frames the client sent before it saw our RST_STREAM are ignored', async () => {
+    const c = await connect();
+    // Answered before its body ends: the server resets the rest of the request (NO_ERROR); the body's last DATA and
+    // its trailers were already on the way.
+    c.send(frame(F.Headers, 0x4, 1, block([':method', 'POST', ':scheme', 'http', ':path', '/', ':authority', 'svc'])));
+    assert.equal(await c.rst(1), 0);
+    c.send(frame(F.Data, 0, 1, 'aa'), frame(F.Headers, 0x5, 1, block(['x-trailer', 'late'])), frame(F.Headers, 0x5, 3, GET()));
+    assert.deepEqual((await c.response(3)).slice(0, 2), [':status', '200']);
+    // A stream the server closed by answering is not one it reset: the grace is for resets only.
+    c.send(frame(F.Headers, 0x5, 3, GET()));
+    assert.equal(await c.goaway(), 5);
+  });
+
+  it('a client that never acknowledges our SETTINGS is cut off with SETTINGS_TIMEOUT', async () => {
+    const was = h2Timeouts.settingsAckMs;
+    h2Timeouts.settingsAckMs = 300;
+    try {
+      const acks = await connect();
+      acks.send(frame(F.Settings, 1, 0));
+      const silent = await connect();
+      assert.equal(await silent.goaway(), 4);
+      // The one that acknowledged outlived the bound and is still served.
+      acks.send(frame(F.Headers, 0x5, 1, GET()));
+      assert.deepEqual((await acks.response(1)).slice(0, 2), [':status', '200']);
+      assert.ok(!acks.frames.some((f) => f.type === F.Goaway));
+    } finally {
+      h2Timeouts.settingsAckMs = was;
+    }
+  });
+
   it('a body longer than its Content-Length resets the stream', async () => {
     const c = await connect();
     c.send(
@@ -299,6 +347,8 @@ describe('the h2c client towards an app, against a hostile app', () => {
   let app: net.Server;
   let port = 0;
   const pool = new H2Pool({ idleMs: 5000 });
+  /** Error codes of the GOAWAYs the client sent the app. */
+  const goaways: number[] = [];
 
   before(async () => {
     app = net.createServer((sock) => {
@@ -316,6 +366,7 @@ describe('the h2c client towards an app, against a hostile app', () => {
         while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
           const len = buf.readUIntBE(0, 3);
           if (buf[3] === F.Headers) act(sock, buf.readUInt32BE(5) & 0x7fffffff);
+          else if (buf[3] === F.Goaway) goaways.push(buf.readUInt32BE(9 + 4));
           buf = buf.subarray(9 + len);
         }
       });
@@ -372,6 +423,20 @@ describe('the h2c client towards an app, against a hostile app', () => {
     const next = await call();
     assert.ok(!(next instanceof Error), String(next));
     assert.equal(next.status, 204);
+  });
+
+  it('HEADERS from the app on a stream it already ended is a STREAM_CLOSED connection error', async () => {
+    act = (sock, id) => sock.write(Buffer.concat([
+      frame(F.Headers, 0x5, id, block([':status', '204'])),
+      frame(F.Headers, 0x5, id, block([':status', '204'])),
+    ]));
+    const r = await call();
+    assert.ok(!(r instanceof Error), String(r));
+    const deadline = Date.now() + 5000;
+    while (!goaways.includes(5)) {
+      assert.ok(Date.now() < deadline, `no GOAWAY with STREAM_CLOSED: ${goaways.join(',')}`);
+      await new Promise((res) => setTimeout(res, 10));
+    }
   });
 
   it('an oversized frame from the app ends its connection and fails the request', async () => {

@@ -187,7 +187,7 @@ export class ClientConn extends H2Conn {
     const st = this.streams.get(id) as H2Request | undefined;
     if (st === undefined) {
       if (this.idle(id)) throw new H2Error(E.Protocol, 'HEADERS on a stream not opened');
-      return;
+      return this.closedStream(id, 'HEADERS');
     }
     const end = (flags & END_STREAM) !== 0;
     if (st.res !== null) {

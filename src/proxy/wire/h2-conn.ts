@@ -11,7 +11,7 @@ import { CONN_WINDOW, MAX_WINDOW, TurnWriter, WINDOW } from './mux-frames.js';
 
 export const enum F { Data = 0, Headers = 1, Priority = 2, Rst = 3, Settings = 4, Push = 5, Ping = 6, Goaway = 7, Window = 8, Cont = 9 }
 /** HTTP/2 error codes (RFC 9113 7). */
-export const enum E { NoError = 0, Protocol = 1, Internal = 2, Flow = 3, StreamClosed = 5, FrameSize = 6, Refused = 7, Cancel = 8, Compression = 9, Calm = 11 }
+export const enum E { NoError = 0, Protocol = 1, Internal = 2, Flow = 3, SettingsTimeout = 4, StreamClosed = 5, FrameSize = 6, Refused = 7, Cancel = 8, Compression = 9, Calm = 11 }
 const END_STREAM = 0x1;
 const ACK = 0x1;
 const END_HEADERS = 0x4;
@@ -33,6 +33,10 @@ const STREAM_HIGH = 64 * 1024;
 /** Streams the peer resets (or we refuse) within RESET_MS before the connection is ended: HTTP/2 "rapid reset". */
 const MAX_RESETS = 200;
 const RESET_MS = 1000;
+/** Streams we reset whose late frames (sent before the peer saw our RST_STREAM) are still ignored, most recent first. */
+const RESET_GRACE = 128;
+/** Our SETTINGS not acknowledged by then ends the connection (RFC 9113 6.5.3); tunable like the head timeout. */
+export const h2Timeouts = { settingsAckMs: 10_000 };
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const EMPTY = Buffer.alloc(0);
@@ -129,6 +133,11 @@ export abstract class H2Conn {
   /** Fields of the block being read, reused: the role copies what it keeps. */
   protected fields: string[] = [];
   private sockErr: Error | null = null;
+  /** Ids of streams we reset lately (insertion order, at most RESET_GRACE). */
+  private readonly ourResets = new Set<number>();
+  /** The last stream id our GOAWAY let through: the peer's frames on later ones are discarded. */
+  private goawayLast = 0x7fffffff;
+  private settingsTimer: NodeJS.Timeout | null;
 
   constructor(readonly sock: net.Socket, readonly server: boolean, maxStreams: number) {
     this.w = new TurnWriter(sock);
@@ -146,6 +155,8 @@ export abstract class H2Conn {
       at += 6;
     }
     this.w.queue(b);
+    this.settingsTimer = setTimeout(() => this.fail(E.SettingsTimeout, 'SETTINGS not acknowledged in time'), h2Timeouts.settingsAckMs);
+    this.settingsTimer.unref();
     // The connection's window as mesh/1's (HTTP/2 starts it at 64 KiB: one round trip per 64 KiB of a big message).
     this.window(0, CONN_WINDOW - this.recvWindow);
     this.recvWindow = CONN_WINDOW;
@@ -270,6 +281,15 @@ export abstract class H2Conn {
     this.block(id, flags, fields, verdict);
   }
 
+  /**
+   * A frame on a stream that is closed (RFC 9113 5.1): a connection error, unless we reset the stream lately (the
+   * peer may have sent it before it saw our RST_STREAM) or our GOAWAY discarded it.
+   */
+  protected closedStream(id: number, what: string): void {
+    if (this.ourResets.has(id) || id > this.goawayLast) return;
+    throw new H2Error(E.StreamClosed, `${what} on closed stream ${id}`);
+  }
+
   /** Why the last refused block was refused. */
   protected get why(): string {
     return this.hpack.why;
@@ -289,7 +309,10 @@ export abstract class H2Conn {
     }
     const st = this.streams.get(id);
     if (st === undefined || st.remoteEnded) {
-      if (st === undefined && this.idle(id)) throw new H2Error(E.Protocol, 'DATA on a stream not opened');
+      if (st === undefined) {
+        if (this.idle(id)) throw new H2Error(E.Protocol, 'DATA on a stream not opened');
+        this.closedStream(id, 'DATA');
+      }
       this.creditConn(len);
       if (st !== undefined) this.reset(st, E.StreamClosed);
       return;
@@ -380,6 +403,8 @@ export abstract class H2Conn {
     if (id !== 0) throw new H2Error(E.Protocol, 'SETTINGS on a stream');
     if (flags & ACK) {
       if (p.length !== 0) throw new H2Error(E.FrameSize, 'SETTINGS ACK with a payload');
+      if (this.settingsTimer !== null) clearTimeout(this.settingsTimer);
+      this.settingsTimer = null;
       return;
     }
     if (p.length % 6 !== 0) throw new H2Error(E.FrameSize, 'SETTINGS of the wrong length');
@@ -581,6 +606,9 @@ export abstract class H2Conn {
     header(b, 4, F.Rst, 0, id);
     b.writeUInt32BE(code, HDR);
     this.w.queue(b);
+    const r = this.ourResets;
+    r.add(id);
+    if (r.size > RESET_GRACE) r.delete(r.values().next().value!);
   }
 
   protected close(st: H2Stream, code: number, err: Error | null): void {
@@ -643,6 +671,7 @@ export abstract class H2Conn {
     header(b, 8, F.Goaway, 0, 0);
     b.writeUInt32BE(this.server ? this.lastId : 0, HDR);
     b.writeUInt32BE(code, HDR + 4);
+    if (this.server && this.lastId < this.goawayLast) this.goawayLast = this.lastId;
     this.w.queue(b);
     if (code === E.NoError && this.streams.size === 0) this.end();
   }
@@ -665,6 +694,8 @@ export abstract class H2Conn {
   destroy(err: Error | null): void {
     if (this.dead) return;
     this.dead = true;
+    if (this.settingsTimer !== null) clearTimeout(this.settingsTimer);
+    this.settingsTimer = null;
     this.w.flush();
     if (err !== null) this.sock.end();
     for (const st of [...this.streams.values()]) this.close(st, E.Cancel, err ?? new H2Error(E.Cancel, 'connection closed'));

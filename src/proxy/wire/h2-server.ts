@@ -228,18 +228,16 @@ class ServerConn extends H2Conn {
     const st = this.streams.get(id) as H2Exchange | undefined;
     if (st !== undefined) {
       // A second block on an open stream is its trailers: they end it, and carry no pseudo-headers.
-      if (!end || st.remoteEnded) throw new H2Error(E.Protocol, 'a header block in the middle of a request');
+      if (st.remoteEnded) throw new H2Error(E.StreamClosed, `HEADERS on stream ${id} after its END_STREAM`);
+      if (!end) throw new H2Error(E.Protocol, 'a header block in the middle of a request');
       if (verdict !== Block.Ok || hasPseudo(fields)) return this.reset(st, E.Protocol);
       st.received(fields);
       this.remoteEnd(st);
       return;
     }
-    // A stream already closed (one we reset may still have frames under way): nothing to do.
-    if (id <= this.lastId) {
-      if ((id & 1) === 0) throw new H2Error(E.Protocol, 'HEADERS on a server stream id');
-      return;
-    }
     if ((id & 1) === 0) throw new H2Error(E.Protocol, 'HEADERS on a server stream id');
+    // A stream already closed: fatal, unless we reset it and these are its frames under way.
+    if (id <= this.lastId) return this.closedStream(id, 'HEADERS');
     this.lastId = id;
     if (this.goingAway) return;
     const x = new H2Exchange(this);
