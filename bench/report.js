@@ -43,7 +43,8 @@ export function summarize(paths) {
   const cost = (r) => (r === null ? null : 1 - r);
   // The memory goals are the HTTP/1.1 hop's, as issue 14 measures it; the gRPC and TCP hops' RSS is in the proxies table.
   const maxOf = (key) => (ok(mesh) ? Math.max(...mesh.proxies.map((p) => p[key] ?? 0)) : null);
-  const overHap = (key) => (ok(mesh) && ok(haproxy) && mesh.added && haproxy.added ? mesh.added[key] - haproxy.added[key] : null);
+  // Latencies are in tenths of a millisecond (hey): rounded to a microsecond, 2.4 − 0.9 − (1.9 − 0.9) is 0.5, not 0.5000000000000002.
+  const overHap = (key) => (ok(mesh) && ok(haproxy) && mesh.added && haproxy.added ? Math.round((mesh.added[key] - haproxy.added[key]) * 1000) / 1000 : null);
   const goal = (name, value, pass, unit) => ({ name, value, unit, status: value === null ? 'SKIP' : pass(value) ? 'PASS' : 'MISS' });
   const g = GOALS;
   const goals = [
