@@ -146,7 +146,7 @@ describe('mesh on kubernetes: the CLI against a fake API server', () => {
         '--identity-issuer-key-file', join(FIX, 'issuer.key'), '--image', 'registry.local/mesh:dev']);
       assert.equal(r.code, 0, r.stderr);
       const objs = docs(r.stdout);
-      assert.deepEqual(objs.map((o) => o.kind), ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'Secret', 'Secret', 'Deployment', 'Service', 'MutatingWebhookConfiguration']);
+      assert.deepEqual(objs.map((o) => o.kind), ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'RoleBinding', 'ConfigMap', 'ConfigMap', 'Secret', 'Secret', 'Deployment', 'Service', 'MutatingWebhookConfiguration']);
       for (const o of objs) validateK8s(o);
       assert.equal(objs.find((o) => o.metadata.name === 'mesh-identity-trust-roots')!.data['ca-bundle.crt'], fixture('kube', 'anchor.crt'));
       assert.equal(objs.find((o) => o.kind === 'Deployment')!.spec.template.spec.containers[0].image, 'registry.local/mesh:dev');
@@ -179,7 +179,7 @@ describe('mesh on kubernetes: the CLI against a fake API server', () => {
       try {
         const r = await k(['install', '--apply', '--wait', '30s']);
         assert.equal(r.code, 0, r.stderr);
-        assert.match(r.stderr, /√ Applied 12 objects \(12 changed\)/);
+        assert.match(r.stderr, /√ Applied 13 objects \(13 changed\)/);
         assert.match(r.stderr, /√ Control plane is ready/);
         assert.match(r.stdout, /mesh is installed on fake/);
       } finally {
@@ -204,7 +204,7 @@ describe('mesh on kubernetes: the CLI against a fake API server', () => {
       const before = [rv('ConfigMap', 'mesh-identity-trust-roots', 'mesh-system'), rv('Secret', 'mesh-webhook-tls', 'mesh-system'), rv('Deployment', 'mesh-control', 'mesh-system')];
       const r = await k(['install', '--apply', '--wait', '10s']);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stderr, /√ Applied 12 objects \(0 changed\)/);
+      assert.match(r.stderr, /√ Applied 13 objects \(0 changed\)/);
       assert.deepEqual([rv('ConfigMap', 'mesh-identity-trust-roots', 'mesh-system'), rv('Secret', 'mesh-webhook-tls', 'mesh-system'), rv('Deployment', 'mesh-control', 'mesh-system')], before);
     });
 
@@ -321,13 +321,14 @@ describe('mesh on kubernetes: the CLI against a fake API server', () => {
       assert.deepEqual(planned, [
         'MutatingWebhookConfiguration/mesh-proxy-injector', 'Deployment/mesh-control', 'Service/mesh-control',
         'Secret/mesh-identity-issuer', 'Secret/mesh-webhook-tls', 'ConfigMap/mesh-config', 'ConfigMap/mesh-identity-trust-roots',
-        'ServiceAccount/mesh-control', 'ClusterRoleBinding/mesh:mesh-control', 'ClusterRole/mesh:mesh-control', 'ClusterRole/mesh:tap-admin', 'Namespace/mesh-system',
+        'ServiceAccount/mesh-control', 'ClusterRoleBinding/mesh:mesh-control', 'ClusterRole/mesh:mesh-control', 'ClusterRole/mesh:tap-admin', 'RoleBinding/mesh:mesh-control:client-ca',
+        'Namespace/mesh-system',
       ]);
       assert.ok(server.store.get({ apiVersion: 'v1', kind: 'Namespace', name: 'mesh-system' }), 'rendering deletes nothing');
 
       const r = await k(['uninstall', '--apply']);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stderr, /√ Deleted 12 objects/);
+      assert.match(r.stderr, /√ Deleted 13 objects/);
       assert.equal(server.store.get({ apiVersion: 'v1', kind: 'Namespace', name: 'mesh-system' }), undefined);
       assert.equal(server.store.get({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', name: 'mesh:mesh-control' }), undefined);
       assert.equal(server.store.list('admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration').length, 0);

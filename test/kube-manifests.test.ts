@@ -55,13 +55,16 @@ describe('kubernetes install manifests', () => {
     }
   });
 
-  it('labels every object as mesh\'s, and only namespaced ones into mesh-system', () => {
+  it('labels every object as mesh\'s, and only namespaced ones into mesh-system (but the client CA reader binding in kube-system)', () => {
     for (const obj of [...renderCrds('0.0.0-test'), ...renderControlPlane(fixedValues())]) {
-      const md = obj.metadata as { labels: Record<string, string>; namespace?: string };
+      const md = obj.metadata as { name: string; labels: Record<string, string>; namespace?: string };
       assert.equal(md.labels['app.kubernetes.io/part-of'], 'mesh');
       assert.equal(md.labels['app.kubernetes.io/managed-by'], 'mesh');
-      if (md.namespace) assert.equal(md.namespace, 'mesh-system');
+      if (md.namespace) assert.equal(md.namespace, obj.kind === 'RoleBinding' ? 'kube-system' : 'mesh-system', `${obj.kind}/${md.name}`);
     }
+    const binding = renderControlPlane(fixedValues()).find((o) => o.kind === 'RoleBinding') as unknown as { roleRef: { kind: string; name: string }; subjects: { name: string; namespace: string }[] };
+    assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'extension-apiserver-authentication-reader' });
+    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'mesh-control', namespace: 'mesh-system' }]);
   });
 
   it('gives the RBAC the brief asks for, and runs this package as the control plane', () => {

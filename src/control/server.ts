@@ -3,8 +3,8 @@
 // identity-routes.ts, mesh-routes.ts, tap-routes.ts, telemetry and the dashboard's views.
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
-import type { TLSSocket } from 'node:tls';
-import { timingSafeEqual } from 'node:crypto';
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
+import { timingSafeEqual, X509Certificate } from 'node:crypto';
 import { verifyPeer, type Identity } from '../identity/spiffe.js';
 import type { Issuer } from '../identity/ca.js';
 import { ServingCertRenewer, type MakeServingTls, type ServingTls } from './serving-cert.js';
@@ -168,10 +168,21 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
     async tapper(req) {
       if (bearerMatches(req, o.auth.adminToken)) return ADMIN_CALLER;
       const h = req.headers.authorization ?? '';
-      if (!o.auth.tap || !h.startsWith('Bearer ')) throw new HttpError(401, o.auth.tap ? 'tap needs your credential: a bearer token the Kubernetes API server accepts' : 'the admin credential is required');
-      const user = await o.auth.tap.authenticate(h.slice(7));
-      if (!user) throw new HttpError(401, 'the Kubernetes API server did not accept your token (TokenReview)');
-      return user;
+      const tap = o.auth.tap;
+      if (!tap) throw new HttpError(401, 'the admin credential is required');
+      if (h.startsWith('Bearer ')) {
+        const user = await tap.authenticate(h.slice(7));
+        if (!user) throw new HttpError(401, 'the Kubernetes API server did not accept your token (TokenReview)');
+        return user;
+      }
+      const sock = req.socket as TLSSocket;
+      // One the mesh's anchors verify is a workload's: never a platform user (their CAs are kept apart).
+      if (sock.authorized) throw new HttpError(401, 'a mesh workload certificate is not a Kubernetes user: tap needs your kubeconfig user\'s client certificate or token');
+      const chain = tap.certificate ? peerChain(sock) : [];
+      if (!chain.length) throw new HttpError(401, 'tap needs your credential: a client certificate or a bearer token the Kubernetes API server accepts');
+      const r = tap.certificate!(chain);
+      if ('refused' in r) throw new HttpError(401, `your client certificate was refused: ${r.refused}`);
+      return r;
     },
   });
 
@@ -192,6 +203,18 @@ export function createControlServer(o: ControlServerOptions): ControlServer {
 function tapRedactions(settings: unknown): string[] {
   const list = (settings as { tap?: { redactHeaders?: unknown } } | undefined)?.tap?.redactHeaders;
   return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string').map((x) => x.toLowerCase()) : [];
+}
+
+/** The certificates the peer sent, leaf first (the handshake did not verify them: not under the mesh's anchors). */
+function peerChain(sock: TLSSocket): X509Certificate[] {
+  const out: X509Certificate[] = [];
+  let c = sock.getPeerCertificate(true) as DetailedPeerCertificate | undefined;
+  while (c?.raw && out.length < 5) {
+    out.push(new X509Certificate(c.raw));
+    if (!c.issuerCertificate || c.issuerCertificate === c) break;
+    c = c.issuerCertificate;
+  }
+  return out;
 }
 
 function bearerMatches(req: IncomingMessage, expected: string): boolean {

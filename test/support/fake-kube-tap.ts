@@ -1,6 +1,7 @@
 // The fake API server with mesh-control (a child process) behind a pods/portforward and one meshed pod's real
-// sidecar in front of an app, for tap, top and the dashboard on Kubernetes: users jane (may tap), bob (may not tap)
-// and carol (may not port-forward into mesh-system), each with a kubeconfig of their own.
+// sidecar in front of an app, for tap, top and the dashboard on Kubernetes: token users jane (may tap), bob (may not
+// tap) and carol (may not port-forward into mesh-system), and client-certificate users alice (may tap) and dan (may
+// not), each with a kubeconfig of their own.
 import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,8 @@ import { renderCrds } from '../../src/platform/kubernetes/crds.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
+export type TapUser = 'jane' | 'bob' | 'carol' | 'alice' | 'dan';
+
 export interface TapBed {
   server: FakeApiServer;
   dir: string;
@@ -23,9 +26,9 @@ export interface TapBed {
   controlPod: string;
   /** The sidecar's inbound listener (plaintext, as a kubelet probe comes). */
   inbound: string;
-  kubeconfig: Record<'jane' | 'bob' | 'carol', string>;
+  kubeconfig: Record<TapUser, string>;
   /** The CLI on the kubernetes platform as one of the users. */
-  cli(user: 'jane' | 'bob' | 'carol', args: string[], timeoutMs?: number): Promise<CliResult>;
+  cli(user: TapUser, args: string[], timeoutMs?: number): Promise<CliResult>;
   /** The env a CLI child needs to act as a user (HOME in the bed, no KUBECONFIG or MESH_PLATFORM of the machine). */
   env: NodeJS.ProcessEnv;
   /** Requests to the sidecar's inbound port until the returned function is called. */
@@ -53,9 +56,11 @@ export async function startTapBed(prefix: string): Promise<TapBed> {
       'bob-token': { username: 'bob', groups: ['system:authenticated'] },
       'carol-token': { username: 'carol', groups: ['system:authenticated'] },
     },
-    // bob may not tap; carol may not port-forward into mesh-system. jane (and the admin) may do both.
+    // bob and dan may not tap; carol may not port-forward into mesh-system. jane, alice (and the admin) may do both.
+    clientCertificates: true,
     deny: [
       { verb: 'watch', group: 'tap.mesh.io', resource: 'deployments/tap', user: 'bob' },
+      { verb: 'watch', group: 'tap.mesh.io', resource: 'deployments/tap', user: 'dan' },
       { verb: 'create', group: '', resource: 'pods/portforward', namespace: 'mesh-system', user: 'carol' },
     ],
   });
@@ -64,6 +69,10 @@ export async function startTapBed(prefix: string): Promise<TapBed> {
   for (const user of ['jane', 'bob', 'carol'] as const) {
     kubeconfig[user] = join(dir, `${user}.kubeconfig`);
     writeFileSync(kubeconfig[user], server.kubeconfigYaml.replace(server.token, `${user}-token`), { mode: 0o600 });
+  }
+  for (const user of ['alice', 'dan'] as const) {
+    kubeconfig[user] = join(dir, `${user}.kubeconfig`);
+    writeFileSync(kubeconfig[user], server.userKubeconfig(user, ['dev']), { mode: 0o600 });
   }
   for (const crd of renderCrds()) server.store.create(crd as Obj);
   seedControlPlane(server, { trustAnchorsPem: fixture('kube', 'anchor.crt'), issuerCertPem: fixture('kube', 'issuer.crt'), issuerKeyPem: fixture('kube', 'issuer.key') });

@@ -1,7 +1,11 @@
 // The CLI's way to mesh-control for what the API server's service proxy cannot carry (a tap's long-polls, the
 // dashboard), as `linkerd viz dashboard` goes: a port-forward to a running mesh-control pod, the control plane
-// verified by its SPIFFE identity under the installed trust anchors, and the kubeconfig user's own bearer token sent
-// along for the control plane to check (TokenReview, then a SubjectAccessReview per tap).
+// verified by its SPIFFE identity under the installed trust anchors, and the kubeconfig user's own credential for the
+// control plane to check: its bearer token (TokenReview), or its client certificate and key, presented in the CLI's
+// own TLS handshake with mesh-control (the forward only carries bytes), verified there against the cluster's client CA.
+// Then a SubjectAccessReview per tap.
+import tls from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { ControlClient, ControlUnreachable, type ControlResponse } from '../../api/client.js';
 import { MeshError } from '../../util/errors.js';
 import type { KubeClient } from './client.js';
@@ -16,11 +20,25 @@ interface Pod {
 export interface ControlForward {
   /** The kubeconfig user's bearer token, when it has one (client-certificate users have none). */
   bearer?: string;
+  /** The user the kubeconfig's client certificate names (its CN), when it has one and no token. */
+  certificateUser?: string;
   /** A call through the forward; a forward that failed is said in one line. A GET on a forward that dropped is sent again once it is back. */
   request<T>(method: string, path: string, o?: { timeoutMs?: number }): Promise<ControlResponse<T>>;
   /** How many times the forward was opened again after it dropped (state the control plane kept, such as a tap, is gone). */
   readonly reconnects: number;
   close(): Promise<void>;
+}
+
+/** The TLS context that presents the kubeconfig user's client certificate to mesh-control (which verifies it), or none. */
+function clientCertificate(cert: Buffer | string | undefined, key: Buffer | string | undefined, anchors: string, context: string): { context: tls.SecureContext; name: string } | undefined {
+  if (!cert || !key) return undefined;
+  try {
+    const leaf = new X509Certificate(cert);
+    const cn = /^CN=(.*)$/m.exec(leaf.subject)?.[1] ?? '(no CN)';
+    return { context: tls.createSecureContext({ ca: anchors, cert, key, minVersion: 'TLSv1.3' }), name: cn };
+  } catch (err) {
+    throw new MeshError(`the client certificate and key of context ${context}'s user cannot be used: ${(err as Error).message}`, 'check the user\'s client-certificate(-data) and client-key(-data) (kubectl config view --minify --raw)');
+  }
 }
 
 /** Attempts to open a dropped forward again, and the pause before each (a rollout replaces the pod in seconds). */
@@ -53,14 +71,15 @@ export async function openControlForward(kube: KubeClient, o: { say?: (line: str
   const anchors = roots?.data?.['ca-bundle.crt'];
   if (!anchors) throw new MeshError(`configmap ${CONTROL_NAMESPACE}/${TRUST_ROOTS_CONFIGMAP} has no trust anchors`, "re-run 'mesh install --platform kubernetes --apply'");
   const trustDomain = config?.data?.trustDomain || 'cluster.local';
-  const headers: { headers?: Record<string, string> } = {};
-  await kube.kc.applyToHTTPSOptions(headers as never);
-  const auth = headers.headers?.Authorization ?? headers.headers?.authorization;
+  const user: { headers?: Record<string, string>; cert?: Buffer | string; key?: Buffer | string } = {};
+  await kube.kc.applyToHTTPSOptions(user as never);
+  const auth = user.headers?.Authorization ?? user.headers?.authorization;
   const bearer = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
+  const { context: withCert, name: certificateUser } = (!bearer && clientCertificate(user.cert, user.key, anchors, kube.contextName)) || {};
 
   const open = async (pod: string) => {
     const forward = await forwardPort(kube.kc, CONTROL_NAMESPACE, pod, CONTROL_PORT);
-    return { pod, forward, client: new ControlClient(`127.0.0.1:${forward.port}`, anchors, trustDomain), answered: false };
+    return { pod, forward, client: new ControlClient(`127.0.0.1:${forward.port}`, anchors, trustDomain, withCert && (() => withCert)), answered: false };
   };
   let now = await open(first);
   let reconnects = 0;
@@ -113,6 +132,7 @@ export async function openControlForward(kube: KubeClient, o: { say?: (line: str
   };
   return {
     bearer,
+    certificateUser,
     get reconnects() {
       return reconnects;
     },

@@ -13,7 +13,7 @@ import { defaultImage, webhookDnsNames } from './names.js';
 import { createWebhookServer } from './webhook.js';
 import { KubeControlPlatform } from './control-platform.js';
 import { apiIdentity, mountedIdentity, readKubeWebhookTls, tokenReviewBootstrap, } from './control-identity.js';
-import { kubeTapAccess } from './tap-access.js';
+import { KubeClientCa, kubeTapAccess } from './tap-access.js';
 
 export interface KubeControlOptions {
   port: number;
@@ -56,6 +56,9 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
 
   // The injector puts the current trust anchors into each pod it mutates.
   const inject = { version: VERSION, image: env.MESH_PROXY_IMAGE || defaultImage(), trustDomain, trustAnchorsPem: '' };
+  // Tap callers who authenticate with a client certificate are verified against the cluster's client CA, watched.
+  const clientCa = new KubeClientCa(kube, log);
+  clientCa.start();
   // Endpoints from EndpointSlices and Pods, Routes and Policies from the CRDs, all kept by watches; proxies' metrics
   // scraped from every running pod (platform.scrapeTargets) for mesh stat, which reaches it by the service proxy.
   const platform = new KubeControlPlatform(kube.kc, trustDomain, { log: (l) => log(`control: ${l}`) });
@@ -64,10 +67,11 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
     identity,
     platform,
     // Proxies bootstrap with their projected ServiceAccount token (TokenReview); there are no join tokens. Tap callers
-    // come through a port-forward with their own token (TokenReview, then a SubjectAccessReview per tap).
+    // come through a port-forward with their own token (TokenReview) or client certificate (the cluster's client CA),
+    // then a SubjectAccessReview per tap.
     auth: {
       adminToken: randomBytes(32).toString('base64url'), joinTokenFor: () => randomBytes(32).toString('base64url'), bootstrap: tokenReviewBootstrap(kube, { log }),
-      openTelemetry: true, tap: kubeTapAccess(kube, { log }),
+      openTelemetry: true, tap: kubeTapAccess(kube, { log, clientCa }),
     },
     serving: { dnsNames: [...webhookDnsNames(), 'localhost'], ips: ['127.0.0.1'] },
     // The sidecars send their spans to the control plane's API (its TLS, their certificate) unless a pod names a
@@ -78,6 +82,9 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
     portHint: 'pick another port',
     onIdentity: (id) => (inject.trustAnchorsPem = id.trustAnchorsPem),
     log,
+  }).catch((err: unknown) => {
+    clientCa.stop();
+    throw err;
   });
 
   // The webhook asks for namespace labels per pod; a short cache spares the API server during a rollout.
@@ -98,6 +105,7 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
   try {
     webhookPort = await listen(webhook, o.webhookPort, address, 'webhook', 'pick another port');
   } catch (err) {
+    clientCa.stop();
     await control.close();
     throw err;
   }
@@ -107,6 +115,7 @@ export async function runKubeControl(kube: KubeClient, o: KubeControlOptions): P
     port: control.port,
     webhookPort,
     async close() {
+      clientCa.stop();
       await control.close();
       await closeWebhook();
     },

@@ -42,6 +42,18 @@ export function kubeTarget(o: PlatformOptions): Target {
   return target;
 }
 
+/**
+ * A command that grants what the control plane's 403 says is missing ("USER may not tap KIND/NAME in namespace NS"):
+ * mesh:tap-admin bound in that namespace (a namespace tap is namespace-wide too).
+ */
+export function tapBindingHint(error: string): string {
+  const m = /^(.+?) may not tap \S+ in namespace (\S+?):/.exec(error);
+  if (!m) return 'bind the mesh:tap-admin ClusterRole: kubectl create clusterrolebinding NAME --clusterrole mesh:tap-admin --user USER';
+  const [, user, ns] = m;
+  const name = `${user!.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^-+|-+$/g, '') || 'user'}-tap`;
+  return `let ${user} tap in ${ns}: kubectl create rolebinding ${name} -n ${ns} --clusterrole mesh:tap-admin --user '${user}' (or a clusterrolebinding for every namespace); mesh tap also needs create on pods/portforward in mesh-system`;
+}
+
 export function kubernetesPlatform(o: PlatformOptions): Platform {
   const target = kubeTarget(o);
   const { options } = target;
@@ -115,19 +127,25 @@ export function kubernetesPlatform(o: PlatformOptions): Platform {
     stopWorkloads: async () => {
       throw localOnly('stop');
     },
-    // Through a port-forward to mesh-control with the kubeconfig user's token: the control plane checks RBAC on tap.
+    // Through a port-forward to mesh-control with the kubeconfig user's token or client certificate: the control plane
+    // checks RBAC on tap.
     async openTap(query) {
       const control = await forwardToControl();
-      if (!control.bearer) {
+      if (!control.bearer && !control.certificateUser) {
         await control.close();
-        throw new MeshError(`tap on Kubernetes needs a kubeconfig user with a bearer token; context ${(await target.kube()).contextName} has none (a client certificate?)`,
-          'use a user with a token, an exec or OIDC plugin, e.g. a ServiceAccount bound to mesh:tap-admin (kubectl create token NAME)');
+        throw new MeshError(`tap on Kubernetes needs a kubeconfig user with a client certificate or a bearer token; context ${(await target.kube()).contextName} has neither`,
+          'use a user with a certificate, a token, an exec or OIDC plugin, e.g. a ServiceAccount bound to mesh:tap-admin (kubectl create token NAME)');
       }
       const call = async <T>(path: string, method = 'GET'): Promise<T> => answer(await control.request<T & { error?: string }>(method, path, { timeoutMs: 15_000 }));
       const answer = <T>(r: { status: number; body: T & { error?: string } }): T => {
         if (r.status === 200) return r.body;
         const error = r.body?.error ?? `HTTP ${r.status}`;
-        if (r.status === 403) throw new MeshError(error, "bind the mesh:tap-admin ClusterRole: kubectl create clusterrolebinding NAME --clusterrole mesh:tap-admin --user USER");
+        if (r.status === 403) throw new MeshError(error, tapBindingHint(error));
+        if (r.status === 401) {
+          throw new MeshError(`mesh-control did not accept your kubeconfig user: ${error}`, control.certificateUser
+            ? 'mesh-control verifies client certificates with the client-ca-file of configmap kube-system/extension-apiserver-authentication; use the kubeconfig the cluster gave you (kubectl config view --minify), or re-run mesh install if mesh-control cannot read that ConfigMap'
+            : 'use a token the API server accepts (kubectl auth whoami)');
+        }
         throw new MeshError(`the control plane answered ${r.status}: ${error}`, `kubectl -n mesh-system logs deploy/mesh-control`);
       };
       let first: TapPoll;

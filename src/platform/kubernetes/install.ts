@@ -7,7 +7,7 @@ import { CRD_NAMES } from './crds.js';
 import { anchorFingerprints, type IdentityValues, type WebhookValues } from './identity.js';
 import type { KubeObject } from './manifests.js';
 import {
-  CONTROL_NAME, CONTROL_NAMESPACE, ISSUER_SECRET, MANAGED_BY, OWNED_SELECTOR, PART_OF, TRUST_ROOTS_CONFIGMAP, WEBHOOK_SECRET,
+  CLIENT_CA_NAMESPACE, CONTROL_NAME, CONTROL_NAMESPACE, ISSUER_SECRET, MANAGED_BY, OWNED_SELECTOR, PART_OF, TRUST_ROOTS_CONFIGMAP, WEBHOOK_SECRET,
 } from './names.js';
 
 interface Secret extends KubernetesObject { data?: Record<string, string> }
@@ -123,7 +123,7 @@ export async function waitForControlPlane(kube: KubeClient, timeoutMs: number, e
 export const refOf = (o: KubernetesObject): ObjectRef => ({ apiVersion: o.apiVersion!, kind: o.kind!, name: o.metadata!.name!, namespace: o.metadata?.namespace });
 
 /** The kinds install creates, in delete order: the webhook first (so no pod waits on it), the namespace last. */
-const INSTALLED_KINDS: { apiVersion: string; kind: string; namespaced: boolean }[] = [
+const INSTALLED_KINDS: { apiVersion: string; kind: string; namespaced: boolean; namespace?: string }[] = [
   { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', namespaced: false },
   { apiVersion: 'apps/v1', kind: 'Deployment', namespaced: true },
   { apiVersion: 'v1', kind: 'Service', namespaced: true },
@@ -132,6 +132,8 @@ const INSTALLED_KINDS: { apiVersion: string; kind: string; namespaced: boolean }
   { apiVersion: 'v1', kind: 'ServiceAccount', namespaced: true },
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', namespaced: false },
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', namespaced: false },
+  // The one object outside mesh-system: mesh-control's binding to read the cluster's client CA.
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', namespaced: true, namespace: CLIENT_CA_NAMESPACE },
 ];
 
 /** Objects in mesh-system a namespace controller makes on its own (OpenShift's fork: its service CA too); they go with the namespace. */
@@ -153,7 +155,9 @@ export async function planUninstall(kube: KubeClient, o: { crds: boolean }): Pro
   });
   const ns = await kube.read({ apiVersion: 'v1', kind: 'Namespace', name: CONTROL_NAMESPACE });
   for (const k of INSTALLED_KINDS) {
-    if (k.namespaced) {
+    if (k.namespace) {
+      for (const x of await kube.list(k.apiVersion, k.kind, { namespace: k.namespace, labelSelector: OWNED_SELECTOR })) objects.push(stub(x));
+    } else if (k.namespaced) {
       if (!ours(ns)) continue;
       for (const x of await kube.list(k.apiVersion, k.kind, { namespace: CONTROL_NAMESPACE })) {
         if (ours(x)) objects.push(stub(x));

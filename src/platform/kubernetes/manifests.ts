@@ -2,7 +2,7 @@
 // Service and injector webhook. Pure: the same values give byte-identical YAML (certificates are inputs).
 import {
   CONTROL_NAME, CONTROL_NAMESPACE, CONTROL_PORT, CRD_GROUP, INJECT_ANNOTATION, ISSUER_SECRET, MESH_CONFIGMAP, PART_OF, TRUST_ROOTS_CONFIGMAP,
-  TAP_GROUP, WEBHOOK_NAME, WEBHOOK_PORT, WEBHOOK_SECRET, ownedLabels,
+  TAP_GROUP, WEBHOOK_NAME, WEBHOOK_PORT, WEBHOOK_SECRET, CLIENT_CA_NAMESPACE, CLIENT_CA_READER_ROLE, ownedLabels,
 } from './names.js';
 
 export type KubeObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } } & Record<string, unknown>;
@@ -58,6 +58,14 @@ export function renderControlPlane(v: InstallValues): KubeObject[] {
       apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding',
       metadata: { name: `mesh:${CONTROL_NAME}`, labels: labels('control') },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `mesh:${CONTROL_NAME}` },
+      subjects: [{ kind: 'ServiceAccount', name: CONTROL_NAME, namespace: ns }],
+    },
+    {
+      // The cluster's client CA (client-ca-file), which tap callers' client certificates are verified by: the API
+      // server's built-in Role for reading it, as every extension API server is granted it.
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding',
+      metadata: { name: `mesh:${CONTROL_NAME}:client-ca`, namespace: CLIENT_CA_NAMESPACE, labels: labels('control') },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: CLIENT_CA_READER_ROLE },
       subjects: [{ kind: 'ServiceAccount', name: CONTROL_NAME, namespace: ns }],
     },
     {

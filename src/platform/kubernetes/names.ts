@@ -12,6 +12,10 @@ export const CRD_GROUP = 'mesh.io';
 export const CRD_VERSION = 'v1alpha1';
 /** RBAC on tap: verb watch on deployments/tap, pods/tap, services/tap, namespaces/tap (Linkerd: tap.linkerd.io). */
 export const TAP_GROUP = 'tap.mesh.io';
+/** Where the API server publishes the CA it verifies client certificates with, and the built-in Role that reads it. */
+export const CLIENT_CA_NAMESPACE = 'kube-system';
+export const CLIENT_CA_CONFIGMAP = 'extension-apiserver-authentication';
+export const CLIENT_CA_READER_ROLE = 'extension-apiserver-authentication-reader';
 
 export const DEFAULT_IMAGE_REPO = 'ghcr.io/mesh/mesh';
 export const defaultImage = (version = VERSION) => `${DEFAULT_IMAGE_REPO}:${version}`;

@@ -1,5 +1,6 @@
 // Authentication (bearer tokens), authorization (an allow-all policy minus a deny list) and the review APIs
 // (SelfSubjectAccessReview, SubjectAccessReview, TokenReview, SelfSubjectReview) answered from the same data.
+import type { TLSSocket } from 'node:tls';
 import { errors, isObject, type Json, type JsonObject } from './types.js';
 
 export interface UserInfo {
@@ -51,12 +52,22 @@ export class Authority {
     this.tokens = new Map(Object.entries(tokens));
   }
 
-  /** The user a request's Authorization header identifies; 401 Unauthorized otherwise. */
-  authenticate(header: string | undefined): UserInfo {
+  /**
+   * The user a request's Authorization header identifies, or without one its client certificate (verified by the
+   * server's client CA: CN the user, O the groups, as the x509 authenticator reads it); 401 Unauthorized otherwise.
+   */
+  authenticate(header: string | undefined, socket?: unknown): UserInfo {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
     if (m && m[1] === this.adminToken) return this.admin;
     const sa = m ? this.tokens.get(m[1]) : undefined;
     if (sa) return { ...sa, groups: sa.groups ?? ['system:serviceaccounts', 'system:authenticated'] };
+    const tls = socket as TLSSocket | undefined;
+    if (!header && tls?.authorized && typeof tls.getPeerX509Certificate === 'function') {
+      const subject = tls.getPeerX509Certificate()?.toLegacyObject().subject as unknown as Record<string, string | string[]> | undefined;
+      const list = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+      const name = list(subject?.CN)[0];
+      if (name) return { username: name, groups: [...list(subject?.O), 'system:authenticated'] };
+    }
     throw errors.unauthorized();
   }
 

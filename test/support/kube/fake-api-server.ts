@@ -28,7 +28,7 @@ import { FakeStore } from './fake-store.js';
 import { handle, type RecordedRequest } from './router.js';
 import { handleUpgrade } from './port-forward.js';
 import { ObjectStore } from './store.js';
-import { servingCert } from './tls.js';
+import { clientCa, clientCert, servingCert, type ClientCa } from './tls.js';
 import type { KubeObject } from './types.js';
 import { WatchHub } from './watch.js';
 
@@ -69,6 +69,11 @@ export interface FakeApiServerOptions {
   seedDefaults?: boolean;
   /** Namespace controller: each new namespace gets a "default" ServiceAccount and a kube-root-ca.crt ConfigMap. Default true. */
   namespaceDefaults?: boolean;
+  /**
+   * Authenticate client certificates of a client CA (userKubeconfig makes them), published as a real API server does
+   * in ConfigMap kube-system/extension-apiserver-authentication (client-ca-file). TLS only; default false.
+   */
+  clientCertificates?: boolean;
 }
 
 export interface FakeApiServer {
@@ -77,6 +82,13 @@ export interface FakeApiServer {
   /** PEM of the CA that signed the serving certificate (TLS only). */
   caPem?: string;
   kubeconfigYaml: string;
+  /** PEM of the client CA (with clientCertificates). */
+  clientCaPem?: string;
+  /**
+   * A kubeconfig whose user authenticates with a client certificate only (clientCertificates): CN user, O groups,
+   * from the server's client CA, or another CA's (`ca`), expired, or with a URI SAN.
+   */
+  userKubeconfig(user: string, groups?: string[], o?: { ca?: ClientCa; expired?: boolean; uri?: string }): string;
   /** Writes the kubeconfig to dir/kubeconfig (mode 600) and returns its path (synchronously, for easy env setup). */
   writeKubeconfig(dir: string): string;
   store: FakeStore;
@@ -110,7 +122,9 @@ function versionInfo(gitVersion: string) {
   };
 }
 
-function kubeconfig(name: string, url: string, token: string, namespace: string, caPem: string | undefined): string {
+function kubeconfig(name: string, url: string, token: string | { certPem: string; keyPem: string }, namespace: string, caPem: string | undefined): string {
+  const b64 = (x: string) => Buffer.from(x).toString('base64');
+  const user = typeof token === 'string' ? `token: ${token}` : `client-certificate-data: ${b64(token.certPem)}\n    client-key-data: ${b64(token.keyPem)}`;
   // client-node refuses http:// servers unless the kubeconfig opts out of TLS verification.
   const ca = caPem ? `\n    certificate-authority-data: ${Buffer.from(caPem).toString('base64')}` : '\n    insecure-skip-tls-verify: true';
   return `apiVersion: v1
@@ -130,7 +144,7 @@ current-context: ${name}
 users:
 - name: ${name}-admin
   user:
-    token: ${token}
+    ${user}
 `;
 }
 
@@ -191,7 +205,12 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
   await Promise.resolve(); // let the namespace controller finish seeding
 
   const listener = (req: Parameters<typeof handle>[1], res: Parameters<typeof handle>[2]) => void handle(deps, req, res);
-  const server: Server = cert ? createHttpsServer({ key: cert.keyPem, cert: cert.certPem }, listener) : createHttpServer(listener);
+  const userCa = cert && opts.clientCertificates ? clientCa() : undefined;
+  if (userCa) {
+    store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'extension-apiserver-authentication', namespace: 'kube-system' }, data: { 'client-ca-file': userCa.certPem } });
+  }
+  const tlsOptions = { key: cert?.keyPem, cert: cert?.certPem, ...(userCa ? { ca: userCa.certPem, requestCert: true, rejectUnauthorized: false } : {}) };
+  const server: Server = cert ? createHttpsServer(tlsOptions, listener) : createHttpServer(listener);
   const portForwards = new Map(Object.entries(opts.portForwards ?? {}));
   server.on('upgrade', (req, socket, head) => handleUpgrade({ store: inner, auth, portForwards, anonymous: deps.anonymous }, req, socket, head));
   // Every socket from its accept on: closeAllConnections misses one still in its TLS handshake, which could then
@@ -211,7 +230,8 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
   let closed: Promise<void> | undefined;
 
   return {
-    url, token, caPem: cert?.caPem, kubeconfigYaml, store, requests, hooks,
+    url, token, caPem: cert?.caPem, kubeconfigYaml, store, requests, hooks, clientCaPem: userCa?.certPem,
+    userKubeconfig: (user, groups = [], o = {}) => kubeconfig(opts.contextName ?? 'fake', url, clientCert(user, groups, { ca: o.ca ?? userCa, ...o }), opts.namespace ?? 'default', cert?.caPem),
     deny: auth.deny, tokens: auth.tokens, serviceProxy: backends, portForwards,
     writeKubeconfig(dir: string) {
       const path = join(dir, 'kubeconfig');

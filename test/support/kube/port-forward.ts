@@ -53,7 +53,7 @@ export function handleUpgrade(deps: PortForwardDeps, req: IncomingMessage, socke
   const [, namespace, pod] = m as unknown as [string, string, string];
   let user;
   try {
-    user = deps.auth.authenticate(req.headers.authorization);
+    user = deps.auth.authenticate(req.headers.authorization, req.socket);
   } catch {
     if (!deps.anonymous || req.headers.authorization) return refuse(socket, 401, 'Unauthorized', 'Unauthorized');
     user = { username: 'system:anonymous' };

@@ -81,7 +81,7 @@ async function route(deps: RouterDeps, req: IncomingMessage, res: ServerResponse
   await deps.hooks.beforeRequest?.(record);
   let user: UserInfo;
   try {
-    user = deps.auth.authenticate(req.headers.authorization);
+    user = deps.auth.authenticate(req.headers.authorization, req.socket);
   } catch (e) {
     if (!deps.anonymous || req.headers.authorization) throw e;
     user = { username: 'system:anonymous', groups: ['system:unauthenticated'] };

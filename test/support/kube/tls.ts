@@ -59,3 +59,54 @@ export function servingCert(): ServingCert {
   cached = { caPem: pem, certPem: pem, keyPem: key.pem };
   return cached;
 }
+
+export interface ClientCa {
+  certPem: string;
+  keyPem: string;
+  cert: forge.pki.Certificate;
+  key: forge.pki.rsa.PrivateKey;
+}
+
+const clientCas = new Map<string, ClientCa>();
+
+/** A CA for client certificates, as a cluster's client-ca-file (one per name, per process). */
+export function clientCa(name = 'kubernetes-client-ca'): ClientCa {
+  const hit = clientCas.get(name);
+  if (hit) return hit;
+  const key = rsaKeys();
+  const cert = newCert(key.publicKey, name);
+  cert.setIssuer(cert.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyCertSign: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  cert.sign(key.privateKey, forge.md.sha256.create());
+  const ca = { certPem: forge.pki.certificateToPem(cert), keyPem: key.pem, cert, key: key.privateKey };
+  clientCas.set(name, ca);
+  return ca;
+}
+
+/**
+ * A user's client certificate as kubeadm makes them: CN the user name, O each group, extKeyUsage clientAuth. `expired`
+ * makes one whose validity ended an hour ago; `uri` adds a URI SAN (a SPIFFE ID, to look like a workload's).
+ */
+export function clientCert(user: string, groups: string[] = [], o: { ca?: ClientCa; expired?: boolean; uri?: string } = {}): { certPem: string; keyPem: string } {
+  const ca = o.ca ?? clientCa();
+  const key = rsaKeys();
+  const cert = newCert(key.publicKey, user);
+  cert.setSubject([...groups.map((g) => ({ name: 'organizationName', value: g })), { name: 'commonName', value: user }]);
+  if (o.expired) {
+    cert.validity.notBefore = new Date(Date.now() - 48 * 3600_000);
+    cert.validity.notAfter = new Date(Date.now() - 3600_000);
+  }
+  cert.setIssuer(ca.cert.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', clientAuth: true },
+    ...(o.uri ? [{ name: 'subjectAltName', altNames: [{ type: 6, value: o.uri }] }] : []),
+  ]);
+  cert.sign(ca.key, forge.md.sha256.create());
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: key.pem };
+}
