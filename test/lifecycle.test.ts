@@ -63,6 +63,11 @@ describe('the local mesh, end to end', () => {
     const env = readFileSync(`/proc/${client.appPid}/environ`, 'utf8').split('\0');
     assert.ok(env.includes(`MESH_OUTBOUND=${client.outbound}`));
     assert.ok(env.includes(`HTTP_PROXY=http://${client.outbound}`));
+    // The sidecar runs with two malloc arenas (issue 14); its app gets the environment without them.
+    if (process.env.MALLOC_ARENA_MAX === undefined) {
+      assert.ok(readFileSync(`/proc/${client.pid}/environ`, 'utf8').split('\0').includes('MALLOC_ARENA_MAX=2'));
+      assert.ok(!env.some((e) => e.startsWith('MALLOC_ARENA_MAX=') || e.startsWith('MESH_SIDECAR_MALLOC_ARENAS=')));
+    }
     const r = await request(client.outbound, { path: 'http://web:9080/abs', headers: { host: 'web:9080' } });
     assert.equal(r.status, 200);
     assert.equal((JSON.parse(r.body) as { path: string }).path, '/abs');

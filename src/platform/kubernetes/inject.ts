@@ -15,7 +15,7 @@ import {
   TRACE_COLLECTOR_ENV,
 } from './names.js';
 import { workloadOf } from './workloads.js';
-import { sidecarNodeFlags } from '../sidecar-flags.js';
+import { SIDECAR_MALLOC_ARENAS, sidecarNodeFlags } from '../sidecar-flags.js';
 
 export interface InjectOptions {
   version: string;
@@ -154,6 +154,7 @@ function proxyContainer(o: InjectOptions, inboundPorts: InboundPort[], workload:
       ...(traceCollector ? [{ name: TRACE_COLLECTOR_ENV, value: traceCollector }] : []),
       { name: 'MESH_TRUST_ANCHORS', value: o.trustAnchorsPem.replace(/\r\n/g, '\n') },
       { name: 'NODE_OPTIONS', value: sidecarNodeFlags({}).join(' ') },
+      { name: 'MALLOC_ARENA_MAX', value: SIDECAR_MALLOC_ARENAS },
     ],
     ports: [
       { name: 'mesh-inbound', containerPort: inbound, protocol: 'TCP' },

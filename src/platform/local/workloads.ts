@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { isAlive, recordAlive, type StateDir, type WorkloadRecord } from './state.js';
 import { portInUse, sleep } from '../../util/net.js';
 import { stopPid } from './processes.js';
-import { sidecarNodeFlags } from '../sidecar-flags.js';
+import { appEnvOf, sidecarEnv, sidecarNodeFlags } from '../sidecar-flags.js';
 import type { PortSet, UpstreamDecl } from '../../model/ports.js';
 import type { AppProtocol } from '../../model/app-protocol.js';
 import { isoTime } from '../../util/iso-time.js';
@@ -225,7 +225,7 @@ const STOP_SIGNALS: string[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 function appEnv(spec: WorkloadSpec, outbound: string): NodeJS.ProcessEnv {
   const proxyUrl = `http://${outbound}`;
   return {
-    ...process.env,
+    ...appEnvOf(),
     PORT: String(spec.appPort),
     MESH_OUTBOUND: outbound,
     HTTP_PROXY: proxyUrl,
@@ -250,7 +250,7 @@ export async function launchDetached(state: StateDir, spec: WorkloadSpec, timeou
   mkdirSync(state.path('logs'), { recursive: true, mode: 0o700 });
   const logPath = state.workloadLog(instance);
   const fd = openSync(logPath, 'a');
-  const child = spawn(process.execPath, [...sidecarNodeFlags(), ...args], { detached: true, stdio: ['ignore', fd, fd], cwd: process.cwd() });
+  const child = spawn(process.execPath, [...sidecarNodeFlags(), ...args], { detached: true, stdio: ['ignore', fd, fd], cwd: process.cwd(), env: sidecarEnv() });
   closeSync(fd);
   let exitCode: number | null = null;
   child.on('exit', (code) => (exitCode = code ?? 1));
