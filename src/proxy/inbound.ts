@@ -19,6 +19,7 @@ import { admit } from './layers/admit.js';
 import { timeout } from './layers/timeout.js';
 import { toApp, type AppClient } from './layers/to-app.js';
 import { H2Pool } from './wire/h2-client.js';
+import { H2Front, isPreface, PREFACE } from './wire/h2-server.js';
 import type { AppProtocol } from '../model/app-protocol.js';
 import { plainUpgrade, upgradeExchange } from './upgrade.js';
 import type { Relaying } from './relay.js';
@@ -174,34 +175,52 @@ export function createInboundServer(o: InboundOptions): net.Server {
   });
   if (!o.plaintext) return server;
 
-  // One port for both: a TLS handshake starts with 0x16; anything else is taken as plain HTTP.
+  // One port for all: a TLS handshake starts with 0x16, HTTP/2 cleartext (an unmeshed gRPC or h2c client) with its
+  // preface, anything else is taken as HTTP/1.1. Plaintext has no identity: each request, or each stream, is
+  // authorized as an unauthenticated caller, and an identity header it sends is dropped as on every path.
   const plainStats = o.metrics.requests({ direction: 'inbound', client_id: '', tls: 'false' });
   const plainTcp = o.metrics.tcp({ direction: 'inbound', peer: 'src', tls: 'false' });
   const plainHandlers: H1Handlers = {
     request: (req, res) => handle(req, res, '', plainStats),
     upgrade: (req, socket, head) => upgrade(upgradeExchange(req, socket, head, plainStats), ''),
   };
+  const plainH2 = new H2Front(plainHandlers.request);
+  const detectMs = o.handshakeMs ?? HANDSHAKE_MS;
   const front = trackConnections(net.createServer((sock) => {
     // A connection that never says a word is dropped like a stalled handshake.
     const silent = () => sock.destroy();
-    sock.setTimeout(o.handshakeMs ?? HANDSHAKE_MS);
+    sock.setTimeout(detectMs);
     sock.once('timeout', silent);
-    sock.once('data', (first: Buffer) => {
+    sock.on('error', () => sock.destroy());
+    const since = Date.now();
+    let seen: Buffer | null = null;
+    const detect = (chunk: Buffer): void => {
+      const first = seen === null ? chunk : Buffer.concat([seen, chunk]);
+      const tlsHello = first[0] === 0x16;
+      const h2 = !tlsHello && isPreface(first);
+      // The preface is waited for whole (24 bytes at most, within the timeout): "P" may yet be a POST.
+      if (h2 && first.length < PREFACE.length) {
+        if (Date.now() - since > detectMs) return void sock.destroy();
+        seen = first;
+        return;
+      }
+      sock.removeListener('data', detect);
       sock.setTimeout(0);
       sock.removeListener('timeout', silent);
       sock.pause();
       sock.unshift(first);
       // TLS reads a socket's handle directly and would never see the bytes read here: it gets
       // a stream over the socket, which starts with them.
-      if (first[0] === 0x16) server.emit('connection', Duplex.from({ readable: sock, writable: sock }));
+      if (tlsHello) server.emit('connection', Duplex.from({ readable: sock, writable: sock }));
       else {
         plainTcp.track(sock);
         gate.attach(sock, '');
-        serveH1(sock, plainHandlers);
+        if (h2) plainH2.accept(sock);
+        else serveH1(sock, plainHandlers);
       }
       sock.resume();
-    });
-    sock.on('error', () => sock.destroy());
+    };
+    sock.on('data', detect);
   }));
   front.on('close', () => {
     server.closeAllConnections();

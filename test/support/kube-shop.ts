@@ -39,8 +39,14 @@ export interface ShopPod {
   close(): Promise<void>;
 }
 
+/** Apps a test runs itself instead of "http" and "admin": their ports, in listener order, and how to stop them. */
+export interface ShopApps {
+  ports: number[];
+  close(): Promise<void> | void;
+}
+
 /** `seed` writes what the test needs into the API before the control plane starts (it sees the app ports). */
-export async function startShopPod(o: { tmpPrefix: string; seed?: (server: FakeApiServer, appPorts: number[]) => void }): Promise<ShopPod> {
+export async function startShopPod(o: { tmpPrefix: string; seed?: (server: FakeApiServer, appPorts: number[]) => void; apps?: ShopApps; env?: Record<string, string> }): Promise<ShopPod> {
   const anchor = await createTrustAnchor(TD);
   const issuer = await createIssuer(TD, anchor);
   const server = await startFakeApiServer({ tokenReviews: { 'projected-shop': { username: 'system:serviceaccount:default:shop', audiences: ['mesh.io'] } } });
@@ -53,6 +59,7 @@ export async function startShopPod(o: { tmpPrefix: string; seed?: (server: FakeA
   const close = async () => {
     await proxy?.stop();
     for (const a of apps) a.close();
+    await o.apps?.close();
     await control?.close();
     await server.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -60,7 +67,8 @@ export async function startShopPod(o: { tmpPrefix: string; seed?: (server: FakeA
   try {
     const identity = { trustAnchorsPem: anchor.certPem, issuerCertPem: issuer.certPem, issuerKeyPem: issuer.keyPem };
     seedControlPlane(server, identity, { trustDomain: TD });
-    for (const name of ['http', 'admin']) {
+    if (o.apps) appPorts.push(...o.apps.ports);
+    else for (const name of ['http', 'admin']) {
       const app = http.createServer((req, res) => {
         seen.push({ app: name, clientId: req.headers['mesh-client-id'] as string | undefined });
         res.end(`${name} ${req.url}`);
@@ -83,9 +91,10 @@ export async function startShopPod(o: { tmpPrefix: string; seed?: (server: FakeA
       MESH_TRUST_DOMAIN: TD, MESH_CONTROL_ADDRESS: `127.0.0.1:${controlPort}`, MESH_IDENTITY_TOKEN_FILE: tokenFile,
       MESH_TRUST_ANCHORS: anchor.certPem, MESH_APP_PORT: '', ...extra,
     });
-    const listeners = [await freePort(), await freePort()];
+    const listeners: number[] = [];
+    for (let i = 0; i < appPorts.length; i++) listeners.push(await freePort());
     proxy = startMesh(['--platform', 'kubernetes', 'proxy', '--inbound-port', String(listeners[0]), '--outbound-port', '0', '--admin-port', '0'],
-      proxyEnv({ MESH_INBOUND_PORTS: `${listeners[0]}=${appPorts[0]},${listeners[1]}=${appPorts[1]}` }));
+      proxyEnv({ ...o.env, MESH_INBOUND_PORTS: listeners.map((l, i) => `${l}=${appPorts[i]}`).join(',') }));
     await proxy.until('the proxy to report its listeners', (out) => out.split('\n').some((l) => l.startsWith('{')) || undefined, 30_000);
     const mtlsGet = async (port: number, path: string, headers: Record<string, string> = {}) => {
       const r = await call(`https://127.0.0.1:${port}${path}`, { headers, tls: {
