@@ -16,8 +16,12 @@ import { request, waitFor } from './support/mesh.js';
 import { seedMeshPod } from './support/kube-mesh.js';
 import { startShopPod, TD, type ShopPod } from './support/kube-shop.js';
 import { ECHO_PROTO, echoClient, say, type EchoClient } from './support/grpc.js';
+import { startBed, type Bed } from './support/hostile/bed.js';
 import { renderCrds } from '../src/platform/kubernetes/crds.js';
 import { PREFACE } from '../src/proxy/wire/h2-server.js';
+import { Tap } from '../src/proxy/tap.js';
+import type { ControlClient } from '../src/api/client.js';
+import type { TapEvent } from '../src/api/tap.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -84,7 +88,7 @@ describe('unmeshed HTTP/2 (h2c, gRPC) on the inbound port', () => {
     httpApp = http.createServer((req, res) => {
       let n = 0;
       req.on('data', (c: Buffer) => (n += c.length));
-      req.on('end', () => res.end(`http/${req.httpVersion} ${req.method} ${req.url} ${n} ${req.headers['mesh-client-id'] ?? '-'}`));
+      req.on('end', () => res.end(req.url === '/trailers' ? JSON.stringify(req.trailers) : `http/${req.httpVersion} ${req.method} ${req.url} ${n} ${req.headers['mesh-client-id'] ?? '-'}`));
     });
     await new Promise<void>((r) => httpApp.listen(0, '127.0.0.1', r));
     const httpPort = (httpApp.address() as net.AddressInfo).port;
@@ -153,6 +157,18 @@ describe('unmeshed HTTP/2 (h2c, gRPC) on the inbound port', () => {
     for (const name of ['mesh-client-id', 'mesh_client_id']) {
       assert.deepEqual(await h2get(s, HTTP, '/spoof', { [name]: SPOOFED }), { status: 200, body: 'http/1.1 GET /spoof 0 -' });
     }
+    // Nor in the request's trailers, which go on to the app (as HTTP/1.1's chunked trailers).
+    const body = await new Promise<string>((resolve, reject) => {
+      const r = s.request({ ':method': 'POST', ':path': '/trailers', ':authority': HTTP }, { waitForTrailers: true });
+      r.on('wantTrailers', () => r.sendTrailers({ 'x-sum': '7', 'mesh-client-id': SPOOFED }));
+      let text = '';
+      r.setEncoding('utf8');
+      r.on('data', (c: string) => (text += c));
+      r.on('end', () => resolve(text));
+      r.on('error', reject);
+      r.end('abc');
+    });
+    assert.deepEqual(JSON.parse(body), { 'x-sum': '7' });
   });
 
   it('takes the preface however it is split, and drops a connection that stops within it', async () => {
@@ -241,5 +257,54 @@ describe('unmeshed HTTP/2 (h2c, gRPC) on the inbound port', () => {
     spoofed.set('mesh-client-id', SPOOFED);
     assert.equal((await say(grpcClient(), { text: 'claims one' }, { md: spoofed })).status.code, grpc.status.PERMISSION_DENIED);
     setPolicy(null);
+  });
+});
+
+describe('mesh tap on the inbound port', () => {
+  let bed: Bed;
+  let tap: Tap;
+  let app: http.Server;
+  const events: TapEvent[] = [];
+  let release: (() => void) | null = null;
+
+  before(async () => {
+    app = http.createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    bed = await startBed(undefined, (app.address() as net.AddressInfo).port);
+    // The control plane's side of a tap: one tap on this proxy, then a watch that waits; reports are kept.
+    let watched = false;
+    const control = {
+      request: async (method: string, _path: string, body?: { events: Record<string, TapEvent[]> }) => {
+        if (method === 'POST') {
+          events.push(...(body!.events.t ?? []));
+          return { status: 200, body: { active: ['t'] } };
+        }
+        if (watched) return new Promise((r) => (release = () => r({ status: 204, body: null })));
+        watched = true;
+        return { status: 200, body: { version: '1', taps: [{ id: 't', maxRps: 100, redact: [], headers: false }] } };
+      },
+    } as unknown as ControlClient;
+    tap = new Tap(control, { identity: 'spiffe://cluster.local/ns/default/sa/web', instance: 'web-v1-a' });
+    bed.telemetry.tap = tap;
+    tap.start();
+    await waitFor('the tap to start', () => tap.on, 5000, 10);
+  });
+  after(async () => {
+    tap.stop();
+    release?.();
+    await bed.close();
+    app.close();
+  });
+
+  it('shows a plaintext HTTP/2 stream as inbound, without TLS and without a client identity', async () => {
+    const s = http2.connect(`http://127.0.0.1:${bed.address['inbound-plain']}`);
+    s.on('error', () => {});
+    try {
+      assert.equal((await h2get(s, 'web', '/tapped', { 'mesh-client-id': SPOOFED })).status, 200);
+    } finally {
+      s.destroy();
+    }
+    const ev = (await waitFor('the tap event', () => events.find((e) => e.path === '/tapped'), 5000, 20))!;
+    assert.deepEqual([ev.direction, ev.method, ev.status, ev.src, ev.tls], ['inbound', 'GET', 200, '', false]);
   });
 });

@@ -37,6 +37,8 @@ export interface Bed {
   backend: Backend;
   /** Both proxies' metrics (one registry: the outbound's series have direction="outbound"). */
   metrics: MetricsRegistry;
+  /** Both proxies' telemetry (a test may give it a tap). */
+  telemetry: Telemetry;
   /** Where each side listens, and the identity the app must see on requests that came through it. */
   address: Record<Side, number>;
   identity: Record<Side, string | null>;
@@ -129,6 +131,7 @@ export async function startBed(certs?: Certs, appPort?: number): Promise<Bed> {
   return {
     backend,
     metrics,
+    telemetry,
     address,
     identity: { 'outbound': CLIENT_ID, 'inbound-tls': TESTER_ID, 'inbound-mux': TESTER_ID, 'inbound-plain': null },
     denies: { 'outbound': true, 'inbound-tls': true, 'inbound-mux': true, 'inbound-plain': false },
