@@ -22,6 +22,18 @@ type ConnSocket = net.Socket & { [CONN]?: ClientConn };
 
 const SMALL = 16 * 1024;
 
+/**
+ * Every upstream connection reads into this one buffer (net's `onread`): a read costs no allocation,
+ * where a plain socket gets a fresh 64 KiB buffer per read. What must outlive the read (a body
+ * chunk handed on, a head not yet complete) is copied out; its callers run one at a time.
+ */
+const READ_BUF = Buffer.allocUnsafeSlow(64 * 1024);
+
+/** `b` as it may be kept past this read: copied if it is a view of READ_BUF. */
+function keep(b: Buffer): Buffer {
+  return b.buffer === READ_BUF.buffer ? Buffer.from(b) : b;
+}
+
 function hangUp(): NodeJS.ErrnoException {
   const e: NodeJS.ErrnoException = new Error('socket hang up');
   e.code = 'ECONNRESET';
@@ -159,6 +171,7 @@ export class ClientConn implements BodyTarget {
       this.sock.destroy();
       return;
     }
+    // A head split across reads is gathered (the first piece was kept as a copy).
     this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
     try {
       while (this.buf !== null) {
@@ -172,6 +185,7 @@ export class ClientConn implements BodyTarget {
         const end = headEnd(buf);
         if (end < 0) {
           if (buf.length > MAX_HEAD) throw new ParseError(502, 'response head too large');
+          this.buf = keep(buf);
           return;
         }
         const h = parseResponseHead(buf, end);
@@ -204,7 +218,7 @@ export class ClientConn implements BodyTarget {
   }
 
   onBody(chunk: Buffer): void {
-    this.req!.res!.emit('data', chunk);
+    this.req!.res!.emit('data', keep(chunk));
   }
 
   onBodyEnd(): void {
@@ -254,8 +268,9 @@ export class ClientConn implements BodyTarget {
   }
 }
 
-function onSockData(this: ConnSocket, chunk: Buffer): void {
-  this[CONN]!.onData(chunk);
+function onSockRead(this: ConnSocket, n: number, buf: Uint8Array): boolean {
+  this[CONN]!.onData((buf as Buffer).subarray(0, n));
+  return true;
 }
 function onSockClose(this: ConnSocket): void {
   this[CONN]!.closed();
@@ -296,11 +311,10 @@ export class Pool {
       c.attach(req);
       return req;
     }
-    const sock = net.connect(o.port, o.host);
+    const sock = net.connect({ port: o.port, host: o.host, onread: { buffer: READ_BUF, callback: onSockRead } });
     sock.setNoDelay(true);
     const conn = new ClientConn(sock, this, key);
     (sock as ConnSocket)[CONN] = conn;
-    sock.on('data', onSockData);
     sock.on('close', onSockClose);
     sock.on('error', onSockError);
     sock.on('drain', onSockDrain);

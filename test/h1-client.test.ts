@@ -1,0 +1,84 @@
+// The app-side HTTP/1.1 client reads every connection into one shared buffer (issue 14): what it hands
+// on must be its own copy. Responses that arrive in pieces on several connections at once, kept until
+// they end, must come out byte for byte.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { Pool } from '../src/proxy/wire/h1-client.js';
+
+/** A body whose bytes tell where they are, different per connection. */
+function bodyFor(tag: number, n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (tag * 31 + i * 7) & 0xff;
+  return b;
+}
+
+describe('h1-client reads', () => {
+  let server: net.Server;
+  let port: number;
+  const sockets = new Set<net.Socket>();
+
+  before(async () => {
+    // Each response goes out in pieces a turn apart: the head split, the body in 1-3000 byte slices,
+    // chunked for odd tags; the tag comes in the request path.
+    server = net.createServer((s) => {
+      sockets.add(s);
+      s.setNoDelay(true);
+      s.on('close', () => sockets.delete(s));
+      s.on('data', (d) => {
+        const tag = Number(/GET \/(\d+)/.exec(d.toString('latin1'))![1]);
+        const body = bodyFor(tag, 20_000 + tag * 997);
+        const chunked = tag % 2 === 1;
+        const head = Buffer.from(`HTTP/1.1 200 OK\r\n${chunked ? 'transfer-encoding: chunked' : `content-length: ${body.length}`}\r\nx-tag: ${tag}\r\n\r\n`);
+        const pieces: Buffer[] = [head.subarray(0, 9), head.subarray(9)];
+        for (let at = 0, k = 1; at < body.length; k++) {
+          const n = Math.min(body.length - at, 1 + ((k * 1237 + tag) % 3000));
+          const slice = body.subarray(at, at + n);
+          pieces.push(chunked ? Buffer.concat([Buffer.from(`${n.toString(16)}\r\n`), slice, Buffer.from('\r\n')]) : slice);
+          at += n;
+        }
+        if (chunked) pieces.push(Buffer.from('0\r\n\r\n'));
+        const next = (): void => {
+          const p = pieces.shift();
+          if (p === undefined || s.destroyed) return;
+          s.write(p);
+          setImmediate(next);
+        };
+        next();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as net.AddressInfo).port;
+  });
+
+  after(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('hands on bytes that later reads of other connections do not overwrite', async () => {
+    const pool = new Pool({ idleMs: 5_000, maxIdle: 8 });
+    try {
+      const one = (tag: number) => new Promise<{ tag: string; body: Buffer }>((resolve, reject) => {
+        const req = pool.request({ host: '127.0.0.1', port, method: 'GET', path: `/${tag}`, headers: ['host', 'app'] });
+        req.on('error', reject);
+        req.on('response', (res) => {
+          // Kept as handed on, joined only at the end.
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ tag: res.rawHeaders[res.rawHeaders.indexOf('x-tag') + 1]!, body: Buffer.concat(chunks) }));
+          res.on('aborted', () => reject(new Error(`response ${tag} aborted`)));
+        });
+        req.end();
+      });
+      const tags = Array.from({ length: 12 }, (_, i) => i + 1);
+      const got = await Promise.all(tags.map(one));
+      for (const [i, r] of got.entries()) {
+        assert.equal(r.tag, String(tags[i]));
+        assert.ok(r.body.equals(bodyFor(tags[i]!, 20_000 + tags[i]! * 997)), `body of response ${tags[i]} intact`);
+      }
+    } finally {
+      pool.destroy();
+    }
+  });
+});
