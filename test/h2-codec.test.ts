@@ -146,6 +146,33 @@ describe('the HTTP/2 codec against hostile peers', () => {
     assert.equal(pong.payload.toString('hex'), '0102030405060708');
   });
 
+  it('tells the preface from HTTP/1.1 however the first bytes are split: "P" may be a POST', async () => {
+    // Two turns of the loop: the listener (in this process) reads what was written in between, on its own.
+    const tick = () => new Promise((r) => setImmediate(() => setImmediate(r)));
+    const sock = net.connect(port, '127.0.0.1');
+    socks.push(sock);
+    await new Promise<void>((r, j) => sock.once('connect', r).once('error', j));
+    let reply = '';
+    sock.on('data', (c: Buffer) => (reply += c.toString('latin1')));
+    sock.write('P');
+    await tick();
+    sock.write('OST / HTTP/1.1\r\nHost: svc\r\nContent-Length: 0\r\n\r\n');
+    const deadline = Date.now() + 5000;
+    while (!reply.endsWith('0\r\n\r\n')) {
+      assert.ok(Date.now() < deadline, `no HTTP/1.1 answer: ${JSON.stringify(reply)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.match(reply, /^HTTP\/1\.1 200/);
+    const raw = new Raw(net.connect(port, '127.0.0.1'));
+    socks.push(raw.sock);
+    await new Promise<void>((r) => raw.sock.once('connect', r));
+    for (const piece of [PREFACE.subarray(0, 1), PREFACE.subarray(1, 20), Buffer.concat([PREFACE.subarray(20), frame(F.Settings, 0, 0), frame(F.Headers, 0x5, 1, GET())])]) {
+      raw.send(piece);
+      await tick();
+    }
+    assert.deepEqual((await raw.response(1)).slice(0, 2), [':status', '200']);
+  });
+
   it('a first frame other than SETTINGS is a PROTOCOL_ERROR', async () => {
     const c = await connect(false);
     c.send(frame(F.Headers, 0x5, 1, GET()));

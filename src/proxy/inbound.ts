@@ -19,7 +19,7 @@ import { admit } from './layers/admit.js';
 import { timeout } from './layers/timeout.js';
 import { toApp, type AppClient } from './layers/to-app.js';
 import { H2Pool } from './wire/h2-client.js';
-import { H2Front, isPreface, PREFACE } from './wire/h2-server.js';
+import { H2Front, sniffPreface } from './wire/h2-server.js';
 import type { AppProtocol } from '../model/app-protocol.js';
 import { plainUpgrade, upgradeExchange } from './upgrade.js';
 import type { Relaying } from './relay.js';
@@ -185,42 +185,22 @@ export function createInboundServer(o: InboundOptions): net.Server {
     upgrade: (req, socket, head) => upgrade(upgradeExchange(req, socket, head, plainStats), ''),
   };
   const plainH2 = new H2Front(plainHandlers.request);
-  const detectMs = o.handshakeMs ?? HANDSHAKE_MS;
   const front = trackConnections(net.createServer((sock) => {
     // A connection that never says a word is dropped like a stalled handshake.
-    const silent = () => sock.destroy();
-    sock.setTimeout(detectMs);
-    sock.once('timeout', silent);
-    sock.on('error', () => sock.destroy());
-    const since = Date.now();
-    let seen: Buffer | null = null;
-    const detect = (chunk: Buffer): void => {
-      const first = seen === null ? chunk : Buffer.concat([seen, chunk]);
-      const tlsHello = first[0] === 0x16;
-      const h2 = !tlsHello && isPreface(first);
-      // The preface is waited for whole (24 bytes at most, within the timeout): "P" may yet be a POST.
-      if (h2 && first.length < PREFACE.length) {
-        if (Date.now() - since > detectMs) return void sock.destroy();
-        seen = first;
-        return;
-      }
-      sock.removeListener('data', detect);
-      sock.setTimeout(0);
-      sock.removeListener('timeout', silent);
-      sock.pause();
-      sock.unshift(first);
+    sniffPreface(sock, o.handshakeMs ?? HANDSHAKE_MS, (first, h2) => {
       // TLS reads a socket's handle directly and would never see the bytes read here: it gets
       // a stream over the socket, which starts with them.
-      if (tlsHello) server.emit('connection', Duplex.from({ readable: sock, writable: sock }));
-      else {
+      if (first[0] === 0x16) {
+        sock.on('error', () => sock.destroy());
+        server.emit('connection', Duplex.from({ readable: sock, writable: sock }));
+      } else {
         plainTcp.track(sock);
         gate.attach(sock, '');
         if (h2) plainH2.accept(sock);
         else serveH1(sock, plainHandlers);
       }
       sock.resume();
-    };
-    sock.on('data', detect);
+    });
   }));
   front.on('close', () => {
     server.closeAllConnections();

@@ -300,22 +300,45 @@ export class H2Front {
 }
 
 /**
- * One listener port for both: a connection that opens with the HTTP/2 preface goes to `h2`, any
- * other to HTTP/1.1. A connection silent for the head timeout is dropped, as a slow head is.
+ * Reads a connection's first bytes until they tell the HTTP/2 preface from anything else ("P" may yet be a POST), then
+ * hands them to `decide`, put back on the paused socket. Waits for 24 bytes at most and `ms` in all: a connection
+ * silent or stalled that long is dropped.
  */
-export function serveHttp(sock: net.Socket, h1: H1Handlers, h2: H2Front): void {
+export function sniffPreface(sock: net.Socket, ms: number, decide: (first: Buffer, h2: boolean) => void): void {
   const silent = () => sock.destroy();
-  sock.setTimeout(readTimeouts.headMs);
-  sock.once('timeout', silent);
-  sock.on('error', silent);
-  sock.once('data', (first: Buffer) => {
+  const since = Date.now();
+  let seen: Buffer | null = null;
+  const read = (chunk: Buffer): void => {
+    const first = seen === null ? chunk : Buffer.concat([seen, chunk]);
+    const h2 = isPreface(first);
+    if (h2 && first.length < PREFACE.length) {
+      if (Date.now() - since > ms) return void sock.destroy();
+      seen = first;
+      return;
+    }
+    sock.removeListener('data', read);
     sock.setTimeout(0);
     sock.removeListener('timeout', silent);
     sock.removeListener('error', silent);
     sock.pause();
     sock.unshift(first);
-    // http2 reads what is buffered on the socket itself (on the next tick): it must not flow meanwhile.
-    if (isPreface(first)) return h2.accept(sock);
+    decide(first, h2);
+  };
+  sock.setTimeout(ms);
+  sock.once('timeout', silent);
+  sock.on('error', silent);
+  sock.on('data', read);
+  // A socket handed on paused with part of the preface (tcp-listeners' detect) reads on for the rest.
+  sock.resume();
+}
+
+/**
+ * One listener port for both: a connection that opens with the HTTP/2 preface goes to `h2`, any
+ * other to HTTP/1.1. A connection silent for the head timeout is dropped, as a slow head is.
+ */
+export function serveHttp(sock: net.Socket, h1: H1Handlers, h2: H2Front): void {
+  sniffPreface(sock, readTimeouts.headMs, (_first, isH2) => {
+    if (isH2) return h2.accept(sock);
     serveH1(sock, h1);
     sock.resume();
   });
