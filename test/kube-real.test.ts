@@ -6,12 +6,15 @@
 // it made and stops the cluster at the end (MESH_KUBE_KEEP_UP=1 leaves it up between runs while developing).
 import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
-import { spawn } from 'node:child_process';
-import { mesh, MESH_BIN, waitFor, type CliResult } from './support/mesh.js';
+import { dirname, join } from 'node:path';
+import { parse, parseAllDocuments, stringify } from 'yaml';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { BrowserContext } from 'playwright-core';
+import { NO_CHROMIUM, openPage } from './support/chromium.js';
+import { assertOneLineError, mesh, MESH_BIN, waitFor, type CliResult } from './support/mesh.js';
+import { caFromPem, clientCert } from './support/kube/tls.js';
 import { httpGet, podIP, podLog, pods, realCluster, scale, servedCert, type RealCluster } from './support/kube-real.js';
 import { removeDemo, DEMO_NAMESPACE } from '../src/platform/kubernetes/demo.js';
 
@@ -151,6 +154,146 @@ describe('mesh on a real Kubernetes (kube-local)', { concurrency: false }, () =>
       throw new Error(`${(e as Error).message}; mesh dashboard said: ${out}`);
     } finally {
       dash.kill('SIGTERM');
+    }
+  });
+
+  it('mesh tap streams bookinfo\'s requests to the kubeconfig\'s client-certificate admin, and mesh dashboard in Chromium shows the overview\'s figures, the topology\'s edges and live calls', { timeout: 180_000 }, async (t) => {
+    if (!need(t)) return;
+    // Traffic while we look: three pages at a time until the step ends.
+    let loading = true;
+    const load = (async () => {
+      while (loading) await pages(3).catch(() => undefined);
+    })();
+    const profile = mkdtempSync(join(tmpdir(), 'mesh-kube-real-chromium-'));
+    const shots = process.env.MESH_TEST_ARTIFACTS ?? mkdtempSync(join(tmpdir(), 'mesh-kube-real-shots-'));
+    let dash: ChildProcess | undefined;
+    let browser: BrowserContext | undefined;
+    let out = '';
+    let ok = false;
+    try {
+      // The admin of kube-local's kubeconfig has a client certificate and no token: mesh-control verifies it.
+      assert.match(readFileSync(c!.kubeconfig, 'utf8'), /client-certificate/);
+      const tap = await k(['tap', 'deploy/productpage-v1', '-n', NS, '--count', '6', '--duration', '60s'], 90_000);
+      assert.equal(tap.code, 0, tap.stderr);
+      const lines = tap.stdout.trim().split('\n');
+      assert.match(lines[0]!, new RegExp(`^req id=productpage-v1-\\S+ proxy=(in|out) src=\\S+ dst=\\S+ tls=(true|false) :method=GET :authority=\\S+ :path=/`), tap.stdout);
+      assert.ok(lines.some((l) => /^rsp .* :status=200 latency=\d+µs/.test(l)), tap.stdout);
+      assert.ok(lines.some((l) => l.includes(`src=ns/${NS}/sa/bookinfo-productpage`) && l.includes('tls=true')), `an outbound call with its mTLS identity: ${tap.stdout}`);
+
+      if (NO_CHROMIUM) return t.diagnostic(`dashboard in Chromium skipped: ${NO_CHROMIUM}`);
+      dash = spawn(process.execPath, [MESH_BIN, '--platform', 'kubernetes', '--kubeconfig', c!.kubeconfig, 'dashboard', '--port', '0'],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: home, KUBECONFIG: '', MESH_PLATFORM: '' } });
+      dash.stdout!.on('data', (x) => (out += x));
+      dash.stderr!.on('data', (x) => (out += x));
+      const url = (await waitFor('the dashboard URL', () => /http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.exec(out)?.[0], 60_000, 100))!;
+      const errors: string[] = [];
+      const opened = await openPage(profile, url, errors);
+      browser = opened.browser;
+      const page = opened.page;
+      const open = async (hash: string, ready: string, name: string) => {
+        await page.evaluate(`location.hash = ${JSON.stringify(hash)}`);
+        try {
+          await page.waitForSelector(ready, { timeout: 60_000 });
+        } finally {
+          mkdirSync(shots, { recursive: true });
+          await page.screenshot({ path: join(shots, `kube-real-${name}.png`), fullPage: true });
+        }
+      };
+      // Overview: each of bookinfo's workloads meshed, with a success rate, a non-zero rate and latencies.
+      const apps = ['details-v1', 'productpage-v1', 'ratings-v1', 'reviews-v1', 'reviews-v2', 'reviews-v3'];
+      await open('#/overview', `main[data-page=overview] a[href="#/workload/${NS}/reviews-v3"]`, 'overview');
+      const rows = await waitFor('real figures for every bookinfo workload', async () => {
+        const text = await page.$$eval('main[data-page=overview] tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+        const mine = apps.map((a) => text.find((r) => r[0] === a));
+        return mine.every((r) => r && r[1] === '1/1' && /^\d+\.\d+%$/.test(r[2]!) && Number.parseFloat(r[3]!) > 0 && /ms$/.test(r[4]!)) ? mine : undefined;
+      }, 60_000, 1000);
+      t.diagnostic(`overview: ${rows!.map((r) => r!.slice(0, 5).join(' ')).join('; ')}`);
+      // Each row's sparkline: a uPlot chart once two refreshes are in.
+      await page.waitForFunction((sel: string) => {
+        const el = (globalThis as unknown as { document: { querySelector(s: string): { getAttribute(a: string): string | null; querySelector(s: string): unknown } | null } }).document.querySelector(sel);
+        return !!el && Number(el.getAttribute('data-points')) >= 2 && !!el.querySelector('canvas');
+      }, `[data-chart="spark:${NS}/productpage-v1"]`, { timeout: 30_000 });
+      await page.screenshot({ path: join(shots, 'kube-real-overview.png'), fullPage: true });
+      // Topology: bookinfo's edges, observed, over mTLS.
+      await open('#/topology', `g.edge[data-from="${NS}/productpage-v1"][data-to="${NS}/details-v1"]`, 'topology');
+      for (const [from, to] of [['productpage-v1', 'details-v1'], ['productpage-v1', 'reviews-v1'], ['productpage-v1', 'reviews-v2'], ['productpage-v1', 'reviews-v3'], ['reviews-v2', 'ratings-v1'], ['reviews-v3', 'ratings-v1']]) {
+        const edge = await page.waitForSelector(`g.edge[data-from="${NS}/${from}"][data-to="${NS}/${to}"]`, { timeout: 30_000 });
+        assert.equal(await edge.getAttribute('data-state'), 'observed', `${from} → ${to}`);
+        assert.ok(await edge.$('use.lock'), `a lock on ${from} → ${to}`);
+      }
+      // The workload page's live calls: tap through the dashboard's forward, as the same certificate user.
+      await open(`#/workload/${NS}/productpage-v1`, '#tap tbody tr', 'workload');
+      assert.match(await page.innerText('#tap'), /GET\s+\S+\s+\/\S*\s+200/);
+      assert.deepEqual(errors, []);
+      ok = true;
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; mesh dashboard said: ${out}`);
+    } finally {
+      loading = false;
+      await load;
+      await browser?.close();
+      dash?.kill('SIGTERM');
+      rmSync(profile, { recursive: true, force: true });
+      if (ok && !process.env.MESH_TEST_ARTIFACTS) rmSync(shots, { recursive: true, force: true });
+      else process.stderr.write(`kube-real dashboard screenshots: ${shots}\n`);
+    }
+  });
+
+  it('a client-certificate user RBAC does not let tap is refused by mesh-control\'s SubjectAccessReview, and the command it prints lets them tap', { timeout: 120_000 }, async (t) => {
+    if (!need(t)) return;
+    const kube = c!.kube;
+    // A user of the cluster's own client CA (kube-local keeps it beside the kubeconfig), in group mesh-real-viewers.
+    const pki = join(dirname(c!.kubeconfig), 'pki');
+    if (!existsSync(join(pki, 'ca.key'))) return t.skip(`no cluster CA key at ${pki} to make a user with`);
+    const user = 'mesh-real-viewer';
+    const cred = clientCert(user, ['mesh-real-viewers'], { ca: caFromPem(readFileSync(join(pki, 'ca.crt'), 'utf8'), readFileSync(join(pki, 'ca.key'), 'utf8')) });
+    const config = parse(readFileSync(c!.kubeconfig, 'utf8')) as Obj;
+    config.users[0].user = { 'client-certificate-data': Buffer.from(cred.certPem).toString('base64'), 'client-key-data': Buffer.from(cred.keyPem).toString('base64') };
+    const kubeconfig = join(home, 'viewer.kubeconfig');
+    writeFileSync(kubeconfig, stringify(config), { mode: 0o600 });
+    const viewer = (args: string[]) => mesh(['--platform', 'kubernetes', '--kubeconfig', kubeconfig, ...args], { env: { HOME: home, KUBECONFIG: '', MESH_PLATFORM: '' }, timeoutMs: 60_000 });
+    // What mesh tap needs of the API server, granted to the group (the API server reads O as groups too).
+    const rbac = 'rbac.authorization.k8s.io/v1';
+    await kube.apply({ apiVersion: rbac, kind: 'Role', metadata: { name: 'mesh-real-forward', namespace: 'mesh-system' }, rules: [
+      { apiGroups: [''], resources: ['pods', 'configmaps'], verbs: ['get', 'list'] }, { apiGroups: [''], resources: ['pods/portforward'], verbs: ['get', 'create'] },
+    ] } as never);
+    await kube.apply({ apiVersion: rbac, kind: 'RoleBinding', metadata: { name: 'mesh-real-forward', namespace: 'mesh-system' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'mesh-real-forward' }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'mesh-real-viewers' }] } as never);
+    let loading = true;
+    const load = (async () => {
+      while (loading) await pages(2).catch(() => undefined);
+    })();
+    try {
+      let last = '';
+      const denied = await waitFor('mesh-control\'s refusal (the forward allowed once RBAC caught up)', async () => {
+        const r = await viewer(['tap', 'deploy/reviews-v1', '-n', NS, '--duration', '5s']);
+        last = r.stderr;
+        return /may not tap/.test(r.stderr) ? r : undefined;
+      }, 30_000, 500).catch((e: Error) => assert.fail(`${e.message}: mesh tap said ${last}`));
+      assertOneLineError(denied!, new RegExp(`${user} may not tap deploy/reviews-v1 in namespace ${NS}: RBAC needs verb watch on deployments/tap in API group tap\\.mesh\\.io`));
+      const hint = /kubectl create rolebinding .*?--user '[^']+'/.exec(denied!.stderr)?.[0];
+      assert.equal(hint, `kubectl create rolebinding ${user}-tap -n ${NS} --clusterrole mesh:tap-admin --user '${user}'`, denied!.stderr);
+      // The printed command, as a user would paste it (with the admin's kubeconfig); without kubectl, its object.
+      const kubectl = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
+      if (kubectl) {
+        const made = spawnSync('sh', ['-c', hint!], { env: { ...process.env, KUBECONFIG: c!.kubeconfig }, encoding: 'utf8' });
+        assert.equal(made.status, 0, made.stderr);
+      } else {
+        t.diagnostic('kubectl absent: the hint\'s RoleBinding is made through the API');
+        await kube.apply({ apiVersion: rbac, kind: 'RoleBinding', metadata: { name: `${user}-tap`, namespace: NS },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'mesh:tap-admin' }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }] } as never);
+      }
+      const tap = await waitFor('the tap allowed', async () => {
+        const r = await viewer(['tap', 'deploy/reviews-v1', '-n', NS, '--count', '2', '--duration', '30s']);
+        return r.code === 0 ? r : undefined;
+      }, 60_000, 1000);
+      assert.match(tap!.stdout, /^req id=reviews-v1-\S+ proxy=in src=ns\/bookinfo\/sa\/bookinfo-productpage .* tls=true :method=GET/m);
+    } finally {
+      loading = false;
+      await load;
+      await kube.delete({ apiVersion: rbac, kind: 'RoleBinding', name: `${user}-tap`, namespace: NS }).catch(() => undefined);
+      await kube.delete({ apiVersion: rbac, kind: 'RoleBinding', name: 'mesh-real-forward', namespace: 'mesh-system' }).catch(() => undefined);
+      await kube.delete({ apiVersion: rbac, kind: 'Role', name: 'mesh-real-forward', namespace: 'mesh-system' }).catch(() => undefined);
     }
   });
 
@@ -403,6 +546,7 @@ describe('mesh on a real Kubernetes (kube-local)', { concurrency: false }, () =>
       ...(await kube.list<Obj>('apiextensions.k8s.io/v1', 'CustomResourceDefinition')).filter((x) => x.metadata.name.endsWith('.mesh.io')),
       ...(await kube.list<Obj>('rbac.authorization.k8s.io/v1', 'ClusterRole')).filter((x) => x.metadata.name.startsWith('mesh:')),
       ...(await kube.list<Obj>('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding')).filter((x) => x.metadata.name.startsWith('mesh:')),
+      ...(await kube.list<Obj>('rbac.authorization.k8s.io/v1', 'RoleBinding', { namespace: 'kube-system' })).filter((x) => x.metadata.name.startsWith('mesh:')),
       ...await kube.list<Obj>('admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration'),
     ].map((x) => `${x.kind}/${x.metadata.name}`);
     assert.deepEqual(left, []);

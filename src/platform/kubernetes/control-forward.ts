@@ -128,7 +128,7 @@ export async function openControlForward(kube: KubeClient, o: { say?: (line: str
   const forwardError = (c: typeof now, err: unknown) => {
     const why = c.forward.lastError();
     if (!why) return err;
-    return new MeshError(why, `it needs create on pods/portforward in ${CONTROL_NAMESPACE} (kubectl auth can-i create pods/portforward -n ${CONTROL_NAMESPACE}) and a running mesh-control`);
+    return new MeshError(why, `it needs get and create on pods/portforward in ${CONTROL_NAMESPACE} (a WebSocket forward is authorized as get: kubectl auth can-i get pods/portforward -n ${CONTROL_NAMESPACE}) and a running mesh-control`);
   };
   return {
     bearer,

@@ -51,7 +51,7 @@ export function tapBindingHint(error: string): string {
   if (!m) return 'bind the mesh:tap-admin ClusterRole: kubectl create clusterrolebinding NAME --clusterrole mesh:tap-admin --user USER';
   const [, user, ns] = m;
   const name = `${user!.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^-+|-+$/g, '') || 'user'}-tap`;
-  return `let ${user} tap in ${ns}: kubectl create rolebinding ${name} -n ${ns} --clusterrole mesh:tap-admin --user '${user}' (or a clusterrolebinding for every namespace); mesh tap also needs create on pods/portforward in mesh-system`;
+  return `let ${user} tap in ${ns}: kubectl create rolebinding ${name} -n ${ns} --clusterrole mesh:tap-admin --user '${user}' (or a clusterrolebinding for every namespace); mesh tap also needs get and create on pods/portforward in mesh-system`;
 }
 
 export function kubernetesPlatform(o: PlatformOptions): Platform {

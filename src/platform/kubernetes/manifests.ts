@@ -49,7 +49,7 @@ export function renderControlPlane(v: InstallValues): KubeObject[] {
     },
     {
       // Tap is RBAC on this API group, as Linkerd's tap.linkerd.io: bind it to who may see live requests
-      // (a RoleBinding for one namespace). mesh tap also needs create on pods/portforward in the control namespace.
+      // (a RoleBinding for one namespace). mesh tap also needs get and create on pods/portforward in the control namespace.
       apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole',
       metadata: { name: 'mesh:tap-admin', labels: labels('control') },
       rules: [{ apiGroups: [TAP_GROUP], resources: ['*'], verbs: ['watch'] }],

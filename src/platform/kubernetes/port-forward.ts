@@ -1,6 +1,6 @@
 // A local port forwarded to a pod's port, as `kubectl port-forward` does: a listener on 127.0.0.1 (a free port), and
 // for each connection a WebSocket to the API server's pods/portforward (client-node's PortForward), so the
-// kubeconfig's credentials and RBAC (create pods/portforward) apply. Closed with the command.
+// kubeconfig's credentials and RBAC (pods/portforward: get for the WebSocket, create for SPDY) apply. Closed with the command.
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';

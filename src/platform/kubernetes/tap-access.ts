@@ -118,6 +118,8 @@ export class KubeClientCa {
 const TAP_VERSION = 'v1alpha1';
 const PLURAL: Record<TapTarget['kind'], string> = { deploy: 'deployments', pod: 'pods', svc: 'services', ns: 'namespaces' };
 const CACHE_MS = 30_000;
+/** A refusal is kept briefly: the user who was just told which binding is missing tries again once it is made. */
+const DENIED_CACHE_MS = 3_000;
 const CACHE_MAX = 1000;
 
 interface TokenReview {
@@ -155,7 +157,7 @@ export function kubeTapAccess(kube: KubeClient, o: { log?: (line: string) => voi
       };
       const key = JSON.stringify([user.name, user.groups, resourceAttributes]);
       const hit = decisions.get(key);
-      if (hit && Date.now() - hit.at < CACHE_MS) return hit;
+      if (hit && Date.now() - hit.at < (hit.allowed ? CACHE_MS : DENIED_CACHE_MS)) return hit;
       const r = await kube.post<SubjectAccessReview>('/apis/authorization.k8s.io/v1/subjectaccessreviews', {
         apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview',
         spec: { user: user.name, groups: user.groups, uid: user.uid, extra: user.extra, resourceAttributes },

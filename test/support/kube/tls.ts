@@ -69,6 +69,11 @@ export interface ClientCa {
 
 const clientCas = new Map<string, ClientCa>();
 
+/** A CA from its certificate and (RSA) key, e.g. a real cluster's, to sign client certificates with. */
+export function caFromPem(certPem: string, keyPem: string): ClientCa {
+  return { certPem, keyPem, cert: forge.pki.certificateFromPem(certPem), key: forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey };
+}
+
 /** A CA for client certificates, as a cluster's client-ca-file (one per name, per process). */
 export function clientCa(name = 'kubernetes-client-ca'): ClientCa {
   const hit = clientCas.get(name);
