@@ -36,6 +36,28 @@ describe('gRPC through the mesh', () => {
     await m.cleanup();
   });
 
+  // Per call, not per connection: one connection's calls go to more than one server at once. How many each
+  // gets follows the servers' peak-EWMA latency, which one slow sample (a scheduling stall on a loaded machine)
+  // raises for tens of seconds, as it should; so the third server is waited for over a few bursts.
+  it('100 concurrent calls over one client connection are spread over the three servers', async () => {
+    const burst = async (): Promise<Map<string, number>> => {
+      const calls = await Promise.all(Array.from({ length: 100 }, (_, i) => say(echo, { text: `sleep:${20 + (i % 5)}` })));
+      const by = new Map<string, number>();
+      for (const u of calls) {
+        assert.equal(u.status.code, grpc.status.OK, u.status.details);
+        by.set(u.reply!.who!, (by.get(u.reply!.who!) ?? 0) + 1);
+      }
+      return by;
+    };
+    const first = await burst();
+    assert.ok(first.size >= 2 && Math.max(...first.values()) <= 90, `one connection's calls spread: ${[...first].join(' ')}`);
+    const seen = new Set(first.keys());
+    await waitFor('every server to take calls from one connection', async () => {
+      for (const who of (await burst()).keys()) seen.add(who);
+      return seen.size === 3;
+    }, 45_000, 100);
+  });
+
   it('unary: the reply, its header metadata and its trailers (status, custom metadata) reach the client', async () => {
     const md = new grpc.Metadata();
     md.set('x-hello', 'world');
@@ -110,17 +132,6 @@ describe('gRPC through the mesh', () => {
     assert.equal(late.status.code, grpc.status.DEADLINE_EXCEEDED);
     const ok = await say(echo, { text: 'sleep:10' }, { deadlineMs: 5000 });
     assert.equal(ok.status.code, grpc.status.OK);
-  });
-
-  it('100 concurrent calls over one client connection are spread over the three servers', async () => {
-    const calls = await Promise.all(Array.from({ length: 100 }, (_, i) => say(echo, { text: `sleep:${20 + (i % 5)}` })));
-    const by = new Map<string, number>();
-    for (const u of calls) {
-      assert.equal(u.status.code, grpc.status.OK, u.status.details);
-      by.set(u.reply!.who!, (by.get(u.reply!.who!) ?? 0) + 1);
-    }
-    assert.equal(by.size, 3, [...by].join(' '));
-    for (const n of by.values()) assert.ok(n >= 10, `each server gets a share: ${[...by].join(' ')}`);
   });
 
   it('curl --http2-prior-knowledge through the outbound listener gets the reply and grpc-status', async (t) => {
