@@ -45,6 +45,15 @@ describe('mesh tap on kubernetes as a client-certificate user', () => {
     assert.doesNotMatch(readFileSync(bed.kubeconfig.alice, 'utf8'), /token/, 'alice has a client certificate only');
   });
 
+  it('mesh top works for a certificate user too (the same tap underneath)', async () => {
+    const stop = bed.load();
+    const r = await bed.cli('alice', ['top', 'deploy/reviews-v1', '-o', 'json', '--duration', '4s', '--refresh', '1s']);
+    await stop();
+    assert.equal(r.code, 0, r.stderr);
+    const last = JSON.parse(r.stdout.trim().split('\n').pop()!) as { rows: { path: string; count: number }[] };
+    assert.ok(last.rows.some((x) => x.path === '/reviews/0' && x.count > 0), r.stdout);
+  });
+
   it('refuses a verified certificate user RBAC does not let tap, saying the missing permission and a command that grants it', async () => {
     const r = await bed.cli('dan', ['tap', 'deploy/reviews-v1', '--duration', '5s']);
     assertOneLineError(r, /dan may not tap deploy\/reviews-v1 in namespace default: RBAC needs verb watch on deployments\/tap in API group tap\.mesh\.io/);
