@@ -8,12 +8,14 @@ import { after, before, describe, it } from 'node:test';
 import { spawn } from 'node:child_process';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { assertOneLineError, MESH_BIN, waitFor } from './support/mesh.js';
 import { fixture } from './support/golden.js';
 import { startTapBed, type TapBed } from './support/fake-kube-tap.js';
 import { clientCa, clientCert } from './support/kube/tls.js';
 import { ControlClient } from '../src/api/client.js';
 import { generateKey, Issuer } from '../src/identity/ca.js';
+import { kubeCertificateUser } from '../src/platform/kubernetes/tap-access.js';
 
 describe('mesh tap on kubernetes as a client-certificate user', () => {
   let bed: TapBed;
@@ -125,5 +127,24 @@ describe('mesh tap on kubernetes as a client-certificate user', () => {
       dash.kill('SIGTERM');
       await new Promise((r) => dash.once('exit', r));
     }
+  });
+});
+
+describe('a kubeconfig client certificate verified as the API server\'s x509 authenticator does (kubeCertificateUser)', () => {
+  const x = (pem: string) => new X509Certificate(pem);
+  const root = clientCa();
+
+  it('names CN the user and O the groups, through an intermediate the client sends', () => {
+    const mid = clientCa('kubernetes-client-intermediate', root);
+    const leaf = clientCert('erin', ['dev', 'ops'], { ca: mid });
+    assert.deepEqual(kubeCertificateUser([x(leaf.certPem), x(mid.certPem)], [x(root.certPem)]), { name: 'erin', admin: false, groups: ['dev', 'ops', 'system:authenticated'] });
+    assert.match((kubeCertificateUser([x(leaf.certPem)], [x(root.certPem)]) as { refused: string }).refused, /not issued by the cluster's client CA/, 'not without the intermediate');
+  });
+
+  it('refuses one without the clientAuth usage, a CA as a leaf, and any when no client CA is known', () => {
+    const server = clientCert('erin', [], { serverAuthOnly: true });
+    assert.match((kubeCertificateUser([x(server.certPem)], [x(root.certPem)]) as { refused: string }).refused, /no clientAuth extended key usage/);
+    assert.match((kubeCertificateUser([x(root.certPem)], [x(root.certPem)]) as { refused: string }).refused, /is a CA certificate/);
+    assert.match((kubeCertificateUser([x(clientCert('erin').certPem)], []) as { refused: string }).refused, /mesh-control has no client CA of the cluster/);
   });
 });

@@ -74,19 +74,19 @@ export function caFromPem(certPem: string, keyPem: string): ClientCa {
   return { certPem, keyPem, cert: forge.pki.certificateFromPem(certPem), key: forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey };
 }
 
-/** A CA for client certificates, as a cluster's client-ca-file (one per name, per process). */
-export function clientCa(name = 'kubernetes-client-ca'): ClientCa {
+/** A CA for client certificates, as a cluster's client-ca-file (one per name, per process); with `parent`, an intermediate. */
+export function clientCa(name = 'kubernetes-client-ca', parent?: ClientCa): ClientCa {
   const hit = clientCas.get(name);
   if (hit) return hit;
   const key = rsaKeys();
   const cert = newCert(key.publicKey, name);
-  cert.setIssuer(cert.subject.attributes);
+  cert.setIssuer((parent?.cert ?? cert).subject.attributes);
   cert.setExtensions([
     { name: 'basicConstraints', cA: true, critical: true },
     { name: 'keyUsage', digitalSignature: true, keyCertSign: true, critical: true },
     { name: 'subjectKeyIdentifier' },
   ]);
-  cert.sign(key.privateKey, forge.md.sha256.create());
+  cert.sign(parent?.key ?? key.privateKey, forge.md.sha256.create());
   const ca = { certPem: forge.pki.certificateToPem(cert), keyPem: key.pem, cert, key: key.privateKey };
   clientCas.set(name, ca);
   return ca;
@@ -94,9 +94,10 @@ export function clientCa(name = 'kubernetes-client-ca'): ClientCa {
 
 /**
  * A user's client certificate as kubeadm makes them: CN the user name, O each group, extKeyUsage clientAuth. `expired`
- * makes one whose validity ended an hour ago; `uri` adds a URI SAN (a SPIFFE ID, to look like a workload's).
+ * makes one whose validity ended an hour ago; `uri` adds a URI SAN (a SPIFFE ID, to look like a workload's);
+ * `serverAuthOnly` gives it the serverAuth usage instead.
  */
-export function clientCert(user: string, groups: string[] = [], o: { ca?: ClientCa; expired?: boolean; uri?: string } = {}): { certPem: string; keyPem: string } {
+export function clientCert(user: string, groups: string[] = [], o: { ca?: ClientCa; expired?: boolean; uri?: string; serverAuthOnly?: boolean } = {}): { certPem: string; keyPem: string } {
   const ca = o.ca ?? clientCa();
   const key = rsaKeys();
   const cert = newCert(key.publicKey, user);
@@ -109,7 +110,7 @@ export function clientCert(user: string, groups: string[] = [], o: { ca?: Client
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', clientAuth: true },
+    o.serverAuthOnly ? { name: 'extKeyUsage', serverAuth: true } : { name: 'extKeyUsage', clientAuth: true },
     ...(o.uri ? [{ name: 'subjectAltName', altNames: [{ type: 6, value: o.uri }] }] : []),
   ]);
   cert.sign(ca.key, forge.md.sha256.create());
