@@ -306,7 +306,8 @@ describe('mesh on a real Kubernetes (kube-local)', { concurrency: false }, () =>
     const v1 = counts.get('reviews-v1') ?? 0;
     const v2 = counts.get('reviews-v2') ?? 0;
     assert.equal(v1 + v2, 400, `only v1 and v2 answer: ${JSON.stringify([...counts])}`);
-    assert.ok(Math.abs(v1 / 400 - 0.8) <= 0.05, `v1 got ${v1}/400`);
+    // In whole requests: 300/400 is within 5 points, which 0.75 - 0.8 in floating point is not.
+    assert.ok(Math.abs(v1 - 320) <= 20, `v1 got ${v1}/400`);
 
     await ok(['route', 'set', 'reviews', 'v3', '--match', 'header:end-user=jason', '-n', NS]);
     await waitFor('jason on v3', async () => (await pages(16, '?u=jason')).get('reviews-v3') === 16, 60_000, 200);
