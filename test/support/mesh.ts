@@ -6,7 +6,6 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import type http from 'node:http';
-import net from 'node:net';
 import { call, callJson, type CallOptions, type Reply } from './http.js';
 import { start, type Started } from './process.js';
 
@@ -107,41 +106,12 @@ export interface WorkloadInfo {
 }
 
 
+import { freePort as loopbackPort } from '../../src/util/net.js';
+
 const handedOut = new Set<number>();
 
-/**
- * Where the tests' ports come from: below the kernel's ephemeral range. A port from bind(0) is in that range,
- * and between its check and its use any process's outgoing connection may take it (seen: an app of one test
- * finding its port in use while ten workloads started at once beside other test files).
- */
-const [PORT_LOW, PORT_HIGH] = ((): [number, number] => {
-  let low = 32768;
-  try {
-    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
-  } catch {
-    // not Linux: its usual range
-  }
-  return low > 12_000 ? [low - 10_000, low - 1] : [40_000, 49_999];
-})();
-
-function bindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
 /** A free loopback port this process has not handed out before, so that workloads started at once never collide. */
-export async function freePort(): Promise<number> {
-  for (let i = 0; i < 100; i++) {
-    const port = PORT_LOW + Math.floor(Math.random() * (PORT_HIGH - PORT_LOW + 1));
-    if (handedOut.has(port) || !(await bindable(port))) continue;
-    handedOut.add(port);
-    return port;
-  }
-  throw new Error('no fresh free port in 100 tries');
-}
+export const freePort = (): Promise<number> => loopbackPort(handedOut);
 
 /** The error line: exactly one line starting with error:, with a hint after the dash, no stack. */
 export function assertOneLineError(r: CliResult, pattern: RegExp): void {
