@@ -65,7 +65,7 @@ export class TraceStore {
   }
 
   /**
-   * Recent traces, failing and slowest first: from the newer half of the store only, so a listed trace is still kept
+   * Recent traces, failing and slowest first, each naming its services in the order they joined it: from the newer half of the store only, so a listed trace is still kept
    * when someone opens it (opening it keeps it longer still).
    */
   list(limit = 100): TraceSummary[] {
@@ -77,7 +77,7 @@ export class TraceStore {
       const end = Math.max(...spans.map((s) => s.endMs));
       const root = spans.find((s) => !spans.some((p) => p.spanId === s.parentSpanId)) ?? spans[0]!;
       out.push({ traceId, root: `${root.service}: ${root.name}`, startMs: start, durationMs: end - start, spans: spans.length,
-        services: [...new Set(spans.map((s) => s.service))], failed: spans.some((s) => s.status === 2) });
+        services: [...new Set(spans.slice().sort((a, b) => a.startMs - b.startMs).map((s) => s.service))], failed: spans.some((s) => s.status === 2) });
     }
     return out.sort((a, b) => Number(b.failed) - Number(a.failed) || b.durationMs - a.durationMs).slice(0, limit);
   }
