@@ -1,10 +1,15 @@
-// The app-side HTTP/1.1 client reads every connection into one shared buffer (issue 14): what it hands
-// on must be its own copy. Responses that arrive in pieces on several connections at once, kept until
-// they end, must come out byte for byte.
+// Sockets the proxy opens read into one shared buffer (issue 14): what outlives a read must be a copy.
+// The app-side HTTP/1.1 client: responses that arrive in pieces on several connections at once, kept
+// until they end, come out byte for byte. mesh/1's writer and a stream's sender: what they queue or
+// hold from the shared buffer goes out as it was read, whatever the next read puts there.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { PassThrough } from 'node:stream';
 import { Pool } from '../src/proxy/wire/h1-client.js';
+import { FrameWriter, HDR, T } from '../src/proxy/wire/mux-frames.js';
+import { ConnFlow, Sender } from '../src/proxy/wire/mux-flow.js';
+import { READ_BUF } from '../src/proxy/wire/read-buffer.js';
 
 /** A body whose bytes tell where they are, different per connection. */
 function bodyFor(tag: number, n: number): Buffer {
@@ -80,5 +85,44 @@ describe('h1-client reads', () => {
     } finally {
       pool.destroy();
     }
+  });
+});
+
+describe('mesh/1 writes from the shared read buffer', () => {
+  /** A writer on an in-memory socket, past the SETTINGS frame its flow control queues first. */
+  const setup = () => {
+    const sock = new PassThrough();
+    const w = new FrameWriter(sock as unknown as net.Socket);
+    const flow = new ConnFlow(w, 0);
+    const turn = async (): Promise<Buffer> => {
+      await new Promise((r) => setImmediate(r));
+      return (sock.read() as Buffer | null) ?? Buffer.alloc(0);
+    };
+    return { w, flow, turn };
+  };
+
+  it('sends a frame as queued, though the buffer it was read into is reused before the turn ends', async () => {
+    const { w, turn } = setup();
+    READ_BUF.fill(0x61, 0, 1000);
+    w.frame(T.Data, 0, 1, READ_BUF.subarray(0, 1000));
+    READ_BUF.fill(0x62, 0, 1000);
+    const out = (await turn()).subarray(HDR + 8);
+    assert.equal(out[0], T.Data);
+    assert.equal(out.readUInt32BE(6), 1000);
+    assert.ok(out.subarray(HDR).equals(Buffer.alloc(1000, 0x61)));
+  });
+
+  it('keeps a copy of what waits for a window, and sends that when the window opens', async () => {
+    const { flow, turn } = setup();
+    await turn();
+    const s = new Sender(flow, 1, { drained() {} });
+    s.window = 0;
+    READ_BUF.fill(0x61, 0, 1000);
+    assert.equal(s.data(READ_BUF.subarray(0, 1000), false), false, 'the source is told to wait');
+    READ_BUF.fill(0x62, 0, 1000);
+    assert.equal(s.opened(1000), true);
+    const out = await turn();
+    assert.equal(out.readUInt32BE(6), 1000);
+    assert.ok(out.subarray(HDR).equals(Buffer.alloc(1000, 0x61)));
   });
 });

@@ -133,6 +133,40 @@ describe('opaque TCP through the mesh', () => {
     console.log(`# 32 MiB each way through one mesh hop (echoed) in ${secs.toFixed(2)} s`);
   });
 
+  it('keeps what waits for a stalled reader apart from the reads of other connections (the sidecars share one read buffer)', { timeout: 60_000 }, async () => {
+    // As much as the 32 MiB case: enough to stall past what windows and kernel buffers take.
+    const size = 32 * 1024 * 1024;
+    const a = randomBytes(size);
+    const sa = await connectTo(upstream);
+    const gotA: Buffer[] = [];
+    sa.on('data', (c: Buffer) => gotA.push(c));
+    sa.pause();
+    // A's echo fills its windows and waits in the server sidecar, its last read among what waits.
+    let written = 0;
+    let stalled = false;
+    while (written < size && !stalled) {
+      const piece = a.subarray(written, written + 64 * 1024);
+      written += piece.length;
+      if (!sa.write(piece)) stalled = !(await drainedOrStuck(sa));
+    }
+    assert.ok(stalled, 'the connection that does not read was held back');
+    // B's bytes pass through the same sidecars meanwhile, read into the same buffer.
+    const b = randomBytes(2 * 1024 * 1024);
+    const rb = await exchange(await connectTo(upstream), b, 30_000);
+    assert.ok(rb.data.equals(b), 'the other connection got its own bytes back');
+    const doneA = new Promise<void>((resolve) => sa.on('end', () => resolve()));
+    sa.resume();
+    while (written < size) {
+      const piece = a.subarray(written, written + 64 * 1024);
+      written += piece.length;
+      if (!sa.write(piece)) await new Promise((r) => sa.once('drain', r));
+    }
+    sa.end();
+    await doneA;
+    sa.destroy();
+    assert.equal(createHash('sha256').update(Buffer.concat(gotA)).digest('hex'), createHash('sha256').update(a).digest('hex'), 'the stalled connection got every byte as sent');
+  });
+
   it('passes a server-speaks-first protocol on a port declared opaque, before the client says anything', async () => {
     const sock = await connectTo(greetUpstream);
     const first = await new Promise<string>((resolve, reject) => {

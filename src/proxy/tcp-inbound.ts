@@ -3,7 +3,7 @@
 // one of the bounded app connections for its whole life, and is joined to a connection to the app
 // on 127.0.0.1.
 import net from 'node:net';
-import type { Tunnel } from './wire/mux-tunnel.js';
+import { TUNNEL_READS, tunnelReads, type Tunnel } from './wire/mux-tunnel.js';
 import type { Gate } from './gate.js';
 import type { MetricsRegistry, TcpStats } from './metrics.js';
 import type { AuthzRequest } from '../model/policy.js';
@@ -62,7 +62,8 @@ export function tunnelsToApp(d: TunnelInbound): (t: Tunnel, authority: string, p
     }
     if (!d.gate.hold(peerSock)) return t.refuse(503, `app connections: ${d.gate.active} in use, none left for a TCP connection from this client`);
     s.allow.inc();
-    const app = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    const app = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true, onread: TUNNEL_READS });
+    tunnelReads(app, t);
     app.setTimeout(APP_CONNECT_MS, () => app.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })));
     app.once('connect', () => {
       app.setTimeout(0);

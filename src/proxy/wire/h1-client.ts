@@ -5,6 +5,7 @@ import net from 'node:net';
 import { BodyDecoder, chunkFrame, Head, headEnd, lastChunk, MAX_HEAD, parseResponseHead, ParseError, withHead, type BodyTarget } from './h1-parse.js';
 import type { BodySink } from './h1-server.js';
 import type { TcpStats } from '../metrics.js';
+import { keep, READ_BUF } from './read-buffer.js';
 
 export interface UpstreamRequest {
   host: string;
@@ -21,18 +22,6 @@ const CONN = Symbol('mesh.h1c');
 type ConnSocket = net.Socket & { [CONN]?: ClientConn };
 
 const SMALL = 16 * 1024;
-
-/**
- * Every upstream connection reads into this one buffer (net's `onread`): a read costs no allocation,
- * where a plain socket gets a fresh 64 KiB buffer per read. What must outlive the read (a body
- * chunk handed on, a head not yet complete) is copied out; its callers run one at a time.
- */
-const READ_BUF = Buffer.allocUnsafeSlow(64 * 1024);
-
-/** `b` as it may be kept past this read: copied if it is a view of READ_BUF. */
-function keep(b: Buffer): Buffer {
-  return b.buffer === READ_BUF.buffer ? Buffer.from(b) : b;
-}
 
 function hangUp(): NodeJS.ErrnoException {
   const e: NodeJS.ErrnoException = new Error('socket hang up');

@@ -2,6 +2,7 @@
 // and the connection's; its receiver credits both back as the consumer takes the data, and treats
 // data past either window as a protocol error. A peer that stops reading makes our senders wait
 // (the socket's 'drain' wakes them), never our memory grow.
+import { keep } from './read-buffer.js';
 import { T, END, Cap, WINDOW, CONN_WINDOW, MAX_DATA, MAX_STREAMS, MAX_WINDOW, type FrameWriter } from './mux-frames.js';
 
 /** Told when a stream that had to wait may send again, and when what it held back has all gone out. */
@@ -124,6 +125,9 @@ export class Sender {
       this.trailer = trailer;
     }
     this.pump();
+    // Frames copy what they send; what waits for a window is kept as a copy if it is in a read buffer.
+    const held = this.held;
+    if (held !== null) held[held.length - 1] = keep(held[held.length - 1]!);
     if (this.open) return true;
     this.waiting = true;
     this.flow.block(this);

@@ -60,14 +60,39 @@ export const enum Rst { Refused = 1, Protocol = 2 }
 /** Longest payload of each control frame; a longer one is a protocol error. */
 const CONTROL_MAX: Record<number, number> = { [T.Reset]: 256, [T.Window]: 4, [T.Ping]: PING_LEN, [T.Settings]: 64 };
 
+/** A turn buffer: a DATA frame of MAX_DATA with its header fits in one. */
+const TURN_BUF = 80 * 1024;
 /**
- * Buffers queued this event-loop turn, written together (one write) when the turn is over; a peer
- * that does not read what we send is not read either. mesh/1's frames and HTTP/2's go out through it.
+ * Turn buffers whose write completed, for the next turns of any connection. Under bulk traffic a
+ * socket holds tens of them queued (up to HIGH_WATER): the pool keeps enough for them to come back
+ * instead of each being garbage until a late GC (2.5 MB at most; a small turn touches only its first pages).
+ */
+const POOL_MAX = 32;
+const pool: Buffer[] = [];
+
+/**
+ * What is queued this event-loop turn, copied into pooled buffers and written together (one write)
+ * when the turn is over; a buffer goes back to the pool once its write completes. So a frame costs
+ * no allocation of its own, and what is queued may be a view of a read buffer about to be reused
+ * (read-buffer.ts). A peer that does not read what we send is not read either. mesh/1's frames and
+ * HTTP/2's go out through it.
  */
 export class TurnWriter {
-  private out: Buffer[] = [];
+  /** The buffer being filled, and how much of it is. */
+  private cur: Buffer | null = null;
+  private len = 0;
+  /** Buffers filled earlier this turn, and how much of each. */
+  private full: Buffer[] | null = null;
+  private fullLen: number[] = [];
   private size = 0;
   private scheduled = false;
+  /** The buffers of writes not yet complete, oldest first (a socket completes its writes in order). */
+  private readonly inflight: Buffer[] = [];
+  private readonly written = (err?: Error | null): void => {
+    const b = this.inflight.shift();
+    // A failed write's buffer may still be held by the socket: left to the GC.
+    if (b !== undefined && !err) release(b);
+  };
 
   constructor(readonly sock: net.Socket) {}
 
@@ -77,23 +102,76 @@ export class TurnWriter {
   }
 
   queue(b: Buffer): void {
-    this.out.push(b);
-    this.size += b.length;
-    if (this.scheduled) return;
-    this.scheduled = true;
-    // setImmediate runs after every ready socket of this poll has been read: that is the batch.
-    setImmediate(flushTurn, this);
+    const n = b.length;
+    const at = this.reserve(n);
+    b.copy(this.cur!, at);
+  }
+
+  /**
+   * Room for n bytes in this turn's buffer: returns where they go in `this.cur`, which the caller
+   * fills at once (nothing else may be queued in between).
+   */
+  protected reserve(n: number): number {
+    let c = this.cur;
+    if (c === null || this.len + n > c.length) {
+      if (c !== null && this.len > 0) {
+        (this.full ??= []).push(c);
+        this.fullLen.push(this.len);
+      } else if (c !== null) release(c);
+      c = this.cur = n <= TURN_BUF ? (pool.pop() ?? Buffer.allocUnsafeSlow(TURN_BUF)) : Buffer.allocUnsafeSlow(n);
+      this.len = 0;
+    }
+    const at = this.len;
+    this.len += n;
+    this.size += n;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      // setImmediate runs after every ready socket of this poll has been read: that is the batch.
+      setImmediate(flushTurn, this);
+    }
+    return at;
+  }
+
+  /** The buffer reserve() made room in. */
+  protected get buf(): Buffer {
+    return this.cur!;
   }
 
   flush(): void {
     this.scheduled = false;
-    const out = this.out;
-    if (out.length === 0 || this.sock.destroyed) return;
-    this.sock.write(out.length === 1 ? out[0]! : Buffer.concat(out, this.size));
-    this.out = [];
+    const c = this.cur;
+    if (c === null) return;
+    const full = this.full;
+    const len = this.len;
+    this.cur = null;
+    this.full = null;
+    this.len = 0;
     this.size = 0;
+    const fullLen = this.fullLen;
+    const sock = this.sock;
+    if (sock.destroyed) {
+      release(c);
+      if (full !== null) for (const f of full) release(f);
+      this.fullLen = [];
+      return;
+    }
+    if (full === null) this.send(c, len);
+    else {
+      this.fullLen = [];
+      // One writev: the socket takes them together once uncorked.
+      sock.cork();
+      for (let i = 0; i < full.length; i++) this.send(full[i]!, fullLen[i]!);
+      this.send(c, len);
+      sock.uncork();
+    }
     // The peer is not reading what we send: stop reading it until it does ('drain' resumes).
-    if (this.sock.writableLength > HIGH_WATER && !this.sock.isPaused()) this.sock.pause();
+    if (sock.writableLength > HIGH_WATER && !sock.isPaused()) sock.pause();
+  }
+
+  /** Writes the first `len` bytes of `b`; `b` comes back to the pool once the write completes. */
+  private send(b: Buffer, len: number): void {
+    this.inflight.push(b);
+    this.sock.write(len === b.length ? b : b.subarray(0, len), this.written);
   }
 }
 
@@ -101,60 +179,54 @@ function flushTurn(w: TurnWriter): void {
   w.flush();
 }
 
-/** mesh/1's frames, queued this turn. */
+/** A turn buffer back to the pool (a larger one, made for one big frame, is left to the GC). */
+function release(b: Buffer): void {
+  if (b.length === TURN_BUF && pool.length < POOL_MAX) pool.push(b);
+}
+
+/** mesh/1's frames, queued this turn: each written in place in the turn's buffer. */
 export class FrameWriter extends TurnWriter {
 
-  frame(type: number, flags: number, id: number, payload: Buffer | null): void {
-    const h = Buffer.allocUnsafe(HDR);
-    h[0] = type;
-    h[1] = flags;
-    h.writeUInt32BE(id, 2);
-    h.writeUInt32BE(payload?.length ?? 0, 6);
-    this.queue(h);
-    if (payload !== null && payload.length > 0) this.queue(payload);
+  /** A frame header at `at` of the turn's buffer. */
+  private header(at: number, type: number, flags: number, id: number, len: number): Buffer {
+    const b = this.buf;
+    b[at] = type;
+    b[at + 1] = flags;
+    b.writeUInt32BE(id, at + 2);
+    b.writeUInt32BE(len, at + 6);
+    return b;
   }
 
-  /** A HEADERS frame from head text: one buffer, no copy of the string. */
+  frame(type: number, flags: number, id: number, payload: Buffer | null): void {
+    const len = payload?.length ?? 0;
+    const at = this.reserve(HDR + len);
+    const b = this.header(at, type, flags, id, len);
+    if (len > 0) payload!.copy(b, at + HDR);
+  }
+
+  /** A HEADERS frame from head text, written straight into the turn's buffer. */
   head(flags: number, id: number, head: string): void {
     const len = Buffer.byteLength(head, 'latin1');
-    const b = Buffer.allocUnsafe(HDR + len);
-    b[0] = T.Headers;
-    b[1] = flags;
-    b.writeUInt32BE(id, 2);
-    b.writeUInt32BE(len, 6);
-    b.write(head, HDR, 'latin1');
-    this.queue(b);
+    const at = this.reserve(HDR + len);
+    this.header(at, T.Headers, flags, id, len).write(head, at + HDR, len, 'latin1');
   }
 
   window(id: number, n: number): void {
-    const b = Buffer.allocUnsafe(HDR + 4);
-    b[0] = T.Window;
-    b[1] = 0;
-    b.writeUInt32BE(id, 2);
-    b.writeUInt32BE(4, 6);
-    b.writeUInt32BE(n, HDR);
-    this.queue(b);
+    const at = this.reserve(HDR + 4);
+    this.header(at, T.Window, 0, id, 4).writeUInt32BE(n, at + HDR);
   }
 
-  /** The answer to a PING: its payload (at most PING_LEN bytes) back, in one buffer. */
+  /** The answer to a PING: its payload (at most PING_LEN bytes) back. */
   pingAck(payload: Buffer): void {
-    const b = Buffer.allocUnsafe(HDR + payload.length);
-    b[0] = T.Ping;
-    b[1] = ACK;
-    b.writeUInt32BE(0, 2);
-    b.writeUInt32BE(payload.length, 6);
-    payload.copy(b, HDR);
-    this.queue(b);
+    this.frame(T.Ping, ACK, 0, payload);
   }
 
   /** SETTINGS: this end keeps to the connection window and credits the peer's (see CONN_WINDOW); its stream limit and capabilities. */
   settings(caps: number): void {
-    const b = Buffer.alloc(HDR + 8);
-    b[0] = T.Settings;
-    b.writeUInt32BE(8, 6);
-    b.writeUInt32BE(MAX_STREAMS, HDR);
-    b.writeUInt32BE(caps, HDR + 4);
-    this.queue(b);
+    const at = this.reserve(HDR + 8);
+    const b = this.header(at, T.Settings, 0, 0, 8);
+    b.writeUInt32BE(MAX_STREAMS, at + HDR);
+    b.writeUInt32BE(caps, at + HDR + 4);
   }
 }
 

@@ -9,6 +9,7 @@ import { STATUS_CODES } from 'node:http';
 import { parseResponseHead } from './h1-parse.js';
 import { T, END, EMPTY, Rst, headEndOf, headText, type FrameWriter } from './mux-frames.js';
 import { Receiver, Sender, type ConnFlow, type Drainable } from './mux-flow.js';
+import { READ_BUF } from './read-buffer.js';
 import { MeshFault, type ErrorCode } from '../errors.js';
 import type { Res } from './h1-server.js';
 
@@ -119,14 +120,9 @@ export class Tunnel extends EventEmitter implements Drainable {
   attach(sock: net.Socket, head: Buffer | null = null): void {
     this.sock = sock;
     sock.setNoDelay(true);
-    if (head !== null && head.length > 0) {
-      this.bytesWritten += head.length;
-      if (!this.tx.data(head, false)) sock.pause();
-    }
-    sock.on('data', (chunk: Buffer) => {
-      this.bytesWritten += chunk.length;
-      if (!this.tx.data(chunk, false)) sock.pause();
-    });
+    if (head !== null && head.length > 0) this.fromSocket(head);
+    // A socket made with onread (tunnelReads) calls fromSocket itself and emits no 'data'.
+    sock.on('data', (chunk: Buffer) => this.fromSocket(chunk));
     const ended = () => {
       this.sentEnd = true;
       this.tx.data(EMPTY, true);
@@ -141,6 +137,12 @@ export class Tunnel extends EventEmitter implements Drainable {
     sock.on('close', () => {
       if (!this.sentEnd || !this.gotEnd) this.reset();
     });
+  }
+
+  /** Bytes read from the joined socket go out as DATA (a view of a read buffer is fine: frames copy). */
+  fromSocket(chunk: Buffer): void {
+    this.bytesWritten += chunk.length;
+    if (!this.tx.data(chunk, false)) this.sock!.pause();
   }
 
   drained(): void {
@@ -271,4 +273,23 @@ function uncorkTunnel(t: Tunnel): void {
 function valueOf(raw: string[], name: string): string {
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) return raw[i + 1]!;
   return '';
+}
+
+const TUNNEL = Symbol('mesh.tunnel');
+type TunnelSocket = net.Socket & { [TUNNEL]?: Tunnel };
+
+function onTunnelRead(this: TunnelSocket, n: number, buf: Uint8Array): boolean {
+  // Reads start once the socket is connected, which is when it is joined to its tunnel.
+  this[TUNNEL]?.fromSocket((buf as Buffer).subarray(0, n));
+  return true;
+}
+
+/**
+ * Options for a socket the proxy opens for a tunnel (net.connect): it reads into the shared read
+ * buffer; tunnelReads(sock, t) names the tunnel its reads go to, before attach.
+ */
+export const TUNNEL_READS = { buffer: READ_BUF, callback: onTunnelRead };
+
+export function tunnelReads(sock: net.Socket, t: Tunnel): void {
+  (sock as TunnelSocket)[TUNNEL] = t;
 }
