@@ -70,6 +70,14 @@ describe('mesh dashboard', { skip: NO_CHROMIUM }, () => {
     const otlp = (JSON.parse(readFileSync(join(m.dir, 'control.json'), 'utf8')) as { otlp: string }).otlp;
     const r = await m.cli(['demo', '--ingress-port', '0', '--rate', '20', '--trace-collector', otlp], { timeoutMs: 90_000 });
     if (r.code !== 0) throw new Error(`demo failed: ${r.stderr}`);
+    // A workload nobody calls and that calls nobody: on the overview, not in the topology.
+    await m.run('idle');
+    // A client of details beside productpage: dagre puts it in productpage's column, where the edges' old curves
+    // (not dagre's route) cut its box.
+    const caller = `const [h, p] = process.env.MESH_OUTBOUND.split(':'); const http = require('node:http');
+      setInterval(() => http.get({ host: h, port: p, path: '/details/0', headers: { host: 'details:9080' } }, (r) => r.resume()).on('error', () => {}), 250);`;
+    const c = await m.cli(['run', '-d', '--name', 'mobile', '--', process.execPath, '-e', caller]);
+    if (c.code !== 0) throw new Error(`run mobile failed: ${c.stderr}`);
     dash = spawn(process.execPath, [MESH_BIN, '--state-dir', m.dir, 'dashboard', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     dash.stdout!.on('data', (c) => (out += c));
@@ -107,6 +115,7 @@ describe('mesh dashboard', { skip: NO_CHROMIUM }, () => {
     await waitFor('rates on the overview', async () => /productpage-v1[\s\S]*?100\.00%[\s\S]*?rps/.test(await page.innerText('main')), 30_000, 500);
     // Each workload's sparkline is a uPlot chart drawing its rps in the accent colour.
     await chartDrawn('[data-chart="spark:default/productpage-v1"]', '--acc');
+    await page.waitForSelector('main[data-page=overview] a[href^="#/workload/default/idle"]', { timeout: 30_000 });
   }));
 
   it('loads a page with its charts and graph quickly (figures on stderr)', track(async () => {
@@ -132,7 +141,7 @@ describe('mesh dashboard', { skip: NO_CHROMIUM }, () => {
 
   it("topology: bookinfo's edges, with the identities proved", track(async () => {
     await open('#/topology', 'g.edge[data-from="default/productpage-v1"][data-to="default/reviews-v3"]', 'topology');
-    for (const [from, to] of [['productpage-v1', 'details-v1'], ['productpage-v1', 'reviews-v1'], ['productpage-v1', 'reviews-v2'], ['reviews-v2', 'ratings-v1'], ['reviews-v3', 'ratings-v1']]) {
+    for (const [from, to] of [['mobile-v1', 'details-v1'], ['productpage-v1', 'details-v1'], ['productpage-v1', 'reviews-v1'], ['productpage-v1', 'reviews-v2'], ['reviews-v2', 'ratings-v1'], ['reviews-v3', 'ratings-v1']]) {
       const edge = await page.waitForSelector(`g.edge[data-from="default/${from}"][data-to="default/${to}"]`, { timeout: 20_000 });
       assert.equal(await edge.getAttribute('data-state'), 'observed');
       assert.match((await edge.textContent()) ?? '', /mTLS/);
@@ -153,6 +162,32 @@ describe('mesh dashboard', { skip: NO_CHROMIUM }, () => {
       assert.ok(a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y, `nodes ${[...boxes.keys()][i]} and ${[...boxes.keys()][j]} overlap`);
     }
     const near = (p: number[], b: { x: number; y: number; w: number; h: number }) => p[0] >= b.x - 3 && p[0] <= b.x + b.w + 3 && p[1] >= b.y - 3 && p[1] <= b.y + b.h + 3;
+    // Each edge runs along dagre's route: sampled along its path, it enters no box but its two ends'.
+    const crossings = await page.$$eval('g.edge', (gs: any[], bx: [string, { x: number; y: number; w: number; h: number }][]) => {
+      const out: string[] = [];
+      for (const g of gs) {
+        const path = g.querySelector('path');
+        const len = path.getTotalLength();
+        const hit = new Set<string>();
+        for (let s = 0; s <= len; s += 2) {
+          const p = path.getPointAtLength(s);
+          for (const [id, b] of bx) {
+            if (id === g.dataset.from || id === g.dataset.to || hit.has(id)) continue;
+            if (p.x > b.x + 1 && p.x < b.x + b.w - 1 && p.y > b.y + 1 && p.y < b.y + b.h - 1) (hit.add(id), out.push(`${g.dataset.from} → ${g.dataset.to} crosses ${id} at ${p.x.toFixed(0)},${p.y.toFixed(0)}`));
+          }
+        }
+      }
+      return out;
+    }, [...boxes]);
+    assert.deepEqual(crossings, [], `edges drawn through other nodes' boxes (screenshot topology.png)`);
+    // ... and joins its two boxes: its path starts on its source's box and ends on its target's.
+    for (const e of await page.$$eval('g.edge', (gs: any[]) => gs.map((g) => {
+      const path = g.querySelector('path');
+      const [a, z] = [path.getPointAtLength(0), path.getPointAtLength(path.getTotalLength())];
+      return { from: g.dataset.from, to: g.dataset.to, a: [a.x, a.y], z: [z.x, z.y] };
+    }))) assert.ok(near(e.a, boxes.get(e.from)!) && near(e.z, boxes.get(e.to)!), `edge ${e.from} → ${e.to} joins its nodes (${e.a} … ${e.z})`);
+    // A workload without traffic or an allowed edge is on the overview only.
+    assert.deepEqual([...boxes.keys()].filter((id) => /idle/.test(id)), [], 'the idle workload has no node in the topology');
     for (const e of await page.$$eval('g.edge[data-state=observed]', (gs: any[]) => gs.map((g) => ({ from: g.dataset.from, to: g.dataset.to, d: g.querySelector('path').getAttribute('d') })))) {
       const pts = [...(e.d as string).matchAll(/(-?[\d.]+),(-?[\d.]+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
       assert.ok(near(pts[0], boxes.get(e.from)!) && near(pts[pts.length - 1], boxes.get(e.to)!), `edge ${e.from} → ${e.to} (${e.d}) joins its nodes`);

@@ -180,24 +180,72 @@
 
   const NODE_W = 168, NODE_H = 42;
   const CHAR_W = 6.2; // px per character of an 11px label, to reserve room for edge labels
-  const pathThrough = (pts) => {
-    // A smooth path through dagre's bend points: straight to the first, then curves through the midpoints.
-    let d = 'M' + pts[0].x + ',' + pts[0].y;
-    for (let i = 1; i < pts.length - 1; i++) d += 'Q' + pts[i].x + ',' + pts[i].y + ' ' + (pts[i].x + pts[i + 1].x) / 2 + ',' + (pts[i].y + pts[i + 1].y) / 2;
-    const z = pts[pts.length - 1];
-    return d + 'L' + z.x + ',' + z.y;
-  };
+  /** Whether segment a→b passes through the inside of box r (Liang–Barsky clipping; touching an edge is not). */
+  function cuts(a, b, r) {
+    let t0 = 0, t1 = 1;
+    const dx = b.x - a.x, dy = b.y - a.y;
+    for (const [p, q] of [[-dx, a.x - (r.x + 1)], [dx, r.x + r.w - 1 - a.x], [-dy, a.y - (r.y + 1)], [dy, r.y + r.h - 1 - a.y]]) {
+      if (p === 0) {
+        if (q <= 0) return false;
+      } else {
+        const t = q / p;
+        if (p < 0) t0 = Math.max(t0, t);
+        else t1 = Math.min(t1, t);
+      }
+    }
+    return t0 < t1;
+  }
+  /**
+   * dagre's route for an edge as straight segments through its points (the label's among them), passing no other
+   * node's box: each end on the side of its box that faces the route, and a segment that would cut a box (dagre's
+   * end segments can clip a neighbour's corner) changes height in the widest box-free gap between columns instead.
+   */
+  function routeEdge(points, from, to, boxes) {
+    const pts = points.map((p) => ({ x: p.x, y: p.y }));
+    const onSide = (b, toward) => {
+      const y = Math.min(Math.max(toward.y, b.y + 8), b.y + b.h - 8);
+      return toward.x >= b.x + b.w ? { x: b.x + b.w, y } : toward.x <= b.x ? { x: b.x, y } : null;
+    };
+    const n = pts.length;
+    if (n >= 2) {
+      pts[0] = onSide(boxes.get(from), pts[1]) || pts[0];
+      pts[n - 1] = onSide(boxes.get(to), pts[n - 2]) || pts[n - 1];
+    }
+    const others = [...boxes].filter(([id]) => id !== from && id !== to).map(([, b]) => b);
+    const out = [pts[0]];
+    for (let i = 1; i < n; i++) {
+      const p = out[out.length - 1], q = pts[i];
+      if (others.some((b) => cuts(p, q, b))) {
+        const lo = Math.min(p.x, q.x), hi = Math.max(p.x, q.x);
+        let best = null, at = lo;
+        for (const b of [...boxes.values()].sort((u, v) => u.x - v.x)) {
+          if (b.x > at && (!best || Math.min(b.x, hi) - at > best[1] - best[0])) best = [at, Math.min(b.x, hi)];
+          at = Math.max(at, b.x + b.w);
+          if (at >= hi) break;
+        }
+        if (at < hi && (!best || hi - at > best[1] - best[0])) best = [at, hi];
+        if (best) {
+          const [g0, g1] = p.x <= q.x ? best : [best[1], best[0]];
+          out.push({ x: g0, y: p.y }, { x: g1, y: q.y });
+        }
+      }
+      out.push(q);
+    }
+    return 'M' + out.map((p) => p.x.toFixed(1) + ',' + p.y.toFixed(1)).join('L');
+  }
 
   function topology() {
-    if (!stat.length && !edges.length) return '<h2>Topology</h2><p class="mute">No workloads yet.</p>';
+    // Nodes are the ends of edges observed or allowed: a workload nobody calls and that calls nobody (the control plane
+    // on Kubernetes, a job that has not run) would stand alone; the overview lists it.
     const nodes = new Map();
-    for (const r of stat) nodes.set(key(r.namespace, r.name), { id: key(r.namespace, r.name), ns: r.namespace, name: r.name, row: r });
     const denyNs = new Set(policies.filter((p) => p.spec.default === 'deny').map((p) => p.metadata.namespace));
     const allowed = allowedEdges();
     const isAllowed = (e) => !denyNs.has(e.dst_namespace) || allowed.some((a) => a.src === e.src && a.dst === e.dst && a.ns === e.dst_namespace);
     const links = edges.map((e) => ({ from: key(e.src_namespace, e.src), to: key(e.dst_namespace, e.dst), rps: e.rps, secured: e.secured, ok: isAllowed(e), seen: true }));
     for (const a of allowed) if (!links.some((l) => l.from === key(a.ns, a.src) && l.to === key(a.ns, a.dst))) links.push({ from: key(a.ns, a.src), to: key(a.ns, a.dst), rps: 0, secured: false, ok: true, seen: false });
-    for (const l of links) for (const id of [l.from, l.to]) if (!nodes.has(id)) nodes.set(id, { id, ns: id.split('/')[0], name: id.split('/')[1], row: null });
+    const rowOf = new Map(stat.map((r) => [key(r.namespace, r.name), r]));
+    for (const l of links) for (const id of [l.from, l.to]) if (!nodes.has(id)) nodes.set(id, { id, ns: id.split('/')[0], name: id.split('/')[1], row: rowOf.get(id) || null });
+    if (!nodes.size) return '<h2>Topology</h2><p class="mute">No traffic between workloads yet, and no policy that allows any.</p>';
     // dagre lays the graph out left to right in layers (callers before callees), with room for each edge's label;
     // sorted input keeps the layout still between refreshes.
     const g = new dagre.graphlib.Graph();
@@ -213,6 +261,10 @@
     }
     dagre.layout(g);
     const { width, height } = g.graph();
+    const boxes = new Map([...nodes.keys()].map((id) => {
+      const p = g.node(id);
+      return [id, { x: p.x - NODE_W / 2, y: p.y - NODE_H / 2, w: NODE_W, h: NODE_H }];
+    }));
     let svg = '<svg class="graph" width="' + Math.ceil(width) + '" height="' + Math.ceil(height) + '" role="img" aria-label="service graph"><defs>' +
       ['ok', 'bad', 'mute'].map((c) => '<marker id="arr-' + c + '" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="var(--' + c + ')"/></marker>').join('') +
       '<symbol id="lock" viewBox="0 0 12 14"><path d="M3 6V4a3 3 0 0 1 6 0v2" fill="none" stroke="currentColor" stroke-width="1.6"/><rect x="1" y="6" width="10" height="8" rx="1.5" fill="currentColor"/></symbol></defs>';
@@ -222,7 +274,7 @@
       const kind = !l.ok || l.failing ? 'bad' : l.seen ? 'ok' : 'mute';
       const left = e.x - l.width / 2;
       svg += '<g class="edge" data-from="' + esc(l.from) + '" data-to="' + esc(l.to) + '" data-state="' + state + '"' + (l.failing ? ' data-failing="true"' : '') + ' style="color:var(--' + kind + ')">' +
-        '<path d="' + pathThrough(e.points) + '" fill="none" stroke="currentColor" marker-end="url(#arr-' + kind + ')" stroke-width="' + (l.seen ? 2 : 1.5) + '"' +
+        '<path d="' + routeEdge(e.points, l.from, l.to, boxes) + '" fill="none" stroke="currentColor" stroke-linejoin="round" marker-end="url(#arr-' + kind + ')" stroke-width="' + (l.seen ? 2 : 1.5) + '"' +
         (l.seen ? ' stroke-dasharray="6 4"><animate attributeName="stroke-dashoffset" from="20" to="0" dur="1s" repeatCount="indefinite"/></path>' : ' stroke-dasharray="3 5"></path>') +
         (l.secured ? '<use href="#lock" class="lock" x="' + (left + 2) + '" y="' + (e.y - 7) + '" width="10" height="12"><title>mTLS: both identities proved</title></use>' : '') +
         '<text x="' + (left + (l.secured ? 15 : 3)) + '" y="' + (e.y + 4) + '">' + l.label + '</text></g>';
