@@ -65,6 +65,14 @@ describe('mesh dashboard on kubernetes, through the port-forward, in Chromium', 
 
   it('overview: the meshed workload the control plane watches, read through the forward', track(async () => {
     await open('#/overview', 'main[data-page=overview] a[href="#/workload/default/reviews-v1"]', 'overview');
+    // mesh-control (mesh-system) is listed as the control plane: not 0/1 meshed, and after the workloads.
+    const rows = await waitFor('mesh-control on the overview', async () => {
+      const r = await page.$$eval('main tbody tr', (trs) => trs.map((tr) => (tr.textContent ?? '').replace(/\s+/g, ' ')));
+      return r.some((t) => t.startsWith('mesh-control')) ? r : undefined;
+    }, 30_000, 250);
+    const control = rows!.findIndex((t) => t.startsWith('mesh-control'));
+    assert.match(rows![control], /^mesh-control\S*control plane-/, 'marked as the control plane, no figures');
+    assert.equal(control, rows!.length - 1, rows!.join('\n'));
   }));
 
   it('traces: the sidecar\'s trace, sent to mesh-control\'s API, with its waterfall', track(async () => {

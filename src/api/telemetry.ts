@@ -25,6 +25,8 @@ export interface StatRow {
   kind: ResourceKind;
   name: string;
   meshed: string;
+  /** The mesh's control plane (its MESHED count says nothing about the mesh's coverage). */
+  control_plane?: boolean;
   /** 0..1, null without traffic. */
   success: number | null;
   rps: number | null;

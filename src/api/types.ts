@@ -9,6 +9,8 @@ export interface EndpointRecord extends EndpointInfo {
   admin?: string;
   /** False for a pod without a proxy (Kubernetes), listed for telemetry's MESHED count only. */
   meshed?: boolean;
+  /** The mesh's own control plane (Kubernetes: a pod of mesh-system), listed beside the workloads, never meshed. */
+  controlPlane?: boolean;
   /** An ingress or a client-only workload registers as a proxy to scrape and check, but serves no endpoint (port 0). */
   role?: 'sidecar' | 'ingress' | 'client';
   /** The snapshot version the proxy last applied (reported with each heartbeat). */

@@ -18,6 +18,8 @@ export interface PodInfo {
   identity: string;
   /** False for a pod without a proxy (counted in MESHED, never scraped); absent means meshed. */
   meshed?: boolean;
+  /** The mesh's control plane: marked as such, not counted as an unmeshed workload. */
+  controlPlane?: boolean;
 }
 
 export interface MetricSource {
@@ -47,6 +49,7 @@ export function podInfo(ep: EndpointRecord): PodInfo {
     role,
     identity: ep.identity,
     ...(ep.meshed === false ? { meshed: false } : {}),
+    ...(ep.controlPlane ? { controlPlane: true } : {}),
   };
 }
 

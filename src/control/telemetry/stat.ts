@@ -203,13 +203,14 @@ export async function computeStat(src: MetricSource, q: StatQuery): Promise<Stat
   }));
 
   // Meshed pods of all pods per row (on the local platform every workload is meshed).
-  const counts = new Map<string, { ns: string; name: string; pods: number; meshed: number }>();
+  const counts = new Map<string, { ns: string; name: string; pods: number; meshed: number; control: boolean }>();
   for (const p of pods) {
     const name = podName(p, q.kind);
     const key = rowKey(p.namespace, name);
     let c = counts.get(key);
-    if (!c) counts.set(key, (c = { ns: p.namespace, name, pods: 0, meshed: 0 }));
+    if (!c) counts.set(key, (c = { ns: p.namespace, name, pods: 0, meshed: 0, control: false }));
     c.pods++;
+    if (p.controlPlane) c.control = true;
     if (p.meshed !== false) c.meshed++;
   }
 
@@ -233,6 +234,7 @@ export async function computeStat(src: MetricSource, q: StatQuery): Promise<Stat
       kind: q.kind,
       name,
       meshed: c ? `${c.meshed}/${c.pods}` : '-',
+      ...(c?.control ? { control_plane: true } : {}),
       success: traffic ? f.ok / f.total : null,
       rps: traffic ? f.total : null,
       latency_ms_p50: traffic ? f.p50 ?? null : null,

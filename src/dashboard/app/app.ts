@@ -145,7 +145,8 @@
 
   // --- pages ---
   function overview() {
-    const rows = [...stat].sort((a, b) => (a.success ?? 1) - (b.success ?? 1) || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+    // Failing first; the control plane (Kubernetes: mesh-control) last, marked for what it is, never unmeshed or failing.
+    const rows = [...stat].sort((a, b) => !!a.control_plane - !!b.control_plane || (a.success ?? 1) - (b.success ?? 1) || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
     const byNs = new Map();
     for (const r of rows) (byNs.get(r.namespace) || byNs.set(r.namespace, []).get(r.namespace)).push(r);
     let html = '<h2>Overview</h2>';
@@ -153,8 +154,8 @@
     for (const [ns, list] of byNs) {
       html += '<h3>namespace ' + esc(ns) + '</h3><table><thead><tr><th>workload</th><th>meshed</th><th>success</th><th>rps</th><th>p50</th><th>p95</th><th>p99</th><th>tcp</th><th>rps, last 15 min</th></tr></thead><tbody>';
       for (const r of list) {
-        const cls = r.success !== null && r.success < 0.95 ? 'bad' : r.success !== null ? 'ok' : 'mute';
-        html += '<tr><td><a href="#/workload/' + esc(ns) + '/' + esc(r.name) + '">' + esc(r.name) + '</a></td><td>' + esc(r.meshed) + '</td><td class="num ' + cls + '">' + pct(r.success) + '</td><td class="num">' + rpsf(r.rps) +
+        const cls = r.control_plane ? 'mute' : r.success !== null && r.success < 0.95 ? 'bad' : r.success !== null ? 'ok' : 'mute';
+        html += '<tr' + (r.control_plane ? ' class="control-plane"' : '') + '><td><a href="#/workload/' + esc(ns) + '/' + esc(r.name) + '">' + esc(r.name) + '</a></td><td>' + (r.control_plane ? '<span class="mute" title="the mesh\'s control plane: it runs no proxy of its own">control plane</span>' : esc(r.meshed)) + '</td><td class="num ' + cls + '">' + pct(r.success) + '</td><td class="num">' + rpsf(r.rps) +
           '</td><td class="num">' + msf(r.latency_ms_p50) + '</td><td class="num">' + msf(r.latency_ms_p95) + '</td><td class="num">' + msf(r.latency_ms_p99) + '</td><td class="num">' + (r.tcp_open_connections ?? '-') +
           '</td><td>' + sparkline('spark:' + key(ns, r.name), hist.get(key(ns, r.name)) || []) + '</td></tr>';
       }
@@ -296,7 +297,7 @@
     const edgeRows = (list, side) => list.map((e) => '<tr><td>' + esc(side === 'in' ? e.src : e.dst) + '</td><td class="num">' + rpsf(e.rps) + '</td><td>' + (e.secured ? 'mTLS ' + esc(side === 'in' ? e.client_id : e.server_id) : 'no') + '</td></tr>').join('');
     const ins = edges.filter((e) => e.dst === name && e.dst_namespace === ns), outs = edges.filter((e) => e.src === name && e.src_namespace === ns);
     let html = '<h2>' + esc(name) + ' <span class="mute">(' + esc(ns) + ')</span></h2>';
-    html += row ? '<div class="card">success ' + pct(row.success) + ' · ' + rpsf(row.rps) + ' · p50 ' + msf(row.latency_ms_p50) + ' · p95 ' + msf(row.latency_ms_p95) + ' · p99 ' + msf(row.latency_ms_p99) + ' · meshed ' + esc(row.meshed) + '</div>' : '';
+    html += row ? '<div class="card">success ' + pct(row.success) + ' · ' + rpsf(row.rps) + ' · p50 ' + msf(row.latency_ms_p50) + ' · p95 ' + msf(row.latency_ms_p95) + ' · p99 ' + msf(row.latency_ms_p99) + ' · ' + (row.control_plane ? 'the mesh\'s control plane' : 'meshed ' + esc(row.meshed)) + '</div>' : '';
     html += '<h3>Latency</h3>' + latencyChart('latency:' + key(ns, name), h);
     html += '<h3>Inbound</h3><table><thead><tr><th>from</th><th>rps</th><th>secured</th></tr></thead><tbody>' + edgeRows(ins, 'in') + '</tbody></table>';
     html += '<h3>Outbound</h3><table><thead><tr><th>to</th><th>rps</th><th>secured</th></tr></thead><tbody>' + edgeRows(outs, 'out') + '</tbody></table>';

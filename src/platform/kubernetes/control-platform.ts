@@ -10,7 +10,7 @@ import { serviceKey, type ConfigKind, type ServicePort } from '../../model/snaps
 import { HttpError } from '../../util/http.js';
 import { servicePortProtocol } from '../../model/app-protocol.js';
 import { ListWatch, type ListWatchOptions } from './list-watch.js';
-import { CRD_GROUP, CRD_VERSION, PROXY_CONTAINER, PROXY_PORTS } from './names.js';
+import { CONTROL_NAMESPACE, CRD_GROUP, CRD_VERSION, PART_OF, PROXY_CONTAINER, PROXY_PORTS } from './names.js';
 import { crdConfig, type EndpointSlice, type MeshResource, type Pod, type Service } from './resources.js';
 import { podServices, workloadNames, workloadOf } from './workloads.js';
 
@@ -19,6 +19,11 @@ export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 /** Whether the pod runs the mesh proxy (as inject and the webhook add it: a native sidecar or a container). */
 export function meshed(pod: Pod): boolean {
   return [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].some((c) => c.name === PROXY_CONTAINER);
+}
+
+/** Whether the pod is the mesh's own (mesh-control: in mesh-system, labelled part of mesh by install). */
+export function isControlPlane(pod: Pod): boolean {
+  return pod.metadata?.namespace === CONTROL_NAMESPACE || pod.metadata?.labels?.[PART_OF] === 'mesh';
 }
 
 /**
@@ -77,6 +82,7 @@ export function podRecords(pods: Iterable<Pod>, slices: Iterable<EndpointSlice>,
       service: services.get(`${namespace}/${name}`)?.[0] ?? workload, address: ip, port: PROXY_PORTS.inbound,
       identity: formatIdentity({ trustDomain, namespace, serviceAccount: pod.spec?.serviceAccountName || 'default' }),
       admin: isMeshed && ip ? `${ip}:${PROXY_PORTS.admin}` : '', meshed: isMeshed, role: 'sidecar', registeredAt: new Date(0).toISOString(),
+      ...(isControlPlane(pod) ? { controlPlane: true } : {}),
     });
   }
   return out;
