@@ -134,6 +134,29 @@ describe('mesh check --platform kubernetes', () => {
     c.server.store.setStatus(DEPLOY, { replicas: 1, readyReplicas: 1 });
   });
 
+  it("fails when mesh-control cannot read the cluster's client CA (an older install), and the printed install fixes it", async () => {
+    const BINDING = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', name: 'mesh:mesh-control:client-ca', namespace: 'kube-system' };
+    const description = "mesh-control can read the cluster's client CA";
+    assert.ok(c.server.store.get(BINDING), 'install --apply made the binding');
+    assert.equal(line((await c.run(['check', '--wait', '0s'])).stdout, description)?.[0], '√');
+    c.server.store.delete(BINDING);
+    const r = await c.run(['check', '--wait', '0s']);
+    assert.equal(r.code, 1);
+    assert.equal(line(r.stdout, description)?.[0], '×');
+    assert.match(r.stdout, /RoleBinding kube-system\/mesh:mesh-control:client-ca does not exist \(an install older than this CLI\): tap refuses users who authenticate with a client certificate \(401\)/);
+    // The hint's command, run as printed (the harness adds only the kubeconfig; npx when the CLI runs from a checkout), puts the binding back.
+    const fix = (/run '(?:npx )?mesh (.+?)'/.exec(r.stdout) ?? assert.fail(r.stdout))[1]!.split(' ');
+    const timer = setInterval(() => c.server.store.setStatus(DEPLOY, { replicas: 1, readyReplicas: 1, observedGeneration: c.server.store.get(DEPLOY)?.metadata.generation ?? 1 }), 20);
+    try {
+      const again = await c.run(fix);
+      assert.equal(again.code, 0, again.stderr);
+    } finally {
+      clearInterval(timer);
+    }
+    const ok = await c.run(['check', '--wait', '0s']);
+    assert.equal(line(ok.stdout, description)?.[0], '√', ok.stdout);
+  });
+
   it('re-rendering install keeps the installed identity, refuses files of another anchor, and check flags proxies that hold another anchor (issue 16, bug 4)', async () => {
     const installed = (kind: string, name: string) => c.server.store.get({ apiVersion: 'v1', kind, name, namespace: 'mesh-system' }) as unknown as { data: Record<string, string> };
     const hook = () => c.server.store.get({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', name: 'mesh-proxy-injector' }) as unknown as Obj;

@@ -5,6 +5,7 @@ import type { X509Certificate } from 'node:crypto';
 import { bundleCerts, keyMatches, signerIn, validFrom, validTo } from '../identity/chain.js';
 import type { Category, Checker } from './runner.js';
 import { MIN_CA_LIFE_MS } from './local.js';
+import { CLIENT_CA_NAMESPACE, CLIENT_CA_READER_ROLE, CONTROL_NAME } from '../platform/kubernetes/names.js';
 
 export interface MeshedPod {
   namespace: string;
@@ -32,6 +33,8 @@ export interface KubeCheckView {
   identity(): Promise<{ anchorsPem?: string; issuerCertPem?: string; issuerKeyPem?: string }>;
   webhook(): Promise<{ caBundlePem?: string; servingCertPem?: string; configured: boolean }>;
   meshedPods(): Promise<MeshedPod[]>;
+  /** The RoleBinding that lets mesh-control read the cluster's client CA (kube-system), if it exists. */
+  clientCaBinding(): Promise<{ roleRef: { kind?: string; name?: string }; subjects: { kind?: string; name?: string; namespace?: string }[] } | undefined>;
 }
 
 /** Native sidecars (init containers with restartPolicy: Always) are on by default from Kubernetes 1.29. */
@@ -196,6 +199,20 @@ const existence: Checker<KubeCheckView>[] = [
       if (!serving) throw new Error('secret mesh-webhook-tls holds no certificate');
       if (!signerIn(serving, ca)) throw new Error("the webhook's caBundle did not sign its serving certificate: the API server will refuse it (run mesh install --apply again)");
       if (validTo(serving) <= v.now()) throw new Error(`the webhook's serving certificate expired on ${iso(validTo(serving))}`);
+    },
+  },
+  {
+    // tap verifies a kubeconfig user's client certificate against the cluster's client CA, which mesh-control reads
+    // from kube-system: an install from before this binding existed refuses those users with 401.
+    description: "mesh-control can read the cluster's client CA",
+    hint: 'mesh-client-ca',
+    check: async (v) => {
+      const b = await v.clientCaBinding();
+      const where = `RoleBinding ${CLIENT_CA_NAMESPACE}/mesh:${CONTROL_NAME}:client-ca`;
+      const fix = "tap refuses users who authenticate with a client certificate (401): run 'mesh --platform kubernetes install --apply' to add it";
+      if (!b) throw new Error(`${where} does not exist (an install older than this CLI): ${fix}`);
+      if (b.roleRef.kind !== 'Role' || b.roleRef.name !== CLIENT_CA_READER_ROLE) throw new Error(`${where} binds ${b.roleRef.kind ?? '?'} ${b.roleRef.name ?? '?'}, not Role ${CLIENT_CA_READER_ROLE}: ${fix}`);
+      if (!b.subjects.some((s) => s.kind === 'ServiceAccount' && s.name === CONTROL_NAME && s.namespace === v.controlNamespace)) throw new Error(`${where} does not name ServiceAccount ${v.controlNamespace}/${CONTROL_NAME}: ${fix}`);
     },
   },
 ];

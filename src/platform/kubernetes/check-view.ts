@@ -5,7 +5,7 @@ import { VERSION } from '../../version.js';
 import { KubeClient, type TargetOptions } from './client.js';
 import { CRD_NAMES } from './crds.js';
 import {
-  CONTROL_NAME, CONTROL_NAMESPACE, CONTROL_NS_LABEL, ISSUER_SECRET, PROXY_CONTAINER, PROXY_VERSION_ANNOTATION, TRUST_ROOTS_CONFIGMAP,
+  CLIENT_CA_NAMESPACE, CONTROL_NAME, CONTROL_NAMESPACE, CONTROL_NS_LABEL, ISSUER_SECRET, PROXY_CONTAINER, PROXY_VERSION_ANNOTATION, TRUST_ROOTS_CONFIGMAP,
   WEBHOOK_NAME, WEBHOOK_SECRET,
 } from './names.js';
 
@@ -50,6 +50,10 @@ export function kubeCheckView(target: TargetOptions, onConnect?: (kube: KubeClie
       const hook = await client().read<Obj>({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', name: WEBHOOK_NAME });
       const tls = await client().read<Obj>({ apiVersion: 'v1', kind: 'Secret', name: WEBHOOK_SECRET, namespace: CONTROL_NAMESPACE });
       return { configured: !!hook, caBundlePem: unb64(hook?.webhooks?.[0]?.clientConfig?.caBundle), servingCertPem: unb64(tls?.data?.['tls.crt']) };
+    },
+    async clientCaBinding() {
+      const b = await client().read<Obj>({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', name: `mesh:${CONTROL_NAME}:client-ca`, namespace: CLIENT_CA_NAMESPACE });
+      return b ? { roleRef: b.roleRef ?? {}, subjects: b.subjects ?? [] } : undefined;
     },
     async meshedPods() {
       const pods = await client().list<Obj>('v1', 'Pod', { labelSelector: `${CONTROL_NS_LABEL}=${CONTROL_NAMESPACE}` });
