@@ -277,6 +277,9 @@ describe('mesh dashboard', { skip: NO_CHROMIUM }, () => {
     const text = await page.innerText('main');
     assert.match(text, /trust anchor[\s\S]*issuer/);
     assert.match(text, /productpage-v1/);
+    // Time left in the unit that suits it: a year-long anchor in days, a 24 h workload certificate in hours.
+    assert.match(text, /trust anchor[^\n]*UTC \(in 36[56] days\)/);
+    assert.match(text, /productpage-v1[^\n]*UTC \(in (1?\d|2[0-4]) h\)/);
     await waitFor('check results', async () => /√/.test(await page.innerText('main')), 30_000, 1000);
     await shot('identity');
   }));

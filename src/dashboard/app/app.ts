@@ -405,7 +405,12 @@
 
   async function identityPage() {
     const [id, eps] = await Promise.all([api('identity-summary'), api('endpoints')]);
-    const when = (ms) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC (' + Math.round((ms - Date.now()) / 86400000) + ' days)';
+    // Workload certificates live 24 h: their time left reads in hours ('1 days' said nothing).
+    const left = (ms) => {
+      const s = (ms - Date.now()) / 1000;
+      return s <= 0 ? 'expired' : s < 3600 ? 'in ' + Math.ceil(s / 60) + ' min' : s < 172800 ? 'in ' + Math.round(s / 3600) + ' h' : 'in ' + Math.round(s / 86400) + ' days';
+    };
+    const when = (ms) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC (' + left(ms) + ')';
     let html = '<h2>Identity &amp; health</h2><table><thead><tr><th>certificate</th><th>subject</th><th>expires</th></tr></thead><tbody>';
     for (const c of id.certificates) html += '<tr><td>' + esc(c.role) + '</td><td>' + esc(c.subject) + '</td><td class="' + (c.notAfter - Date.now() < 60 * 86400000 ? 'warn' : 'ok') + '">' + when(c.notAfter) + '</td></tr>';
     html += '</tbody></table><h3>Proxies</h3><table><thead><tr><th>proxy</th><th>identity</th><th>config</th><th>last seen</th><th>certificate expires</th></tr></thead><tbody>';
