@@ -381,6 +381,11 @@ describe('mesh on a real Kubernetes (kube-local)', { concurrency: false }, () =>
     if (!need(t)) return;
     const kube = c!.kube;
     await ok(['policy', 'default', 'deny', '-n', NS]);
+    // Whatever happens below, the next tests need the namespace open again.
+    t.after(async () => {
+      await k(['policy', 'delete', '--all', '-n', NS]);
+      await waitFor('allow again', async () => /^reviews-v/.test(await page()), 60_000, 250).catch(() => undefined);
+    });
     // In effect at productpage once a plaintext (identity-less) request from this machine is refused.
     await waitFor('deny in effect', async () => (await page()) === 'HTTP 403', 60_000, 250);
     // The client: a Job in the labelled namespace, calling the product page until it gets a whole page.
@@ -412,7 +417,13 @@ describe('mesh on a real Kubernetes (kube-local)', { concurrency: false }, () =>
       const p = await testerPod();
       return p ? podLog(kube, HOOK_NS, p.metadata.name, 'tester') : '';
     };
-    const saw = (re: RegExp) => waitFor(`the tester to log ${re}`, async () => re.test(await log()), 90_000, 500);
+    // On a timeout the error carries the tester's last lines: what it got instead.
+    const saw = async (re: RegExp) => {
+      let last = '';
+      await waitFor(`the tester to log ${re}`, async () => re.test((last = await log())), 90_000, 500).catch((err: Error) => {
+        throw new Error(`${err.message}; its last lines: ${last.trim().split('\n').slice(-5).join(' | ')}`);
+      });
+    };
     const p = await waitFor('the tester pod', testerPod, 30_000, 250);
     assert.ok(p.spec.initContainers?.some((x: Obj) => x.name === 'mesh-proxy' && x.restartPolicy === 'Always'), 'the webhook injected the native sidecar');
     await saw(/^403 /m);
