@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { BodyDecoder, chunkFrame, headEnd, parseRequestHead, parseResponseHead, ParseError, type Head } from '../src/proxy/wire/h1-parse.js';
 import { forwardHeaders, requestHeaders, tunnels } from '../src/proxy/wire/h1-headers.js';
+import { STATUS_TEXT } from '../src/proxy/wire/status-text.js';
 
 function req(text: string): Head {
   const buf = Buffer.from(text, 'latin1');
@@ -215,5 +216,13 @@ describe('bodies', () => {
     for (const wire of ['zz\r\n', '5\nhello\r\n', '5\r\nhelloXY', '1'.repeat(13) + '\r\n']) {
       assert.throws(() => decode(chunked, Buffer.from(wire, 'latin1'), []), ParseError, JSON.stringify(wire));
     }
+  });
+});
+
+describe('status lines', () => {
+  it('carry the reason phrases Node\'s http.STATUS_CODES has, for every code it knows', async () => {
+    const { STATUS_CODES } = await import('node:http');
+    for (const [code, text] of Object.entries(STATUS_CODES)) assert.equal(STATUS_TEXT[Number(code)], text, code);
+    assert.equal(Object.keys(STATUS_TEXT).length, Object.keys(STATUS_CODES).length);
   });
 });

@@ -7,7 +7,7 @@
 import net from 'node:net';
 import { trackConnections, type H1Server } from './wire/h1-server.js';
 import { headEnd, MAX_HEAD, parseRequestHead } from './wire/h1-parse.js';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_TEXT } from './wire/status-text.js';
 import { ERROR_HEADER, STATUS, errorHeader, type ErrorCode } from './errors.js';
 import { openTcp, type TcpOutbound } from './tcp.js';
 import type { TcpStats } from './metrics.js';
@@ -75,7 +75,7 @@ export function refuse(sock: net.Socket, http: boolean, code: ErrorCode, reason:
   if (!http) return void sock.destroy();
   const body = `${reason}\n`;
   const status = STATUS[code];
-  sock.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+  sock.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\n` +
     `content-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${ERROR_HEADER}: ${errorHeader(code, reason)}\r\nconnection: close\r\n\r\n${body}`);
 }
 

@@ -3,7 +3,8 @@
 // outside the mesh); after the 101 the connection is an opaque byte stream both ways. Any other
 // answer is passed on as an ordinary response, and the connection closes after it.
 import { EventEmitter } from 'node:events';
-import http, { STATUS_CODES } from 'node:http';
+import http from 'node:http';
+import { STATUS_TEXT } from './wire/status-text.js';
 import type net from 'node:net';
 import { Exchange, ProxyError, respondError } from './exchange.js';
 import { codeOf, MeshFault, neverSent } from './errors.js';
@@ -60,7 +61,7 @@ export class UpgradeRes extends EventEmitter implements UpgradeDown {
   private sendHead(): void {
     if (this.headersSent) return;
     this.headersSent = true;
-    writeHead(this.socket, this.statusCode, this.reason || STATUS_CODES[this.statusCode] || '', [...this.raw, 'connection', 'close']);
+    writeHead(this.socket, this.statusCode, this.reason || STATUS_TEXT[this.statusCode] || '', [...this.raw, 'connection', 'close']);
   }
 
   write(chunk: Buffer): boolean {

@@ -2,7 +2,7 @@
 // response object per exchange, and bytes written in as few writes as the framing allows.
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_TEXT } from './status-text.js';
 import { BodyDecoder, chunkFrame, Head, headEnd, lastChunk, MAX_HEAD, parseRequestHead, ParseError, withHead, type BodyTarget } from './h1-parse.js';
 import { forwardTrailers, tunnels } from './h1-headers.js';
 import { ERROR_HEADER, errorHeader } from '../errors.js';
@@ -185,7 +185,7 @@ export class H1Res extends EventEmitter implements Res {
   /** Sets status and headers; they go out with the first body bytes (or the end). */
   writeHead(status: number, reason: string | undefined, raw: string[]): this {
     this.statusCode = status;
-    let head = `HTTP/1.1 ${status} ${reason || STATUS_CODES[status] || ''}\r\n`;
+    let head = `HTTP/1.1 ${status} ${reason || STATUS_TEXT[status] || ''}\r\n`;
     let length = false;
     for (let i = 0; i < raw.length; i += 2) {
       const n = raw[i]!;
@@ -414,7 +414,7 @@ export class ServerConn implements BodyTarget, BodyFlow {
     }
     this.res = null;
     res?.aborted();
-    this.sock.end(`HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\ncontent-type: text/plain\r\ncontent-length: ${msg.length}\r\n${ERROR_HEADER}: ${errorHeader(err.code, err.message)}\r\nconnection: close\r\n\r\n${msg}`);
+    this.sock.end(`HTTP/1.1 ${err.status} ${STATUS_TEXT[err.status] ?? ''}\r\ncontent-type: text/plain\r\ncontent-length: ${msg.length}\r\n${ERROR_HEADER}: ${errorHeader(err.code, err.message)}\r\nconnection: close\r\n\r\n${msg}`);
     this.sock.removeListener('data', onSockData);
   }
 

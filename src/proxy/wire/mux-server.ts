@@ -1,7 +1,7 @@
 // mesh/1, server side (the inbound sidecar): a peer proxy's streams become requests to the handlers.
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_TEXT } from './status-text.js';
 import { Head, parseRequestHead, ParseError } from './h1-parse.js';
 import { Req, type BodyFlow, type H1Handlers, type Res } from './h1-server.js';
 import { T, END, ACK, EMPTY, MAX_HEAD_FRAME, MAX_STREAMS, Rst, Cap, UPGRADE, FrameReader, FrameWriter, headEndOf, headText, parseTrailers, trailerText, type FrameSink } from './mux-frames.js';
@@ -83,7 +83,7 @@ class MuxRes extends EventEmitter implements UpgradeDown {
   writeHead(status: number, reason: string | undefined, raw: string[]): this {
     this.statusCode = status;
     this.noBody = status < 200 || status === 204 || status === 304 || this.method === 'HEAD';
-    this.head = headText(`HTTP/1.1 ${status} ${reason || STATUS_CODES[status] || ''}\r\n`, raw);
+    this.head = headText(`HTTP/1.1 ${status} ${reason || STATUS_TEXT[status] || ''}\r\n`, raw);
     return this;
   }
 
@@ -265,7 +265,7 @@ export class MuxServerConn implements FrameSink, TunnelHost {
     } catch (err) {
       const e = err instanceof ParseError ? err : new ParseError(400, (err as Error).message);
       const msg = `${e.message}\n`;
-      this.w.head(0, st.id, headText(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\n`, ['content-type', 'text/plain', 'content-length', String(msg.length), ERROR_HEADER, errorHeader(e.code, e.message)]));
+      this.w.head(0, st.id, headText(`HTTP/1.1 ${e.status} ${STATUS_TEXT[e.status] ?? ''}\r\n`, ['content-type', 'text/plain', 'content-length', String(msg.length), ERROR_HEADER, errorHeader(e.code, e.message)]));
       this.w.frame(T.Data, END, st.id, Buffer.from(msg, 'latin1'));
       this.forget(st);
       return;

@@ -5,7 +5,7 @@
 // CONNECT refuses the tunnel; a sidecar of the previous version answers 400 (it knows no CONNECT).
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_TEXT } from './status-text.js';
 import { parseResponseHead } from './h1-parse.js';
 import { T, END, EMPTY, Rst, headEndOf, headText, type FrameWriter } from './mux-frames.js';
 import { Receiver, Sender, type ConnFlow, type Drainable } from './mux-flow.js';
@@ -109,7 +109,7 @@ export class Tunnel extends EventEmitter implements Drainable {
   refuse(status: number, reason: string): void {
     if (this.done) return;
     const why = reason.replace(/[^\x20-\x7e]/g, ' ');
-    this.host.w.head(END, this.id, headText(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`, [TUNNEL_ERROR, why, 'content-length', '0']));
+    this.host.w.head(END, this.id, headText(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\n`, [TUNNEL_ERROR, why, 'content-length', '0']));
     this.over();
   }
 
