@@ -4,8 +4,9 @@
 # Not built in CI: this workplace has no Docker engine. Build and push it where one is:
 #   docker build -t ghcr.io/mesh/mesh:$(node -p "require('./package.json').version") .
 
-# Build: TypeScript is a dev dependency, so compile in a stage of its own; the C compiler builds the addon that reads
-# a captured connection's original destination (native/, SO_ORIGINAL_DST) and stays in this stage.
+# Build: TypeScript and esbuild (scripts/bundle.mjs, the proxy's one-file entry) are dev dependencies, so compile in
+# a stage of its own; the C compiler builds the addon that reads a captured connection's original destination
+# (native/, SO_ORIGINAL_DST) and stays in this stage.
 FROM node:20-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
@@ -16,8 +17,9 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY src ./src
 COPY test ./test
 COPY native ./native
-COPY scripts/build-native.mjs scripts/dashboard-assets.mjs ./scripts/
-RUN npx tsc -p tsconfig.json && node scripts/build-native.mjs && node scripts/dashboard-assets.mjs && test -f native/build/original_dst.node
+COPY scripts/build-native.mjs scripts/dashboard-assets.mjs scripts/bundle.mjs ./scripts/
+RUN npx tsc -p tsconfig.json && node scripts/build-native.mjs && node scripts/dashboard-assets.mjs && node scripts/bundle.mjs \
+ && test -f native/build/original_dst.node && test -f dist/src/platform/kubernetes/proxy-main.cjs
 
 # Run: production dependencies only (the prepare script needs tsc, so scripts stay off).
 FROM node:20-slim

@@ -38,7 +38,7 @@ function recordedPids(stateDir) {
  */
 export async function setupMesh({ repoRoot, serverScript, log, variant = 'mesh', mode = 'http', extraEnv = {} }) {
   if (!existsSync(join(repoRoot, 'dist', 'src', 'cli.js'))) {
-    throw new Error(`mesh CLI not built (${join(repoRoot, 'dist', 'src', 'cli.js')} missing): run \`npx tsc -p tsconfig.json\`, or skip with --only direct,haproxy`);
+    throw new Error(`mesh CLI not built (${join(repoRoot, 'dist', 'src', 'cli.js')} missing): run \`npm run build\`, or skip with --only direct,haproxy`);
   }
   const stateDir = await makeTempDir('mesh-bench-state-');
   // MESH_HOME too, so nothing can fall back to ~/.mesh.

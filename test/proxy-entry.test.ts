@@ -1,12 +1,13 @@
 // The injected Kubernetes proxy's command line runs from a lean entry, without the CLI (issue 14):
-// which command lines take it, and that the real binary then never resolves commander or chalk.
+// which command lines take it, and that the real binary then runs the one-file bundle (scripts/bundle.mjs)
+// and never resolves commander or chalk; a local workload's sidecar runs its bundle too.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { injectedProxyFlags } from '../src/platform/kubernetes/proxy-main.js';
-import { assertOneLineError, mesh } from './support/mesh.js';
+import { assertOneLineError, mesh, TestMesh } from './support/mesh.js';
 
 describe('injected proxy entry', () => {
   it('takes the command line mesh inject writes, and the platform from the flag or MESH_PLATFORM', () => {
@@ -39,16 +40,27 @@ describe('injected proxy entry', () => {
     let env: NodeJS.ProcessEnv;
     before(() => {
       dir = mkdtempSync(join(tmpdir(), 'mesh-entry-'));
-      // A resolve hook that fails the process if the CLI's libraries are loaded.
+      // Hooks that fail the process if the CLI's libraries are loaded, by import (an ES module resolve hook) or by
+      // require (bin/mesh.js is CommonJS); the require hook also says when the one-file bundle is loaded.
       const hook = 'export async function resolve(s, c, n) { if (s === "commander" || s === "chalk") throw new Error("the CLI was loaded: " + s); return n(s, c); }';
       writeFileSync(join(dir, 'no-cli.mjs'), `import { register } from 'node:module';\nregister(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)});\n`);
-      env = { NODE_OPTIONS: `--import=${join(dir, 'no-cli.mjs')}`, MESH_IDENTITY_TOKEN_FILE: '', MESH_PLATFORM: '' };
+      writeFileSync(join(dir, 'no-cli.cjs'), [
+        "const Module = require('node:module');",
+        'const load = Module._load;',
+        'Module._load = function (req, ...rest) {',
+        '  if (req === "commander" || req === "chalk") throw new Error("the CLI was loaded: " + req);',
+        '  if (req.endsWith("proxy-main.cjs")) process.stderr.write("bundle loaded\\n");',
+        '  return load.call(this, req, ...rest);',
+        '};',
+      ].join('\n'));
+      env = { NODE_OPTIONS: `--require=${join(dir, 'no-cli.cjs')} --import=${join(dir, 'no-cli.mjs')}`, MESH_IDENTITY_TOKEN_FILE: '', MESH_PLATFORM: '' };
     });
     after(() => rmSync(dir, { recursive: true, force: true }));
 
     it('runs the injected command line without commander or chalk, and reports a failure in one line', async () => {
       const r = await mesh(['proxy', '--platform', 'kubernetes', '--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0'], { env });
-      assertOneLineError(r, /MESH_IDENTITY_TOKEN_FILE is not set/);
+      assert.match(r.stderr, /^bundle loaded\n/);
+      assertOneLineError({ ...r, stderr: r.stderr.replace(/^bundle loaded\n/, '') }, /MESH_IDENTITY_TOKEN_FILE is not set/);
       assert.doesNotMatch(r.stderr, /CLI was loaded/);
     });
 
@@ -56,5 +68,14 @@ describe('injected proxy entry', () => {
       const r = await mesh(['proxy', '--platform', 'kubernetes', '--help'], { env });
       assert.match(r.stderr, /the CLI was loaded: commander/);
     });
+  });
+
+  it("runs a local workload's sidecar from the one-file bundle", async (t) => {
+    const m = new TestMesh();
+    t.after(() => m.cleanup());
+    await m.install();
+    const w = await m.run('entry');
+    const argv = readFileSync(`/proc/${w.pid}/cmdline`, 'utf8').split('\0');
+    assert.match(argv.find((a) => a.includes('mesh-sidecar')) ?? argv.join(' '), /platform\/local\/mesh-sidecar\.cjs$/);
   });
 });

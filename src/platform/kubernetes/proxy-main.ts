@@ -1,7 +1,8 @@
 // The proxy container that mesh inject adds to a pod runs `mesh proxy --platform kubernetes` with its
 // three ports: bin/mesh.js runs that command line from here, without the CLI (commander, chalk, the
 // commands, the platform table), as mesh-sidecar.ts does for local sidecars: ~1-1.5 MB less RSS per
-// pod (issue 14). Any other command line, --help included, goes to the CLI.
+// pod (issue 14). It runs as one CommonJS file (scripts/bundle.mjs). Any other command line, --help
+// included, goes to the CLI.
 import type { ProxyFlags } from '../index.js';
 
 const PORT_FLAGS: Record<string, 'inboundPort' | 'outboundPort' | 'adminPort'> = {

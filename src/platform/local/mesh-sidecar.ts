@@ -3,6 +3,7 @@
 // plane and the state dir only, not the CLI (commander, chalk, the commands, the other platform):
 // measured 1-2 MB less RSS per sidecar (issue 14). A foreground `mesh run` is the same runWorkload.
 // The file name keeps "mesh" in the process's command line, which tells our pids from reused ones.
+// It runs as one CommonJS file, mesh-sidecar.cjs (scripts/bundle.mjs), when the build made one.
 import { StateDir } from './state.js';
 import { runWorkload, type WorkloadSpec } from './workloads.js';
 import { parsePortList } from '../../model/ports.js';
@@ -18,10 +19,11 @@ async function main([root, json]: string[]): Promise<number> {
   return runWorkload(new StateDir(root), spec);
 }
 
-try {
-  process.exitCode = await main(process.argv.slice(2));
-} catch (err) {
+// No top-level await: scripts/bundle.mjs makes this a CommonJS file.
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+}, (err: unknown) => {
   // As the CLI reports it (launchDetached reads the exit code: 3 is a port in use).
   process.stderr.write(`error: ${formatError(err)}\n`);
   process.exitCode = err instanceof MeshError ? err.exitCode : 1;
-}
+});

@@ -1,7 +1,7 @@
 // Workloads on the local platform: an app process with its sidecar. `mesh run` is the sidecar and
 // supervises the app; detached runs are the same process started in the background.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { startProxy, type RunningProxy } from '../../proxy/runtime.js';
 import { MeshError } from '../../util/errors.js';
@@ -15,7 +15,22 @@ import type { AppProtocol } from '../../model/app-protocol.js';
 import { isoTime } from '../../util/iso-time.js';
 import type { SidecarSpecJson } from './mesh-sidecar.js';
 
-const SIDECAR_MAIN = fileURLToPath(new URL('./mesh-sidecar.js', import.meta.url));
+const SIDECAR_MAIN = sidecarMain();
+
+/**
+ * The sidecar's entry: scripts/bundle.mjs's one-file CommonJS bundle (~2 MB less RSS, issue 14), unless it is missing
+ * or older than tsc's output (a tree compiled without the bundle step must not run stale code).
+ */
+function sidecarMain(): string {
+  const js = fileURLToPath(new URL('./mesh-sidecar.js', import.meta.url));
+  const cjs = js.replace(/\.js$/, '.cjs');
+  try {
+    if (statSync(cjs).mtimeMs >= statSync(js).mtimeMs) return cjs;
+  } catch {
+    // no bundle
+  }
+  return js;
+}
 
 export interface WorkloadSpec {
   kind: 'workload' | 'ingress';
