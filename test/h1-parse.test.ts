@@ -77,6 +77,11 @@ describe('request heads', () => {
     refused('GET / HTTP/2.0\r\n\r\n', 505);
     refused('GET / HTTQ/1.1\r\n\r\n');
   });
+
+  it('takes the registered methods Node reads, and refuses any other token with 501 (Envoy refuses custom methods too)', () => {
+    for (const m of ['GET', 'PURGE', 'PROPFIND', 'M-SEARCH', 'QUERY']) assert.equal(req(`${m} / HTTP/1.1\r\nHost: a\r\n\r\n`).method, m);
+    for (const m of ['PTIONS', 'get', 'GPOST', 'XX_IN']) refused(`${m} / HTTP/1.1\r\nHost: a\r\n\r\n`, 501);
+  });
 });
 
 describe('framing, routing and identity headers', () => {

@@ -18,6 +18,14 @@ export class ParseError extends Error {
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/**
+ * The methods an HTTP/1.1 request may carry: the registered ones llhttp (Node's parser) knows. Another token is
+ * refused, as Envoy does by default (allow_custom_methods): a hop behind us may not read it as a request line,
+ * and then would read what follows differently than we did.
+ */
+const METHODS = new Set(['ACL', 'BIND', 'CHECKOUT', 'CONNECT', 'COPY', 'DELETE', 'GET', 'HEAD', 'LINK', 'LOCK', 'M-SEARCH', 'MERGE',
+  'MKACTIVITY', 'MKCALENDAR', 'MKCOL', 'MOVE', 'NOTIFY', 'OPTIONS', 'PATCH', 'POST', 'PROPFIND', 'PROPPATCH', 'PURGE', 'PUT', 'QUERY',
+  'REBIND', 'REPORT', 'SEARCH', 'SOURCE', 'SUBSCRIBE', 'TRACE', 'UNBIND', 'UNLINK', 'UNLOCK', 'UNSUBSCRIBE']);
 // Field values: visible ASCII, obs-text, space and tab; no other control characters (CR, LF, NUL).
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 // A request target is visible ASCII without '#': a fragment is never sent (RFC 9112 3.2), anything else is %-encoded.
@@ -209,7 +217,7 @@ export function parseRequestHead(buf: Buffer, end: number): Head {
   if (sp1 <= 0 || sp2 < 0 || sp2 > eol) throw new ParseError(400, 'invalid request line');
   h.method = s.slice(0, sp1);
   h.url = s.slice(sp1 + 1, sp2);
-  if (!TOKEN.test(h.method)) throw new ParseError(400, 'invalid method');
+  if (!METHODS.has(h.method)) throw TOKEN.test(h.method) ? new ParseError(501, `unknown method ${h.method}`) : new ParseError(400, 'invalid method');
   if (!TARGET.test(h.url)) throw new ParseError(400, 'invalid request target');
   h.minor = version(s.slice(sp2 + 1, eol));
   parseFields(s, eol + 2, h, true);
