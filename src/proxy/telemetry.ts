@@ -1,12 +1,12 @@
 // Access logs and tracing. Both are off the hot path unless switched on; the one thing done for
 // every request is starting a W3C trace context when the request arrives without one.
-import http from 'node:http';
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Exchange } from './exchange.js';
 import type { Tap } from './tap.js';
 import { isoTime } from '../util/iso-time.js';
 import { CONTROL_COLLECTOR } from '../model/snapshot.js';
+import { Pool } from './wire/h1-client.js';
 
 export interface TelemetrySettings {
   accessLog: boolean;
@@ -197,12 +197,27 @@ export class Telemetry {
       }],
     };
     if (url === CONTROL_COLLECTOR) return void this.toControl?.(payload);
-    const body = JSON.stringify(payload);
-    // Best effort: a collector that is down costs these spans, never the request path.
-    const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, agent: false });
-    req.setTimeout(5000, () => req.destroy());
-    req.on('error', () => {});
-    req.on('response', (res) => res.resume());
-    req.end(body);
+    exportSpans(url, Buffer.from(JSON.stringify(payload)));
   }
+}
+
+/** One connection per export (a second apart at most), as the proxy's own HTTP/1.1 client. */
+let exports: Pool | null = null;
+
+/** Best effort: a collector that is down or slow costs these spans, never the request path. */
+function exportSpans(url: string, body: Buffer): void {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return;
+  }
+  if (u.protocol !== 'http:') return;
+  const port = u.port === '' ? 80 : Number(u.port);
+  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  const headers = ['host', u.host, 'content-type', 'application/json', 'content-length', String(body.length), 'connection', 'close'];
+  const up = (exports ??= new Pool({ idleMs: 5_000, maxIdle: 0 })).request({ host, port, method: 'POST', path: u.pathname + u.search, headers });
+  up.on('error', () => {});
+  up.conn!.sock.setTimeout(5000, () => up.destroy());
+  up.end(body);
 }

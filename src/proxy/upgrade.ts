@@ -3,7 +3,6 @@
 // outside the mesh); after the 101 the connection is an opaque byte stream both ways. Any other
 // answer is passed on as an ordinary response, and the connection closes after it.
 import { EventEmitter } from 'node:events';
-import http from 'node:http';
 import { STATUS_TEXT } from './wire/status-text.js';
 import type net from 'node:net';
 import { Exchange, ProxyError, respondError } from './exchange.js';
@@ -13,7 +12,7 @@ import type { Relaying } from './relay.js';
 import { join } from './tcp.js';
 import { forwardHeaders } from './wire/h1-headers.js';
 import type { Req } from './wire/h1-server.js';
-import type { UpstreamResponse } from './wire/h1-client.js';
+import { upgradeRequest, type UpstreamResponse } from './wire/h1-client.js';
 import { Tunnel, type UpgradeDown } from './wire/mux-tunnel.js';
 
 export function writeHead(socket: net.Socket, status: number, message: string, raw: string[]): void {
@@ -201,8 +200,7 @@ export function relayUpgrade(ex: Exchange, up: UpgradeUpstream, t: Relaying): vo
 
 /** An upgrade over plain HTTP/1.1 to host:port (the app on 127.0.0.1, or a host outside the mesh). */
 export function plainUpgrade(ex: Exchange, host: string, port: number, t: Relaying): void {
-  const up = http.request({ agent: false, host, port, method: ex.req.method, path: ex.path, headers: ex.headers as unknown as Record<string, string>, setHost: false });
-  // Node's client: 'upgrade' (response, socket, head) and 'response' as relayUpgrade takes them.
+  const up = upgradeRequest({ host, port, method: ex.req.method, path: ex.path, headers: ex.headers });
   relayUpgrade(ex, up, t);
   up.end();
 }

@@ -16,6 +16,8 @@ export interface UpstreamRequest {
   headers: string[];
   /** Where a new connection is counted. */
   tcp?: TcpStats;
+  /** An upgrade request (upgradeRequest): a 101 hands the connection over. */
+  upgrade?: boolean;
 }
 
 const CONN = Symbol('mesh.h1c');
@@ -179,9 +181,12 @@ export class ClientConn implements BodyTarget {
         }
         const h = parseResponseHead(buf, end);
         this.buf = end + 4 < buf.length ? buf.subarray(end + 4) : null;
-        // Interim responses (100 Continue and the like) are not passed on; the proxy never asks this connection to
-        // switch protocols, so a 101 leaves it in a state nothing here can read.
-        if (h.status === 101) throw new ParseError(502, 'the app switched protocols unasked');
+        // Interim responses (100 Continue and the like) are not passed on. A 101 hands an upgrade request's connection
+        // over; to any other request it leaves the connection in a state nothing here can read.
+        if (h.status === 101) {
+          if (req.o.upgrade !== true) throw new ParseError(502, 'the app switched protocols unasked');
+          return this.switched(req, h);
+        }
         if (h.status < 200) continue;
         this.head = h;
         this.reusable = h.minor === 1 ? !h.connClose : h.connKeepAlive && !h.connClose;
@@ -204,6 +209,26 @@ export class ClientConn implements BodyTarget {
       this.buf = null;
       this.sock.destroy();
     }
+  }
+
+  /**
+   * A 101 to an upgrade request: the connection is the upgrade's ('upgrade': the head, the socket, the bytes past the
+   * head). The socket stays flowing: whoever takes it listens for 'data' (or pipes it) before the event returns.
+   */
+  private switched(req: UpRequest, h: Head): void {
+    const rest = this.buf;
+    this.buf = null;
+    this.req = null;
+    req.conn = null;
+    req.done = true;
+    const sock = this.sock;
+    sock.removeListener('data', onSockData);
+    sock.removeListener('close', onSockClose);
+    sock.removeListener('error', onSockError);
+    sock.removeListener('drain', onSockDrain);
+    this.pool.forget(this);
+    if (req.listenerCount('upgrade') === 0) return void sock.destroy();
+    req.emit('upgrade', { statusMessage: h.reason, rawHeaders: h.raw }, sock, rest);
   }
 
   onBody(chunk: Buffer): void {
@@ -261,6 +286,9 @@ function onSockRead(this: ConnSocket, n: number, buf: Uint8Array): boolean {
   this[CONN]!.onData((buf as Buffer).subarray(0, n));
   return true;
 }
+function onSockData(this: ConnSocket, chunk: Buffer): void {
+  this[CONN]!.onData(chunk);
+}
 function onSockClose(this: ConnSocket): void {
   this[CONN]!.closed();
 }
@@ -276,19 +304,26 @@ function onSockDrain(this: ConnSocket): void {
 export interface PoolOptions {
   /** Idle connections close after this long. */
   idleMs: number;
-  /** At most this many idle connections are kept per address. */
+  /** At most this many idle connections are kept per address (0: none, every connection serves one request). */
   maxIdle: number;
   /** Counted when a request names no stats of its own. */
   tcp?: TcpStats;
+  /** Opens a connection, reading with `onread` (as tls.connect takes it); plain TCP when absent. */
+  connect?: (o: UpstreamRequest, onread: net.OnReadOpts) => net.Socket;
 }
+
+const ON_READ: net.OnReadOpts = { buffer: READ_BUF, callback: onSockRead };
 
 /** Keep-alive connections per upstream address, most recently used first. */
 export class Pool {
   private readonly idle = new Map<string, ClientConn[]>();
   private readonly all = new Set<ClientConn>();
   private sweeper: NodeJS.Timeout | null = null;
+  private maxIdle: number;
 
-  constructor(private readonly o: PoolOptions) {}
+  constructor(private readonly o: PoolOptions) {
+    this.maxIdle = o.maxIdle;
+  }
 
   request(o: UpstreamRequest): UpRequest {
     const req = new UpRequest(o);
@@ -300,7 +335,7 @@ export class Pool {
       c.attach(req);
       return req;
     }
-    const sock = net.connect({ port: o.port, host: o.host, onread: { buffer: READ_BUF, callback: onSockRead } });
+    const sock = this.o.connect === undefined ? net.connect({ port: o.port, host: o.host, onread: ON_READ }) : this.o.connect(o, ON_READ);
     sock.setNoDelay(true);
     const conn = new ClientConn(sock, this, key);
     (sock as ConnSocket)[CONN] = conn;
@@ -316,7 +351,7 @@ export class Pool {
   release(c: ClientConn): void {
     let list = this.idle.get(c.key);
     if (list === undefined) this.idle.set(c.key, (list = []));
-    if (list.length >= this.o.maxIdle) {
+    if (list.length >= this.maxIdle) {
       c.sock.destroy();
       return;
     }
@@ -351,6 +386,14 @@ export class Pool {
     }
   }
 
+  /** Keeps no connection for later: idle ones close now, busy ones after their request. */
+  retire(): void {
+    this.maxIdle = 0;
+    const idle = [...this.idle.values()];
+    this.idle.clear();
+    for (const list of idle) for (const c of list) c.sock.destroy();
+  }
+
   destroy(): void {
     if (this.sweeper !== null) clearInterval(this.sweeper);
     this.sweeper = null;
@@ -358,4 +401,27 @@ export class Pool {
     this.all.clear();
     this.idle.clear();
   }
+}
+
+/** Where upgrade connections go back to when the answer was not a 101: nowhere, they close. */
+const UNPOOLED = new Pool({ idleMs: 1_000, maxIdle: 0 });
+
+/**
+ * An upgrade request on a connection of its own, read with 'data' events (after a 101 it is piped): 'upgrade' (the
+ * 101's head, the socket, the bytes read past the head), or an ordinary 'response' after which the connection
+ * closes, or 'error'. It has no body (a request with one is never an upgrade, h1-headers.ts tunnels).
+ */
+export function upgradeRequest(o: UpstreamRequest): UpRequest {
+  const req = new UpRequest({ ...o, upgrade: true });
+  const sock = net.connect({ port: o.port, host: o.host });
+  sock.setNoDelay(true);
+  const conn = new ClientConn(sock, UNPOOLED, `${o.host}:${o.port}`);
+  (sock as ConnSocket)[CONN] = conn;
+  sock.on('data', onSockData);
+  sock.on('close', onSockClose);
+  sock.on('error', onSockError);
+  sock.on('drain', onSockDrain);
+  o.tcp?.track(sock);
+  conn.attach(req);
+  return req;
 }
