@@ -12,6 +12,8 @@ describe('the local mesh, end to end', () => {
   let web2: WorkloadInfo;
   let client: WorkloadInfo;
   const pids: number[] = [];
+  /** A CA file the client's sidecar must not load (issue 14) and its app must get. */
+  const EXTRA_CA = join(m.dir, 'identity', 'trust-anchor.crt');
 
   before(async () => {
     await m.install();
@@ -46,7 +48,7 @@ describe('the local mesh, end to end', () => {
   });
 
   it('runs three workloads whose traffic crosses the mesh over mTLS', async () => {
-    [web1, web2, client] = await Promise.all([m.run('web', { version: 'v1' }), m.run('web', { version: 'v2' }), m.run('client')]);
+    [web1, web2, client] = await Promise.all([m.run('web', { version: 'v1' }), m.run('web', { version: 'v2' }), m.run('client', { env: { NODE_EXTRA_CA_CERTS: EXTRA_CA } })]);
     pids.push(web1.pid, web1.appPid, web2.pid, web2.appPid, client.pid, client.appPid);
     const seen = new Set<string>();
     await waitFor('both web endpoints to serve', async () => {
@@ -64,10 +66,15 @@ describe('the local mesh, end to end', () => {
     assert.ok(env.includes(`MESH_OUTBOUND=${client.outbound}`));
     assert.ok(env.includes(`HTTP_PROXY=http://${client.outbound}`));
     // The sidecar runs with two malloc arenas (issue 14); its app gets the environment without them.
+    const sidecarEnv = readFileSync(`/proc/${client.pid}/environ`, 'utf8').split('\0');
     if (process.env.MALLOC_ARENA_MAX === undefined) {
-      assert.ok(readFileSync(`/proc/${client.pid}/environ`, 'utf8').split('\0').includes('MALLOC_ARENA_MAX=2'));
+      assert.ok(sidecarEnv.includes('MALLOC_ARENA_MAX=2'));
       assert.ok(!env.some((e) => e.startsWith('MALLOC_ARENA_MAX=') || e.startsWith('MESH_SIDECAR_MALLOC_ARENAS=')));
     }
+    // The sidecar runs without NODE_EXTRA_CA_CERTS (it trusts the mesh's anchors only); the app keeps it.
+    assert.ok(!sidecarEnv.some((e) => e.startsWith('NODE_EXTRA_CA_CERTS=')));
+    assert.ok(env.includes(`NODE_EXTRA_CA_CERTS=${EXTRA_CA}`));
+    assert.ok(!env.some((e) => e.startsWith('MESH_APP_NODE_EXTRA_CA_CERTS=')));
     const r = await request(client.outbound, { path: 'http://web:9080/abs', headers: { host: 'web:9080' } });
     assert.equal(r.status, 200);
     assert.equal((JSON.parse(r.body) as { path: string }).path, '/abs');

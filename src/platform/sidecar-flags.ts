@@ -24,16 +24,27 @@ export const SIDECAR_MALLOC_ARENAS = '2';
 
 /** Marks a MALLOC_ARENA_MAX that sidecarEnv added, so the app does not inherit it. */
 const ADDED = 'MESH_SIDECAR_MALLOC_ARENAS';
+/** The app's NODE_EXTRA_CA_CERTS, kept aside while its sidecar runs without it. */
+const EXTRA_CA = 'MESH_APP_NODE_EXTRA_CA_CERTS';
 
-/** The environment a sidecar is spawned with: `env` with MALLOC_ARENA_MAX, unless it has one. */
+/**
+ * The environment a sidecar is spawned with: `env` with MALLOC_ARENA_MAX (unless it has one) and without
+ * NODE_EXTRA_CA_CERTS. Node reads that file at start-up into a copy of its public root store, ~1.8 MB of RSS
+ * measured, and a sidecar never uses that store: every TLS context it makes trusts the mesh's anchors only. The app
+ * gets the variable back (appEnvOf), since its own TLS may need it.
+ */
 export function sidecarEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  if (env.MALLOC_ARENA_MAX !== undefined) return env;
-  return { ...env, MALLOC_ARENA_MAX: SIDECAR_MALLOC_ARENAS, [ADDED]: '1' };
+  const { NODE_EXTRA_CA_CERTS: extraCa, ...out } = env;
+  if (extraCa !== undefined) out[EXTRA_CA] = extraCa;
+  if (env.MALLOC_ARENA_MAX === undefined) Object.assign(out, { MALLOC_ARENA_MAX: SIDECAR_MALLOC_ARENAS, [ADDED]: '1' });
+  return out;
 }
 
-/** A sidecar's environment as its app gets it: without what sidecarEnv added. */
+/** A sidecar's environment as its app gets it: without what sidecarEnv added, with what it kept aside. */
 export function appEnvOf(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  if (env[ADDED] === undefined) return env;
-  const { MALLOC_ARENA_MAX: _arenas, [ADDED]: _added, ...rest } = env;
-  return rest;
+  if (env[ADDED] === undefined && env[EXTRA_CA] === undefined) return env;
+  const { [ADDED]: added, [EXTRA_CA]: extraCa, ...out } = env;
+  if (added !== undefined) delete out.MALLOC_ARENA_MAX;
+  if (extraCa !== undefined) out.NODE_EXTRA_CA_CERTS = extraCa;
+  return out;
 }
