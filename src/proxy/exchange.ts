@@ -1,6 +1,5 @@
 // One request's passage through the proxy, and the layer shape every step of it takes.
 import type { Req, Res } from './wire/h1-server.js';
-import { performance } from 'node:perf_hooks';
 import type { Endpoint, Target } from './balancer.js';
 import type { RequestStats, RuleStats } from './metrics.js';
 import type { CompiledRule, ServiceRouter } from './routing.js';
@@ -8,6 +7,7 @@ import { ERROR_HEADER, STATUS, errorHeader, type ErrorCode } from './errors.js';
 import type { Upstream } from './wire/h1-client.js';
 import type { KeptBody } from './layers/retry.js';
 import { grpcMessage, grpcStatusOf, isGrpc } from './wire/grpc-status.js';
+import { now as clockNow } from '../util/clock.js';
 
 /**
  * A failure the proxy answers itself: its stable code (errors.ts) and the status it means, so the client, the error
@@ -44,7 +44,7 @@ export class Exchange {
   sent = 0;
   /** The current attempt's timeout (rules with a timeout, calls with a grpc-timeout). */
   timer: NodeJS.Timeout | null = null;
-  /** A gRPC call's deadline (performance.now() time) from its grpc-timeout; 0 not read yet, -1 none. */
+  /** A gRPC call's deadline (clock.ts now() time) from its grpc-timeout; 0 not read yet, -1 none. */
   deadline = 0;
   /** An upstream response head was handed to `res` (it may not have gone out yet): the proxy can no longer answer in its place. */
   responding = false;
@@ -66,7 +66,7 @@ export class Exchange {
   peer = '';
   /** Set when the proxy answered itself: what the metrics and the access log say went wrong. */
   error: ErrorCode | null = null;
-  readonly start = performance.now();
+  readonly start = clockNow();
   traceId = '';
   /** This proxy's span when tracing exports spans (see telemetry.ts). */
   span: object | null = null;
@@ -78,7 +78,7 @@ export class Exchange {
 
   /** Records the response status and time to first byte, once per exchange. */
   observe(status: number): void {
-    const ms = performance.now() - this.start;
+    const ms = clockNow() - this.start;
     this.stats.observe(status, ms);
     if (this.authzRule !== null) this.authzRule.observe(status, ms);
   }
@@ -175,7 +175,7 @@ export function respondError(ex: Exchange, err: ProxyError): void {
  */
 function respondGrpc(ex: Exchange, err: ProxyError): void {
   const code = err.grpcStatus ?? grpcStatusOf(err.status);
-  ex.stats.grpcHead(performance.now() - ex.start);
+  ex.stats.grpcHead(clockNow() - ex.start);
   ex.stats.grpcEnd(err.status, code);
   ex.res.writeHead(err.status, undefined, [
     'content-type', 'application/grpc',

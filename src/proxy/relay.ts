@@ -10,6 +10,7 @@ import { forwardHeaders, forwardTrailers } from './wire/h1-headers.js';
 import { codeOf, MeshFault, neverSent } from './errors.js';
 import { GrpcStatus, isGrpc } from './wire/grpc-status.js';
 import type { RequestStats, RuleStats } from './metrics.js';
+import { now as clockNow } from '../util/clock.js';
 
 /** A transport that relays: it names the upstream in the reasons of the errors it answers. */
 export interface Relaying extends Transport {
@@ -81,7 +82,7 @@ function onResponse(this: Upstream & Carrier, upRes: UpstreamResponse & Carrier)
   if (grpcHead === NOT_GRPC) ex.observe(status);
   else {
     // gRPC: the outcome is its grpc-status, in the head of a trailers-only response or else in the trailers.
-    const ms = performance.now() - ex.start;
+    const ms = clockNow() - ex.start;
     ex.stats.grpcHead(ms);
     a.status = status;
     a.grpc = ex.stats;

@@ -4,7 +4,6 @@ import type http from 'node:http';
 import type net from 'node:net';
 import { createServer as netServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import type { AppProtocol } from '../model/app-protocol.js';
 import { MeshError } from '../util/errors.js';
 import { servicePortMap, type EndpointInfo, type Snapshot } from '../model/snapshot.js';
@@ -31,6 +30,7 @@ import { createOutboundFront, createUpstreamListener, withFallback } from './tcp
 import { transparentCapture } from './capture.js';
 import { hostOnly } from './layers/normalize.js';
 import type { PortSet } from '../model/ports.js';
+import { timeOrigin } from '../util/clock.js';
 
 export interface ProxyOptions {
   /** client: a sidecar for an app that only calls out (a job, a CLI): outbound only, no inbound listener. */
@@ -140,7 +140,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const deployment = o.workload || (o.mode === 'ingress' ? o.service : `${o.service}-${o.version}`);
   const metrics = new MetricsRegistry({ namespace: o.namespace, deployment, pod: o.instance });
   metrics.gauge('identity_cert_expiration_timestamp_seconds', () => (identity.current ? identity.current.notAfter / 1000 : 0));
-  metrics.gauge('process_start_time_seconds', () => Math.round(performance.timeOrigin / 1000));
+  metrics.gauge('process_start_time_seconds', () => Math.round(timeOrigin / 1000));
   metrics.gauge('process_resident_memory_bytes', () => process.memoryUsage.rss());
   const dstLabels = (ep: EndpointInfo) => ({
     dst_namespace: ep.namespace, dst_service: ep.service, dst_deployment: ep.workload ?? `${ep.service}-${ep.version}`, dst_pod: ep.instance, server_id: ep.identity,

@@ -1,10 +1,10 @@
 // Live request tapping (mesh tap): the control plane tells this proxy which taps concern it over a
 // long-poll; only while one is active does a request cost more than the one `tap.on` check.
 // Headers named in REDACTED (and the control plane's list) leave the proxy as "[redacted]"; bodies never do.
-import { performance } from 'node:perf_hooks';
 import type { Exchange } from './exchange.js';
 import type { ControlClient } from '../api/client.js';
 import type { TapEvent, TapSpec, TapWatch, TapReport, TapReportResponse } from '../api/tap.js';
+import { now as clockNow } from '../util/clock.js';
 
 export const REDACTED = ['authorization', 'cookie', 'set-cookie', 'proxy-authorization'];
 const MAX_BATCH = 200;
@@ -78,7 +78,7 @@ export class Tap {
 
   /** Called for every exchange while `on`: picks the taps it matches, within their rate, and reports it when it ends. */
   watch(ex: Exchange, direction: 'inbound' | 'outbound', reason?: string): void {
-    const now = performance.now();
+    const now = clockNow();
     let taps: Active[] | undefined;
     for (const a of this.active) {
       const s = a.spec;
@@ -94,13 +94,13 @@ export class Tap {
     const res = ex.res;
     const writeHead = res.writeHead;
     res.writeHead = function (status, reason, raw) {
-      head = performance.now();
+      head = clockNow();
       responseHeaders = raw;
       return writeHead.call(this, status, reason, raw);
     };
     const requestHeaders = ex.req.rawHeaders;
     res.once('close', () => {
-      const end = performance.now();
+      const end = clockNow();
       const ep = ex.endpoint?.info;
       for (const a of taps) {
         const s = a.spec;
@@ -133,7 +133,7 @@ export class Tap {
   /** A TCP connection refused before it reached the app (authorization): a CONNECT with no path, for taps that
    * select no path or destination. */
   refused(authority: string, peer: string, error: string, reason: string): void {
-    const now = performance.now();
+    const now = clockNow();
     for (const a of this.active) {
       const s = a.spec;
       if ((s.method && s.method !== 'CONNECT') || s.pathPrefix || s.to || (s.authority && s.authority !== authority) || !admit(a, now)) continue;

@@ -1,12 +1,12 @@
 // Access logs and tracing. Both are off the hot path unless switched on; the one thing done for
 // every request is starting a W3C trace context when the request arrives without one.
 import { randomFillSync } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import type { Exchange } from './exchange.js';
 import type { Tap } from './tap.js';
 import { isoTime } from '../util/iso-time.js';
 import { CONTROL_COLLECTOR } from '../model/snapshot.js';
 import { Pool } from './wire/h1-client.js';
+import { now as clockNow, timeOrigin } from '../util/clock.js';
 
 export interface TelemetrySettings {
   accessLog: boolean;
@@ -53,7 +53,7 @@ export class Telemetry {
   toControl: ((body: unknown) => void) | null = null;
   private spans: Span[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private readonly epochOffsetMs = performance.timeOrigin;
+  private readonly epochOffsetMs = timeOrigin;
   private sampleWindow = 0;
   private sampled = 0;
 
@@ -95,7 +95,7 @@ export class Telemetry {
       traceId = randomHex(16);
       const limit = this.settings.newTracesPerSecond;
       if (limit !== undefined && this.settings.collector !== null) {
-        const now = performance.now();
+        const now = clockNow();
         if (now - this.sampleWindow >= 1000) {
           this.sampleWindow = now;
           this.sampled = 0;
@@ -131,7 +131,7 @@ export class Telemetry {
     if (this.tap?.on) this.tap.watch(ex, direction);
     if (!this.settings.accessLog && ex.span === null) return;
     ex.res.once('close', () => {
-      const ms = performance.now() - ex.start;
+      const ms = clockNow() - ex.start;
       const status = ex.res.statusCode;
       const authority = ex.req.host ?? ex.host;
       const server = direction === 'inbound' ? this.own.identity : ex.endpoint?.info.identity ?? '';

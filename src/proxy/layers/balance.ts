@@ -1,10 +1,10 @@
 // Chooses an endpoint of the routed subset, and keeps its account: load in flight, latency of the
 // successes, and the failures that eject it (a connect failure at once, others as they accrue).
-import { performance } from 'node:perf_hooks';
 import { ProxyError, respondError, type Layer, type Report } from '../exchange.js';
 import { neverSent } from '../errors.js';
 import type { Endpoint, Target } from '../balancer.js';
 import type { ServiceRouter } from '../routing.js';
+import { now as clockNow } from '../../util/clock.js';
 
 /** What balancing needs of what passes through it: an exchange (a request), or a connection (tcp.ts). */
 export interface Balanced {
@@ -42,7 +42,7 @@ export const accounting = <X extends Balanced>(above: Report<X>): Report<X> => (
   response(ex, status) {
     if (status >= 500) failed(ex, false);
     // A handshake's time says nothing about the endpoint's load: count the success, not the latency.
-    else ex.endpoint!.succeeded(ex.freshConnection ? -1 : performance.now() - ex.sent, Date.now());
+    else ex.endpoint!.succeeded(ex.freshConnection ? -1 : clockNow() - ex.sent, Date.now());
     return above.response(ex, status);
   },
   failed(ex, err, code, reused) {

@@ -2,12 +2,12 @@
 // mesh/1 session (see wire/mux-client.ts). It decides nothing: how each try went goes up to the
 // layers above (balance, timeout, retry), which decide.
 import type { SecureContext } from 'node:tls';
-import { performance } from 'node:perf_hooks';
 import { TOP, type Exchange } from '../exchange.js';
 import { relay, type Relaying } from '../relay.js';
 import { relayUpgrade } from '../upgrade.js';
 import type { TcpStats } from '../metrics.js';
 import { SessionPool } from '../wire/mux-client.js';
+import { now as clockNow } from '../../util/clock.js';
 
 export interface MtlsTransport {
   sessions: SessionPool;
@@ -25,7 +25,7 @@ export function mtlsForward(t: MtlsTransport): Relaying {
   const self: Relaying = {
     send(ex) {
       const ep = ex.endpoint!;
-      ex.sent = performance.now();
+      ex.sent = clockNow();
       relay(ex, t.sessions.request(ep.info.address, ep.info.port, ep.tls(t.secureContext), ex.req.method, ex.path, ex.headers, ep.tcp), self);
     },
     report: TOP,
@@ -39,7 +39,7 @@ export function mtlsUpgrade(t: MtlsTransport): Relaying {
   const self: Relaying = {
     send(ex) {
       const ep = ex.endpoint!;
-      ex.sent = performance.now();
+      ex.sent = clockNow();
       relayUpgrade(ex, t.sessions.upgrade(ep.info.address, ep.info.port, ep.tls(t.secureContext), ex.path, ex.headers, ep.tcp), self);
     },
     report: TOP,

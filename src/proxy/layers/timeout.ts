@@ -4,10 +4,10 @@
 // grpc-timeout, as Linkerd and Envoy pass it on. A timed-out try is never retried: it may still be running upstream.
 // The inbound side runs it too (no rules there): a call whose caller's sidecar did not enforce its deadline is ended
 // all the same, with DEADLINE_EXCEEDED.
-import { performance } from 'node:perf_hooks';
 import { ProxyError, respondError, type Exchange, type Layer } from '../exchange.js';
 import { MeshFault } from '../errors.js';
 import { formatGrpcTimeout, grpcTimeoutMs, isGrpc } from '../wire/grpc-status.js';
+import { now as clockNow } from '../../util/clock.js';
 
 /** setTimeout's longest delay; a later deadline is left to the client. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -47,7 +47,7 @@ export const timeout: Layer = (next) => (ex) => {
     ex.deadline = t < 0 ? -1 : ex.start + t;
   }
   if (ex.deadline > 0) {
-    const left = ex.deadline - performance.now();
+    const left = ex.deadline - clockNow();
     if (left < 1) {
       ex.router?.target.stats.count('outbound_http_timeouts_total');
       return respondError(ex, new ProxyError('timeout', "the call's grpc-timeout passed"));
