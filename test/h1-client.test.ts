@@ -6,7 +6,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { PassThrough } from 'node:stream';
-import { Pool } from '../src/proxy/wire/h1-client.js';
+import { Pool, upgradeRequest, type UpstreamResponse } from '../src/proxy/wire/h1-client.js';
 import { FrameWriter, HDR, T } from '../src/proxy/wire/mux-frames.js';
 import { ConnFlow, Sender } from '../src/proxy/wire/mux-flow.js';
 import { READ_BUF } from '../src/proxy/wire/read-buffer.js';
@@ -124,5 +124,111 @@ describe('mesh/1 writes from the shared read buffer', () => {
     const out = await turn();
     assert.equal(out.readUInt32BE(6), 1000);
     assert.ok(out.subarray(HDR).equals(Buffer.alloc(1000, 0x61)));
+  });
+});
+
+describe('h1-client upgrades', () => {
+  /** An app that answers every request head on a connection with `answer`, then echoes what follows. */
+  async function app(answer: string): Promise<{ port: number; heads: string[]; open(): number; close(): Promise<void> }> {
+    const heads: string[] = [];
+    const open = new Set<net.Socket>();
+    const server = net.createServer((s) => {
+      open.add(s);
+      s.on('close', () => open.delete(s));
+      let got = '';
+      const onHead = (d: Buffer) => {
+        got += d.toString('latin1');
+        if (!got.includes('\r\n\r\n')) return;
+        s.off('data', onHead);
+        heads.push(got);
+        s.write(answer);
+        if (answer.startsWith('HTTP/1.1 101')) s.pipe(s);
+      };
+      s.on('data', onHead);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return {
+      port: (server.address() as net.AddressInfo).port,
+      heads,
+      open: () => open.size,
+      close: async () => {
+        for (const s of open) s.destroy();
+        await new Promise((r) => server.close(r));
+      },
+    };
+  }
+  const request = (port: number) => upgradeRequest({ host: '127.0.0.1', port, method: 'GET', path: '/ws', headers: ['host', 'app', 'connection', 'upgrade', 'upgrade', 'echo'] });
+
+  it('hands the connection over on a 101, with the bytes that came behind its head', async () => {
+    const a = await app('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nearly bytes');
+    try {
+      const up = request(a.port);
+      const [head, sock, rest] = await new Promise<[{ statusMessage: string; rawHeaders: string[] }, net.Socket, Buffer | null]>((resolve, reject) => {
+        up.on('upgrade', (h, s, r) => resolve([h, s, r]));
+        up.on('response', () => reject(new Error('an ordinary response')));
+        up.on('error', reject);
+        up.end();
+      });
+      assert.equal(a.heads[0], 'GET /ws HTTP/1.1\r\nhost: app\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n', 'the head as given, nothing added');
+      assert.equal(head.statusMessage, 'Switching Protocols');
+      assert.deepEqual(head.rawHeaders, ['Upgrade', 'echo', 'Connection', 'Upgrade']);
+      assert.equal(String(rest), 'early bytes');
+      let echoed = '';
+      sock.on('data', (d: Buffer) => (echoed += d));
+      sock.write('after the switch');
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`echoed ${JSON.stringify(echoed)}`)), 5_000);
+        const check = () => (echoed === 'after the switch' ? (clearTimeout(t), resolve()) : setImmediate(check));
+        check();
+      });
+      sock.destroy();
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('passes any other answer on as a response, and closes the connection after it', async () => {
+    const a = await app('HTTP/1.1 403 Forbidden\r\ncontent-length: 4\r\n\r\nnope');
+    try {
+      const up = request(a.port);
+      // Its body comes in the same turn as its head: read from the 'response' event on.
+      const [res, body] = await new Promise<[UpstreamResponse, string]>((resolve, reject) => {
+        up.on('response', (r: UpstreamResponse) => {
+          let b = '';
+          r.on('data', (d: Buffer) => (b += d));
+          r.on('end', () => resolve([r, b]));
+        });
+        up.on('upgrade', () => reject(new Error('upgraded')));
+        up.on('error', reject);
+        up.end();
+      });
+      assert.equal(res.statusCode, 403);
+      assert.equal(body, 'nope');
+      await new Promise<void>((resolve, reject) => {
+        // The app keeps it alive: only the client closes it.
+        const t = setTimeout(() => reject(new Error('the connection stayed open')), 5_000);
+        const check = () => (a.open() === 0 ? (clearTimeout(t), resolve()) : setImmediate(check));
+        check();
+      });
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('refuses a 101 to a request that did not ask to upgrade', async () => {
+    const a = await app('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n');
+    const pool = new Pool({ idleMs: 1_000, maxIdle: 1 });
+    try {
+      const up = pool.request({ host: '127.0.0.1', port: a.port, method: 'GET', path: '/', headers: ['host', 'app'] });
+      const err = await new Promise<Error>((resolve) => {
+        up.on('error', resolve);
+        up.on('response', () => resolve(new Error('a response')));
+        up.end();
+      });
+      assert.match(err.message, /switched protocols unasked/);
+    } finally {
+      pool.destroy();
+      await a.close();
+    }
   });
 });

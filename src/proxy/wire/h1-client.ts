@@ -1,5 +1,6 @@
-// The client side of the proxy's HTTP/1.1 (inbound sidecar to its app): pools of keep-alive
-// connections per upstream address, one request at a time on each.
+// The client side of the proxy's HTTP/1.1 (inbound sidecar to its app, egress, upgrades, the trace export,
+// and over TLS the control API's client): pools of keep-alive connections per upstream address, one
+// request at a time on each.
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { BodyDecoder, chunkFrame, Head, headEnd, lastChunk, MAX_HEAD, parseResponseHead, ParseError, withHead, type BodyTarget } from './h1-parse.js';
