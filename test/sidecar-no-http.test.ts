@@ -35,8 +35,8 @@ async function startCollector(): Promise<{ url: string; traceIds: Set<string>; s
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`, traceIds, server };
 }
 
-/** Writes `text` on one connection and reads until `done` holds or the peer closes. */
-async function converse(address: string, steps: { send: string; until: (got: string) => boolean }[]): Promise<{ got: string; closed: boolean }> {
+/** Writes each step on one connection and reads until its `until` holds or the peer closes; `closes`: then waits for the close. */
+async function converse(address: string, steps: { send: string; until: (got: string) => boolean }[], closes = false): Promise<{ got: string; closed: boolean }> {
   const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
   const sock = net.connect(port, host);
   let got = '';
@@ -49,7 +49,7 @@ async function converse(address: string, steps: { send: string; until: (got: str
       sock.write(s.send);
       await waitFor(`an answer to ${JSON.stringify(s.send.slice(0, 30))}`, () => s.until(got) || closed, 10_000, 10);
     }
-    await waitFor('the connection to close', () => closed || steps.length === 0, 10_000, 10).catch(() => undefined);
+    if (closes) await waitFor('the connection to close', () => closed, 10_000, 10);
     return { got, closed };
   } finally {
     sock.destroy();
@@ -102,7 +102,7 @@ describe('a sidecar without node:http', () => {
       { send: 'POST /live HTTP/1.1\r\nHost: a\r\n\r\n', until: (g) => g.endsWith('only GET and HEAD\n') },
       { send: 'GET /nosuch HTTP/1.1\r\nHost: a\r\n\r\n', until: (g) => g.endsWith('not found\n') },
       { send: 'NOT HTTP\r\n\r\n', until: (g) => /HTTP\/1\.1 400 [^]*\n$/.test(g) },
-    ]);
+    ], true);
     const heads = [...admin.got.matchAll(/^HTTP\/1\.1 (\d{3}) [^]*?\r\n\r\n/gm)];
     assert.deepEqual(heads.map((h) => Number(h[1])), [200, 200, 200, 405, 404, 400], admin.got);
     assert.match(heads[0]![0], /\r\ncontent-type: text\/plain; version=0\.0\.4\r\n/);
@@ -110,6 +110,9 @@ describe('a sidecar without node:http', () => {
     assert.ok(length > 0 && length === Number(/\r\ncontent-length: (\d+)\r\n/.exec(heads[0]![0])?.[1]), 'HEAD says the length GET sends');
     assert.ok(admin.got.slice(heads[1]!.index! + heads[1]![0].length).startsWith('HTTP/1.1 200'), 'no body after the HEAD answer');
     assert.equal(admin.closed, true, 'a malformed request closes the connection');
+    const upgrade = await converse(web.admin, [{ send: 'GET /live HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n', until: (g) => g.endsWith('does not upgrade\n') }], true);
+    assert.match(upgrade.got, /^HTTP\/1\.1 400 /);
+    assert.equal(upgrade.closed, true, 'an upgrade request gets its answer and the connection closes');
     const metrics = (await get(web.admin, '/metrics')).body;
     const expiry = Number(/^identity_cert_expiration_timestamp_seconds\{[^}]*\} (\S+)$/m.exec(metrics)?.[1]);
     assert.ok(expiry > Date.now() / 1000, 'web holds a certificate from the control plane');

@@ -28,10 +28,11 @@ export function createAdminServer(state: AdminState): H1Server {
       if (path === '/metrics') return text(res, 200, state.metrics(), METRICS_TYPE);
       text(res, 404, 'not found\n');
     },
-    // Nothing here switches protocols: the request is answered and the connection closed.
+    // Nothing here switches protocols: the request is answered and the connection closed once the answer is out
+    // (the codec reads no more from it, so it would not see the client close).
     upgrade(_req: Req, socket: net.Socket) {
       const msg = 'the admin listener does not upgrade\n';
-      socket.end(`HTTP/1.1 400 ${STATUS_TEXT[400]}\r\ncontent-type: text/plain\r\ncontent-length: ${msg.length}\r\nconnection: close\r\n\r\n${msg}`);
+      socket.end(`HTTP/1.1 400 ${STATUS_TEXT[400]}\r\ncontent-type: text/plain\r\ncontent-length: ${msg.length}\r\nconnection: close\r\n\r\n${msg}`, () => socket.destroy());
     },
   });
 }
