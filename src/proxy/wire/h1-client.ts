@@ -315,6 +315,19 @@ export interface PoolOptions {
 
 const ON_READ: net.OnReadOpts = { buffer: READ_BUF, callback: onSockRead };
 
+/** A new connection's socket wired to its ClientConn, which then carries `req`. */
+function openConn(sock: net.Socket, pool: Pool, key: string, req: UpRequest, tcp: TcpStats | undefined): ClientConn {
+  sock.setNoDelay(true);
+  const conn = new ClientConn(sock, pool, key);
+  (sock as ConnSocket)[CONN] = conn;
+  sock.on('close', onSockClose);
+  sock.on('error', onSockError);
+  sock.on('drain', onSockDrain);
+  tcp?.track(sock);
+  conn.attach(req);
+  return conn;
+}
+
 /** Keep-alive connections per upstream address, most recently used first. */
 export class Pool {
   private readonly idle = new Map<string, ClientConn[]>();
@@ -337,15 +350,7 @@ export class Pool {
       return req;
     }
     const sock = this.o.connect === undefined ? net.connect({ port: o.port, host: o.host, onread: ON_READ }) : this.o.connect(o, ON_READ);
-    sock.setNoDelay(true);
-    const conn = new ClientConn(sock, this, key);
-    (sock as ConnSocket)[CONN] = conn;
-    sock.on('close', onSockClose);
-    sock.on('error', onSockError);
-    sock.on('drain', onSockDrain);
-    (o.tcp ?? this.o.tcp)?.track(sock);
-    this.all.add(conn);
-    conn.attach(req);
+    this.all.add(openConn(sock, this, key, req, o.tcp ?? this.o.tcp));
     return req;
   }
 
@@ -415,14 +420,7 @@ const UNPOOLED = new Pool({ idleMs: 1_000, maxIdle: 0 });
 export function upgradeRequest(o: UpstreamRequest): UpRequest {
   const req = new UpRequest({ ...o, upgrade: true });
   const sock = net.connect({ port: o.port, host: o.host });
-  sock.setNoDelay(true);
-  const conn = new ClientConn(sock, UNPOOLED, `${o.host}:${o.port}`);
-  (sock as ConnSocket)[CONN] = conn;
   sock.on('data', onSockData);
-  sock.on('close', onSockClose);
-  sock.on('error', onSockError);
-  sock.on('drain', onSockDrain);
-  o.tcp?.track(sock);
-  conn.attach(req);
+  openConn(sock, UNPOOLED, `${o.host}:${o.port}`, req, o.tcp);
   return req;
 }
